@@ -1,0 +1,157 @@
+using System.IO.Compression;
+using Patching.IO;
+using Patching.Manifests;
+using Patching.Signing;
+
+namespace Patching.Building;
+
+/// <summary>What a publisher asks for when building a patch.</summary>
+internal sealed record BuildRequest
+{
+    /// <summary>The old tree; null builds a full package.</summary>
+    public string? FromDir { get; init; }
+    public required string ToDir { get; init; }
+    public required string OutDir { get; init; }
+    public required string Product { get; init; }
+    public required string Version { get; init; }
+    /// <summary>Required with <see cref="FromDir"/>.</summary>
+    public string? FromVersion { get; init; }
+    /// <summary>PKCS#8 PEM; null writes an unsigned patch for offline signing.</summary>
+    public string? PrivateKeyPem { get; init; }
+    public DateTimeOffset? Expires { get; init; }
+    public bool Compress { get; init; } = true;
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+}
+
+internal sealed record BuildResult(string ManifestPath, Manifest Manifest, int BlobCount, long BlobBytes);
+
+/// <summary>Scans two trees, writes content-addressed blobs for content the base lacks, and the manifest.</summary>
+internal static class PatchBuilder
+{
+    public static BuildResult Build(BuildRequest request, CancellationToken ct = default)
+    {
+        if (request.FromDir is not null && request.FromVersion is null)
+            throw new ArgumentException("--from-version is required when building from an old tree");
+        _ = PatchVersion.Parse(request.Version, "version");
+        if (request.FromVersion is not null)
+        {
+            var from = PatchVersion.Parse(request.FromVersion, "from-version");
+            if (from >= PatchVersion.Parse(request.Version, "version"))
+                throw new PatcherException(PatchErrorCode.NotNewer, $"version {request.Version} is not newer than from-version {request.FromVersion}");
+        }
+
+        var target = TreeScanner.Scan(request.ToDir, ct: ct);
+        var baseTree = request.FromDir is null ? new ScannedTree([], []) : TreeScanner.Scan(request.FromDir, ct: ct);
+
+        foreach (var path in target.Files.Select(f => f.Path).Concat(target.Directories))
+        {
+            var reason = PathRules.Check(path);
+            if (reason is not null) throw new PatcherException(PatchErrorCode.UnsafePath, $"cannot publish '{path}': {reason}", path);
+        }
+
+        var baseContent = baseTree.Files.Select(f => (f.Sha256, f.Size)).ToHashSet();
+        var blobsDir = Path.Join(request.OutDir, "blobs");
+        Directory.CreateDirectory(blobsDir);
+
+        // One blob per distinct content the base does not have; the first file with that content is the source.
+        var needed = target.Files
+            .Where(f => !baseContent.Contains((f.Sha256, f.Size)))
+            .GroupBy(f => f.Sha256)
+            .Select(g => g.First())
+            .OrderBy(f => f.Sha256, StringComparer.Ordinal)
+            .ToList();
+
+        var blobs = new BlobEntry[needed.Count];
+        Parallel.For(0, needed.Count, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            blobs[i] = WriteBlob(PathRules.Join(request.ToDir, needed[i].Path), needed[i], request.OutDir, request.Compress, ct);
+        });
+
+        var manifest = new Manifest
+        {
+            Product = request.Product,
+            Version = request.Version,
+            FromVersion = request.FromVersion,
+            Created = TruncateToSeconds(request.Time.GetUtcNow()),
+            Expires = request.Expires,
+            Directories = target.Directories,
+            Files = target.Files.Select(f => new TargetFile
+            {
+                Path = f.Path,
+                Size = f.Size,
+                Sha256 = f.Sha256,
+                Executable = f.Executable,
+                Parts = f.Size == 0 ? [] : [new ContentPart { Sha256 = f.Sha256, Size = f.Size }],
+            }).ToList(),
+            Base = baseTree.Files.Select(f => new BaseFile { Path = f.Path, Size = f.Size, Sha256 = f.Sha256 }).ToList(),
+            BaseDirectories = baseTree.Directories,
+            Blobs = blobs,
+        };
+        ManifestValidator.Validate(manifest, ManifestLimits.Default);
+
+        var bytes = ManifestCodec.Serialize(manifest);
+        var manifestPath = Path.Join(request.OutDir, ManifestCodec.ManifestFileName);
+        File.WriteAllBytes(manifestPath, bytes);
+        var sigPath = Path.Join(request.OutDir, ManifestCodec.SignatureFileName);
+        if (request.PrivateKeyPem is not null)
+        {
+            var sig = SigningKeys.Sign(bytes, request.PrivateKeyPem);
+            File.WriteAllBytes(sigPath, ManifestCodec.SerializeEnvelope(new SignatureEnvelope { Signatures = [sig] }));
+        }
+        else if (File.Exists(sigPath))
+        {
+            File.Delete(sigPath);
+        }
+
+        return new BuildResult(manifestPath, manifest, blobs.Length, blobs.Sum(b => b.StoredSize));
+    }
+
+    /// <summary>Adds a signature to an existing patch, keeping signatures by other keys (threshold signing).</summary>
+    public static SignatureEntry Sign(string patchDir, string privatePem)
+    {
+        var manifestPath = Path.Join(patchDir, ManifestCodec.ManifestFileName);
+        if (!File.Exists(manifestPath))
+            throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} in '{patchDir}'", patchDir);
+        var bytes = File.ReadAllBytes(manifestPath);
+        // Refuse to sign something the applier would refuse anyway.
+        ManifestValidator.Validate(ManifestCodec.Deserialize(bytes, manifestPath), ManifestLimits.Default);
+        var sig = SigningKeys.Sign(bytes, privatePem);
+        var sigPath = Path.Join(patchDir, ManifestCodec.SignatureFileName);
+        var existing = File.Exists(sigPath)
+            ? ManifestCodec.DeserializeEnvelope(File.ReadAllBytes(sigPath), sigPath).Signatures.Where(s => s.KeyId != sig.KeyId)
+            : [];
+        var envelope = new SignatureEnvelope { Signatures = [.. existing, sig] };
+        File.WriteAllBytes(sigPath, ManifestCodec.SerializeEnvelope(envelope));
+        return sig;
+    }
+
+    private static BlobEntry WriteBlob(string source, ScannedFile file, string outDir, bool compress, CancellationToken ct)
+    {
+        var dir = Path.Join(outDir, "blobs", file.Sha256[..2]);
+        Directory.CreateDirectory(dir);
+        // Small or already-compressed content is stored raw; Brotli is kept only when it saves at least 5%.
+        if (compress && file.Size >= 512)
+        {
+            var brPath = Path.Join(dir, file.Sha256 + ".br");
+            using (var input = FileOps.Instance.OpenRead(source))
+            using (var output = File.Create(brPath))
+            using (var brotli = new BrotliStream(output, CompressionLevel.Fastest))
+            {
+                input.CopyTo(brotli, ContentHash.BufferSize);
+            }
+
+            ct.ThrowIfCancellationRequested();
+            var stored = new FileInfo(brPath).Length;
+            if (stored <= file.Size * 95 / 100)
+                return new BlobEntry { Sha256 = file.Sha256, Size = file.Size, Compression = BlobCompression.Brotli, StoredSize = stored };
+            File.Delete(brPath);
+        }
+
+        var rawPath = Path.Join(dir, file.Sha256);
+        File.Copy(source, rawPath, overwrite: true);
+        return new BlobEntry { Sha256 = file.Sha256, Size = file.Size, Compression = BlobCompression.None, StoredSize = file.Size };
+    }
+
+    private static DateTimeOffset TruncateToSeconds(DateTimeOffset t) =>
+        new(t.Ticks - (t.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
+}

@@ -1,0 +1,72 @@
+using System.Buffers;
+using System.Security.Cryptography;
+
+namespace Patching.IO;
+
+/// <summary>Streaming SHA-256 helpers. One pass over the data: hashing happens while copying.</summary>
+internal static class ContentHash
+{
+    public const int BufferSize = 1 << 20;
+
+    public static string OfFile(string path, CancellationToken ct = default)
+    {
+        using var s = FileOps.Instance.OpenRead(path);
+        return OfStream(s, ct);
+    }
+
+    public static string OfStream(Stream s, CancellationToken ct = default)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            int n;
+            while ((n = s.Read(buffer, 0, BufferSize)) > 0)
+            {
+                ct.ThrowIfCancellationRequested();
+                hash.AppendData(buffer, 0, n);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    /// <summary>
+    /// Copies at most <paramref name="maxBytes"/> + 1 bytes from <paramref name="source"/> to
+    /// <paramref name="destination"/>, hashing them. The +1 lets the caller detect an over-long source
+    /// without ever writing more than one extra byte's worth of reading.
+    /// </summary>
+    public static (long Length, string Sha256) CopyAndHash(Stream source, Stream destination, long maxBytes,
+        Action<long>? onBytes, CancellationToken ct)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        long total = 0;
+        try
+        {
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                var want = (int)Math.Min(BufferSize, maxBytes + 1 - total);
+                if (want <= 0) break;
+                var n = source.Read(buffer, 0, want);
+                if (n == 0) break;
+                total += n;
+                if (total > maxBytes) break;
+                hash.AppendData(buffer, 0, n);
+                destination.Write(buffer, 0, n);
+                onBytes?.Invoke(n);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        return (total, Convert.ToHexStringLower(hash.GetHashAndReset()));
+    }
+}

@@ -1,0 +1,104 @@
+using System.Runtime.InteropServices;
+using Patching.IO.Interop;
+
+namespace Patching.IO;
+
+internal sealed partial class FileOps
+{
+    public void Sync(Stream stream)
+    {
+        var fs = (FileStream)stream;
+        fs.Flush(flushToDisk: false);
+        if (OperatingSystem.IsWindows())
+        {
+            SyncWindows(fs);
+            return;
+        }
+
+        var fd = (int)fs.SafeFileHandle.DangerousGetHandle();
+        if (OperatingSystem.IsMacOS() && Libc.fcntl(fd, Libc.F_FULLFSYNC, 0) == 0) return;
+        // An fsync failure means the kernel may already have dropped the dirty pages: the data is not
+        // safe and retrying would lie. Fatal for the transaction.
+        if (Libc.fsync(fd) != 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), "fsync", fs.Name);
+    }
+
+    public void SyncDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            // NTFS journals metadata; MoveFileEx(WRITE_THROUGH) makes renames durable. Nothing to do.
+            return;
+        }
+
+        var flags = Libc.O_RDONLY | (OperatingSystem.IsMacOS()
+            ? Libc.O_DIRECTORY_MACOS | Libc.O_CLOEXEC_MACOS
+            : Libc.O_DIRECTORY_LINUX | Libc.O_CLOEXEC_LINUX);
+        var fd = Libc.open(path, flags);
+        if (fd < 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), "open directory for fsync", path);
+        try
+        {
+            if (Libc.fsync(fd) != 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), "fsync directory", path);
+        }
+        finally
+        {
+            _ = Libc.close(fd);
+        }
+    }
+
+    public void Rename(string from, string to)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            RenameWindows(from, to);
+            return;
+        }
+
+        if (Libc.rename(from, to) != 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), $"rename to '{to}'", from);
+    }
+
+    public bool TryExchange(string a, string b)
+    {
+        int rc;
+        if (OperatingSystem.IsLinux()) rc = Libc.renameat2(Libc.AT_FDCWD, a, Libc.AT_FDCWD, b, Libc.RENAME_EXCHANGE);
+        else if (OperatingSystem.IsMacOS()) rc = Libc.renamex_np(a, b, Libc.RENAME_SWAP_MACOS);
+        else return false;
+        if (rc == 0) return true;
+        var errno = Marshal.GetLastPInvokeError();
+        // EINVAL/ENOSYS/ENOTSUP/EOPNOTSUPP: the file system or kernel cannot exchange; the caller falls back.
+        if (errno is 22 or 38 or 95 or 45 or 102) return false;
+        throw NativeErrors.FromErrno(errno, $"exchange with '{b}'", a);
+    }
+
+    public bool TryHardLink(string existing, string newPath)
+    {
+        if (OperatingSystem.IsWindows()) return TryHardLinkWindows(existing, newPath);
+        if (Libc.link(existing, newPath) == 0) return true;
+        var errno = Marshal.GetLastPInvokeError();
+        // EXDEV, EPERM (fs.protected_hardlinks, FAT), EMLINK, ENOTSUP: fall back to a copy.
+        if (errno is 18 or 1 or 31 or 95 or 45) return false;
+        throw NativeErrors.FromErrno(errno, $"hard link to '{newPath}'", existing);
+    }
+
+    public void SetExecutable(string path, bool executable)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var mode = File.GetUnixFileMode(path);
+        const UnixFileMode exec = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        var wanted = executable ? mode | exec : mode & ~exec;
+        if (wanted != mode) File.SetUnixFileMode(path, wanted);
+    }
+
+    private static bool IsExecutable(FileInfo fi) =>
+        !OperatingSystem.IsWindows() && (fi.UnixFileMode & UnixFileMode.UserExecute) != 0;
+
+    private static unsafe (ulong Device, ulong Inode) Identity(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return (0, 0);
+        var buffer = stackalloc byte[256];
+        if (Libc.statx(Libc.AT_FDCWD, path, Libc.AT_SYMLINK_NOFOLLOW, Libc.STATX_BASIC_STATS, buffer) != 0) return (0, 0);
+        // statx layout: stx_ino at 32, stx_dev_major at 136, stx_dev_minor at 140.
+        var ino = *(ulong*)(buffer + 32);
+        var dev = ((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140);
+        return (dev, ino);
+    }
+}

@@ -1,0 +1,60 @@
+namespace Patching.IO;
+
+/// <summary>Kind of a directory entry, never following symlinks.</summary>
+internal enum EntryKind
+{
+    Missing,
+    File,
+    Directory,
+    Symlink,
+    Other,
+}
+
+/// <summary>What <see cref="IFileOps.Stat"/> reports about one path (lstat semantics).</summary>
+internal readonly record struct EntryInfo(EntryKind Kind, long Size, bool Executable, ulong Device, ulong Inode);
+
+/// <summary>
+/// The narrow seam through which the transaction engine touches the file system. Every mutating call is
+/// one observable step: the crash harness counts them, the power-loss simulator models their durability.
+/// Implementations throw <see cref="PatcherException"/> with a mapped code on failure.
+/// </summary>
+internal interface IFileOps
+{
+    EntryInfo Stat(string path);
+
+    IEnumerable<string> ListNames(string directory);
+
+    Stream OpenRead(string path);
+
+    /// <summary>Creates a new file (truncating any old one) for writing.</summary>
+    Stream Create(string path);
+
+    /// <summary>Makes the data written through <paramref name="stream"/> durable. Failure is fatal: never retry.</summary>
+    void Sync(Stream stream);
+
+    /// <summary>Makes the directory's entries (creates, renames, unlinks) durable.</summary>
+    void SyncDirectory(string path);
+
+    void CreateDirectory(string path);
+
+    /// <summary>Renames a file or directory, replacing an existing file at the destination.</summary>
+    void Rename(string from, string to);
+
+    /// <summary>Atomically exchanges two directories. Returns false where the file system cannot.</summary>
+    bool TryExchange(string a, string b);
+
+    /// <summary>Creates a hard link. Returns false where links are impossible (other volume, FAT, policy).</summary>
+    bool TryHardLink(string existing, string newPath);
+
+    void DeleteFile(string path);
+
+    /// <summary>Removes an empty directory.</summary>
+    void DeleteDirectory(string path);
+
+    void SetExecutable(string path, bool executable);
+
+    /// <summary>Copies a symlink itself (not its target).</summary>
+    void CopySymlink(string from, string to);
+
+    long AvailableFreeSpace(string path);
+}

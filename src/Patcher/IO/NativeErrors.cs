@@ -1,0 +1,78 @@
+namespace Patching.IO;
+
+/// <summary>
+/// The one place native error numbers (errno, Win32) and .NET I/O exceptions become
+/// <see cref="PatcherException"/>s with a stable code.
+/// </summary>
+internal static class NativeErrors
+{
+    // errno values shared by Linux and macOS.
+    private const int EPERM = 1, ENOENT = 2, EIO = 5, EACCES = 13, EBUSY = 16, EEXIST = 17, EXDEV = 18, ENOSPC = 28, EROFS = 30;
+    private const int EDQUOT_LINUX = 122;
+
+    // Win32
+    private const int ERROR_ACCESS_DENIED = 5, ERROR_SHARING_VIOLATION = 32, ERROR_LOCK_VIOLATION = 33,
+        ERROR_HANDLE_DISK_FULL = 39, ERROR_DISK_FULL = 112;
+
+    public static PatcherException FromErrno(int errno, string operation, string path)
+    {
+        var code = errno switch
+        {
+            ENOSPC or EDQUOT_LINUX => PatchErrorCode.DiskFull,
+            EACCES or EPERM or EROFS => PatchErrorCode.AccessDenied,
+            EBUSY => PatchErrorCode.FileLocked,
+            _ => PatchErrorCode.IOFailure,
+        };
+        var text = errno switch
+        {
+            ENOSPC => "no space left on device",
+            EDQUOT_LINUX => "disk quota exceeded",
+            EACCES => "permission denied",
+            EPERM => "operation not permitted",
+            EROFS => "read-only file system",
+            EBUSY => "device or resource busy",
+            ENOENT => "no such file or directory",
+            EEXIST => "file exists",
+            EXDEV => "cross-device link",
+            EIO => "input/output error",
+            _ => $"errno {errno}",
+        };
+        return new PatcherException(code, $"{operation} failed for '{path}': {text}", path) { NativeError = errno };
+    }
+
+    public static PatcherException FromWin32(int error, string operation, string path)
+    {
+        var code = error switch
+        {
+            ERROR_DISK_FULL or ERROR_HANDLE_DISK_FULL => PatchErrorCode.DiskFull,
+            ERROR_ACCESS_DENIED => PatchErrorCode.AccessDenied,
+            ERROR_SHARING_VIOLATION or ERROR_LOCK_VIOLATION => PatchErrorCode.FileLocked,
+            _ => PatchErrorCode.IOFailure,
+        };
+        return new PatcherException(code, $"{operation} failed for '{path}': Win32 error {error}", path) { NativeError = error };
+    }
+
+    /// <summary>Classifies an exception thrown by a .NET file API.</summary>
+    public static PatcherException FromException(Exception ex, string operation, string path)
+    {
+        if (ex is PatcherException pe) return pe;
+        var code = ex switch
+        {
+            UnauthorizedAccessException => PatchErrorCode.AccessDenied,
+            IOException io when IsDiskFull(io) => PatchErrorCode.DiskFull,
+            _ => PatchErrorCode.IOFailure,
+        };
+        return new PatcherException(code, $"{operation} failed for '{path}': {ex.Message}", path, ex) { NativeError = ex.HResult & 0xFFFF };
+    }
+
+    public static bool IsDiskFull(IOException io)
+    {
+        var low = io.HResult & 0xFFFF;
+        // On Unix .NET reports the raw errno in HResult for unmapped errors; on Windows the Win32 code.
+        return OperatingSystem.IsWindows()
+            ? low is ERROR_DISK_FULL or ERROR_HANDLE_DISK_FULL
+            : low is ENOSPC or EDQUOT_LINUX || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase);
+    }
+
+    public static bool IsSharingViolation(int win32) => win32 is ERROR_SHARING_VIOLATION or ERROR_LOCK_VIOLATION or ERROR_ACCESS_DENIED;
+}

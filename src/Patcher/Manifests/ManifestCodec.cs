@@ -1,0 +1,80 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+
+namespace Patching.Manifests;
+
+/// <summary>
+/// The one seam between the manifest model and its wire format (System.Text.Json, source generated).
+/// Swapping the codec (e.g. to MessagePack) is a change to this file only.
+/// </summary>
+internal static class ManifestCodec
+{
+    public const string ManifestFileName = "manifest.json";
+    public const string SignatureFileName = "manifest.sig";
+
+    public static byte[] Serialize(Manifest manifest)
+    {
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(manifest, ManifestJsonContext.Default.Manifest);
+        // A trailing newline keeps the file friendly to diff tools; it is part of the signed bytes.
+        var result = new byte[bytes.Length + 1];
+        bytes.CopyTo(result, 0);
+        result[^1] = (byte)'\n';
+        return result;
+    }
+
+    /// <summary>Parses manifest bytes. Throws <see cref="PatcherException"/> with <see cref="PatchErrorCode.ManifestMalformed"/>.</summary>
+    public static Manifest Deserialize(ReadOnlySpan<byte> bytes, string? path = null)
+    {
+        // Peek at the format number first so a future format gets a specific error, not a schema complaint.
+        int format;
+        try
+        {
+            var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = 16 });
+            using var doc = JsonDocument.ParseValue(ref reader);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object ||
+                !doc.RootElement.TryGetProperty("format", out var f) || !f.TryGetInt32(out format))
+            {
+                throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest has no integer 'format' field", path);
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw new PatcherException(PatchErrorCode.ManifestMalformed, $"manifest is not valid JSON: {ex.Message}", path, ex);
+        }
+
+        if (format != Manifest.CurrentFormat)
+        {
+            throw new PatcherException(PatchErrorCode.ManifestUnsupportedFormat,
+                $"manifest format {format} is not supported (this build reads format {Manifest.CurrentFormat})", path);
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(bytes, ManifestJsonContext.Default.Manifest)
+                ?? throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest is null", path);
+        }
+        catch (JsonException ex)
+        {
+            throw new PatcherException(PatchErrorCode.ManifestMalformed, $"manifest does not match format {format}: {ex.Message}", path, ex);
+        }
+    }
+
+    public static byte[] SerializeEnvelope(SignatureEnvelope envelope) =>
+        JsonSerializer.SerializeToUtf8Bytes(envelope, ManifestJsonContext.Default.SignatureEnvelope);
+
+    public static SignatureEnvelope DeserializeEnvelope(ReadOnlySpan<byte> bytes, string? path = null)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(bytes, ManifestJsonContext.Default.SignatureEnvelope)
+                ?? throw new PatcherException(PatchErrorCode.SignatureInvalid, "signature file is empty", path);
+        }
+        catch (JsonException ex)
+        {
+            throw new PatcherException(PatchErrorCode.SignatureInvalid, $"signature file is malformed: {ex.Message}", path, ex);
+        }
+    }
+
+    /// <summary>Hex SHA-256 of the exact manifest bytes: the transaction's identity.</summary>
+    public static string Hash(ReadOnlySpan<byte> manifestBytes) => Convert.ToHexStringLower(SHA256.HashData(manifestBytes));
+}

@@ -1,0 +1,148 @@
+namespace Patching.Manifests;
+
+/// <summary>
+/// Structural checks on a parsed manifest: safe paths, no collisions, consistent sizes and hashes, limits.
+/// Runs before anything on disk is touched.
+/// </summary>
+internal static class ManifestValidator
+{
+    public static void Validate(Manifest m, ManifestLimits limits)
+    {
+        if (string.IsNullOrWhiteSpace(m.Product) || m.Product.Length > 128 || m.Product.Any(char.IsControl))
+            throw Malformed("product id is empty, too long or has control characters");
+        _ = PatchVersion.Parse(m.Version, "version");
+        if (m.FromVersion is not null) _ = PatchVersion.Parse(m.FromVersion, "fromVersion");
+
+        if (m.Files.Count + m.Base.Count + m.Directories.Count + m.BaseDirectories.Count > limits.MaxFiles)
+            throw new PatcherException(PatchErrorCode.LimitExceeded, $"manifest lists more than {limits.MaxFiles} entries");
+
+        // Target tree: directories and files share one namespace, compared case- and normalisation-insensitively
+        // because the install may live on NTFS or APFS.
+        var targetKeys = new Dictionary<string, string>(StringComparer.Ordinal);
+        var dirs = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var d in m.Directories)
+        {
+            CheckPath(d);
+            AddUnique(targetKeys, d);
+            dirs.Add(d);
+        }
+
+        long total = 0;
+        foreach (var f in m.Files)
+        {
+            CheckPath(f.Path);
+            AddUnique(targetKeys, f.Path);
+            var parent = PathRules.Parent(f.Path);
+            if (parent.Length > 0 && !dirs.Contains(parent))
+                throw Malformed($"file '{f.Path}' is in directory '{parent}', which the manifest does not list", f.Path);
+            CheckSizeAndHash(f.Size, f.Sha256, f.Path, limits);
+            total += f.Size;
+            if (total > limits.MaxTotalBytes)
+                throw new PatcherException(PatchErrorCode.LimitExceeded, $"target is larger than {limits.MaxTotalBytes} bytes in total");
+            if (f.Parts.Count == 0 && f.Size != 0)
+                throw Malformed($"file '{f.Path}' has content but no parts", f.Path);
+            long partsTotal = 0;
+            foreach (var p in f.Parts)
+            {
+                CheckSizeAndHash(p.Size, p.Sha256, f.Path, limits);
+                partsTotal += p.Size;
+            }
+
+            if (partsTotal != f.Size)
+                throw Malformed($"file '{f.Path}' declares {f.Size} bytes but its parts add up to {partsTotal}", f.Path);
+            if (f.Parts.Count == 1 && f.Parts[0].Sha256 != f.Sha256)
+                throw Malformed($"file '{f.Path}' has a single part whose hash differs from the file's hash", f.Path);
+        }
+
+        foreach (var d in m.Directories)
+        {
+            var parent = PathRules.Parent(d);
+            if (parent.Length > 0 && !dirs.Contains(parent))
+                throw Malformed($"directory '{d}' is in '{parent}', which the manifest does not list", d);
+        }
+
+        var baseKeys = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var d in m.BaseDirectories)
+        {
+            CheckPath(d);
+            AddUnique(baseKeys, d);
+        }
+
+        foreach (var b in m.Base)
+        {
+            CheckPath(b.Path);
+            AddUnique(baseKeys, b.Path);
+            CheckSizeAndHash(b.Size, b.Sha256, b.Path, limits);
+        }
+
+        if (m.IsFullPackage && m.Base.Count != 0)
+            throw Malformed("a full package (no fromVersion) must not list base files");
+
+        var blobs = new Dictionary<string, BlobEntry>(StringComparer.Ordinal);
+        foreach (var blob in m.Blobs)
+        {
+            CheckSizeAndHash(blob.Size, blob.Sha256, blob.Sha256, limits);
+            if (blob.Compression is not (BlobCompression.None or BlobCompression.Brotli))
+                throw Malformed($"blob {blob.Sha256} has unknown compression '{blob.Compression}'");
+            if (blob.StoredSize < 0 || blob.StoredSize > limits.MaxFileBytes)
+                throw new PatcherException(PatchErrorCode.LimitExceeded, $"blob {blob.Sha256} declares a stored size out of bounds");
+            if (blob.Compression == BlobCompression.None && blob.StoredSize != blob.Size)
+                throw Malformed($"uncompressed blob {blob.Sha256} declares a stored size different from its size");
+            if (!blobs.TryAdd(blob.Sha256, blob))
+                throw Malformed($"blob {blob.Sha256} is listed twice");
+        }
+
+        // Every part must be obtainable: shipped as a blob, or already present in the base.
+        var baseContent = new HashSet<(string, long)>(m.Base.Select(b => (b.Sha256, b.Size)));
+        foreach (var f in m.Files)
+        {
+            foreach (var p in f.Parts)
+            {
+                if (blobs.TryGetValue(p.Sha256, out var blob))
+                {
+                    if (blob.Size != p.Size)
+                        throw Malformed($"file '{f.Path}' needs {p.Size} bytes of {p.Sha256} but the blob declares {blob.Size}", f.Path);
+                }
+                else if (!baseContent.Contains((p.Sha256, p.Size)))
+                {
+                    throw Malformed($"content {p.Sha256} of '{f.Path}' is neither a blob nor in the base", f.Path);
+                }
+            }
+        }
+    }
+
+    private static void CheckPath(string path)
+    {
+        var reason = PathRules.Check(path);
+        if (reason is not null)
+            throw new PatcherException(PatchErrorCode.UnsafePath, $"unsafe path '{Printable(path)}': {reason}", Printable(path));
+    }
+
+    private static void AddUnique(Dictionary<string, string> keys, string path)
+    {
+        var key = PathRules.CollisionKey(path);
+        if (!keys.TryAdd(key, path))
+        {
+            throw new PatcherException(PatchErrorCode.UnsafePath,
+                $"path '{path}' collides with '{keys[key]}' (same name ignoring case or Unicode normalisation)", path);
+        }
+    }
+
+    private static void CheckSizeAndHash(long size, string sha256, string what, ManifestLimits limits)
+    {
+        if (size < 0) throw Malformed($"'{what}' has a negative size", what);
+        if (size > limits.MaxFileBytes)
+            throw new PatcherException(PatchErrorCode.LimitExceeded, $"'{what}' declares {size} bytes, over the limit of {limits.MaxFileBytes}", what);
+        if (!IsSha256Hex(sha256)) throw Malformed($"'{what}' has a malformed sha256 (64 lowercase hex digits expected)", what);
+    }
+
+    public static bool IsSha256Hex(string s) =>
+        s is { Length: 64 } && s.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
+
+    private static PatcherException Malformed(string message, string? path = null) =>
+        new(PatchErrorCode.ManifestMalformed, message, path);
+
+    /// <summary>Escapes control characters so an error message cannot smuggle terminal escapes.</summary>
+    private static string Printable(string s) =>
+        string.Concat(s.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+}

@@ -1,0 +1,65 @@
+using System.Text;
+
+namespace Patching.Manifests;
+
+/// <summary>
+/// Validation of every relative path a manifest names (DESIGN §6). A path that passes is safe to join
+/// to the install directory on Windows, Linux and macOS alike.
+/// </summary>
+internal static class PathRules
+{
+    public const int MaxPathLength = 1024;
+    public const int MaxSegmentLength = 255;
+
+    private static readonly HashSet<string> ReservedWindowsNames = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+        "COM0", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
+        "COM¹", "COM²", "COM³",
+        "LPT0", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+        "LPT¹", "LPT²", "LPT³",
+    };
+
+    /// <summary>Returns null when <paramref name="path"/> is safe, otherwise the reason it is not.</summary>
+    public static string? Check(string path)
+    {
+        if (string.IsNullOrEmpty(path)) return "path is empty";
+        if (path.Length > MaxPathLength) return $"path is longer than {MaxPathLength} characters";
+        if (!path.IsNormalized(NormalizationForm.FormC)) return "path is not in Unicode normalization form C";
+        if (path[0] == '/' || path[0] == '\\') return "path is absolute";
+        if (path.Contains('\\', StringComparison.Ordinal)) return "path contains a backslash (only '/' separates segments)";
+        if (path.Contains(':', StringComparison.Ordinal)) return "path contains ':' (drive letter or alternate data stream)";
+        foreach (var c in path)
+        {
+            if (char.IsControl(c)) return "path contains a control character";
+            if (c is '<' or '>' or '"' or '|' or '?' or '*') return $"path contains '{c}', which Windows forbids";
+        }
+
+        foreach (var segment in path.Split('/'))
+        {
+            if (segment.Length == 0) return "path has an empty segment";
+            if (segment is "." or "..") return $"path has a '{segment}' segment";
+            if (segment.Length > MaxSegmentLength) return $"a path segment is longer than {MaxSegmentLength} characters";
+            if (segment[^1] is '.' or ' ') return "a path segment ends with a dot or space (Windows strips them)";
+            var stem = segment.Split('.')[0].TrimEnd(' ');
+            if (ReservedWindowsNames.Contains(stem)) return $"path uses the Windows reserved name '{stem}'";
+        }
+
+        return null;
+    }
+
+    /// <summary>Key under which two paths collide on a case-insensitive, normalising file system.</summary>
+    public static string CollisionKey(string path) =>
+        path.Normalize(NormalizationForm.FormC).ToUpperInvariant();
+
+    /// <summary>Joins a validated relative path to a root using the platform separator.</summary>
+    public static string Join(string root, string relative) =>
+        Path.Join(root, Path.DirectorySeparatorChar == '/' ? relative : relative.Replace('/', Path.DirectorySeparatorChar));
+
+    /// <summary>Parent of a relative path, or empty string at the root.</summary>
+    public static string Parent(string relative)
+    {
+        var i = relative.LastIndexOf('/');
+        return i < 0 ? "" : relative[..i];
+    }
+}

@@ -1,0 +1,99 @@
+namespace Patching;
+
+/// <summary>
+/// Stable error codes a launcher can switch on. Values are part of the public contract:
+/// never renumber, only append.
+/// </summary>
+public enum PatchErrorCode
+{
+    /// <summary>Unclassified failure.</summary>
+    Unknown = 0,
+
+    // ---- the patch itself (nothing on disk was changed) ----
+    /// <summary>The patch directory or its manifest is missing.</summary>
+    PatchNotFound = 100,
+    /// <summary>The manifest is not valid JSON or violates the format.</summary>
+    ManifestMalformed = 101,
+    /// <summary>The manifest is larger than the configured limit.</summary>
+    ManifestTooLarge = 102,
+    /// <summary>The manifest format version is not supported by this build.</summary>
+    ManifestUnsupportedFormat = 103,
+    /// <summary>The patch carries no signature but trusted keys are configured.</summary>
+    SignatureMissing = 110,
+    /// <summary>No signature verified against a trusted key.</summary>
+    SignatureInvalid = 111,
+    /// <summary>Fewer distinct trusted keys signed than the threshold requires.</summary>
+    SignatureThresholdNotMet = 112,
+    /// <summary>A key file could not be read or has an unsupported algorithm.</summary>
+    KeyInvalid = 113,
+    /// <summary>The manifest's expiry time has passed.</summary>
+    ManifestExpired = 114,
+    /// <summary>A path in the manifest is unsafe (traversal, reserved name, duplicate, ...).</summary>
+    UnsafePath = 120,
+    /// <summary>A declared size or count exceeds the configured limits.</summary>
+    LimitExceeded = 121,
+    /// <summary>A blob is missing from the patch.</summary>
+    BlobMissing = 130,
+    /// <summary>A blob's length differs from the declared length.</summary>
+    BlobSizeMismatch = 131,
+    /// <summary>A blob's content hash differs from the declared hash.</summary>
+    BlobHashMismatch = 132,
+    /// <summary>The patch is for another product.</summary>
+    WrongProduct = 140,
+    /// <summary>The patch is not newer than the installed version (anti-rollback).</summary>
+    NotNewer = 141,
+    /// <summary>The patch expects another base version than the one installed.</summary>
+    WrongBaseVersion = 142,
+
+    // ---- the install directory ----
+    /// <summary>The install directory does not exist.</summary>
+    InstallNotFound = 200,
+    /// <summary>A file the patch relies on does not match the expected base.</summary>
+    BaseMismatch = 201,
+    /// <summary>Not enough free space to stage the new version.</summary>
+    InsufficientSpace = 202,
+    /// <summary>A symlink or junction inside the install would lead outside it.</summary>
+    SymlinkEscape = 203,
+    /// <summary>Another process holds the transaction lock.</summary>
+    Busy = 204,
+    /// <summary>A file stayed locked by another process beyond the retry budget.</summary>
+    FileLocked = 205,
+    /// <summary>Access to a file or directory was denied.</summary>
+    AccessDenied = 206,
+    /// <summary>The disk filled up.</summary>
+    DiskFull = 207,
+    /// <summary>A generic I/O error, including a failed fsync.</summary>
+    IOFailure = 208,
+    /// <summary>The journal is unreadable.</summary>
+    JournalCorrupt = 209,
+    /// <summary>The operation was cancelled before commit; the old version is intact.</summary>
+    Cancelled = 210,
+    /// <summary>No previous version is kept, so rollback is impossible.</summary>
+    NothingToRollBack = 211,
+    /// <summary>The installed tree does not match the installed manifest.</summary>
+    VerifyFailed = 212,
+}
+
+/// <summary>
+/// Raised when Patcher refuses a patch or cannot complete an operation. <see cref="Code"/> is stable;
+/// <see cref="Path"/> names the file or directory involved where one is known.
+/// </summary>
+public sealed class PatcherException : Exception
+{
+    /// <summary>Creates an exception with a code, message and optional path.</summary>
+    public PatcherException(PatchErrorCode code, string message, string? path = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        Code = code;
+        Path = path;
+    }
+
+    /// <summary>The stable error code.</summary>
+    public PatchErrorCode Code { get; }
+
+    /// <summary>The file or directory the error is about, if any.</summary>
+    public string? Path { get; }
+
+    /// <summary>Native error number (errno or Win32 error) when the failure came from the OS; otherwise 0.</summary>
+    public int NativeError { get; init; }
+}

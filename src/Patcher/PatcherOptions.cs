@@ -1,0 +1,55 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Patching;
+
+/// <summary>How the new version is committed.</summary>
+public enum CommitStrategy
+{
+    /// <summary>Directory swap where the platform and file system allow it, layered otherwise.</summary>
+    Auto,
+    /// <summary>Stage a complete shadow tree beside the install and exchange the two directories in one step.</summary>
+    Swap,
+    /// <summary>Replace file by file, journaling each file (Windows, or where a swap is impossible).</summary>
+    Layered,
+}
+
+/// <summary>Options for every <see cref="Patcher"/> operation. Immutable; use <c>with</c> to vary.</summary>
+public sealed record PatcherOptions
+{
+    /// <summary>Pinned public keys (SubjectPublicKeyInfo PEM text) a patch must be signed by.</summary>
+    public IReadOnlyList<string> TrustedKeys { get; init; } = [];
+
+    /// <summary>How many distinct trusted keys must have signed. Default 1.</summary>
+    public int SignatureThreshold { get; init; } = 1;
+
+    /// <summary>Logs which step ran, which layer succeeded, which file was locked.</summary>
+    public ILogger Logger { get; init; } = NullLogger.Instance;
+
+    /// <summary>Commit strategy. Default <see cref="CommitStrategy.Auto"/>.</summary>
+    public CommitStrategy Strategy { get; init; } = CommitStrategy.Auto;
+
+    /// <summary>Where the journal, lock, staging and backup live. Default <c>&lt;parent&gt;/.&lt;name&gt;.patcher</c>.</summary>
+    public string? StateDirectory { get; init; }
+
+    /// <summary>Allow installing a version that is not newer than the installed one.</summary>
+    public bool AllowDowngrade { get; init; }
+
+    /// <summary>Hash every base file before staging instead of comparing sizes only.</summary>
+    public bool VerifyBaseHashes { get; init; }
+
+    /// <summary>Keep the previous version after commit so <see cref="Patcher.Rollback"/> can restore it.</summary>
+    public bool KeepPreviousVersion { get; init; }
+
+    /// <summary>Clock for expiry checks and retry delays.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Bounds on manifest size, counts and file sizes.</summary>
+    public ManifestLimits Limits { get; init; } = ManifestLimits.Default;
+
+    /// <summary>
+    /// How long one file may stay locked by another process before the layered commit gives up.
+    /// Default 30 s, or the <c>PATCHER_FILE_LOCK_TIMEOUT</c> environment variable (e.g. <c>10s</c>, <c>500ms</c>).
+    /// </summary>
+    public TimeSpan? FileLockTimeout { get; init; }
+}

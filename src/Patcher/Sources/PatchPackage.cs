@@ -1,0 +1,126 @@
+using System.IO.Compression;
+using Patching.IO;
+using Patching.Manifests;
+using Patching.Signing;
+
+namespace Patching.Sources;
+
+/// <summary>
+/// A patch directory opened for use: the exact manifest bytes, the parsed and validated manifest, the
+/// signature envelope. Nothing is trusted until <see cref="VerifySignature"/> passes.
+/// </summary>
+internal sealed class PatchPackage
+{
+    private readonly Dictionary<string, BlobEntry> _blobs;
+
+    private PatchPackage(string dir, byte[] bytes, Manifest manifest, SignatureEnvelope? envelope)
+    {
+        Directory = dir;
+        ManifestBytes = bytes;
+        Manifest = manifest;
+        Envelope = envelope;
+        ManifestHash = ManifestCodec.Hash(bytes);
+        _blobs = manifest.Blobs.ToDictionary(b => b.Sha256, StringComparer.Ordinal);
+    }
+
+    public string Directory { get; }
+    public byte[] ManifestBytes { get; }
+    public Manifest Manifest { get; }
+    public SignatureEnvelope? Envelope { get; }
+    public string ManifestHash { get; }
+
+    public static PatchPackage Open(string dir, ManifestLimits limits)
+    {
+        var manifestPath = Path.Join(dir, ManifestCodec.ManifestFileName);
+        if (!File.Exists(manifestPath))
+            throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} in patch directory '{dir}'", dir);
+        var bytes = ReadBounded(manifestPath, limits.MaxManifestBytes, PatchErrorCode.ManifestTooLarge);
+        var manifest = ManifestCodec.Deserialize(bytes, manifestPath);
+
+        var sigPath = Path.Join(dir, ManifestCodec.SignatureFileName);
+        SignatureEnvelope? envelope = null;
+        if (File.Exists(sigPath))
+            envelope = ManifestCodec.DeserializeEnvelope(ReadBounded(sigPath, limits.MaxSignatureBytes, PatchErrorCode.SignatureInvalid), sigPath);
+
+        return new PatchPackage(dir, bytes, manifest, envelope);
+    }
+
+    /// <summary>Checks the signature against the policy, then the manifest's structure and expiry. Returns the verifying key ids.</summary>
+    public IReadOnlyList<string> VerifySignature(TrustPolicy policy, ManifestLimits limits, DateTimeOffset now)
+    {
+        var manifestPath = Path.Join(Directory, ManifestCodec.ManifestFileName);
+        var keys = policy.Verify(ManifestBytes, Envelope, manifestPath);
+        ManifestValidator.Validate(Manifest, limits);
+        if (Manifest.Expires is { } expires && expires <= now)
+            throw new PatcherException(PatchErrorCode.ManifestExpired, $"patch expired at {expires:u}", manifestPath);
+        return keys;
+    }
+
+    public bool HasBlob(string sha256) => _blobs.ContainsKey(sha256);
+
+    public string BlobPath(BlobEntry blob) => PathRules.Join(Directory, blob.RelativePath);
+
+    /// <summary>Checks every blob is present with its declared stored size (cheap; contents are checked while staging).</summary>
+    public void CheckBlobsPresent()
+    {
+        foreach (var blob in Manifest.Blobs)
+        {
+            var path = BlobPath(blob);
+            var info = FileOps.Instance.Stat(path);
+            if (info.Kind != EntryKind.File)
+                throw new PatcherException(PatchErrorCode.BlobMissing, $"blob {blob.RelativePath} is missing from the patch", path);
+            if (info.Size != blob.StoredSize)
+                throw new PatcherException(PatchErrorCode.BlobSizeMismatch,
+                    $"blob {blob.RelativePath} is {info.Size} bytes, the manifest declares {blob.StoredSize}", path);
+        }
+    }
+
+    /// <summary>
+    /// Streams the uncompressed content of blob <paramref name="sha256"/> into <paramref name="destination"/>,
+    /// failing when it is longer or shorter than declared or hashes differently. Never writes more than the
+    /// declared size.
+    /// </summary>
+    public void CopyBlob(string sha256, Stream destination, Action<long>? onBytes, CancellationToken ct)
+    {
+        var blob = _blobs[sha256];
+        var path = BlobPath(blob);
+        using var raw = FileOps.Instance.OpenRead(path);
+        if (raw.Length != blob.StoredSize)
+            throw new PatcherException(PatchErrorCode.BlobSizeMismatch, $"blob {blob.RelativePath} is {raw.Length} bytes, declared {blob.StoredSize}", path);
+        using Stream content = blob.Compression == BlobCompression.Brotli ? new BrotliStream(raw, CompressionMode.Decompress) : raw;
+        long length;
+        string hash;
+        try
+        {
+            (length, hash) = ContentHash.CopyAndHash(content, destination, blob.Size, onBytes, ct);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new PatcherException(PatchErrorCode.BlobHashMismatch, $"blob {blob.RelativePath} is not valid Brotli data", path, ex);
+        }
+
+        if (length != blob.Size)
+            throw new PatcherException(PatchErrorCode.BlobSizeMismatch,
+                $"blob {blob.RelativePath} holds {(length > blob.Size ? "more" : length.ToString(System.Globalization.CultureInfo.InvariantCulture))} bytes, declared {blob.Size}", path);
+        if (hash != blob.Sha256)
+            throw new PatcherException(PatchErrorCode.BlobHashMismatch, $"blob {blob.RelativePath} has SHA-256 {hash}, declared {blob.Sha256}", path);
+    }
+
+    /// <summary>Reads and checks every blob fully (patchtool verify).</summary>
+    public void VerifyAllBlobs(CancellationToken ct)
+    {
+        CheckBlobsPresent();
+        Parallel.ForEach(Manifest.Blobs, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount },
+            blob => CopyBlob(blob.Sha256, Stream.Null, null, ct));
+    }
+
+    private static byte[] ReadBounded(string path, long max, PatchErrorCode tooLarge)
+    {
+        using var s = FileOps.Instance.OpenRead(path);
+        if (s.Length > max)
+            throw new PatcherException(tooLarge, $"'{Path.GetFileName(path)}' is {s.Length} bytes, over the limit of {max}", path);
+        var buffer = new byte[s.Length];
+        s.ReadExactly(buffer);
+        return buffer;
+    }
+}
