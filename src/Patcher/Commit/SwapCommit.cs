@@ -1,0 +1,119 @@
+using Microsoft.Extensions.Logging;
+using Patching.IO;
+using Patching.Journal;
+using Patching.Manifests;
+using Patching.Transaction;
+
+namespace Patching.Commit;
+
+/// <summary>
+/// Commit by exchanging the staged shadow tree with the install directory. On Linux this is one
+/// <c>renameat2(RENAME_EXCHANGE)</c>: there is no instant at which the install path holds anything but a
+/// complete version. Where the file system refuses the exchange, two renames are used; between them the
+/// install path is briefly absent, and recovery finishes the second rename from the journal's
+/// backup-complete state (the staged tree is complete by then).
+/// </summary>
+internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
+{
+    /// <summary>Whether this platform can tell afterwards if the exchange happened (directory identity).</summary>
+    public static bool IsSupported => OperatingSystem.IsLinux();
+
+    /// <summary>Performs the switch. Returns once the new tree is at the install path durably.</summary>
+    public void Switch(string txId)
+    {
+        var staging = layout.StagingDir(txId);
+        var install = layout.InstallDir;
+        var parent = Path.GetDirectoryName(install)!;
+        if (fs.TryExchange(staging, install))
+        {
+            fs.SyncDirectory(parent);
+            fs.SyncDirectory(layout.StateDir);
+            log.LogInformation("Exchanged {Staging} with {Install} atomically", staging, install);
+            return;
+        }
+
+        log.LogWarning("The file system cannot exchange directories; switching {Install} with two renames", install);
+        var old = layout.OldDir(txId);
+        fs.Rename(install, old);
+        fs.SyncDirectory(parent);
+        fs.SyncDirectory(layout.StateDir);
+        CompleteTwoRenameSwitch(txId);
+    }
+
+    /// <summary>Second half of the two-rename switch; also what recovery runs when the install path is missing.</summary>
+    public void CompleteTwoRenameSwitch(string txId)
+    {
+        var parent = Path.GetDirectoryName(layout.InstallDir)!;
+        fs.Rename(layout.StagingDir(txId), layout.InstallDir);
+        fs.SyncDirectory(layout.StateDir);
+        fs.SyncDirectory(parent);
+    }
+
+    /// <summary>
+    /// The old tree after the switch: at the staging path after an exchange, at the old path after two renames.
+    /// Null when it is already gone.
+    /// </summary>
+    public string? OldTree(string txId)
+    {
+        var staging = layout.StagingDir(txId);
+        if (fs.Stat(staging).Kind == EntryKind.Directory) return staging;
+        var old = layout.OldDir(txId);
+        return fs.Stat(old).Kind == EntryKind.Directory ? old : null;
+    }
+
+    /// <summary>
+    /// Carries the user's files from the old tree into the new one: anything the old version does not own.
+    /// A user file that changed after staging replaces the staged link; one whose path the new version now
+    /// uses is moved to the preserved folder, never deleted. Idempotent: a rerun after a crash finds less to do.
+    /// </summary>
+    public void SweepUserFiles(string txId, string oldTree, IReadOnlySet<string> oldVersionPaths, IReadOnlySet<string> newVersionPaths)
+    {
+        var install = layout.InstallDir;
+        var touched = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in TreeOps.Walk(fs, oldTree))
+        {
+            if (oldVersionPaths.Contains(e.Path) || e.Info.Kind == EntryKind.Directory && newVersionPaths.Contains(e.Path)) continue;
+            var from = PathRules.Join(oldTree, e.Path);
+            if (newVersionPaths.Contains(e.Path))
+            {
+                var keep = PathRules.Join(layout.PreservedDir(txId), e.Path);
+                EnsureDirectories(layout.StateDir, Path.GetRelativePath(layout.StateDir, Path.GetDirectoryName(keep)!).Replace('\\', '/'), touched);
+                fs.Rename(from, keep);
+                touched.Add(Path.GetDirectoryName(keep)!);
+                log.LogWarning("User file '{Path}' collides with a file of the new version; kept it at {Kept}", e.Path, keep);
+                continue;
+            }
+
+            var to = PathRules.Join(install, e.Path);
+            var there = fs.Stat(to);
+            if (e.Info.Kind == EntryKind.Directory)
+            {
+                if (there.Kind == EntryKind.Missing)
+                {
+                    EnsureDirectories(install, e.Path, touched);
+                }
+
+                continue;
+            }
+
+            if (there.Kind == EntryKind.File && e.Info.Kind == EntryKind.File && there.Inode == e.Info.Inode && there.Device == e.Info.Device && there.Inode != 0)
+                continue; // Still the hard link made while staging.
+            if (there.Kind == EntryKind.Symlink && e.Info.Kind == EntryKind.Symlink) continue;
+            EnsureDirectories(install, PathRules.Parent(e.Path), touched);
+            fs.Rename(from, to);
+            touched.Add(Path.GetDirectoryName(to)!);
+        }
+
+        foreach (var dir in touched) fs.SyncDirectory(dir);
+    }
+
+    private void EnsureDirectories(string root, string rel, HashSet<string> touched)
+    {
+        if (rel.Length == 0) return;
+        var path = PathRules.Join(root, rel);
+        if (fs.Stat(path).Kind == EntryKind.Directory) return;
+        EnsureDirectories(root, PathRules.Parent(rel), touched);
+        fs.CreateDirectory(path);
+        touched.Add(Path.GetDirectoryName(path)!);
+    }
+}

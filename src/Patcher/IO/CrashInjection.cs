@@ -1,0 +1,111 @@
+using System.Diagnostics;
+
+namespace Patching.IO;
+
+/// <summary>
+/// Test hook for the out-of-process crash harness. When the environment variable
+/// <c>PATCHER_TEST_CRASH_AT=N</c> is set, the N-th crash point (every mutating file operation and every
+/// journal transition) kills the process with SIGKILL, the way a power cut or a task manager would,
+/// with no finally blocks or flushes. <c>PATCHER_TEST_CRASH_LOG=path</c> appends one line per point
+/// so the harness learns how many points an apply has. Without the variables this costs one branch.
+/// </summary>
+internal static class CrashInjection
+{
+    private static readonly long CrashAt = long.TryParse(Environment.GetEnvironmentVariable("PATCHER_TEST_CRASH_AT"), out var n) ? n : 0;
+    private static readonly string? LogPath = Environment.GetEnvironmentVariable("PATCHER_TEST_CRASH_LOG");
+    private static long _count;
+
+    public static bool Enabled => CrashAt > 0 || LogPath is not null;
+
+    public static void Point(string label)
+    {
+        if (!Enabled) return;
+        var i = Interlocked.Increment(ref _count);
+        if (LogPath is not null)
+        {
+            lock (LogPath) File.AppendAllText(LogPath, $"{i} {label}\n");
+        }
+
+        if (i == CrashAt)
+        {
+            Process.GetCurrentProcess().Kill();
+            Thread.Sleep(Timeout.Infinite);
+        }
+    }
+}
+
+/// <summary>Decorates a file-operations seam with a crash point before every mutating call.</summary>
+internal sealed class CrashingFileOps(IFileOps inner) : IFileOps
+{
+    public EntryInfo Stat(string path) => inner.Stat(path);
+    public IEnumerable<string> ListNames(string directory) => inner.ListNames(directory);
+    public Stream OpenRead(string path) => inner.OpenRead(path);
+
+    public Stream Create(string path)
+    {
+        CrashInjection.Point("create " + path);
+        return inner.Create(path);
+    }
+
+    public void Sync(Stream stream)
+    {
+        CrashInjection.Point("fsync");
+        inner.Sync(stream);
+    }
+
+    public void SyncDirectory(string path)
+    {
+        CrashInjection.Point("fsync-dir " + path);
+        inner.SyncDirectory(path);
+    }
+
+    public void CreateDirectory(string path)
+    {
+        CrashInjection.Point("mkdir " + path);
+        inner.CreateDirectory(path);
+    }
+
+    public void Rename(string from, string to)
+    {
+        CrashInjection.Point($"rename {from} -> {to}");
+        inner.Rename(from, to);
+    }
+
+    public bool TryExchange(string a, string b)
+    {
+        CrashInjection.Point($"exchange {a} <-> {b}");
+        return inner.TryExchange(a, b);
+    }
+
+    public bool TryHardLink(string existing, string newPath)
+    {
+        CrashInjection.Point("link " + newPath);
+        return inner.TryHardLink(existing, newPath);
+    }
+
+    public void DeleteFile(string path)
+    {
+        CrashInjection.Point("unlink " + path);
+        inner.DeleteFile(path);
+    }
+
+    public void DeleteDirectory(string path)
+    {
+        CrashInjection.Point("rmdir " + path);
+        inner.DeleteDirectory(path);
+    }
+
+    public void SetExecutable(string path, bool executable)
+    {
+        CrashInjection.Point("chmod " + path);
+        inner.SetExecutable(path, executable);
+    }
+
+    public void CopySymlink(string from, string to)
+    {
+        CrashInjection.Point("symlink " + to);
+        inner.CopySymlink(from, to);
+    }
+
+    public long AvailableFreeSpace(string path) => inner.AvailableFreeSpace(path);
+}

@@ -1,0 +1,306 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+using Patching.IO;
+
+namespace Patching.Journal;
+
+/// <summary>Journal states of a transaction (DESIGN §4).</summary>
+internal static class TxState
+{
+    public const string Started = "started";
+    public const string BackupComplete = "backup-complete";
+    public const string Patched = "patched";
+    public const string Done = "done";
+    public const string RolledBack = "rolled-back";
+
+    public static bool IsFinal(string state) => state is Done or RolledBack;
+}
+
+internal static class TxKind
+{
+    public const string Apply = "apply";
+    public const string Rollback = "rollback";
+}
+
+internal sealed record TxRecord
+{
+    public required string Id { get; init; }
+    public required string Kind { get; init; }
+    public required string Product { get; init; }
+    public string? FromVersion { get; init; }
+    public required string ToVersion { get; init; }
+    public required string ManifestHash { get; init; }
+    public required byte[] Manifest { get; init; }
+    public string? Signature { get; init; }
+    public string? KeyIds { get; init; }
+    public required string Strategy { get; init; }
+    public required string State { get; init; }
+    public bool KeepPrevious { get; init; }
+    public ulong StagingDevice { get; init; }
+    public ulong StagingInode { get; init; }
+}
+
+internal sealed record InstalledRecord(string Product, string Version, string ManifestHash, byte[] Manifest,
+    string? PreviousVersion, byte[]? PreviousManifest);
+
+internal sealed record FileRow(string Path, string Expected, string? Observed, string State);
+
+/// <summary>
+/// The SQLite journal. WAL with synchronous=FULL: a committed row is on disk when the call returns, which is
+/// what lets each file-system step start only after the row that allows it is durable (DESIGN §5 rule 4).
+/// </summary>
+internal sealed class JournalStore : IDisposable
+{
+    private const int SchemaVersion = 1;
+    private readonly SqliteConnection _db;
+
+    private JournalStore(SqliteConnection db) => _db = db;
+
+    /// <summary>
+    /// Opens (or creates) the journal. A corrupt journal with no transaction pending holds only history and is
+    /// moved aside and recreated; with a transaction pending it is an error, because guessing could mix versions.
+    /// </summary>
+    public static JournalStore Open(string path, bool transactionPending, ILogger log)
+    {
+        try
+        {
+            return OpenCore(path);
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26) // SQLITE_CORRUPT, SQLITE_NOTADB
+        {
+            if (transactionPending)
+            {
+                throw new PatcherException(PatchErrorCode.JournalCorrupt,
+                    $"the journal is corrupt while a transaction is pending; the install was not changed further. Restore or remove '{path}' and check the install with 'patchtool verify-install'", path, ex);
+            }
+
+            var aside = path + ".corrupt-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture);
+            log.LogWarning("Journal {Path} is corrupt and no transaction is pending; moved it to {Aside} and starting a new one", path, aside);
+            SqliteConnection.ClearAllPools();
+            File.Move(path, aside);
+            foreach (var suffix in new[] { "-wal", "-shm" })
+            {
+                if (File.Exists(path + suffix)) File.Move(path + suffix, aside + suffix);
+            }
+
+            return OpenCore(path);
+        }
+    }
+
+    private static JournalStore OpenCore(string path)
+    {
+        var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        try
+        {
+            db.Open();
+            Exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
+            Exec(db, """
+                CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS tx(
+                    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL, product TEXT NOT NULL,
+                    from_version TEXT, to_version TEXT NOT NULL, manifest_hash TEXT NOT NULL, manifest BLOB NOT NULL,
+                    signature TEXT, key_ids TEXT, strategy TEXT NOT NULL, state TEXT NOT NULL,
+                    keep_previous INTEGER NOT NULL DEFAULT 0, staging_dev INTEGER NOT NULL DEFAULT 0, staging_ino INTEGER NOT NULL DEFAULT 0,
+                    created TEXT NOT NULL, updated TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS files(
+                    tx_id TEXT NOT NULL, path TEXT NOT NULL, expected_sha256 TEXT NOT NULL, observed_sha256 TEXT,
+                    state TEXT NOT NULL, PRIMARY KEY(tx_id, path));
+                CREATE TABLE IF NOT EXISTS installed(
+                    id INTEGER PRIMARY KEY CHECK (id = 1), product TEXT NOT NULL, version TEXT NOT NULL,
+                    manifest_hash TEXT NOT NULL, manifest BLOB NOT NULL, previous_version TEXT, previous_manifest BLOB);
+                INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');
+                """);
+            var schema = Scalar(db, "SELECT value FROM meta WHERE key='schema'");
+            if (schema != SchemaVersion.ToString(CultureInfo.InvariantCulture))
+                throw new PatcherException(PatchErrorCode.JournalCorrupt, $"journal schema {schema} is not supported", path);
+            return new JournalStore(db);
+        }
+        catch
+        {
+            db.Dispose();
+            throw;
+        }
+    }
+
+    public TxRecord? Pending()
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT id, kind, product, from_version, to_version, manifest_hash, manifest, signature, key_ids, strategy, state, staging_dev, staging_ino, keep_previous FROM tx WHERE state NOT IN ('done','rolled-back') ORDER BY seq DESC LIMIT 1";
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        return new TxRecord
+        {
+            Id = r.GetString(0),
+            Kind = r.GetString(1),
+            Product = r.GetString(2),
+            FromVersion = r.IsDBNull(3) ? null : r.GetString(3),
+            ToVersion = r.GetString(4),
+            ManifestHash = r.GetString(5),
+            Manifest = (byte[])r[6],
+            Signature = r.IsDBNull(7) ? null : r.GetString(7),
+            KeyIds = r.IsDBNull(8) ? null : r.GetString(8),
+            Strategy = r.GetString(9),
+            State = r.GetString(10),
+            StagingDevice = unchecked((ulong)r.GetInt64(11)),
+            StagingInode = unchecked((ulong)r.GetInt64(12)),
+            KeepPrevious = r.GetInt64(13) != 0,
+        };
+    }
+
+    public InstalledRecord? Installed()
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT product, version, manifest_hash, manifest, previous_version, previous_manifest FROM installed WHERE id = 1";
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        return new InstalledRecord(r.GetString(0), r.GetString(1), r.GetString(2), (byte[])r[3],
+            r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : (byte[])r[5]);
+    }
+
+    public void Begin(TxRecord tx)
+    {
+        CrashInjection.Point("journal begin " + tx.Id);
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = """
+            INSERT INTO tx(id, seq, kind, product, from_version, to_version, manifest_hash, manifest, signature, key_ids, strategy, state, keep_previous, created, updated)
+            VALUES($id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tx), $kind, $product, $from, $to, $hash, $manifest, $sig, $keys, $strategy, $state, $keep, $now, $now)
+            """;
+        cmd.Parameters.AddWithValue("$id", tx.Id);
+        cmd.Parameters.AddWithValue("$kind", tx.Kind);
+        cmd.Parameters.AddWithValue("$product", tx.Product);
+        cmd.Parameters.AddWithValue("$from", (object?)tx.FromVersion ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$to", tx.ToVersion);
+        cmd.Parameters.AddWithValue("$hash", tx.ManifestHash);
+        cmd.Parameters.AddWithValue("$manifest", tx.Manifest);
+        cmd.Parameters.AddWithValue("$sig", (object?)tx.Signature ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$keys", (object?)tx.KeyIds ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$strategy", tx.Strategy);
+        cmd.Parameters.AddWithValue("$state", tx.State);
+        cmd.Parameters.AddWithValue("$keep", tx.KeepPrevious ? 1 : 0);
+        cmd.Parameters.AddWithValue("$now", Now());
+        cmd.ExecuteNonQuery();
+    }
+
+    public void SetState(string txId, string state)
+    {
+        CrashInjection.Point($"journal {state} {txId}");
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "UPDATE tx SET state = $state, updated = $now WHERE id = $id";
+        cmd.Parameters.AddWithValue("$state", state);
+        cmd.Parameters.AddWithValue("$now", Now());
+        cmd.Parameters.AddWithValue("$id", txId);
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Records the staged tree's identity and moves to backup-complete in one durable step.</summary>
+    public void MarkBackupComplete(string txId, ulong device, ulong inode)
+    {
+        CrashInjection.Point($"journal {TxState.BackupComplete} {txId}");
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "UPDATE tx SET state = $state, staging_dev = $dev, staging_ino = $ino, updated = $now WHERE id = $id";
+        cmd.Parameters.AddWithValue("$state", TxState.BackupComplete);
+        cmd.Parameters.AddWithValue("$dev", unchecked((long)device));
+        cmd.Parameters.AddWithValue("$ino", unchecked((long)inode));
+        cmd.Parameters.AddWithValue("$now", Now());
+        cmd.Parameters.AddWithValue("$id", txId);
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>The commit happened: state patched and the installed version switch in one SQLite transaction.</summary>
+    public void MarkPatched(string txId, InstalledRecord installed)
+    {
+        CrashInjection.Point($"journal {TxState.Patched} {txId}");
+        using var t = _db.BeginTransaction();
+        using (var cmd = _db.CreateCommand())
+        {
+            cmd.Transaction = t;
+            cmd.CommandText = "UPDATE tx SET state = $state, updated = $now WHERE id = $id";
+            cmd.Parameters.AddWithValue("$state", TxState.Patched);
+            cmd.Parameters.AddWithValue("$now", Now());
+            cmd.Parameters.AddWithValue("$id", txId);
+            cmd.ExecuteNonQuery();
+        }
+
+        using (var cmd = _db.CreateCommand())
+        {
+            cmd.Transaction = t;
+            cmd.CommandText = """
+                INSERT INTO installed(id, product, version, manifest_hash, manifest, previous_version, previous_manifest)
+                VALUES(1, $p, $v, $h, $m, $pv, $pm)
+                ON CONFLICT(id) DO UPDATE SET product=$p, version=$v, manifest_hash=$h, manifest=$m, previous_version=$pv, previous_manifest=$pm
+                """;
+            cmd.Parameters.AddWithValue("$p", installed.Product);
+            cmd.Parameters.AddWithValue("$v", installed.Version);
+            cmd.Parameters.AddWithValue("$h", installed.ManifestHash);
+            cmd.Parameters.AddWithValue("$m", installed.Manifest);
+            cmd.Parameters.AddWithValue("$pv", (object?)installed.PreviousVersion ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$pm", (object?)installed.PreviousManifest ?? DBNull.Value);
+            cmd.ExecuteNonQuery();
+        }
+
+        t.Commit();
+    }
+
+    public void ClearPrevious()
+    {
+        Exec(_db, "UPDATE installed SET previous_version = NULL, previous_manifest = NULL WHERE id = 1");
+    }
+
+    /// <summary>Per-file rows, written in one SQLite transaction after the files they describe are durable.</summary>
+    public void RecordFiles(string txId, IReadOnlyCollection<FileRow> rows)
+    {
+        if (rows.Count == 0) return;
+        CrashInjection.Point($"journal files {txId}");
+        using var t = _db.BeginTransaction();
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = t;
+        cmd.CommandText = "INSERT OR REPLACE INTO files(tx_id, path, expected_sha256, observed_sha256, state) VALUES($tx, $path, $exp, $obs, $state)";
+        var pTx = cmd.Parameters.Add("$tx", SqliteType.Text);
+        var pPath = cmd.Parameters.Add("$path", SqliteType.Text);
+        var pExp = cmd.Parameters.Add("$exp", SqliteType.Text);
+        var pObs = cmd.Parameters.Add("$obs", SqliteType.Text);
+        var pState = cmd.Parameters.Add("$state", SqliteType.Text);
+        foreach (var row in rows)
+        {
+            pTx.Value = txId;
+            pPath.Value = row.Path;
+            pExp.Value = row.Expected;
+            pObs.Value = (object?)row.Observed ?? DBNull.Value;
+            pState.Value = row.State;
+            cmd.ExecuteNonQuery();
+        }
+
+        t.Commit();
+    }
+
+    public Dictionary<string, FileRow> Files(string txId)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT path, expected_sha256, observed_sha256, state FROM files WHERE tx_id = $tx";
+        cmd.Parameters.AddWithValue("$tx", txId);
+        using var r = cmd.ExecuteReader();
+        var result = new Dictionary<string, FileRow>(StringComparer.Ordinal);
+        while (r.Read())
+            result[r.GetString(0)] = new FileRow(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetString(3));
+        return result;
+    }
+
+    public void Dispose() => _db.Dispose();
+
+    private static string Now() => DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture);
+
+    private static void Exec(SqliteConnection db, string sql)
+    {
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private static string? Scalar(SqliteConnection db, string sql)
+    {
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar()?.ToString();
+    }
+}

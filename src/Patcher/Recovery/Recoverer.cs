@@ -1,0 +1,218 @@
+using Microsoft.Extensions.Logging;
+using Patching.Commit;
+using Patching.IO;
+using Patching.Journal;
+using Patching.Manifests;
+using Patching.Staging;
+using Patching.Transaction;
+
+namespace Patching.Recovery;
+
+/// <summary>
+/// Rolls an interrupted transaction forward or back from the journal and the evidence on disk
+/// (docs/recovery.md has the decision table). Every step is idempotent, so a crash during recovery is
+/// recovered by running recovery again.
+/// </summary>
+internal static class Recoverer
+{
+    /// <summary>
+    /// Resolves a pending transaction before a new apply. A staging of the same patch that was interrupted
+    /// is returned for resumption instead of being discarded.
+    /// </summary>
+    public static TxRecord? RecoverPending(IFileOps fs, StateLayout layout, JournalStore journal, ILogger log, string? resumeManifestHash)
+    {
+        var pending = journal.Pending();
+        if (pending is null)
+        {
+            RemoveMarker(fs, layout);
+            return null;
+        }
+
+        if (pending is { State: TxState.Started, Kind: TxKind.Apply } && pending.ManifestHash == resumeManifestHash &&
+            fs.Stat(layout.StagingDir(pending.Id)).Kind == EntryKind.Directory)
+        {
+            return pending;
+        }
+
+        Recover(fs, layout, journal, pending, log);
+        return null;
+    }
+
+    /// <summary>Returns true when the transaction was rolled forward, false when rolled back.</summary>
+    public static bool Recover(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log)
+    {
+        log.LogWarning("Recovering transaction {Tx} ({Kind} to {Version}) found in state {State}", tx.Id, tx.Kind, tx.ToVersion, tx.State);
+        switch (tx.State)
+        {
+            case TxState.Started:
+                RollBackStarted(fs, layout, journal, tx.Id, log, tx.Kind);
+                return false;
+
+            case TxState.BackupComplete:
+                var swap = new SwapCommit(fs, layout, log);
+                var install = fs.Stat(layout.InstallDir);
+                if (install.Kind == EntryKind.Directory && install.Inode != 0 && install.Inode == tx.StagingInode && install.Device == tx.StagingDevice)
+                {
+                    log.LogInformation("The exchange of {Tx} had happened; rolling forward", tx.Id);
+                }
+                else if (install.Kind == EntryKind.Missing && fs.Stat(layout.OldDir(tx.Id)).Kind == EntryKind.Directory)
+                {
+                    log.LogInformation("Crashed between the two renames of {Tx}; completing the switch", tx.Id);
+                    swap.CompleteTwoRenameSwitch(tx.Id);
+                }
+                else if (StagedTreeIsComplete(fs, layout, tx))
+                {
+                    log.LogInformation("Staged tree of {Tx} is complete and verifies; rolling forward", tx.Id);
+                    swap.Switch(tx.Id);
+                }
+                else
+                {
+                    log.LogWarning("Staged tree of {Tx} does not verify; rolling back", tx.Id);
+                    RollBackStarted(fs, layout, journal, tx.Id, log, tx.Kind);
+                    return false;
+                }
+
+                var installed = journal.Installed();
+                var manifest = ManifestCodec.Deserialize(tx.Manifest);
+                journal.MarkPatched(tx.Id, new InstalledRecord(manifest.Product, manifest.Version, tx.ManifestHash, tx.Manifest,
+                    installed?.Version, installed?.Manifest));
+                FinishPatched(fs, layout, journal, tx, log);
+                return true;
+
+            case TxState.Patched:
+                FinishPatched(fs, layout, journal, tx, log);
+                return true;
+
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>Undoes a transaction whose switch has not happened: the install was never touched.</summary>
+    public static void RollBackStarted(IFileOps fs, StateLayout layout, JournalStore journal, string txId, ILogger log, string kind = TxKind.Apply)
+    {
+        var staging = layout.StagingDir(txId);
+        if (kind == TxKind.Rollback)
+        {
+            // The staging directory is the kept previous version: put it back rather than delete it.
+            if (fs.Stat(staging).Kind == EntryKind.Directory && fs.Stat(layout.PreviousDir).Kind == EntryKind.Missing)
+            {
+                fs.Rename(staging, layout.PreviousDir);
+                fs.SyncDirectory(layout.StateDir);
+            }
+        }
+        else
+        {
+            TreeOps.DeleteTree(fs, staging);
+        }
+
+        journal.SetState(txId, TxState.RolledBack);
+        RemoveMarker(fs, layout);
+        log.LogInformation("Transaction {Tx} rolled back; the old version is intact", txId);
+    }
+
+    /// <summary>After the switch: carry over user files, drop or keep the old tree, mark done.</summary>
+    public static void FinishPatched(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log)
+    {
+        var manifest = ManifestCodec.Deserialize(tx.Manifest);
+        var installed = journal.Installed();
+        var oldVersion = new HashSet<string>(manifest.Base.Select(b => b.Path).Concat(manifest.BaseDirectories), StringComparer.Ordinal);
+        if (installed?.PreviousManifest is { } prev)
+            oldVersion.UnionWith(ApplyPlan.TargetPaths(ManifestCodec.Deserialize(prev)));
+        var swap = new SwapCommit(fs, layout, log);
+        var oldTree = swap.OldTree(tx.Id);
+        if (oldTree is not null)
+        {
+            swap.SweepUserFiles(tx.Id, oldTree, oldVersion, ApplyPlan.TargetPaths(manifest));
+            TreeOps.DeleteTree(fs, layout.PreviousDir);
+            if (tx.KeepPrevious)
+            {
+                fs.Rename(oldTree, layout.PreviousDir);
+                fs.SyncDirectory(layout.StateDir);
+            }
+            else
+            {
+                TreeOps.DeleteTree(fs, oldTree);
+            }
+        }
+
+        journal.SetState(tx.Id, TxState.Done);
+        RemoveMarker(fs, layout);
+    }
+
+    public static void RemoveMarker(IFileOps fs, StateLayout layout)
+    {
+        if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing) return;
+        fs.DeleteFile(layout.PendingMarkerPath);
+        fs.SyncDirectory(layout.StateDir);
+    }
+
+    /// <summary>Every file of the new version is in the staged tree with its declared size and hash.</summary>
+    private static bool StagedTreeIsComplete(IFileOps fs, StateLayout layout, TxRecord tx)
+    {
+        var staging = layout.StagingDir(tx.Id);
+        if (fs.Stat(staging).Kind != EntryKind.Directory) return false;
+        var manifest = ManifestCodec.Deserialize(tx.Manifest);
+        var ok = true;
+        Parallel.ForEach(manifest.Files, (f, state) =>
+        {
+            var path = PathRules.Join(staging, f.Path);
+            var info = fs.Stat(path);
+            if (info.Kind != EntryKind.File || info.Size != f.Size || ContentHash.OfStream(fs.OpenRead(path)) != f.Sha256)
+            {
+                ok = false;
+                state.Stop();
+            }
+        });
+        return ok && manifest.Directories.All(d => fs.Stat(PathRules.Join(staging, d)).Kind == EntryKind.Directory);
+    }
+
+    /// <summary>Switches back to the version kept by <see cref="PatcherOptions.KeepPreviousVersion"/>; the current one becomes the kept one.</summary>
+    public static ApplyResult RollbackToPrevious(IFileOps fs, StateLayout layout, PatcherOptions options)
+    {
+        var log = options.Logger;
+        if (fs.Stat(layout.StateDir).Kind != EntryKind.Directory)
+            throw new PatcherException(PatchErrorCode.NothingToRollBack, "no previous version is kept (nothing was installed by Patcher here)", layout.InstallDir);
+        using var txLock = TransactionLock.TryAcquire(layout.LockPath);
+        if (txLock is null) return new ApplyResult(ApplyStatus.Busy, null, null, null, CommitStrategy.Swap, false, 0, 0, 0);
+        using var journal = JournalStore.Open(layout.JournalPath, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
+        _ = RecoverPending(fs, layout, journal, log, resumeManifestHash: null);
+        var installed = journal.Installed();
+        if (installed?.PreviousManifest is null || installed.PreviousVersion is null || fs.Stat(layout.PreviousDir).Kind != EntryKind.Directory)
+            throw new PatcherException(PatchErrorCode.NothingToRollBack, "no previous version is kept; apply with KeepPreviousVersion to allow rollback", layout.InstallDir);
+
+        var current = ManifestCodec.Deserialize(installed.Manifest);
+        var previous = ManifestCodec.Deserialize(installed.PreviousManifest);
+        var tx = new TxRecord
+        {
+            Id = "rb-" + Guid.NewGuid().ToString("N")[..12],
+            Kind = TxKind.Rollback,
+            Product = installed.Product,
+            FromVersion = installed.Version,
+            ToVersion = installed.PreviousVersion,
+            ManifestHash = ManifestCodec.Hash(installed.PreviousManifest),
+            Manifest = installed.PreviousManifest,
+            Strategy = "swap",
+            State = TxState.Started,
+            KeepPrevious = true,
+        };
+        TreeOps.WriteDurably(fs, layout.PendingMarkerPath, System.Text.Encoding.UTF8.GetBytes(tx.Id));
+        journal.Begin(tx);
+        var staging = layout.StagingDir(tx.Id);
+        fs.Rename(layout.PreviousDir, staging);
+        fs.SyncDirectory(layout.StateDir);
+
+        // The user's files go along, exactly as for a forward apply.
+        var user = ApplyPlan.FindUserEntries(TreeOps.Walk(fs, layout.InstallDir), ApplyPlan.TargetPaths(current), ApplyPlan.TargetPaths(previous));
+        var plan = new ApplyPlan { Manifest = previous, Files = [], UserEntries = user, OldVersionPaths = ApplyPlan.TargetPaths(current), BytesToWrite = 0 };
+        new Stager(fs, journal, log).Stage(tx.Id, layout.InstallDir, staging, plan, null, new Dictionary<string, FileRow>(), null, CancellationToken.None);
+        var identity = fs.Stat(staging);
+        journal.MarkBackupComplete(tx.Id, identity.Device, identity.Inode);
+        new SwapCommit(fs, layout, log).Switch(tx.Id);
+        journal.MarkPatched(tx.Id, new InstalledRecord(installed.Product, installed.PreviousVersion, tx.ManifestHash, installed.PreviousManifest,
+            installed.Version, installed.Manifest));
+        FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log);
+        log.LogInformation("Rolled back from {From} to {To}", installed.Version, installed.PreviousVersion);
+        return new ApplyResult(ApplyStatus.Applied, installed.Version, installed.PreviousVersion, tx.Id, CommitStrategy.Swap, false, 0, 0, 0);
+    }
+}

@@ -1,0 +1,114 @@
+using Patching.IO;
+using Patching.Manifests;
+
+namespace Patching.Staging;
+
+/// <summary>Where one target file's content comes from.</summary>
+/// <param name="File">The target file.</param>
+/// <param name="ReuseFrom">Relative path of an install file with identical content, or null to write from blobs.</param>
+internal sealed record FileSource(TargetFile File, string? ReuseFrom);
+
+/// <summary>
+/// Everything staging needs, decided before the first byte is written: where each target file comes from,
+/// which install entries belong to the user, how many bytes will be written.
+/// </summary>
+internal sealed class ApplyPlan
+{
+    public required Manifest Manifest { get; init; }
+    public required IReadOnlyList<FileSource> Files { get; init; }
+    /// <summary>Install entries (files, symlinks, directories) that neither version describes: carried over untouched.</summary>
+    public required IReadOnlyList<TreeEntry> UserEntries { get; init; }
+    /// <summary>Paths owned by the old version (files and directories), for the post-commit sweep.</summary>
+    public required IReadOnlySet<string> OldVersionPaths { get; init; }
+    public required long BytesToWrite { get; init; }
+
+    /// <summary>Entries that belong to neither the old nor the new version.</summary>
+    public static List<TreeEntry> FindUserEntries(IEnumerable<TreeEntry> entries, IReadOnlySet<string> oldVersion, IReadOnlySet<string> newVersion) =>
+        entries.Where(e => !oldVersion.Contains(e.Path) && !newVersion.Contains(e.Path)).ToList();
+
+    /// <summary>Every file and directory path a manifest's target describes.</summary>
+    public static HashSet<string> TargetPaths(Manifest m) =>
+        new(m.Files.Select(f => f.Path).Concat(m.Directories), StringComparer.Ordinal);
+
+    /// <summary>
+    /// Builds the plan and checks the base: every file the patch reuses must be a regular file of the
+    /// declared size (and hash, when <paramref name="fullHash"/>), reached without passing a symlink.
+    /// </summary>
+    public static ApplyPlan Create(IFileOps fs, string installDir, Manifest manifest, Manifest? installed, bool fullHash, CancellationToken ct)
+    {
+        var entries = TreeOps.Walk(fs, installDir);
+        var byPath = entries.ToDictionary(e => e.Path, StringComparer.Ordinal);
+
+        // What the old version owns: the patch's base list, plus what the journal says is installed.
+        var owned = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var b in manifest.Base) owned.Add(b.Path);
+        foreach (var d in manifest.BaseDirectories) owned.Add(d);
+        if (installed is not null)
+        {
+            foreach (var f in installed.Files) owned.Add(f.Path);
+            foreach (var d in installed.Directories) owned.Add(d);
+        }
+
+        var targetPaths = TargetPaths(manifest);
+
+        // Content available in the install: base files that are really there, keyed by hash.
+        var contentIndex = new Dictionary<string, string>(StringComparer.Ordinal);
+        var baseBySha = manifest.Base.GroupBy(b => b.Sha256).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var checkedBase = new Dictionary<string, bool>(StringComparer.Ordinal);
+
+        bool BaseFileIntact(BaseFile b)
+        {
+            if (checkedBase.TryGetValue(b.Path, out var ok)) return ok;
+            ok = byPath.TryGetValue(b.Path, out var e) && e.Info.Kind == EntryKind.File && e.Info.Size == b.Size
+                 && (!fullHash || ContentHash.OfFile(PathRules.Join(installDir, b.Path), ct) == b.Sha256);
+            checkedBase[b.Path] = ok;
+            return ok;
+        }
+
+        var blobs = manifest.Blobs.Select(b => b.Sha256).ToHashSet(StringComparer.Ordinal);
+        var sources = new List<FileSource>(manifest.Files.Count);
+        long bytesToWrite = 0;
+        foreach (var f in manifest.Files)
+        {
+            ct.ThrowIfCancellationRequested();
+            string? reuse = null;
+            if (f.Parts.Count == 1 && baseBySha.TryGetValue(f.Sha256, out var candidates))
+            {
+                // Prefer the file at the same path; any intact base file with the same content will do.
+                foreach (var b in candidates.OrderBy(b => b.Path == f.Path ? 0 : 1))
+                {
+                    if (b.Size == f.Size && BaseFileIntact(b))
+                    {
+                        reuse = b.Path;
+                        break;
+                    }
+                }
+
+                if (reuse is null && !blobs.Contains(f.Sha256))
+                {
+                    var b = candidates[0];
+                    throw new PatcherException(PatchErrorCode.BaseMismatch,
+                        $"'{b.Path}' does not match the version this patch expects ({manifest.FromVersion}); it is missing or was modified. Repair the install or use a full package",
+                        b.Path);
+                }
+            }
+            else if (f.Parts.Any(p => !blobs.Contains(p.Sha256)))
+            {
+                throw new PatcherException(PatchErrorCode.ManifestMalformed, $"multi-part reuse of base content is not supported in format 1 ('{f.Path}')", f.Path);
+            }
+
+            if (reuse is null) bytesToWrite += f.Size;
+            sources.Add(new FileSource(f, reuse));
+        }
+
+        var user = FindUserEntries(entries, owned, targetPaths);
+        return new ApplyPlan
+        {
+            Manifest = manifest,
+            Files = sources,
+            UserEntries = user,
+            OldVersionPaths = owned,
+            BytesToWrite = bytesToWrite,
+        };
+    }
+}

@@ -1,0 +1,185 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Patching.IO;
+using Patching.Journal;
+using Patching.Manifests;
+using Patching.Sources;
+
+namespace Patching.Staging;
+
+/// <summary>
+/// Builds the shadow tree: the complete new version plus the user's files, beside the install, on the same
+/// volume. Unchanged files are hard-linked (copied where links are impossible), new content is streamed from
+/// blobs, hashed while written and fsynced; every directory is fsynced at the end. Rows for verified files
+/// are journaled after the files are durable, so a later Apply of the same patch can resume.
+/// </summary>
+internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
+{
+    private const int RowBatch = 256;
+    private readonly object _journalGate = new();
+
+    public int FilesWritten { get; private set; }
+    public int FilesReused { get; private set; }
+    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+    private long _bytesWritten;
+
+    public void Stage(string txId, string installDir, string stagingDir, ApplyPlan plan, PatchPackage? package,
+        IReadOnlyDictionary<string, FileRow> verifiedRows, IProgress<PatchProgress>? progress, CancellationToken ct)
+    {
+        var manifest = plan.Manifest;
+        if (fs.Stat(stagingDir).Kind == EntryKind.Missing)
+        {
+            fs.CreateDirectory(stagingDir);
+            fs.SyncDirectory(Path.GetDirectoryName(stagingDir)!);
+        }
+
+        // Directories first, parents before children: the new version's, then the user's.
+        var dirs = new SortedSet<string>(manifest.Directories, StringComparer.Ordinal);
+        foreach (var e in plan.UserEntries)
+        {
+            if (e.Info.Kind == EntryKind.Directory) dirs.Add(e.Path);
+            for (var p = PathRules.Parent(e.Path); p.Length > 0; p = PathRules.Parent(p)) dirs.Add(p);
+        }
+
+        foreach (var d in dirs)
+        {
+            var path = PathRules.Join(stagingDir, d);
+            if (fs.Stat(path).Kind != EntryKind.Directory) fs.CreateDirectory(path);
+        }
+
+        var total = plan.Files.Count;
+        var done = 0;
+        long bytesDone = 0;
+        var rows = new ConcurrentQueue<FileRow>();
+        int written = 0, reused = 0;
+
+        void Report() => progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref done), total, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
+
+        // Large files first so the two cores finish together.
+        var order = plan.Files.OrderByDescending(f => f.ReuseFrom is null ? f.File.Size : 0).ToList();
+        Parallel.ForEach(order, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, src =>
+        {
+            var f = src.File;
+            var staged = PathRules.Join(stagingDir, f.Path);
+            var existing = fs.Stat(staged);
+            if (existing.Kind == EntryKind.File && existing.Size == f.Size &&
+                verifiedRows.TryGetValue(f.Path, out var row) && row.Observed == f.Sha256)
+            {
+                // Resumed: this file was staged, verified and made durable by an earlier attempt.
+                Interlocked.Increment(ref reused);
+            }
+            else
+            {
+                if (existing.Kind != EntryKind.Missing) fs.DeleteFile(staged);
+                if (src.ReuseFrom is not null && TryLink(installDir, src.ReuseFrom, staged, f))
+                {
+                    Interlocked.Increment(ref reused);
+                }
+                else
+                {
+                    var observed = WriteContent(installDir, staged, src, package, n =>
+                    {
+                        Interlocked.Add(ref bytesDone, n);
+                        Interlocked.Add(ref _bytesWritten, n);
+                    }, ct);
+                    rows.Enqueue(new FileRow(f.Path, f.Sha256, observed, "staged"));
+                    Interlocked.Increment(ref written);
+                    if (rows.Count >= RowBatch) FlushRows(txId, rows);
+                }
+            }
+
+            Interlocked.Increment(ref done);
+            Report();
+        });
+        FlushRows(txId, rows);
+
+        // The user's own files: hard links keep them byte-identical and cost nothing. Anything they change
+        // or add between now and the commit is carried over by the post-commit sweep.
+        foreach (var e in plan.UserEntries)
+        {
+            ct.ThrowIfCancellationRequested();
+            var from = PathRules.Join(installDir, e.Path);
+            var to = PathRules.Join(stagingDir, e.Path);
+            var there = fs.Stat(to);
+            switch (e.Info.Kind)
+            {
+                case EntryKind.File when there.Kind == EntryKind.Missing:
+                    if (!fs.TryHardLink(from, to)) CopyPlain(from, to);
+                    break;
+                case EntryKind.Symlink when there.Kind == EntryKind.Missing:
+                    fs.CopySymlink(from, to);
+                    break;
+            }
+        }
+
+        // Make every directory entry durable, deepest first, then the staging root itself.
+        foreach (var d in dirs.Reverse()) fs.SyncDirectory(PathRules.Join(stagingDir, d));
+        fs.SyncDirectory(stagingDir);
+        FilesWritten = written;
+        FilesReused = reused;
+        log.LogInformation("Staged {Total} files ({Written} written, {Reused} reused) in {Staging}", total, written, reused, stagingDir);
+    }
+
+    private bool TryLink(string installDir, string reuseFrom, string staged, TargetFile f)
+    {
+        var source = PathRules.Join(installDir, reuseFrom);
+        // A hard link shares the inode, so the executable bit would change in the old tree too: copy instead.
+        if (fs.Stat(source).Executable != f.Executable && !OperatingSystem.IsWindows()) return false;
+        return fs.TryHardLink(source, staged);
+    }
+
+    private string WriteContent(string installDir, string staged, FileSource src, PatchPackage? package, Action<long> onBytes, CancellationToken ct)
+    {
+        var f = src.File;
+        string observed;
+        using (var output = fs.Create(staged))
+        {
+            if (src.ReuseFrom is not null)
+            {
+                // Copy from the old version, verifying the content really is what the base promised.
+                var from = PathRules.Join(installDir, src.ReuseFrom);
+                using var input = fs.OpenRead(from);
+                var (length, hash) = ContentHash.CopyAndHash(input, output, f.Size, onBytes, ct);
+                if (length != f.Size || hash != f.Sha256)
+                    throw new PatcherException(PatchErrorCode.BaseMismatch, $"'{src.ReuseFrom}' changed while it was being copied", src.ReuseFrom);
+                observed = hash;
+            }
+            else
+            {
+                foreach (var part in f.Parts) package!.CopyBlob(part.Sha256, output, onBytes, ct);
+                observed = f.Parts.Count == 1 ? f.Parts[0].Sha256 : f.Sha256;
+            }
+
+            fs.Sync(output);
+        }
+
+        if (f.Parts.Count > 1)
+        {
+            using var check = fs.OpenRead(staged);
+            observed = ContentHash.OfStream(check, ct);
+            if (observed != f.Sha256)
+                throw new PatcherException(PatchErrorCode.BlobHashMismatch, $"'{f.Path}' assembled from its parts has SHA-256 {observed}, declared {f.Sha256}", f.Path);
+        }
+
+        if (f.Executable) fs.SetExecutable(staged, true);
+        return observed;
+    }
+
+    private void CopyPlain(string from, string to)
+    {
+        using var input = fs.OpenRead(from);
+        using var output = fs.Create(to);
+        input.CopyTo(output, ContentHash.BufferSize);
+        fs.Sync(output);
+    }
+
+    private void FlushRows(string txId, ConcurrentQueue<FileRow> rows)
+    {
+        lock (_journalGate)
+        {
+            var batch = new List<FileRow>();
+            while (rows.TryDequeue(out var r)) batch.Add(r);
+            journal.RecordFiles(txId, batch);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+namespace Patching.Transaction;
+
+/// <summary>
+/// Exclusive lock on one install's state directory, so two appliers never interleave. On Unix .NET takes an
+/// advisory flock for FileShare.None; on Windows it is a real share lock. The OS drops it when the process
+/// dies, so a crashed applier never leaves a stale lock.
+/// </summary>
+internal sealed class TransactionLock : IDisposable
+{
+    private readonly FileStream _stream;
+
+    private TransactionLock(FileStream stream) => _stream = stream;
+
+    /// <summary>Returns null when another process holds the lock.</summary>
+    public static TransactionLock? TryAcquire(string path)
+    {
+        try
+        {
+            return new TransactionLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+        }
+        catch (IOException ex) when (ex is not FileNotFoundException and not DirectoryNotFoundException && !IO.NativeErrors.IsDiskFull(ex))
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new PatcherException(PatchErrorCode.AccessDenied, $"cannot open the lock file: {ex.Message}", path, ex);
+        }
+    }
+
+    public void Dispose() => _stream.Dispose();
+}
