@@ -1,1 +1,3 @@
-return 0;
+using PatchTool;
+
+return await PatchToolProgram.RunAsync(args, Console.Out, Console.Error).ConfigureAwait(false);

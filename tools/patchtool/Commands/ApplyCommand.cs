@@ -1,0 +1,101 @@
+using System.CommandLine;
+using Patching;
+using PatchTool.Infrastructure;
+
+namespace PatchTool.Commands;
+
+/// <summary>
+/// <c>patchtool apply --patch PATCHDIR --target DIR --trust PUB [...]</c>: a thin wrapper over
+/// <see cref="Patcher.ApplyAsync"/>, with a progress bar at a terminal and plain lines otherwise.
+/// </summary>
+internal sealed class ApplyCommand : IToolCommand
+{
+    private readonly Option<string> _patch = ToolOptions.Patch();
+    private readonly Option<string> _target = ToolOptions.Target("The install directory to patch");
+    private readonly Option<string[]> _trust = ToolOptions.Trust(required: true);
+    private readonly Option<int> _threshold = ToolOptions.Threshold();
+    private readonly Option<string> _strategy = new Option<string>("--strategy")
+    {
+        Description = "auto: directory swap where possible, layered otherwise; swap; layered (file by file)",
+        DefaultValueFactory = _ => "auto",
+    }.AcceptOnlyFromAmong("auto", "swap", "layered");
+
+    private readonly Option<bool> _allowDowngrade = new("--allow-downgrade") { Description = "Install even if the patch is not newer than the installed version" };
+    private readonly Option<bool> _fullBaseHash = new("--full-base-hash") { Description = "Hash every base file before staging (default: compare sizes, hash while staging)" };
+    private readonly Option<bool> _keepPrevious = new("--keep-previous") { Description = "Keep the old version so 'patchtool rollback' can restore it" };
+    private readonly Option<string?> _stateDir = ToolOptions.StateDir();
+    private readonly Option<bool> _json = ToolOptions.Json();
+
+    public Command Create(ToolContext ctx, GlobalOptions global)
+    {
+        var command = new Command("apply", "Apply a patch to an install, transactionally (the install ends as the old or the new version, never a mix)")
+        {
+            _patch, _target, _trust, _threshold, _strategy, _allowDowngrade, _fullBaseHash, _keepPrevious, _stateDir, _json,
+        };
+        command.SetAction((pr, ct) =>
+        {
+            var verbose = pr.GetValue(global.Verbose);
+            var settings = new Settings(pr.GetValue(_patch)!, pr.GetValue(_target)!, pr.GetValue(_trust) ?? [], pr.GetValue(_threshold),
+                ParseStrategy(pr.GetValue(_strategy)), pr.GetValue(_allowDowngrade), pr.GetValue(_fullBaseHash), pr.GetValue(_keepPrevious),
+                pr.GetValue(_stateDir), pr.GetValue(_json), verbose);
+            return CommandRunner.RunAsync(ctx, settings.Json, verbose, () => RunAsync(ctx, settings, ct));
+        });
+        return command;
+    }
+
+    internal sealed record Settings(
+        string Patch, string Target, IReadOnlyList<string> Trust, int Threshold, CommitStrategy Strategy,
+        bool AllowDowngrade, bool FullBaseHash, bool KeepPrevious, string? StateDir, bool Json, bool Verbose);
+
+    internal static CommitStrategy ParseStrategy(string? value) => value switch
+    {
+        null or "auto" => CommitStrategy.Auto,
+        "swap" => CommitStrategy.Swap,
+        "layered" => CommitStrategy.Layered,
+        _ => throw new UsageException($"--strategy '{value}' is not one of auto, swap, layered"),
+    };
+
+    internal static async Task<int> RunAsync(ToolContext ctx, Settings s, CancellationToken ct)
+    {
+        var pems = ToolOptions.ReadKeyFiles(s.Trust, "--trust");
+        ToolOptions.CheckThreshold(s.Threshold, pems.Count);
+        using var loggers = ToolLogging.Create(s.Verbose);
+        var options = EngineOptions.Create(loggers, s.StateDir) with
+        {
+            TrustedKeys = pems,
+            SignatureThreshold = s.Threshold,
+            Strategy = s.Strategy,
+            AllowDowngrade = s.AllowDowngrade,
+            VerifyBaseHashes = s.FullBaseHash,
+            KeepPreviousVersion = s.KeepPrevious,
+        };
+        var target = Path.GetFullPath(s.Target);
+        var patch = Path.GetFullPath(s.Patch);
+
+        ApplyResult result;
+        if (ctx.IsTerminal && !s.Json)
+            result = await SpectreProgress.Run(progress => Patcher.ApplyAsync(target, patch, options, progress, ct)).ConfigureAwait(false);
+        else
+            result = await Patcher.ApplyAsync(target, patch, options, s.Json ? null : new PlainProgress(ctx.Out), ct).ConfigureAwait(false);
+
+        var busy = result.Status == ApplyStatus.Busy;
+        if (s.Json)
+        {
+            JsonOutput.Write(ctx.Out, new ApplyDocument(!busy, result.Status.ToString(), result.FromVersion, result.ToVersion,
+                result.TransactionId, result.Strategy.ToString(), result.Resumed, result.FilesWritten, result.FilesReused, result.BytesWritten));
+        }
+        else if (!busy)
+        {
+            ctx.Out.WriteLine($"applied {result.FromVersion ?? "(unknown)"} -> {result.ToVersion} in {target}");
+            ctx.Out.WriteLine($"  strategy     {result.Strategy}{(result.Resumed ? " (resumed an interrupted staging)" : "")}");
+            ctx.Out.WriteLine($"  transaction  {result.TransactionId}");
+            ctx.Out.WriteLine($"  files        {result.FilesWritten} written, {result.FilesReused} reused from the old version");
+            ctx.Out.WriteLine($"  bytes        {ToolOptions.Bytes(result.BytesWritten)} written ({result.BytesWritten} bytes)");
+        }
+
+        if (!busy) return ExitCodes.Ok;
+        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.Busy,
+            $"another process is patching '{target}'; nothing was changed, try again later", null));
+        return ExitCodes.Busy;
+    }
+}

@@ -1,0 +1,134 @@
+using System.CommandLine;
+using System.Globalization;
+using Patching.Building;
+using Patching.Manifests;
+using PatchTool.Infrastructure;
+
+namespace PatchTool.Commands;
+
+/// <summary>
+/// <c>patchtool build --from OLD --to NEW --out PATCHDIR --key signing.key --product ID --version V --from-version V</c>.
+/// Without --from: a full package. Without --key: an unsigned patch for offline signing with <c>patchtool sign</c>.
+/// </summary>
+internal sealed class BuildCommand : IToolCommand
+{
+    private readonly Option<string?> _from = new("--from") { Description = "The old version's tree (omit for a full package)", HelpName = "OLD" };
+    private readonly Option<string> _to = new("--to") { Description = "The new version's tree", HelpName = "NEW", Required = true };
+    private readonly Option<string> _out = new("--out") { Description = "Directory to write the patch to (new or empty)", HelpName = "PATCHDIR", Required = true };
+    private readonly Option<string?> _key = new("--key") { Description = "Private key to sign with (omit for an unsigned patch)", HelpName = "KEYFILE" };
+    private readonly Option<string> _product = new("--product") { Description = "Product id the patch is for", HelpName = "ID", Required = true };
+    private readonly Option<string> _version = new("--version") { Description = "Version of the new tree (1 to 4 numbers, e.g. 1.4.2)", HelpName = "V", Required = true };
+    private readonly Option<string?> _fromVersion = new("--from-version") { Description = "Version of the old tree (required with --from)", HelpName = "V" };
+    private readonly Option<string?> _expires = new("--expires") { Description = "Refuse the patch after this time (ISO 8601, e.g. 2026-01-31T00:00:00Z)", HelpName = "ISO8601" };
+    private readonly Option<bool> _noCompress = new("--no-compress") { Description = "Store every blob uncompressed (default: Brotli where it saves 5% or more)" };
+    private readonly Option<bool> _force = new("--force") { Description = "Replace a patch already in --out (only manifest.json, manifest.sig and blobs/ are removed)" };
+
+    public Command Create(ToolContext ctx, GlobalOptions global)
+    {
+        var command = new Command("build", "Build a patch (or, without --from, a full package) from two trees")
+        {
+            _from, _to, _out, _key, _product, _version, _fromVersion, _expires, _noCompress, _force,
+        };
+        command.SetAction(pr => CommandRunner.Run(ctx, json: false, pr.GetValue(global.Verbose), () => Run(ctx, new Settings(
+            pr.GetValue(_from), pr.GetValue(_to)!, pr.GetValue(_out)!, pr.GetValue(_key), pr.GetValue(_product)!,
+            pr.GetValue(_version)!, pr.GetValue(_fromVersion), pr.GetValue(_expires), !pr.GetValue(_noCompress), pr.GetValue(_force)))));
+        return command;
+    }
+
+    internal sealed record Settings(
+        string? From, string To, string Out, string? Key, string Product, string Version, string? FromVersion,
+        string? Expires, bool Compress, bool Force, TimeProvider? Time = null);
+
+    internal static int Run(ToolContext ctx, Settings s)
+    {
+        var time = s.Time ?? TimeProvider.System;
+        var to = ToolOptions.RequireDirectory(s.To, "--to");
+        var from = s.From is null ? null : ToolOptions.RequireDirectory(s.From, "--from");
+        if (from is not null && s.FromVersion is null) throw new UsageException("--from-version is required with --from");
+        if (from is null && s.FromVersion is not null)
+            throw new UsageException("--from-version needs --from (without --from, build writes a full package)");
+        if (!PatchVersion.TryParse(s.Version, out _)) throw new UsageException($"--version '{s.Version}' is not a version (1 to 4 dot-separated numbers, e.g. 1.4.2)");
+        if (s.FromVersion is not null && !PatchVersion.TryParse(s.FromVersion, out _))
+            throw new UsageException($"--from-version '{s.FromVersion}' is not a version (1 to 4 dot-separated numbers, e.g. 1.4.2)");
+        if (string.IsNullOrWhiteSpace(s.Product)) throw new UsageException("--product must not be empty");
+
+        DateTimeOffset? expires = null;
+        if (s.Expires is not null)
+        {
+            if (!DateTimeOffset.TryParse(s.Expires, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var e))
+                throw new UsageException($"--expires '{s.Expires}' is not an ISO 8601 time (e.g. 2026-01-31T00:00:00Z)");
+            if (e <= time.GetUtcNow()) throw new UsageException($"--expires {e:u} is already in the past");
+            expires = e;
+        }
+
+        string? privatePem = null;
+        if (s.Key is not null)
+        {
+            if (!File.Exists(s.Key)) throw new UsageException($"--key '{s.Key}': no such file");
+            privatePem = File.ReadAllText(s.Key);
+        }
+
+        var outDir = Path.GetFullPath(s.Out);
+        foreach (var (tree, option) in new[] { (to, "--to"), (from, "--from") })
+        {
+            if (tree is not null && (IsSameOrInside(outDir, tree) || IsSameOrInside(tree, outDir)))
+                throw new UsageException($"--out '{s.Out}' overlaps {option} '{tree}'; write the patch outside both trees");
+        }
+
+        PrepareOutput(outDir, s.Force);
+
+        var result = PatchBuilder.Build(new BuildRequest
+        {
+            FromDir = from,
+            ToDir = to,
+            OutDir = outDir,
+            Product = s.Product,
+            Version = s.Version,
+            FromVersion = s.FromVersion,
+            PrivateKeyPem = privatePem,
+            Expires = expires,
+            Compress = s.Compress,
+            Time = time,
+        });
+
+        var m = result.Manifest;
+        var summary = PatchSummary.Of(m);
+        ctx.Out.WriteLine(m.IsFullPackage
+            ? $"built full package {m.Product} {m.Version} in {outDir}"
+            : $"built patch {m.Product} {m.FromVersion} -> {m.Version} in {outDir}");
+        ctx.Out.WriteLine($"  files      {m.Files.Count} in target: {summary.FileCountsLine}");
+        ctx.Out.WriteLine($"  blobs      {result.BlobCount}, {ToolOptions.Bytes(result.BlobBytes)} to download ({result.BlobBytes} bytes)");
+        ctx.Out.WriteLine($"  manifest   {result.ManifestPath}");
+        ctx.Out.WriteLine(privatePem is null
+            ? "  signature  none: UNSIGNED (sign it with: patchtool sign --patch PATCHDIR --key signing.key)"
+            : $"  signature  {Path.Join(outDir, ManifestCodec.SignatureFileName)}");
+        return ExitCodes.Ok;
+    }
+
+    private static void PrepareOutput(string outDir, bool force)
+    {
+        if (!Directory.Exists(outDir))
+        {
+            Directory.CreateDirectory(outDir);
+            return;
+        }
+
+        var entries = Directory.EnumerateFileSystemEntries(outDir).Select(Path.GetFileName).ToList();
+        if (entries.Count == 0) return;
+        if (!force) throw new UsageException($"--out '{outDir}' is not empty; choose a new directory or pass --force to replace the patch in it");
+        var foreign = entries.Where(e => e is not (ManifestCodec.ManifestFileName or ManifestCodec.SignatureFileName or "blobs")).ToList();
+        if (foreign.Count > 0)
+            throw new UsageException($"--out '{outDir}' holds more than a patch ({string.Join(", ", foreign.Take(3))}); refusing to clear it");
+        File.Delete(Path.Join(outDir, ManifestCodec.ManifestFileName));
+        File.Delete(Path.Join(outDir, ManifestCodec.SignatureFileName));
+        var blobs = Path.Join(outDir, "blobs");
+        if (Directory.Exists(blobs)) Directory.Delete(blobs, recursive: true);
+    }
+
+    private static bool IsSameOrInside(string path, string root)
+    {
+        var rel = Path.GetRelativePath(root, path);
+        var outside = rel == ".." || rel.StartsWith(".." + Path.DirectorySeparatorChar, StringComparison.Ordinal) || Path.IsPathRooted(rel);
+        return !outside;
+    }
+}

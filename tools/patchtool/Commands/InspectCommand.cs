@@ -1,0 +1,86 @@
+using System.CommandLine;
+using System.Globalization;
+using Patching;
+using Patching.Manifests;
+using Patching.Sources;
+using PatchTool.Infrastructure;
+
+namespace PatchTool.Commands;
+
+/// <summary>
+/// <c>patchtool inspect --patch PATCHDIR [--json]</c>: what a patch would do, without trusting it: product,
+/// versions, dates, files added/changed/removed/unchanged, bytes to download, who claims to have signed it.
+/// </summary>
+internal sealed class InspectCommand : IToolCommand
+{
+    /// <summary>Paths listed per category in text mode; --json lists all.</summary>
+    internal const int TextListLimit = 20;
+
+    private readonly Option<string> _patch = ToolOptions.Patch();
+    private readonly Option<bool> _json = ToolOptions.Json();
+
+    public Command Create(ToolContext ctx, GlobalOptions global)
+    {
+        var command = new Command("inspect", "Show what a patch contains and would change (signatures are listed, not verified)") { _patch, _json };
+        command.SetAction(pr => CommandRunner.Run(ctx, pr.GetValue(_json), pr.GetValue(global.Verbose),
+            () => Run(ctx, new Settings(pr.GetValue(_patch)!, pr.GetValue(_json)))));
+        return command;
+    }
+
+    internal sealed record Settings(string Patch, bool Json);
+
+    internal static int Run(ToolContext ctx, Settings s)
+    {
+        var patch = Path.GetFullPath(s.Patch);
+        var package = PatchPackage.Open(patch, ManifestLimits.Default);
+        var m = package.Manifest;
+        // Unverified content is still validated, so nothing hostile (control characters, traversal) gets printed.
+        ManifestValidator.Validate(m, ManifestLimits.Default);
+        var summary = PatchSummary.Of(m);
+        var keyIds = package.Envelope?.Signatures.Select(x => x.KeyId).ToList() ?? [];
+
+        if (s.Json)
+        {
+            JsonOutput.Write(ctx.Out, new InspectDocument(
+                true, patch, m.Format, m.Product, m.Version, m.FromVersion, m.IsFullPackage, m.Created, m.Expires, package.ManifestHash,
+                new InspectCounts(summary.Added.Count, summary.Changed.Count, summary.Removed.Count, summary.Unchanged.Count, m.Files.Count, m.Base.Count),
+                new InspectFiles(summary.Added, summary.Changed, summary.Removed, summary.Unchanged),
+                new InspectDirectories(summary.DirectoriesAdded, summary.DirectoriesRemoved),
+                new InspectBytes(summary.DownloadBytes, summary.BlobContentBytes, summary.TargetBytes),
+                m.Blobs.Count,
+                keyIds.Select(CommandRunner.OneLine).ToList()));
+            return ExitCodes.Ok;
+        }
+
+        var o = ctx.Out;
+        o.WriteLine($"patch        {patch}");
+        o.WriteLine($"product      {m.Product}");
+        o.WriteLine(m.IsFullPackage ? $"version      {m.Version} (full package)" : $"version      {m.FromVersion} -> {m.Version}");
+        o.WriteLine($"created      {Time(m.Created)}");
+        o.WriteLine($"expires      {(m.Expires is { } e ? Time(e) : "never")}");
+        o.WriteLine($"manifest     format {m.Format}, sha256 {package.ManifestHash}");
+        o.WriteLine($"files        {m.Files.Count} in target: {summary.FileCountsLine}");
+        o.WriteLine($"directories  {m.Directories.Count} in target: {summary.DirectoriesAdded.Count} added, {summary.DirectoriesRemoved.Count} removed");
+        o.WriteLine($"download     {ToolOptions.Bytes(summary.DownloadBytes)} ({summary.DownloadBytes} bytes) in {m.Blobs.Count} blob(s), {summary.BlobContentBytes} bytes uncompressed");
+        o.WriteLine($"target size  {ToolOptions.Bytes(summary.TargetBytes)} ({summary.TargetBytes} bytes)");
+        if (keyIds.Count == 0)
+            o.WriteLine("signatures   none (unsigned)");
+        else
+            o.WriteLine($"signatures   {keyIds.Count}, claimed by key id(s) {string.Join(", ", keyIds.Select(k => CommandRunner.OneLine(ToolOptions.ShortId(k))))} (not verified: use patchtool verify)");
+
+        List(o, '+', summary.Added);
+        List(o, '~', summary.Changed);
+        List(o, '-', summary.Removed);
+        foreach (var d in summary.DirectoriesAdded) o.WriteLine($"  + {d}/");
+        foreach (var d in summary.DirectoriesRemoved) o.WriteLine($"  - {d}/");
+        return ExitCodes.Ok;
+    }
+
+    private static void List(TextWriter o, char mark, IReadOnlyList<string> paths)
+    {
+        foreach (var p in paths.Take(TextListLimit)) o.WriteLine($"  {mark} {p}");
+        if (paths.Count > TextListLimit) o.WriteLine($"  {mark} ... and {paths.Count - TextListLimit} more (--json lists all)");
+    }
+
+    private static string Time(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+}

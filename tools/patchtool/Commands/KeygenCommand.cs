@@ -1,0 +1,68 @@
+using System.CommandLine;
+using Patching.Signing;
+using PatchTool.Infrastructure;
+
+namespace PatchTool.Commands;
+
+/// <summary><c>patchtool keygen --out DIR [--force]</c>: a new ECDSA P-256 key pair as DIR/signing.key and DIR/signing.pub.</summary>
+internal sealed class KeygenCommand : IToolCommand
+{
+    private readonly Option<string> _out = new("--out")
+    {
+        Description = "Directory for signing.key (private, PKCS#8 PEM) and signing.pub (public, SPKI PEM)",
+        HelpName = "DIR",
+        Required = true,
+    };
+
+    private readonly Option<bool> _force = new("--force") { Description = "Replace an existing key pair (the old private key is lost)" };
+
+    public Command Create(ToolContext ctx, GlobalOptions global)
+    {
+        var command = new Command("keygen", "Generate a signing key pair") { _out, _force };
+        command.SetAction(pr => CommandRunner.Run(ctx, json: false, pr.GetValue(global.Verbose),
+            () => Run(ctx, new Settings(pr.GetValue(_out)!, pr.GetValue(_force)))));
+        return command;
+    }
+
+    internal sealed record Settings(string OutDir, bool Force);
+
+    internal static int Run(ToolContext ctx, Settings s)
+    {
+        var dir = Path.GetFullPath(s.OutDir);
+        var keyPath = Path.Join(dir, SigningKeys.PrivateKeyFileName);
+        var pubPath = Path.Join(dir, SigningKeys.PublicKeyFileName);
+        if (!s.Force)
+        {
+            foreach (var existing in new[] { keyPath, pubPath }.Where(File.Exists))
+                throw new UsageException($"'{existing}' already exists; refusing to overwrite a key (pass --force to replace the pair)");
+        }
+
+        Directory.CreateDirectory(dir);
+        var (privatePem, publicPem) = SigningKeys.Generate();
+        WritePrivateKey(keyPath, privatePem);
+        File.WriteAllText(pubPath, publicPem);
+
+        ctx.Out.WriteLine($"private key  {keyPath}  (keep it secret and offline; it signs patches)");
+        ctx.Out.WriteLine($"public key   {pubPath}  (ship it with the launcher as a trusted key)");
+        ctx.Out.WriteLine($"key id       {KeyIdOf(publicPem)}");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>Hex SHA-256 of the key's SubjectPublicKeyInfo: the id manifest.sig names it by.</summary>
+    internal static string KeyIdOf(string publicPem)
+    {
+        using var key = TrustedKey.FromPem(publicPem, "public key");
+        return key.KeyId;
+    }
+
+    private static void WritePrivateKey(string path, string pem)
+    {
+        // Replace rather than truncate, so the new file is created with owner-only permissions.
+        File.Delete(path);
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using var stream = new FileStream(path, options);
+        using var writer = new StreamWriter(stream);
+        writer.Write(pem);
+    }
+}

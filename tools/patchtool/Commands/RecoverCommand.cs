@@ -1,0 +1,52 @@
+using System.CommandLine;
+using Patching;
+using PatchTool.Infrastructure;
+
+namespace PatchTool.Commands;
+
+/// <summary><c>patchtool recover --target DIR</c>: finishes or undoes an interrupted transaction (<see cref="Patcher.Recover"/>).</summary>
+internal sealed class RecoverCommand : IToolCommand
+{
+    private readonly Option<string> _target = ToolOptions.Target("The install directory to recover");
+    private readonly Option<string?> _stateDir = ToolOptions.StateDir();
+    private readonly Option<bool> _json = ToolOptions.Json();
+
+    public Command Create(ToolContext ctx, GlobalOptions global)
+    {
+        var command = new Command("recover", "Finish or undo an interrupted transaction (cheap when nothing is pending)") { _target, _stateDir, _json };
+        command.SetAction(pr =>
+        {
+            var s = new Settings(pr.GetValue(_target)!, pr.GetValue(_stateDir), pr.GetValue(_json), pr.GetValue(global.Verbose));
+            return CommandRunner.Run(ctx, s.Json, s.Verbose, () => Run(ctx, s));
+        });
+        return command;
+    }
+
+    internal sealed record Settings(string Target, string? StateDir, bool Json, bool Verbose);
+
+    internal static int Run(ToolContext ctx, Settings s)
+    {
+        using var loggers = ToolLogging.Create(s.Verbose);
+        var target = Path.GetFullPath(s.Target);
+        var result = Patcher.Recover(target, EngineOptions.Create(loggers, s.StateDir));
+        var busy = result.Outcome == RecoveryOutcome.Busy;
+        if (s.Json)
+            JsonOutput.Write(ctx.Out, new RecoverDocument(!busy, result.Outcome.ToString(), result.TransactionId, result.InstalledVersion));
+        else if (!busy)
+            ctx.Out.WriteLine(Describe(result, target));
+
+        if (!busy) return ExitCodes.Ok;
+        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.Busy, $"another process holds the lock on '{target}' (an apply is running); nothing was done", null));
+        return ExitCodes.Busy;
+    }
+
+    internal static string Describe(RecoveryResult r, string target) => r.Outcome switch
+    {
+        RecoveryOutcome.NothingPending => $"nothing to recover in {target}{Installed(r)}",
+        RecoveryOutcome.RolledForward => $"recovered {target}: interrupted transaction {r.TransactionId} completed{Installed(r)}",
+        RecoveryOutcome.RolledBack => $"recovered {target}: interrupted transaction {r.TransactionId} undone{Installed(r)}",
+        _ => $"{r.Outcome}",
+    };
+
+    private static string Installed(RecoveryResult r) => r.InstalledVersion is null ? "" : $"; installed version {r.InstalledVersion}";
+}

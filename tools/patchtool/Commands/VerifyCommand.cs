@@ -1,0 +1,100 @@
+using System.CommandLine;
+using Patching;
+using Patching.Signing;
+using Patching.Sources;
+using PatchTool.Infrastructure;
+
+namespace PatchTool.Commands;
+
+/// <summary>
+/// <c>patchtool verify --patch PATCHDIR --trust PUB [--trust PUB2] [--threshold N] [--target INSTALLDIR] [--json]</c>:
+/// the signature, every blob's size and hash, and optionally that an install matches the manifest's base list.
+/// </summary>
+internal sealed class VerifyCommand : IToolCommand
+{
+    private readonly Option<string> _patch = ToolOptions.Patch();
+    private readonly Option<string[]> _trust = ToolOptions.Trust(required: true);
+    private readonly Option<int> _threshold = ToolOptions.Threshold();
+    private readonly Option<string?> _target = new("--target")
+    {
+        Description = "Also check that this install holds the base files the patch expects (size and SHA-256)",
+        HelpName = "INSTALLDIR",
+    };
+
+    private readonly Option<bool> _json = ToolOptions.Json();
+
+    public Command Create(ToolContext ctx, GlobalOptions global)
+    {
+        var command = new Command("verify", "Check a patch's signature and every blob, and optionally an install's base files")
+        {
+            _patch, _trust, _threshold, _target, _json,
+        };
+        command.SetAction((pr, ct) => Task.FromResult(CommandRunner.Run(ctx, pr.GetValue(_json), pr.GetValue(global.Verbose), () => Run(ctx,
+            new Settings(pr.GetValue(_patch)!, pr.GetValue(_trust) ?? [], pr.GetValue(_threshold), pr.GetValue(_target), pr.GetValue(_json)), ct))));
+        return command;
+    }
+
+    internal sealed record Settings(string Patch, IReadOnlyList<string> Trust, int Threshold, string? Target, bool Json, TimeProvider? Time = null);
+
+    internal static int Run(ToolContext ctx, Settings s, CancellationToken ct)
+    {
+        var pems = ToolOptions.ReadKeyFiles(s.Trust, "--trust");
+        ToolOptions.CheckThreshold(s.Threshold, pems.Count);
+        var target = s.Target is null ? null : Path.GetFullPath(s.Target);
+        if (target is not null && !Directory.Exists(target))
+            throw new PatcherException(PatchErrorCode.InstallNotFound, $"install directory '{target}' does not exist", target);
+
+        var patch = Path.GetFullPath(s.Patch);
+        var limits = ManifestLimits.Default;
+        using var policy = TrustPolicy.FromPems(pems, s.Threshold);
+        var package = PatchPackage.Open(patch, limits);
+        var keys = package.VerifySignature(policy, limits, (s.Time ?? TimeProvider.System).GetUtcNow());
+        package.VerifyAllBlobs(ct);
+        var m = package.Manifest;
+        var blobBytes = m.Blobs.Sum(b => b.StoredSize);
+
+        TargetCheckDocument? targetDoc = null;
+        List<BaseDifference> differences = [];
+        if (target is not null)
+        {
+            var (count, missing, modified) = BaseCheck.Run(target, m, ct);
+            differences = [.. missing, .. modified];
+            targetDoc = new TargetCheckDocument(target, count, missing.Select(d => d.Path).ToList(), modified.Select(d => d.Path).ToList());
+        }
+
+        PatcherException? mismatch = differences.Count == 0
+            ? null
+            : new PatcherException(PatchErrorCode.BaseMismatch,
+                $"{differences.Count} of {m.Base.Count} base file(s) in '{target}' differ from what the patch expects (first: {differences[0].Path}: {differences[0].Problem})", target);
+
+        if (s.Json)
+        {
+            JsonOutput.Write(ctx.Out, new VerifyDocument(mismatch is null, patch, m.Product, m.Version, m.FromVersion, package.ManifestHash,
+                keys, m.Blobs.Count, blobBytes, targetDoc, mismatch is null ? null : CommandRunner.Info(mismatch)));
+        }
+        else
+        {
+            ctx.Out.WriteLine($"verified {patch}");
+            ctx.Out.WriteLine($"  product     {m.Product} {(m.IsFullPackage ? $"{m.Version} (full package)" : $"{m.FromVersion} -> {m.Version}")}");
+            ctx.Out.WriteLine($"  manifest    sha256 {package.ManifestHash}");
+            ctx.Out.WriteLine($"  signature   ok: {keys.Count} trusted key(s), threshold {s.Threshold} ({string.Join(", ", keys.Select(ToolOptions.ShortId))})");
+            ctx.Out.WriteLine($"  blobs       {m.Blobs.Count} ok: sizes and SHA-256 match ({ToolOptions.Bytes(blobBytes)} stored)");
+            if (targetDoc is not null)
+            {
+                if (m.Base.Count == 0)
+                    ctx.Out.WriteLine($"  target      {target}: full package, no base files to check");
+                else if (differences.Count == 0)
+                    ctx.Out.WriteLine($"  target      {target}: all {m.Base.Count} base files match");
+                else
+                {
+                    ctx.Out.WriteLine($"  target      {target}: {differences.Count} of {m.Base.Count} base files differ");
+                    foreach (var d in differences) ctx.Out.WriteLine($"    {d.Path}: {CommandRunner.OneLine(d.Problem)}");
+                }
+            }
+        }
+
+        if (mismatch is null) return ExitCodes.Ok;
+        ctx.Err.WriteLine(CommandRunner.ErrorLine(mismatch.Code, mismatch.Message, mismatch.Path));
+        return ExitCodes.For(mismatch.Code);
+    }
+}

@@ -1,0 +1,50 @@
+using System.CommandLine;
+using Patching;
+using PatchTool.Infrastructure;
+
+namespace PatchTool.Commands;
+
+/// <summary><c>patchtool verify-install --target DIR [--json]</c>: hashes the installed version's files (<see cref="Patcher.Verify"/>).</summary>
+internal sealed class VerifyInstallCommand : IToolCommand
+{
+    private readonly Option<string> _target = ToolOptions.Target("The install directory");
+    private readonly Option<string?> _stateDir = ToolOptions.StateDir();
+    private readonly Option<bool> _json = ToolOptions.Json();
+
+    public Command Create(ToolContext ctx, GlobalOptions global)
+    {
+        var command = new Command("verify-install", "Hash every file of the installed version; exit 4 if any is missing or modified") { _target, _stateDir, _json };
+        command.SetAction((pr, ct) =>
+        {
+            var s = new Settings(pr.GetValue(_target)!, pr.GetValue(_stateDir), pr.GetValue(_json), pr.GetValue(global.Verbose));
+            return Task.FromResult(CommandRunner.Run(ctx, s.Json, s.Verbose, () => Run(ctx, s, ct)));
+        });
+        return command;
+    }
+
+    internal sealed record Settings(string Target, string? StateDir, bool Json, bool Verbose);
+
+    internal static int Run(ToolContext ctx, Settings s, CancellationToken ct)
+    {
+        using var loggers = ToolLogging.Create(s.Verbose);
+        var target = Path.GetFullPath(s.Target);
+        var report = Patcher.Verify(target, EngineOptions.Create(loggers, s.StateDir), ct);
+        if (s.Json)
+        {
+            JsonOutput.Write(ctx.Out, new VerifyInstallDocument(report.IsIntact, target, report.Version, report.FilesChecked, report.Missing, report.Modified));
+        }
+        else
+        {
+            ctx.Out.WriteLine($"install      {target}");
+            ctx.Out.WriteLine($"version      {report.Version}");
+            ctx.Out.WriteLine($"checked      {report.FilesChecked} files: {report.Missing.Count} missing, {report.Modified.Count} modified");
+            foreach (var p in report.Missing) ctx.Out.WriteLine($"  missing   {CommandRunner.OneLine(p)}");
+            foreach (var p in report.Modified) ctx.Out.WriteLine($"  modified  {CommandRunner.OneLine(p)}");
+        }
+
+        if (report.IsIntact) return ExitCodes.Ok;
+        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.VerifyFailed,
+            $"{report.Missing.Count} missing and {report.Modified.Count} modified file(s) in '{target}' (version {report.Version})", null));
+        return ExitCodes.For(PatchErrorCode.VerifyFailed);
+    }
+}

@@ -1,0 +1,101 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace PatchTool.Infrastructure;
+
+// The documents `--json` prints on stdout. Property names are a contract for scripts: add, never rename.
+// Every document has "ok"; a failed command prints an ErrorDocument (and the usual line on stderr).
+
+internal sealed record ErrorInfo(int Code, string Name, string Message, string? Path);
+
+internal sealed record ErrorDocument(ErrorInfo Error)
+{
+    public bool Ok => false;
+}
+
+internal sealed record InspectDocument(
+    bool Ok,
+    string Patch,
+    int Format,
+    string Product,
+    string Version,
+    string? FromVersion,
+    bool FullPackage,
+    DateTimeOffset Created,
+    DateTimeOffset? Expires,
+    string ManifestSha256,
+    InspectCounts Counts,
+    InspectFiles Files,
+    InspectDirectories Directories,
+    InspectBytes Bytes,
+    int Blobs,
+    IReadOnlyList<string> SignatureKeyIds);
+
+internal sealed record InspectCounts(int Added, int Changed, int Removed, int Unchanged, int TargetFiles, int BaseFiles);
+
+internal sealed record InspectFiles(IReadOnlyList<string> Added, IReadOnlyList<string> Changed, IReadOnlyList<string> Removed, IReadOnlyList<string> Unchanged);
+
+internal sealed record InspectDirectories(IReadOnlyList<string> Added, IReadOnlyList<string> Removed);
+
+/// <param name="Download">Sum of the blobs' stored sizes: what a launcher fetches.</param>
+/// <param name="BlobContent">Sum of the blobs' uncompressed sizes.</param>
+/// <param name="Target">Sum of the target files' sizes: the installed size afterwards.</param>
+internal sealed record InspectBytes(long Download, long BlobContent, long Target);
+
+internal sealed record VerifyDocument(
+    bool Ok,
+    string Patch,
+    string Product,
+    string Version,
+    string? FromVersion,
+    string ManifestSha256,
+    IReadOnlyList<string> VerifiedKeyIds,
+    int BlobsChecked,
+    long BlobBytes,
+    TargetCheckDocument? Target,
+    ErrorInfo? Error);
+
+internal sealed record TargetCheckDocument(string Path, int FilesChecked, IReadOnlyList<string> Missing, IReadOnlyList<string> Modified)
+{
+    public bool Matches => Missing.Count == 0 && Modified.Count == 0;
+}
+
+internal sealed record ApplyDocument(
+    bool Ok,
+    string Status,
+    string? FromVersion,
+    string? ToVersion,
+    string? TransactionId,
+    string Strategy,
+    bool Resumed,
+    int FilesWritten,
+    int FilesReused,
+    long BytesWritten);
+
+internal sealed record RecoverDocument(bool Ok, string Outcome, string? TransactionId, string? InstalledVersion);
+
+internal sealed record StatusDocument(bool Ok, string Target, string? Product, string? InstalledVersion, string? PendingTransactionId, string? PendingState, string? PreviousVersion);
+
+internal sealed record VerifyInstallDocument(bool Ok, string Target, string Version, int FilesChecked, IReadOnlyList<string> Missing, IReadOnlyList<string> Modified);
+
+[JsonSourceGenerationOptions(
+    WriteIndented = true,
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(ErrorDocument))]
+[JsonSerializable(typeof(InspectDocument))]
+[JsonSerializable(typeof(VerifyDocument))]
+[JsonSerializable(typeof(ApplyDocument))]
+[JsonSerializable(typeof(RecoverDocument))]
+[JsonSerializable(typeof(StatusDocument))]
+[JsonSerializable(typeof(VerifyInstallDocument))]
+internal sealed partial class ToolJsonContext : JsonSerializerContext;
+
+internal static class JsonOutput
+{
+    public static void Write<T>(TextWriter writer, T document)
+    {
+        var typeInfo = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)ToolJsonContext.Default.GetTypeInfo(typeof(T))!;
+        writer.WriteLine(JsonSerializer.Serialize(document, typeInfo));
+    }
+}

@@ -1,0 +1,101 @@
+using System.CommandLine;
+using System.Globalization;
+
+namespace PatchTool.Infrastructure;
+
+/// <summary>Options shared by every command (declared once on the root, recursive).</summary>
+internal sealed class GlobalOptions
+{
+    public Option<bool> Verbose { get; } = new("--verbose", "-v")
+    {
+        Description = "Log each step (Information level) and print details of unexpected errors",
+        Recursive = true,
+    };
+}
+
+/// <summary>Factories for options several commands share, so their names and help read the same everywhere.</summary>
+internal static class ToolOptions
+{
+    public static Option<string> Patch() => new("--patch")
+    {
+        Description = "Patch directory (manifest.json, manifest.sig, blobs/)",
+        HelpName = "PATCHDIR",
+        Required = true,
+    };
+
+    public static Option<string> Target(string description) => new("--target")
+    {
+        Description = description,
+        HelpName = "DIR",
+        Required = true,
+    };
+
+    public static Option<string[]> Trust(bool required) => new("--trust")
+    {
+        Description = "Trusted public key file (signing.pub); repeat for several keys",
+        HelpName = "PUB",
+        Required = required,
+        Arity = required ? ArgumentArity.OneOrMore : ArgumentArity.ZeroOrMore,
+    };
+
+    public static Option<int> Threshold() => new("--threshold")
+    {
+        Description = "How many distinct trusted keys must have signed",
+        HelpName = "N",
+        DefaultValueFactory = _ => 1,
+    };
+
+    public static Option<bool> Json() => new("--json")
+    {
+        Description = "Print one JSON document on stdout (also on failure: {\"ok\": false, \"error\": ...})",
+    };
+
+    public static Option<string?> StateDir() => new("--state-dir")
+    {
+        Description = "Where the journal, lock, staging and backups live (default: <parent>/.<name>.patcher)",
+        HelpName = "DIR",
+    };
+
+    /// <summary>Reads the PEM text of each key file; a missing file is a usage error.</summary>
+    public static IReadOnlyList<string> ReadKeyFiles(IEnumerable<string>? paths, string option)
+    {
+        var pems = new List<string>();
+        foreach (var path in paths ?? [])
+        {
+            if (!File.Exists(path)) throw new UsageException($"{option} '{path}': no such file");
+            pems.Add(File.ReadAllText(path));
+        }
+
+        return pems;
+    }
+
+    public static void CheckThreshold(int threshold, int keyCount)
+    {
+        if (threshold < 1) throw new UsageException("--threshold must be at least 1");
+        if (threshold > keyCount)
+            throw new UsageException($"--threshold {threshold} can never be met with {keyCount} trusted key(s); pass more --trust files");
+    }
+
+    public static string RequireDirectory(string path, string option)
+    {
+        var full = Path.GetFullPath(path);
+        if (!Directory.Exists(full)) throw new UsageException($"{option} '{path}': no such directory");
+        return full;
+    }
+
+    public static string Bytes(long n) => n switch
+    {
+        < 1024 => string.Create(CultureInfo.InvariantCulture, $"{n} B"),
+        < 1024 * 1024 => string.Create(CultureInfo.InvariantCulture, $"{n / 1024.0:0.0} KiB"),
+        < 1024L * 1024 * 1024 => string.Create(CultureInfo.InvariantCulture, $"{n / (1024.0 * 1024):0.0} MiB"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{n / (1024.0 * 1024 * 1024):0.00} GiB"),
+    };
+
+    public static string ShortId(string keyId) => keyId.Length > 16 ? keyId[..16] : keyId;
+}
+
+/// <summary>One patchtool command: its options, their validation, and its runner.</summary>
+internal interface IToolCommand
+{
+    Command Create(ToolContext ctx, GlobalOptions global);
+}
