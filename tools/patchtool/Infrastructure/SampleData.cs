@@ -9,11 +9,12 @@ internal static class SampleData
 {
     public const string LayoutFileName = "layout.txt";
 
-    /// <summary>The sample root (holding v1/, v2/, layout.txt): beside patchtool, else fixtures/sample in a checkout above it.</summary>
+    /// <summary>
+    /// The sample root (holding v1/, v2/, layout.txt): fixtures/sample of the checkout patchtool was built in,
+    /// else the copy beside patchtool (an installed tool). The checkout wins so a stale copy never hides an edit.
+    /// </summary>
     public static string Locate()
     {
-        var beside = Path.Join(AppContext.BaseDirectory, "sample");
-        if (File.Exists(Path.Join(beside, LayoutFileName))) return beside;
         foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
@@ -23,7 +24,9 @@ internal static class SampleData
             }
         }
 
-        throw new DirectoryNotFoundException($"the sample data (fixtures/sample) is neither beside patchtool ({beside}) nor in a checkout above it");
+        var beside = Path.Join(AppContext.BaseDirectory, "sample");
+        if (File.Exists(Path.Join(beside, LayoutFileName))) return beside;
+        throw new DirectoryNotFoundException($"the sample data is neither in a checkout's fixtures/sample nor beside patchtool ({beside})");
     }
 
     /// <summary>Copies sample version <paramref name="version"/> (<c>v1</c> or <c>v2</c>) to <paramref name="destination"/>.</summary>
