@@ -1,0 +1,31 @@
+// A minimal process for out-of-process crash tests: it runs one Patcher operation and exits 0, or prints
+// the error code and exits 3. The crash harness starts it with PATCHER_TEST_CRASH_AT=N so that the N-th
+// file operation or journal step kills it with SIGKILL.
+using Patching;
+
+try
+{
+    switch (args)
+    {
+        case ["apply", var install, var patch, var trustFile, var strategy]:
+            var options = new PatcherOptions
+            {
+                TrustedKeys = [File.ReadAllText(trustFile)],
+                Strategy = Enum.Parse<CommitStrategy>(strategy, ignoreCase: true),
+            };
+            var result = Patcher.Apply(install, patch, options);
+            Console.WriteLine($"{result.Status} {result.ToVersion}");
+            return result.Status == ApplyStatus.Applied ? 0 : 5;
+        case ["recover", var install]:
+            Console.WriteLine(Patcher.Recover(install).Outcome);
+            return 0;
+        default:
+            Console.Error.WriteLine("usage: apply INSTALL PATCH TRUST.pub auto|swap|layered | recover INSTALL");
+            return 2;
+    }
+}
+catch (PatcherException ex)
+{
+    Console.Error.WriteLine($"{ex.Code}: {ex.Message}");
+    return 3;
+}

@@ -1,0 +1,231 @@
+using Patching.Tests.TestHelpers;
+
+namespace Patching.Tests.Transaction;
+
+public sealed class ApplyTests
+{
+    private static readonly string[] UserFiles = ["saves/slot1.sav", "data/mods/my-mod.txt", "settings.cfg", "legacy/notes.txt"];
+
+    private static void AddUserFiles(string installDir)
+    {
+        foreach (var f in UserFiles) PatchScenario.Write(installDir, f, "user content of " + f);
+    }
+
+    private static List<string> WithoutUserFiles(string root) =>
+        PatchScenario.Listing(root, rel => UserFiles.Contains(rel) || rel is "saves" or "data/mods" or "legacy");
+
+    private static void AssertUserFilesIntact(string installDir)
+    {
+        foreach (var f in UserFiles)
+            Assert.That(File.ReadAllText(Path.Join(installDir, f)), Is.EqualTo("user content of " + f), f);
+    }
+
+    private static void AssertNoLeftovers(PatchScenario s)
+    {
+        var stateDir = Path.Join(s.ParentDir, ".game.patcher");
+        var leftovers = Directory.Exists(stateDir)
+            ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName)
+                .Where(n => n!.StartsWith("staging-", StringComparison.Ordinal) || n.StartsWith("old-", StringComparison.Ordinal) || n == "pending").ToList()
+            : [];
+        Assert.That(leftovers, Is.Empty, "staging, old-tree or pending marker left behind");
+    }
+
+    [Test]
+    public void Apply_GeneratedPatch_TreeEqualsNewVersionAndUserFilesKept()
+    {
+        using var s = new PatchScenario().WithSmallGame(extraFiles: 20).Install();
+        s.BuildPatch();
+        AddUserFiles(s.InstallDir);
+
+        var result = Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+
+        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That(result.ToVersion, Is.EqualTo("2.0.0"));
+        Assert.That(WithoutUserFiles(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        AssertUserFilesIntact(s.InstallDir);
+        AssertNoLeftovers(s);
+        var status = Patcher.Status(s.InstallDir);
+        Assert.That((status.InstalledVersion, status.Product, status.PendingTransactionId), Is.EqualTo(("2.0.0", "demo-game", (string?)null)));
+    }
+
+    [Test]
+    public void Apply_UnchangedFiles_AreHardLinkedNotRewritten()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        var before = new FileInfo(Path.Join(s.InstallDir, "data/level1.pak"));
+        var inodeBefore = Inode(before.FullName);
+
+        var result = Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+
+        Assert.That(result.FilesReused, Is.GreaterThanOrEqualTo(2), "level1.pak and the renamed manual are reused");
+        if (OperatingSystem.IsLinux())
+            Assert.That(Inode(Path.Join(s.InstallDir, "data/level1.pak")), Is.EqualTo(inodeBefore));
+    }
+
+    [Test]
+    public void Apply_SamePatchTwice_SecondRefusedAsNotNewer()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+        var after = PatchScenario.Listing(s.ParentDir);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.NotNewer));
+        Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(after), "a refused patch changes nothing beside the install either");
+    }
+
+    [Test]
+    public void Apply_OlderFullPackage_RefusedUnlessDowngradeAllowed()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+        var older = Path.Join(s.Root, "older");
+        s.BuildFull(s.OldTree, older, "1.5.0");
+        var before = PatchScenario.Listing(s.ParentDir);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, older, s.Options));
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.NotNewer));
+        Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(before));
+
+        Patcher.Apply(s.InstallDir, older, s.Options with { AllowDowngrade = true });
+        Assert.That(Patcher.Status(s.InstallDir).InstalledVersion, Is.EqualTo("1.5.0"));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.OldTree)));
+    }
+
+    [Test]
+    public void Apply_PatchForAnotherBaseVersion_RefusedBeforeStaging()
+    {
+        using var s = new PatchScenario().WithSmallGame().InstallThroughPatcher();
+        var wrongBase = Path.Join(s.Root, "wrong-base");
+        s.BuildPatch(version: "3.0.0", fromVersion: "2.5.0", outDir: wrongBase);
+        var before = PatchScenario.Listing(s.ParentDir);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, wrongBase, s.Options));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.WrongBaseVersion));
+        Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void Apply_ModifiedBaseFile_RefusedWithBaseMismatchAndNothingChanged()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        File.AppendAllText(Path.Join(s.InstallDir, "data/level1.pak"), "corrupted");
+        var before = PatchScenario.Listing(s.ParentDir);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BaseMismatch));
+        Assert.That(ex.Path, Is.EqualTo("data/level1.pak"));
+        Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void ApplyAsync_CancelledMidStaging_OldTreeIntactAndNoLeftovers()
+    {
+        using var s = new PatchScenario().WithSmallGame(extraFiles: 300).Install();
+        s.BuildPatch();
+        AddUserFiles(s.InstallDir);
+        var before = PatchScenario.Listing(s.InstallDir);
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase == PatchPhase.Staging && p.FilesDone >= 3) cts.Cancel();
+        });
+
+        var ex = Assert.ThrowsAsync<PatcherException>(() => Patcher.ApplyAsync(s.InstallDir, s.PatchDir, s.Options, progress, cts.Token));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.Cancelled));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before));
+        AssertNoLeftovers(s);
+        Assert.That(Patcher.Apply(s.InstallDir, s.PatchDir, s.Options).Status, Is.EqualTo(ApplyStatus.Applied), "a later apply still works");
+    }
+
+    [Test]
+    public void ApplyAsync_Progress_ReportsEveryPhaseInOrder()
+    {
+        using var s = new PatchScenario().WithSmallGame(extraFiles: 10).Install();
+        s.BuildPatch();
+        var phases = new List<PatchPhase>();
+        var progress = new SyncProgress(p =>
+        {
+            lock (phases)
+            {
+                if (phases.Count == 0 || phases[^1] != p.Phase) phases.Add(p.Phase);
+            }
+        });
+
+        Patcher.ApplyAsync(s.InstallDir, s.PatchDir, s.Options, progress).GetAwaiter().GetResult();
+
+        Assert.That(phases, Is.EqualTo(new[] { PatchPhase.Verifying, PatchPhase.Staging, PatchPhase.Committing, PatchPhase.CleaningUp, PatchPhase.Done }));
+    }
+
+    [Test]
+    public void Rollback_AfterApplyKeepingPrevious_RestoresOldVersionWithUserFiles()
+    {
+        using var s = new PatchScenario().WithSmallGame().InstallThroughPatcher();
+        s.BuildPatch();
+        AddUserFiles(s.InstallDir);
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { KeepPreviousVersion = true });
+        Assert.That(Patcher.Status(s.InstallDir).PreviousVersion, Is.EqualTo("1.0.0"));
+        File.WriteAllText(Path.Join(s.InstallDir, "saves/slot2.sav"), "saved while on 2.0.0");
+
+        var result = Patcher.Rollback(s.InstallDir);
+
+        Assert.That(result.ToVersion, Is.EqualTo("1.0.0"));
+        Assert.That(PatchScenario.Listing(s.InstallDir, rel => UserFiles.Contains(rel) || rel is "saves" or "data/mods" or "saves/slot2.sav"),
+            Is.EqualTo(PatchScenario.Listing(s.OldTree)));
+        AssertUserFilesIntact(s.InstallDir);
+        Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "saves/slot2.sav")), Is.EqualTo("saved while on 2.0.0"));
+        Assert.That(Patcher.Status(s.InstallDir).InstalledVersion, Is.EqualTo("1.0.0"));
+    }
+
+    [Test]
+    public void Rollback_NothingKept_ThrowsNothingToRollBack()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Rollback(s.InstallDir));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.NothingToRollBack));
+    }
+
+    [Test]
+    public void Recover_NothingPending_ReportsNothingPending()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        Assert.That(Patcher.Recover(s.InstallDir).Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
+        Assert.That(Directory.Exists(Path.Join(s.ParentDir, ".game.patcher")), Is.False, "recover creates nothing");
+    }
+
+    [Test]
+    public void Verify_AfterApply_IntactThenDetectsModification()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+        Assert.That(Patcher.Verify(s.InstallDir).IsIntact, Is.True);
+
+        File.WriteAllText(Path.Join(s.InstallDir, "game.exe"), "engine v2 (cracked)");
+        File.Delete(Path.Join(s.InstallDir, "docs/guide.txt"));
+        var report = Patcher.Verify(s.InstallDir);
+
+        Assert.That(report.Modified, Is.EqualTo(new[] { "game.exe" }));
+        Assert.That(report.Missing, Is.EqualTo(new[] { "docs/guide.txt" }));
+    }
+
+    internal static ulong Inode(string path) =>
+        Patching.IO.FileOps.Instance.Stat(path).Inode;
+
+    private sealed class SyncProgress(Action<PatchProgress> onReport) : IProgress<PatchProgress>
+    {
+        public void Report(PatchProgress value) => onReport(value);
+    }
+}
