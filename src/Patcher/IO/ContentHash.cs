@@ -8,9 +8,11 @@ internal static class ContentHash
 {
     public const int BufferSize = 1 << 20;
 
-    public static string OfFile(string path, CancellationToken ct = default)
+    public static string OfFile(string path, CancellationToken ct = default) => OfFile(FileOps.Instance, path, ct);
+
+    public static string OfFile(IFileOps fs, string path, CancellationToken ct = default)
     {
-        using var s = FileOps.Instance.OpenRead(path);
+        using var s = fs.OpenRead(path);
         return OfStream(s, ct);
     }
 

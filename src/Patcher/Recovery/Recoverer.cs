@@ -158,7 +158,7 @@ internal static class Recoverer
         {
             var path = PathRules.Join(staging, f.Path);
             var info = fs.Stat(path);
-            if (info.Kind != EntryKind.File || info.Size != f.Size || ContentHash.OfStream(fs.OpenRead(path)) != f.Sha256)
+            if (info.Kind != EntryKind.File || info.Size != f.Size || ContentHash.OfFile(fs, path) != f.Sha256)
             {
                 ok = false;
                 state.Stop();

@@ -60,7 +60,7 @@ internal sealed class ApplyPlan
         {
             if (checkedBase.TryGetValue(b.Path, out var ok)) return ok;
             ok = byPath.TryGetValue(b.Path, out var e) && e.Info.Kind == EntryKind.File && e.Info.Size == b.Size
-                 && (!fullHash || ContentHash.OfFile(PathRules.Join(installDir, b.Path), ct) == b.Sha256);
+                 && (!fullHash || ContentHash.OfFile(fs, PathRules.Join(installDir, b.Path), ct) == b.Sha256);
             checkedBase[b.Path] = ok;
             return ok;
         }

@@ -6,7 +6,13 @@ namespace Patching.Transaction;
 /// </summary>
 internal sealed class StateLayout
 {
-    public StateLayout(string installDir, string? overrideDir)
+    /// <param name="installDir">Full path of the install directory.</param>
+    /// <param name="overrideDir">State directory chosen by the caller, or null for the default beside the install.</param>
+    /// <param name="journalDir">
+    /// Where the journal and lock live when not in the state directory. Only the power-loss simulation sets it:
+    /// its simulated file system holds the trees, while SQLite needs a real file.
+    /// </param>
+    public StateLayout(string installDir, string? overrideDir, string? journalDir = null)
     {
         InstallDir = Path.TrimEndingDirectorySeparator(installDir);
         var parent = Path.GetDirectoryName(InstallDir)
@@ -14,12 +20,15 @@ internal sealed class StateLayout
         StateDir = overrideDir is null
             ? Path.Join(parent, "." + Path.GetFileName(InstallDir) + ".patcher")
             : Path.GetFullPath(overrideDir);
+        JournalDir = journalDir ?? StateDir;
     }
+
+    public string JournalDir { get; }
 
     public string InstallDir { get; }
     public string StateDir { get; }
-    public string JournalPath => Path.Join(StateDir, "journal.db");
-    public string LockPath => Path.Join(StateDir, "lock");
+    public string JournalPath => Path.Join(JournalDir, "journal.db");
+    public string LockPath => Path.Join(JournalDir, "lock");
 
     /// <summary>
     /// Exists exactly while a transaction may need recovery. Lets <see cref="Patcher.Recover"/> answer

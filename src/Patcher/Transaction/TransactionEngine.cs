@@ -17,13 +17,17 @@ namespace Patching.Transaction;
 /// </summary>
 internal static class TransactionEngine
 {
-    internal static IFileOps FileSystem => CrashInjection.Enabled ? new CrashingFileOps(FileOps.Instance) : FileOps.Instance;
+    /// <summary>The real file system, wrapped for crash injection when the test hook is armed.</summary>
+    internal static EngineSettings Default => new(CrashInjection.Enabled ? new CrashingFileOps(FileOps.Instance) : FileOps.Instance);
 
-    public static ApplyResult Apply(string installDir, string patchDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
+    public static ApplyResult Apply(string installDir, string patchDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct) =>
+        Apply(Default, installDir, patchDir, options, progress, ct);
+
+    public static ApplyResult Apply(EngineSettings engine, string installDir, string patchDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         var log = options.Logger;
-        var fs = FileSystem;
-        var layout = new StateLayout(installDir, options.StateDirectory);
+        var fs = engine.FileSystem;
+        var layout = engine.Layout(installDir, options);
         progress?.Report(new PatchProgress(PatchPhase.Verifying, 0, 0, 0, 0));
 
         // ---- Preflight on the patch alone: nothing on disk is touched until it passes. ----
@@ -158,10 +162,12 @@ internal static class TransactionEngine
             resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten);
     }
 
-    public static RecoveryResult Recover(string installDir, PatcherOptions options)
+    public static RecoveryResult Recover(string installDir, PatcherOptions options) => Recover(Default, installDir, options);
+
+    public static RecoveryResult Recover(EngineSettings engine, string installDir, PatcherOptions options)
     {
-        var fs = FileSystem;
-        var layout = new StateLayout(installDir, options.StateDirectory);
+        var fs = engine.FileSystem;
+        var layout = engine.Layout(installDir, options);
         // The cheap path every app start takes: one existence check.
         if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing)
             return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
@@ -210,20 +216,20 @@ internal static class TransactionEngine
 
         var missing = new System.Collections.Concurrent.ConcurrentBag<string>();
         var modified = new System.Collections.Concurrent.ConcurrentBag<string>();
-        var fs = FileOps.Instance;
+        var fs = Default.FileSystem;
         Parallel.ForEach(manifest.Files.OrderByDescending(f => f.Size), new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, f =>
         {
             var path = PathRules.Join(layout.InstallDir, f.Path);
             var info = fs.Stat(path);
             if (info.Kind != EntryKind.File) missing.Add(f.Path);
-            else if (info.Size != f.Size || ContentHash.OfFile(path, ct) != f.Sha256) modified.Add(f.Path);
+            else if (info.Size != f.Size || ContentHash.OfFile(fs, path, ct) != f.Sha256) modified.Add(f.Path);
         });
         return new VerifyReport(manifest.Version, manifest.Files.Count,
             missing.Order(StringComparer.Ordinal).ToList(), modified.Order(StringComparer.Ordinal).ToList());
     }
 
     public static ApplyResult Rollback(string installDir, PatcherOptions options) =>
-        Recoverer.RollbackToPrevious(FileSystem, new StateLayout(installDir, options.StateDirectory), options);
+        Recoverer.RollbackToPrevious(Default.FileSystem, new StateLayout(installDir, options.StateDirectory), options);
 
     /// <summary>Checks the patch against what the journal says is installed. Returns the installed manifest, if known.</summary>
     private static Manifest? Preflight(InstalledRecord? installed, Manifest manifest, PatcherOptions options)
@@ -261,7 +267,7 @@ internal static class TransactionEngine
 
     private static void CheckFreeSpace(IFileOps fs, StateLayout layout, ApplyPlan plan)
     {
-        var probe = Directory.Exists(layout.StateDir) ? layout.StateDir : Path.GetDirectoryName(layout.InstallDir)!;
+        var probe = fs.Stat(layout.StateDir).Kind == EntryKind.Directory ? layout.StateDir : Path.GetDirectoryName(layout.InstallDir)!;
         var free = fs.AvailableFreeSpace(probe);
         // Written content plus a margin for directories, journal and file-system overhead.
         var need = plan.BytesToWrite + (plan.Files.Count * 4096L) + (16L << 20);

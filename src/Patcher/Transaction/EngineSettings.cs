@@ -1,0 +1,12 @@
+using Patching.IO;
+
+namespace Patching.Transaction;
+
+/// <summary>
+/// What the engine runs against: the file-operations seam, and (for the power-loss simulation only) a real
+/// directory for the SQLite journal and lock when the trees live in a simulated file system.
+/// </summary>
+internal sealed record EngineSettings(IFileOps FileSystem, string? JournalDirectory = null)
+{
+    public StateLayout Layout(string installDir, PatcherOptions options) => new(installDir, options.StateDirectory, JournalDirectory);
+}
