@@ -36,6 +36,7 @@ internal static class CommandRunner
     /// <summary>Reports a failure the way every command does and returns its exit code.</summary>
     public static int Report(ToolContext ctx, bool json, bool verbose, Exception ex)
     {
+        ex = Unwrap(ex);
         switch (ex)
         {
             case UsageException usage:
@@ -73,6 +74,19 @@ internal static class CommandRunner
                 if (json) JsonOutput.Write(ctx.Out, new ErrorDocument(new ErrorInfo((int)PatchErrorCode.Unknown, ex.GetType().Name, ex.Message, null)));
                 return ExitCodes.Unexpected;
         }
+    }
+
+    /// <summary>
+    /// The library runs some checks with Parallel.For (blob verification, tree scans), which wraps a
+    /// <see cref="PatcherException"/> in an <see cref="AggregateException"/>: report the first real one.
+    /// </summary>
+    internal static Exception Unwrap(Exception ex)
+    {
+        if (ex is not AggregateException aggregate) return ex;
+        var inner = aggregate.Flatten().InnerExceptions;
+        return inner.OfType<PatcherException>().FirstOrDefault()
+            ?? inner.OfType<OperationCanceledException>().FirstOrDefault()
+            ?? (inner.Count == 1 ? inner[0] : ex);
     }
 
     /// <summary><c>patchtool: error &lt;CodeName&gt; (&lt;int&gt;): &lt;message&gt;</c>, plus the path when the message lacks it.</summary>
