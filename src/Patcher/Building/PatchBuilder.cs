@@ -62,7 +62,7 @@ internal static class PatchBuilder
             .ToList();
 
         var blobs = new BlobEntry[needed.Count];
-        Parallel.For(0, needed.Count, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        Parallelism.ForEach(Enumerable.Range(0, needed.Count), ct, i =>
         {
             blobs[i] = WriteBlob(PathRules.Join(request.ToDir, needed[i].Path), needed[i], request.OutDir, request.Compress, ct);
         });

@@ -52,7 +52,7 @@ internal static class TreeScanner
         }
 
         var hashed = new ScannedFile[files.Count];
-        Parallel.For(0, files.Count, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        Parallelism.ForEach(Enumerable.Range(0, files.Count), ct, i =>
         {
             var (rel, info) = files[i];
             hashed[i] = new ScannedFile(rel, info.Size, ContentHash.OfFile(PathRules.Join(root, rel), ct), info.Executable);

@@ -6,26 +6,31 @@ using Patching.Signing;
 namespace Patching.Sources;
 
 /// <summary>
-/// A patch directory opened for use: the exact manifest bytes, the parsed and validated manifest, the
-/// signature envelope. Nothing is trusted until <see cref="VerifySignature"/> passes.
+/// A patch directory opened for use: the exact manifest bytes and the signature envelope. Nothing is trusted
+/// until <see cref="VerifySignature"/> passes, and the manifest is not even parsed before then on the apply
+/// path: the JSON parser only ever sees bytes a trusted key signed. (<see cref="Manifest"/> may be read
+/// unverified by <c>patchtool inspect</c>, which changes nothing.)
 /// </summary>
 internal sealed class PatchPackage
 {
-    private readonly Dictionary<string, BlobEntry> _blobs;
+    private readonly Lazy<Manifest> _manifest;
+    private readonly Lazy<Dictionary<string, BlobEntry>> _blobs;
 
-    private PatchPackage(string dir, byte[] bytes, Manifest manifest, SignatureEnvelope? envelope)
+    private PatchPackage(string dir, byte[] bytes, SignatureEnvelope? envelope)
     {
         Directory = dir;
         ManifestBytes = bytes;
-        Manifest = manifest;
         Envelope = envelope;
         ManifestHash = ManifestCodec.Hash(bytes);
-        _blobs = manifest.Blobs.ToDictionary(b => b.Sha256, StringComparer.Ordinal);
+        _manifest = new Lazy<Manifest>(() => ManifestCodec.Deserialize(ManifestBytes, Path.Join(Directory, ManifestCodec.ManifestFileName)));
+        _blobs = new Lazy<Dictionary<string, BlobEntry>>(() => Manifest.Blobs.ToDictionary(b => b.Sha256, StringComparer.Ordinal));
     }
 
     public string Directory { get; }
     public byte[] ManifestBytes { get; }
-    public Manifest Manifest { get; }
+
+    /// <summary>The parsed manifest. Throws <see cref="PatcherException"/> when it does not parse.</summary>
+    public Manifest Manifest => _manifest.Value;
     public SignatureEnvelope? Envelope { get; }
     public string ManifestHash { get; }
 
@@ -35,14 +40,13 @@ internal sealed class PatchPackage
         if (!File.Exists(manifestPath))
             throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} in patch directory '{dir}'", dir);
         var bytes = ReadBounded(manifestPath, limits.MaxManifestBytes, PatchErrorCode.ManifestTooLarge);
-        var manifest = ManifestCodec.Deserialize(bytes, manifestPath);
 
         var sigPath = Path.Join(dir, ManifestCodec.SignatureFileName);
         SignatureEnvelope? envelope = null;
         if (File.Exists(sigPath))
             envelope = ManifestCodec.DeserializeEnvelope(ReadBounded(sigPath, limits.MaxSignatureBytes, PatchErrorCode.SignatureInvalid), sigPath);
 
-        return new PatchPackage(dir, bytes, manifest, envelope);
+        return new PatchPackage(dir, bytes, envelope);
     }
 
     /// <summary>Checks the signature against the policy, then the manifest's structure and expiry. Returns the verifying key ids.</summary>
@@ -56,7 +60,7 @@ internal sealed class PatchPackage
         return keys;
     }
 
-    public bool HasBlob(string sha256) => _blobs.ContainsKey(sha256);
+    public bool HasBlob(string sha256) => _blobs.Value.ContainsKey(sha256);
 
     public string BlobPath(BlobEntry blob) => PathRules.Join(Directory, blob.RelativePath);
 
@@ -82,7 +86,7 @@ internal sealed class PatchPackage
     /// </summary>
     public void CopyBlob(string sha256, Stream destination, Action<long>? onBytes, CancellationToken ct)
     {
-        var blob = _blobs[sha256];
+        var blob = _blobs.Value[sha256];
         var path = BlobPath(blob);
         using var raw = FileOps.Instance.OpenRead(path);
         if (raw.Length != blob.StoredSize)
@@ -110,8 +114,7 @@ internal sealed class PatchPackage
     public void VerifyAllBlobs(CancellationToken ct)
     {
         CheckBlobsPresent();
-        Parallel.ForEach(Manifest.Blobs, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount },
-            blob => CopyBlob(blob.Sha256, Stream.Null, null, ct));
+        Parallelism.ForEach(Manifest.Blobs, ct, blob => CopyBlob(blob.Sha256, Stream.Null, null, ct));
     }
 
     private static byte[] ReadBounded(string path, long max, PatchErrorCode tooLarge)

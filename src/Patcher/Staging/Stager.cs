@@ -57,7 +57,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
 
         // Large files first so the two cores finish together.
         var order = plan.Files.OrderByDescending(f => f.ReuseFrom is null ? f.File.Size : 0).ToList();
-        Parallel.ForEach(order, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, src =>
+        Parallelism.ForEach(order, ct, src =>
         {
             var f = src.File;
             var staged = PathRules.Join(stagingDir, f.Path);

@@ -27,7 +27,7 @@ internal static class TransactionEngine
     {
         var log = options.Logger;
         var fs = engine.FileSystem;
-        var layout = engine.Layout(installDir, options);
+        var layout = ResolveLayout(fs, engine, installDir, options);
         progress?.Report(new PatchProgress(PatchPhase.Verifying, 0, 0, 0, 0));
 
         // ---- Preflight on the patch alone: nothing on disk is touched until it passes. ----
@@ -38,12 +38,15 @@ internal static class TransactionEngine
         IReadOnlyList<string> keyIds;
         using (var policy = TrustPolicy.FromPems(options.TrustedKeys, options.SignatureThreshold))
             keyIds = package.VerifySignature(policy, options.Limits, options.TimeProvider.GetUtcNow());
-        package.CheckBlobsPresent();
+        // Every blob is read and hashed before anything on disk changes: a corrupt or hostile blob must not
+        // even leave a journal row behind. Staging hashes again while writing (the patch could change under us).
+        package.VerifyAllBlobs(ct);
         var manifest = package.Manifest;
         log.LogInformation("Patch {Product} {From} -> {To} verified (keys {Keys})", manifest.Product, manifest.FromVersion ?? "(full)", manifest.Version, string.Join(",", keyIds));
 
-        var strategy = ChooseStrategy(fs, layout, options.Strategy);
         var stateExisted = fs.Stat(layout.StateDir).Kind == EntryKind.Directory;
+        var (strategy, stateInside) = ChooseStrategy(fs, layout, options, stateExisted);
+        if (stateInside) layout = InsideLayout(engine, layout.InstallDir);
         TransactionLock? txLock = null;
         JournalStore? journal = null;
         try
@@ -55,36 +58,47 @@ internal static class TransactionEngine
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
                 journal = JournalStore.Open(layout.JournalPath, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
-                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash);
+                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options));
                 installed = journal.Installed();
             }
 
             var installedManifest = Preflight(installed, manifest, options);
-            var plan = ApplyPlan.Create(fs, layout.InstallDir, manifest, installedManifest, options.VerifyBaseHashes, ct);
+            var plan = CreatePlan(fs, layout, manifest, installedManifest, options, ct);
             CheckFreeSpace(fs, layout, plan);
 
             // ---- From here on the disk changes; first the state directory and the journal. ----
             if (!stateExisted)
             {
-                fs.CreateDirectory(layout.StateDir);
-                fs.SyncDirectory(Path.GetDirectoryName(layout.StateDir)!);
+                if (!TryCreateStateDirectory(fs, layout, log))
+                {
+                    // Nothing beside the install can be written: the only place left is inside it, and only the
+                    // layered commit works from there (a swap would rename the directory holding its own state).
+                    if (options.Strategy == CommitStrategy.Swap)
+                        throw new PatcherException(PatchErrorCode.AccessDenied, $"the swap strategy needs a writable directory beside the install ('{layout.StateDir}' cannot be created); use auto or layered", layout.StateDir);
+                    layout = InsideLayout(engine, layout.InstallDir);
+                    strategy = CommitStrategy.Layered;
+                    log.LogWarning("Cannot write beside {Install}; keeping the update's state inside it at {State} (layered strategy)", layout.InstallDir, layout.StateDir);
+                    fs.CreateDirectory(layout.StateDir);
+                    fs.SyncDirectory(layout.InstallDir);
+                }
+
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
                 journal = JournalStore.Open(layout.JournalPath, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
-                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash);
+                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options));
                 if (journal.Installed() is { } raced)
                 {
                     // Another applier finished between our checks and our lock: check again against what it installed.
                     installed = raced;
                     installedManifest = Preflight(installed, manifest, options);
-                    plan = ApplyPlan.Create(fs, layout.InstallDir, manifest, installedManifest, options.VerifyBaseHashes, ct);
+                    plan = CreatePlan(fs, layout, manifest, installedManifest, options, ct);
                 }
             }
 
             return strategy switch
             {
                 CommitStrategy.Swap => ApplySwap(fs, layout, journal!, package, plan, installed, resumable, keyIds, options, progress, ct),
-                _ => throw new PatcherException(PatchErrorCode.IOFailure, $"the {strategy} strategy is not available in this build"),
+                _ => ApplyLayered(fs, layout, journal!, package, plan, installed, resumable, keyIds, options, progress, ct),
             };
         }
         finally
@@ -162,13 +176,184 @@ internal static class TransactionEngine
             resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten);
     }
 
+    /// <summary>
+    /// The layered commit (DESIGN §4): stage only the files that change, back up the ones they replace, then
+    /// replace file by file through the lock layers, journaling each. A failure after the first file changed
+    /// (a lock outlasting its budget, a full disk) rolls every file back before the error leaves.
+    /// </summary>
+    private static ApplyResult ApplyLayered(IFileOps fs, StateLayout layout, JournalStore journal, PatchPackage package, ApplyPlan plan,
+        InstalledRecord? installed, TxRecord? resumable, IReadOnlyList<string> keyIds, PatcherOptions options,
+        IProgress<PatchProgress>? progress, CancellationToken ct)
+    {
+        var log = options.Logger;
+        var manifest = package.Manifest;
+        var resumed = resumable is not null;
+        var tx = resumable ?? NewTx(package, installed, keyIds, options, "layered");
+        if (!resumed)
+        {
+            TreeOps.WriteDurably(fs, layout.PendingMarkerPath, System.Text.Encoding.UTF8.GetBytes(tx.Id));
+            journal.Begin(tx);
+        }
+        else
+        {
+            log.LogInformation("Resuming interrupted staging of transaction {Tx}", tx.Id);
+        }
+
+        var retry = LockRetry.For(fs, options);
+        var commit = new LayeredCommit(fs, layout, journal, retry, log);
+        RemoveStaleBackups(fs, layout, tx.Id, retry, log);
+        var staging = layout.StagingDir(tx.Id);
+        var stager = new Stager(fs, journal, log);
+        int changed;
+        try
+        {
+            var (ops, toStage) = LayeredCommit.Plan(fs, layout, plan);
+            changed = toStage.Count;
+            var stagePlan = new ApplyPlan
+            {
+                Manifest = manifest,
+                Files = toStage,
+                UserEntries = [],
+                OldVersionPaths = plan.OldVersionPaths,
+                BytesToWrite = toStage.Where(s => s.ReuseFrom is null).Sum(s => s.File.Size),
+            };
+            progress?.Report(new PatchProgress(PatchPhase.Staging, 0, toStage.Count, 0, stagePlan.BytesToWrite));
+            stager.Stage(tx.Id, layout.InstallDir, staging, stagePlan, package, resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(), progress, ct);
+            // Last point at which cancelling is honoured without touching the install.
+            ct.ThrowIfCancellationRequested();
+            commit.PrepareBackups(tx.Id, ops);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or PatcherException or IOException or UnauthorizedAccessException)
+        {
+            log.LogWarning("Staging of {Tx} failed ({Reason}); rolling back", tx.Id, ex.Message);
+            Recoverer.RollBackLayeredStarted(fs, layout, journal, tx.Id, retry, log);
+            if (ex is OperationCanceledException)
+                throw new PatcherException(PatchErrorCode.Cancelled, "apply was cancelled before commit; the old version is intact", layout.InstallDir, ex);
+            throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "stage", staging);
+        }
+
+        progress?.Report(new PatchProgress(PatchPhase.Committing, 0, changed, stager.BytesWritten, stager.BytesWritten));
+        try
+        {
+            commit.Forward(tx.Id);
+        }
+        catch (Exception ex) when (ex is PatcherException or IOException or UnauthorizedAccessException)
+        {
+            var failure = NativeErrors.FromException(ex, "commit", layout.InstallDir);
+            log.LogError("Commit of {Tx} failed ({Reason}); rolling every file back", tx.Id, failure.Message);
+            try
+            {
+                Recoverer.RollBackLayered(fs, layout, journal, tx.Id, retry, log);
+            }
+            catch (PatcherException rollbackFailure)
+            {
+                throw new PatcherException(rollbackFailure.Code,
+                    $"{failure.Message}; rolling back then failed too ({rollbackFailure.Message}). The install is a mix until recovery (Patcher.Recover) completes; run it once the file is free",
+                    rollbackFailure.Path ?? failure.Path, ex) { NativeError = rollbackFailure.NativeError };
+            }
+
+            throw new PatcherException(failure.Code, failure.Message + ". The update was rolled back: the old version is intact", failure.Path, ex) { NativeError = failure.NativeError };
+        }
+
+        journal.MarkPatched(tx.Id, new InstalledRecord(manifest.Product, manifest.Version, package.ManifestHash, package.ManifestBytes,
+            installed?.Version, installed?.Manifest));
+        progress?.Report(new PatchProgress(PatchPhase.CleaningUp, changed, changed, stager.BytesWritten, stager.BytesWritten));
+        Recoverer.FinishLayered(fs, layout, journal, tx.Id, retry, log);
+        if (tx.KeepPrevious)
+            log.LogWarning("KeepPreviousVersion is not supported by the layered strategy: only the replaced files were backed up, and they are removed");
+        progress?.Report(new PatchProgress(PatchPhase.Done, changed, changed, stager.BytesWritten, stager.BytesWritten));
+        log.LogInformation("Installed {Product} {Version} (transaction {Tx}, layered, {Changed} files changed)", manifest.Product, manifest.Version, tx.Id, changed);
+        return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Layered,
+            resumed, stager.FilesWritten, plan.Files.Count - stager.FilesWritten, stager.BytesWritten);
+    }
+
+    /// <summary>Backup areas of finished layered updates that could not be removed then (an old executable was still running).</summary>
+    private static void RemoveStaleBackups(IFileOps fs, StateLayout layout, string txId, LockRetry retry, ILogger log)
+    {
+        foreach (var name in fs.ListNames(layout.StateDir).Where(n => n.StartsWith("backup-", StringComparison.Ordinal) && n != "backup-" + txId).ToList())
+        {
+            try
+            {
+                TreeOps.DeleteTree(fs, Path.Join(layout.StateDir, name));
+            }
+            catch (PatcherException ex) when (retry.IsLock(ex))
+            {
+                log.LogWarning("Stale backup area {Name} is still in use ({Reason}); left for later", name, ex.Message);
+            }
+        }
+    }
+
+    private static TxRecord NewTx(PatchPackage package, InstalledRecord? installed, IReadOnlyList<string> keyIds, PatcherOptions options, string strategy) => new()
+    {
+        Id = NewTxId(options.TimeProvider),
+        Kind = TxKind.Apply,
+        Product = package.Manifest.Product,
+        FromVersion = installed?.Version ?? package.Manifest.FromVersion,
+        ToVersion = package.Manifest.Version,
+        ManifestHash = package.ManifestHash,
+        Manifest = package.ManifestBytes,
+        Signature = package.Envelope is null ? null : System.Text.Encoding.UTF8.GetString(ManifestCodec.SerializeEnvelope(package.Envelope)),
+        KeyIds = string.Join(",", keyIds),
+        Strategy = strategy,
+        State = TxState.Started,
+        KeepPrevious = options.KeepPreviousVersion,
+    };
+
+    private static string StrategyName(CommitStrategy strategy) => strategy == CommitStrategy.Swap ? "swap" : "layered";
+
+    /// <summary>
+    /// Where the state of this install is: inside it when an earlier layered update had to put it there,
+    /// otherwise the configured or default directory beside it. One stat.
+    /// </summary>
+    internal static StateLayout ResolveLayout(IFileOps fs, EngineSettings engine, string installDir, PatcherOptions options)
+    {
+        var primary = engine.Layout(installDir, options);
+        var inside = InsideLayout(engine, primary.InstallDir);
+        return fs.Stat(inside.StateDir).Kind == EntryKind.Directory ? inside : primary;
+    }
+
+    private static StateLayout InsideLayout(EngineSettings engine, string installDir) =>
+        new(installDir, Path.Join(Path.TrimEndingDirectorySeparator(installDir), LayeredCommit.InsideStateName), engine.JournalDirectory);
+
+    /// <summary>The plan, minus the state directory when it lives inside the install (it is never the user's).</summary>
+    private static ApplyPlan CreatePlan(IFileOps fs, StateLayout layout, Manifest manifest, Manifest? installedManifest, PatcherOptions options, CancellationToken ct)
+    {
+        var plan = ApplyPlan.Create(fs, layout.InstallDir, manifest, installedManifest, options.VerifyBaseHashes, ct);
+        if (!LayeredCommit.StateInside(layout)) return plan;
+        return new ApplyPlan
+        {
+            Manifest = plan.Manifest,
+            Files = plan.Files,
+            UserEntries = plan.UserEntries.Where(e => !LayeredCommit.IsStatePath(layout, e.Path)).ToList(),
+            OldVersionPaths = plan.OldVersionPaths,
+            BytesToWrite = plan.BytesToWrite,
+        };
+    }
+
+    /// <summary>Creates the state directory beside the install; false when the parent refuses (read-only, no permission).</summary>
+    private static bool TryCreateStateDirectory(IFileOps fs, StateLayout layout, ILogger log)
+    {
+        try
+        {
+            fs.CreateDirectory(layout.StateDir);
+        }
+        catch (PatcherException ex) when (ex.Code == PatchErrorCode.AccessDenied && !LayeredCommit.StateInside(layout))
+        {
+            log.LogInformation("Cannot create {State}: {Reason}", layout.StateDir, ex.Message);
+            return false;
+        }
+
+        fs.SyncDirectory(Path.GetDirectoryName(layout.StateDir)!);
+        return true;
+    }
+
     public static RecoveryResult Recover(string installDir, PatcherOptions options) => Recover(Default, installDir, options);
 
     public static RecoveryResult Recover(EngineSettings engine, string installDir, PatcherOptions options)
     {
         var fs = engine.FileSystem;
-        var layout = engine.Layout(installDir, options);
-        // The cheap path every app start takes: one existence check.
+        var layout = ResolveLayout(fs, engine, installDir, options);
+        // The cheap path every app start takes: two existence checks (state inside the install, then the marker).
         if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing)
             return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
 
@@ -179,7 +364,7 @@ internal static class TransactionEngine
         var outcome = RecoveryOutcome.NothingPending;
         if (pending is not null)
         {
-            var forward = Recoverer.Recover(fs, layout, journal, pending, options.Logger);
+            var forward = Recoverer.Recover(fs, layout, journal, pending, options.Logger, LockRetry.For(fs, options));
             outcome = forward ? RecoveryOutcome.RolledForward : RecoveryOutcome.RolledBack;
         }
         else
@@ -192,7 +377,7 @@ internal static class TransactionEngine
 
     public static InstallStatus Status(string installDir, PatcherOptions options)
     {
-        var layout = new StateLayout(installDir, options.StateDirectory);
+        var layout = ResolveLayout(Default.FileSystem, Default, installDir, options);
         if (!File.Exists(layout.JournalPath)) return new InstallStatus(null, null, null, null, null);
         using var journal = JournalStore.Open(layout.JournalPath, File.Exists(layout.PendingMarkerPath), options.Logger);
         var installed = journal.Installed();
@@ -203,7 +388,7 @@ internal static class TransactionEngine
 
     public static VerifyReport Verify(string installDir, PatcherOptions options, CancellationToken ct)
     {
-        var layout = new StateLayout(installDir, options.StateDirectory);
+        var layout = ResolveLayout(Default.FileSystem, Default, installDir, options);
         if (!File.Exists(layout.JournalPath))
             throw new PatcherException(PatchErrorCode.VerifyFailed, "no version was installed by Patcher here (no journal)", layout.JournalPath);
         Manifest manifest;
@@ -229,7 +414,7 @@ internal static class TransactionEngine
     }
 
     public static ApplyResult Rollback(string installDir, PatcherOptions options) =>
-        Recoverer.RollbackToPrevious(Default.FileSystem, new StateLayout(installDir, options.StateDirectory), options);
+        Recoverer.RollbackToPrevious(Default.FileSystem, ResolveLayout(Default.FileSystem, Default, installDir, options), options);
 
     /// <summary>Checks the patch against what the journal says is installed. Returns the installed manifest, if known.</summary>
     private static Manifest? Preflight(InstalledRecord? installed, Manifest manifest, PatcherOptions options)
@@ -255,14 +440,38 @@ internal static class TransactionEngine
             throw new PatcherException(PatchErrorCode.SymlinkEscape, $"install path '{installDir}' is not a plain directory (a symlink or file)", installDir);
     }
 
-    private static CommitStrategy ChooseStrategy(IFileOps fs, StateLayout layout, CommitStrategy requested)
+    /// <summary>
+    /// Swap where it can work; layered otherwise: off Linux, or when the install is a mount point or the configured
+    /// state directory is on another device (a rename across devices is a copy). In those two cases nothing beside
+    /// the install is on its volume, so the state goes inside it. A state that already exists stays where it is.
+    /// </summary>
+    private static (CommitStrategy Strategy, bool StateInside) ChooseStrategy(IFileOps fs, StateLayout layout, PatcherOptions options, bool stateExisted)
     {
-        if (requested == CommitStrategy.Layered) return CommitStrategy.Layered;
-        var canSwap = SwapCommit.IsSupported;
-        if (requested == CommitStrategy.Swap && !canSwap)
+        var requested = options.Strategy;
+        var inside = LayeredCommit.StateInside(layout);
+        var otherDevice = !stateExisted && !inside && StateOnOtherDevice(fs, layout);
+        if (requested == CommitStrategy.Layered || inside) return (CommitStrategy.Layered, otherDevice);
+        if (requested == CommitStrategy.Swap && !SwapCommit.IsSupported)
             throw new PatcherException(PatchErrorCode.IOFailure, "the swap strategy needs Linux (directory exchange with identity checks); use auto or layered", layout.InstallDir);
-        _ = fs;
-        return canSwap ? CommitStrategy.Swap : CommitStrategy.Layered;
+        if (otherDevice)
+        {
+            if (requested == CommitStrategy.Swap)
+                throw new PatcherException(PatchErrorCode.IOFailure, $"the swap strategy needs the state directory on the install's device; '{layout.InstallDir}' is a mount point or '{layout.StateDir}' is elsewhere", layout.InstallDir);
+            options.Logger.LogWarning("{Install} is not on the same device as {State}; using the layered strategy with the state inside the install", layout.InstallDir, layout.StateDir);
+            return (CommitStrategy.Layered, true);
+        }
+
+        return (SwapCommit.IsSupported ? CommitStrategy.Swap : CommitStrategy.Layered, false);
+    }
+
+    /// <summary>Device of the state directory (or its nearest existing ancestor) differs from the install's. Linux only (statx).</summary>
+    private static bool StateOnOtherDevice(IFileOps fs, StateLayout layout)
+    {
+        var install = fs.Stat(layout.InstallDir);
+        string? probe = layout.StateDir;
+        var info = fs.Stat(probe);
+        while (info.Kind == EntryKind.Missing && (probe = Path.GetDirectoryName(probe)) is not null) info = fs.Stat(probe);
+        return install.Device != 0 && info.Device != 0 && install.Device != info.Device;
     }
 
     private static void CheckFreeSpace(IFileOps fs, StateLayout layout, ApplyPlan plan)
