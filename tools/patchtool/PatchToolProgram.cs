@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
+using System.Reflection;
 using PatchTool.Commands;
 using PatchTool.Infrastructure;
 using Spectre.Console;
@@ -49,7 +50,27 @@ internal static class PatchToolProgram
             new DemoCommand(),
         ];
         foreach (var command in commands) root.Add(command.Create(ctx, global));
+
+        // The built-in action prints the entry assembly's version, which in-process (tests) is the test host's.
+        foreach (var version in root.Options.OfType<VersionOption>()) version.Action = new PrintVersionAction();
         return root;
+    }
+
+    /// <summary>patchtool's informational version (e.g. <c>0.1.0+commit</c>).</summary>
+    public static string Version =>
+        typeof(PatchToolProgram).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(PatchToolProgram).Assembly.GetName().Version?.ToString()
+        ?? "unknown";
+
+    private sealed class PrintVersionAction : SynchronousCommandLineAction
+    {
+        public override bool ClearsParseErrors => true;
+
+        public override int Invoke(ParseResult parseResult)
+        {
+            parseResult.InvocationConfiguration.Output.WriteLine(Version);
+            return ExitCodes.Ok;
+        }
     }
 
     private static IEnumerable<string> CommandPath(Command command)

@@ -21,12 +21,12 @@ public sealed class PatchVerificationTests
     public void SetUp()
     {
         _temp = TempDir.ForCurrentTest();
-        Cli.Expect(0, "keygen", "--out", _temp["keys"]);
+        CliRunner.Expect(0, "keygen", "--out", _temp["keys"]);
         _key = _temp[Path.Join("keys", SigningKeys.PrivateKeyFileName)];
         _pub = _temp[Path.Join("keys", SigningKeys.PublicKeyFileName)];
         var (oldDir, newDir) = TreeFactory.WritePair(_temp, seed: 1234, files: 20);
         _patch = _temp["patch"];
-        Cli.Expect(0, "build", "--from", oldDir, "--to", newDir, "--out", _patch, "--key", _key,
+        CliRunner.Expect(0, "build", "--from", oldDir, "--to", newDir, "--out", _patch, "--key", _key,
             "--product", "tree-game", "--version", "2.0.0", "--from-version", "1.0.0");
     }
 
@@ -57,7 +57,7 @@ public sealed class PatchVerificationTests
     [Test]
     public void Verify_FreshlyBuiltSignedPatch_Succeeds()
     {
-        var result = Cli.Expect(0, "verify", "--patch", _patch, "--trust", _pub);
+        var result = CliRunner.Expect(0, "verify", "--patch", _patch, "--trust", _pub);
 
         Assert.That(result.Out, Does.Contain("signature   ok"));
         Assert.That(result.Err, Is.Empty);
@@ -71,17 +71,32 @@ public sealed class PatchVerificationTests
         bytes[at] ^= 0x01; // '0'<->'1', 'a'<->'`' ... still a JSON string: only the signature can tell
         File.WriteAllBytes(ManifestPath, bytes);
 
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.SignatureInvalid);
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.SignatureInvalid);
     }
 
     [Test]
-    public void Verify_ManifestOpeningBraceFlipped_FailsManifestMalformed()
+    public void Verify_ManifestOpeningBraceFlipped_IsRefused()
     {
         var bytes = File.ReadAllBytes(ManifestPath);
         bytes[0] ^= 0x01;
         File.WriteAllBytes(ManifestPath, bytes);
 
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.ManifestMalformed);
+        var result = CliRunner.Run("verify", "--patch", _patch, "--trust", _pub);
+
+        // Signature first (the parser never sees untrusted bytes) or parse first: either way, refused.
+        Assert.That(result.ExitCode, Is.EqualTo(3), result.ToString);
+        Assert.That(result.Err, Does.StartWith("patchtool: error SignatureInvalid (111)").Or.StartWith("patchtool: error ManifestMalformed (101)"));
+    }
+
+    [Test]
+    public void Verify_SignedButNotJson_FailsManifestMalformed()
+    {
+        var bytes = File.ReadAllBytes(ManifestPath);
+        bytes[0] ^= 0x01;
+        File.WriteAllBytes(ManifestPath, bytes);
+        PatchFiles.ResignRaw(_patch, _key);
+
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.ManifestMalformed);
     }
 
     [Test]
@@ -90,7 +105,7 @@ public sealed class PatchVerificationTests
         // A small patch (every byte is tried, ~0.5 ms each).
         TreeFactory.Write(_temp["small"], seed: 99, files: 3);
         var patch = _temp["small-patch"];
-        Cli.Expect(0, "build", "--to", _temp["small"], "--out", patch, "--key", _key, "--product", "p", "--version", "1");
+        CliRunner.Expect(0, "build", "--to", _temp["small"], "--out", patch, "--key", _key, "--product", "p", "--version", "1");
         var manifestPath = Path.Join(patch, ManifestCodec.ManifestFileName);
         var original = File.ReadAllBytes(manifestPath);
         using var policy = TrustPolicy.FromPems([File.ReadAllText(_pub)], 1);
@@ -118,7 +133,7 @@ public sealed class PatchVerificationTests
         var tampered = envelope with { Signatures = [envelope.Signatures[0] with { Signature = Convert.ToBase64String(raw) }] };
         File.WriteAllBytes(SignaturePath, ManifestCodec.SerializeEnvelope(tampered));
 
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.SignatureInvalid);
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.SignatureInvalid);
     }
 
     [Test]
@@ -128,7 +143,7 @@ public sealed class PatchVerificationTests
         bytes[0] ^= 0x01;
         File.WriteAllBytes(SignaturePath, bytes);
 
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.SignatureInvalid);
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.SignatureInvalid);
     }
 
     [Test]
@@ -144,7 +159,7 @@ public sealed class PatchVerificationTests
             bytes[bytes.Length / 2] ^= 0x01;
             File.WriteAllBytes(path, bytes);
 
-            var result = Cli.Run("verify", "--patch", _patch, "--trust", _pub);
+            var result = CliRunner.Run("verify", "--patch", _patch, "--trust", _pub);
 
             Assert.That(result.ExitCode, Is.EqualTo(3), $"{blob.RelativePath}\n{result}");
             var expected = blob.Compression == BlobCompression.None
@@ -155,7 +170,7 @@ public sealed class PatchVerificationTests
             File.WriteAllBytes(path, original);
         }
 
-        Cli.Expect(0, "verify", "--patch", _patch, "--trust", _pub);
+        CliRunner.Expect(0, "verify", "--patch", _patch, "--trust", _pub);
     }
 
     [Test]
@@ -165,7 +180,7 @@ public sealed class PatchVerificationTests
         var path = Path.Join(_patch, blob.RelativePath);
         File.WriteAllBytes(path, File.ReadAllBytes(path)[..^1]);
 
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.BlobSizeMismatch);
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.BlobSizeMismatch);
     }
 
     [Test]
@@ -174,13 +189,13 @@ public sealed class PatchVerificationTests
         var blob = ManifestCodec.Deserialize(File.ReadAllBytes(ManifestPath)).Blobs[0];
         File.Delete(Path.Join(_patch, blob.RelativePath));
 
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.BlobMissing);
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.BlobMissing);
     }
 
     [Test]
     public void Verify_WithAnotherKey_FailsSignatureInvalid()
     {
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", RepoPaths.TestPub2), PatchErrorCode.SignatureInvalid);
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", RepoPaths.TestPub2), PatchErrorCode.SignatureInvalid);
         Assert.That(VerifyThroughApi(_patch, RepoPaths.TestPub2).Code, Is.EqualTo(PatchErrorCode.SignatureInvalid));
     }
 
@@ -191,15 +206,15 @@ public sealed class PatchVerificationTests
         var rsaPub = _temp["rsa.pub"];
         File.WriteAllText(rsaPub, rsa.ExportSubjectPublicKeyInfoPem());
 
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", rsaPub), PatchErrorCode.KeyInvalid);
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", rsaPub), PatchErrorCode.KeyInvalid);
     }
 
     [Test]
     public void Verify_ThresholdTwoWithTwoSignatures_Passes()
     {
-        Cli.Expect(0, "sign", "--patch", _patch, "--key", RepoPaths.TestKey2);
+        CliRunner.Expect(0, "sign", "--patch", _patch, "--key", RepoPaths.TestKey2);
 
-        var result = Cli.Expect(0, "verify", "--patch", _patch, "--trust", _pub, "--trust", RepoPaths.TestPub2, "--threshold", "2", "--json");
+        var result = CliRunner.Expect(0, "verify", "--patch", _patch, "--trust", _pub, "--trust", RepoPaths.TestPub2, "--threshold", "2", "--json");
 
         Assert.That(result.Json().GetProperty("verifiedKeyIds").GetArrayLength(), Is.EqualTo(2));
     }
@@ -207,7 +222,7 @@ public sealed class PatchVerificationTests
     [Test]
     public void Verify_ThresholdTwoWithOneSignature_FailsThresholdNotMet()
     {
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", _pub, "--trust", RepoPaths.TestPub2, "--threshold", "2"),
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", _pub, "--trust", RepoPaths.TestPub2, "--threshold", "2"),
             PatchErrorCode.SignatureThresholdNotMet);
     }
 
@@ -215,9 +230,9 @@ public sealed class PatchVerificationTests
     public void Verify_ThresholdTwoWithSameKeyTwice_FailsThresholdNotMet()
     {
         // Two copies of one key are one key: a threshold counts distinct signers.
-        Cli.Expect(0, "sign", "--patch", _patch, "--key", _key);
+        CliRunner.Expect(0, "sign", "--patch", _patch, "--key", _key);
 
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", _pub, "--trust", _pub, "--threshold", "2"),
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", _pub, "--trust", _pub, "--threshold", "2"),
             PatchErrorCode.SignatureThresholdNotMet);
     }
 
@@ -226,34 +241,34 @@ public sealed class PatchVerificationTests
     {
         File.Delete(SignaturePath);
 
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.SignatureMissing);
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.SignatureMissing);
     }
 
     [Test]
     public void Sign_UnsignedPatch_MakesItVerify()
     {
         File.Delete(SignaturePath);
-        AssertRefused(Cli.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.SignatureMissing);
+        AssertRefused(CliRunner.Run("verify", "--patch", _patch, "--trust", _pub), PatchErrorCode.SignatureMissing);
 
-        Cli.Expect(0, "sign", "--patch", _patch, "--key", _key);
+        CliRunner.Expect(0, "sign", "--patch", _patch, "--key", _key);
 
-        Cli.Expect(0, "verify", "--patch", _patch, "--trust", _pub);
+        CliRunner.Expect(0, "verify", "--patch", _patch, "--trust", _pub);
     }
 
     [Test]
     public void Sign_SecondKey_KeepsFirstSignature()
     {
-        var result = Cli.Expect(0, "sign", "--patch", _patch, "--key", RepoPaths.TestKey2);
+        var result = CliRunner.Expect(0, "sign", "--patch", _patch, "--key", RepoPaths.TestKey2);
 
         Assert.That(result.Out, Does.Contain("signatures  2"));
-        Cli.Expect(0, "verify", "--patch", _patch, "--trust", _pub);
-        Cli.Expect(0, "verify", "--patch", _patch, "--trust", RepoPaths.TestPub2);
+        CliRunner.Expect(0, "verify", "--patch", _patch, "--trust", _pub);
+        CliRunner.Expect(0, "verify", "--patch", _patch, "--trust", RepoPaths.TestPub2);
     }
 
     [Test]
     public void Sign_SameKeyAgain_ReplacesItsSignature()
     {
-        Cli.Expect(0, "sign", "--patch", _patch, "--key", _key);
+        CliRunner.Expect(0, "sign", "--patch", _patch, "--key", _key);
 
         Assert.That(ManifestCodec.DeserializeEnvelope(File.ReadAllBytes(SignaturePath)).Signatures, Has.Count.EqualTo(1));
     }
@@ -261,7 +276,7 @@ public sealed class PatchVerificationTests
     [Test]
     public void Sign_WithPublicKeyFile_FailsKeyInvalid()
     {
-        AssertRefused(Cli.Run("sign", "--patch", _patch, "--key", _pub), PatchErrorCode.KeyInvalid);
+        AssertRefused(CliRunner.Run("sign", "--patch", _patch, "--key", _pub), PatchErrorCode.KeyInvalid);
     }
 
     [Test]
@@ -269,7 +284,7 @@ public sealed class PatchVerificationTests
     {
         var expires = DateTimeOffset.UtcNow.AddDays(1);
         var (oldDir, newDir) = (_temp["old"], _temp["new"]);
-        Cli.Expect(0, "build", "--from", oldDir, "--to", newDir, "--out", _temp["expiring"], "--key", _key, "--product", "tree-game",
+        CliRunner.Expect(0, "build", "--from", oldDir, "--to", newDir, "--out", _temp["expiring"], "--key", _key, "--product", "tree-game",
             "--version", "2.0.0", "--from-version", "1.0.0", "--expires", expires.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
         using var output = new StringWriter();
         using var error = new StringWriter();
@@ -281,7 +296,7 @@ public sealed class PatchVerificationTests
 
         Assert.That(exit, Is.EqualTo(3));
         Assert.That(error.ToString(), Does.StartWith("patchtool: error ManifestExpired (114)"));
-        Cli.Expect(0, "verify", "--patch", _temp["expiring"], "--trust", _pub);
+        CliRunner.Expect(0, "verify", "--patch", _temp["expiring"], "--trust", _pub);
     }
 
     [Test]

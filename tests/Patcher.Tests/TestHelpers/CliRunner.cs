@@ -25,7 +25,7 @@ internal sealed record CliResult(int ExitCode, string Out, string Err)
 }
 
 /// <summary>Runs patchtool's entry point in-process with captured stdout and stderr.</summary>
-internal static class Cli
+internal static class CliRunner
 {
     public static CliResult Run(params string[] args)
     {

@@ -29,7 +29,7 @@ internal static class SamplePatch
             .. key.Length == 0 ? Array.Empty<string>() : ["--key", key],
             .. extra,
         ];
-        Cli.Expect(0, args);
+        CliRunner.Expect(0, args);
         return temp["patch"];
     }
 

@@ -24,7 +24,7 @@ internal sealed class PlainProgress : IProgress<PatchProgress>
             {
                 _phase = value.Phase;
                 _lastTenth = value.BytesTotal > 0 ? value.BytesDone * 10 / value.BytesTotal : -1;
-                _out.WriteLine($"  [{Name(value.Phase)}] {Detail(value)}");
+                _out.WriteLine($"  [{Name(value.Phase)}] {Detail(value)}".TrimEnd());
                 return;
             }
 
@@ -34,7 +34,7 @@ internal sealed class PlainProgress : IProgress<PatchProgress>
                 if (tenth > _lastTenth)
                 {
                     _lastTenth = tenth;
-                    _out.WriteLine($"  [{Name(value.Phase)}] {Detail(value)}");
+                    _out.WriteLine($"  [{Name(value.Phase)}] {Detail(value)}".TrimEnd());
                 }
             }
         }

@@ -8,9 +8,12 @@ namespace PatchTool.Infrastructure;
 
 internal sealed record ErrorInfo(int Code, string Name, string Message, string? Path);
 
-internal sealed record ErrorDocument(ErrorInfo Error)
+internal sealed record ErrorDocument(bool Ok, ErrorInfo Error)
 {
-    public bool Ok => false;
+    public ErrorDocument(ErrorInfo error)
+        : this(false, error)
+    {
+    }
 }
 
 internal sealed record InspectDocument(

@@ -1,0 +1,100 @@
+using Patching.Manifests;
+using Patching.Tests.TestHelpers;
+
+namespace Patching.Tests.Cli;
+
+public sealed class InspectCommandTests
+{
+    private TempDir _temp = null!;
+    private string _patch = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _temp = TempDir.ForCurrentTest();
+        _patch = SamplePatch.Build(_temp);
+    }
+
+    [TearDown]
+    public void TearDown() => _temp.Dispose();
+
+    [Test]
+    public void Inspect_Json_DescribesTheSamplePatch()
+    {
+        var json = CliRunner.Expect(0, "inspect", "--patch", _patch, "--json").Json();
+        var m = ManifestCodec.Deserialize(File.ReadAllBytes(Path.Join(_patch, ManifestCodec.ManifestFileName)));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(json.GetProperty("ok").GetBoolean(), Is.True);
+            Assert.That(json.GetProperty("product").GetString(), Is.EqualTo("sample-game"));
+            Assert.That(json.GetProperty("fromVersion").GetString(), Is.EqualTo("1.0.0"));
+            Assert.That(json.GetProperty("version").GetString(), Is.EqualTo("1.1.0"));
+            Assert.That(json.GetProperty("fullPackage").GetBoolean(), Is.False);
+            Assert.That(json.GetProperty("expires").ValueKind, Is.EqualTo(System.Text.Json.JsonValueKind.Null));
+            var counts = json.GetProperty("counts");
+            Assert.That(counts.GetProperty("added").GetInt32(), Is.EqualTo(2));
+            Assert.That(counts.GetProperty("changed").GetInt32(), Is.EqualTo(3));
+            Assert.That(counts.GetProperty("removed").GetInt32(), Is.EqualTo(2));
+            Assert.That(counts.GetProperty("unchanged").GetInt32(), Is.EqualTo(2));
+            Assert.That(json.GetProperty("files").GetProperty("removed").EnumerateArray().Select(e => e.GetString()),
+                Is.EqualTo(new[] { "data/intro.txt", "data/music/theme.ogg" }));
+            Assert.That(json.GetProperty("directories").GetProperty("added").EnumerateArray().Select(e => e.GetString()),
+                Is.EqualTo(new[] { "data/audio", "mods" }));
+            var bytes = json.GetProperty("bytes");
+            Assert.That(bytes.GetProperty("download").GetInt64(), Is.EqualTo(m.Blobs.Sum(b => b.StoredSize)));
+            Assert.That(bytes.GetProperty("target").GetInt64(), Is.EqualTo(m.Files.Sum(f => f.Size)));
+            Assert.That(json.GetProperty("blobs").GetInt32(), Is.EqualTo(4));
+            Assert.That(json.GetProperty("signatureKeyIds")[0].GetString(),
+                Is.EqualTo(PatchTool.Commands.KeygenCommand.KeyIdOf(File.ReadAllText(RepoPaths.TestPub))));
+            Assert.That(json.GetProperty("manifestSha256").GetString(),
+                Is.EqualTo(ManifestCodec.Hash(File.ReadAllBytes(Path.Join(_patch, ManifestCodec.ManifestFileName)))));
+        });
+    }
+
+    [Test]
+    public void Inspect_Text_ShowsVersionsCountsAndChangedPaths()
+    {
+        var result = CliRunner.Expect(0, "inspect", "--patch", _patch);
+
+        Assert.That(result.Out, Does.Contain("version      1.0.0 -> 1.1.0"));
+        Assert.That(result.Out, Does.Contain("2 added, 3 changed, 2 removed, 2 unchanged"));
+        Assert.That(result.Out, Does.Contain("  + data/levels/level3.dat"));
+        Assert.That(result.Out, Does.Contain("  ~ launcher/launch.sh"));
+        Assert.That(result.Out, Does.Contain("  - data/intro.txt"));
+        Assert.That(result.Out, Does.Contain("  + mods/"));
+        Assert.That(result.Out, Does.Contain("not verified"));
+    }
+
+    [Test]
+    public void Inspect_UnsignedPatch_SaysUnsigned()
+    {
+        File.Delete(Path.Join(_patch, ManifestCodec.SignatureFileName));
+
+        var result = CliRunner.Expect(0, "inspect", "--patch", _patch);
+
+        Assert.That(result.Out, Does.Contain("signatures   none (unsigned)"));
+    }
+
+    [Test]
+    public void Inspect_MissingPatch_ExitsRefusedPatchNotFound()
+    {
+        var result = CliRunner.Expect(3, "inspect", "--patch", _temp["nothing-here"], "--json");
+
+        Assert.That(result.Err, Does.StartWith("patchtool: error PatchNotFound (100)"));
+        var error = result.Json().GetProperty("error");
+        Assert.That(error.GetProperty("code").GetInt32(), Is.EqualTo(100));
+        Assert.That(error.GetProperty("name").GetString(), Is.EqualTo("PatchNotFound"));
+    }
+
+    [Test]
+    public void Inspect_ManifestWithTraversalPath_IsRefusedUnsafePath()
+    {
+        var path = Path.Join(_patch, ManifestCodec.ManifestFileName);
+        File.WriteAllText(path, File.ReadAllText(path).Replace("\"path\": \"game.cfg\"", "\"path\": \"../../etc/game.cfg\"", StringComparison.Ordinal));
+
+        var result = CliRunner.Expect(3, "inspect", "--patch", _patch);
+
+        Assert.That(result.Err, Does.StartWith("patchtool: error UnsafePath (120)"));
+    }
+}
