@@ -101,6 +101,8 @@ public sealed class TrustAndSymlinkTests
 
         Assert.That(PatchScenario.Listing(outside), Is.EqualTo(outsideBefore));
         Assert.That(new DirectoryInfo(Path.Join(s.InstallDir, "data")).LinkTarget, Is.Null, "data is now a real directory");
+        var preserved = Directory.GetDirectories(Path.Join(s.ParentDir, ".game.patcher"), "preserved-*").Single();
+        Assert.That(new DirectoryInfo(Path.Join(preserved, "data")).LinkTarget, Is.EqualTo(outside), "the displaced link is kept aside, not deleted");
         Assert.That(new DirectoryInfo(Path.Join(s.InstallDir, "my-link")).LinkTarget, Is.EqualTo(outside), "the user's own link is carried over as a link");
         Assert.That(PatchScenario.Listing(s.InstallDir, rel => rel == "my-link" || rel.StartsWith("my-link/", StringComparison.Ordinal)), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
     }
