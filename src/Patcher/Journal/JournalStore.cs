@@ -11,6 +11,8 @@ internal static class TxState
     public const string Started = "started";
     public const string BackupComplete = "backup-complete";
     public const string Patched = "patched";
+    /// <summary>Layered only: a commit that had started changing files is being undone; recovery must finish undoing it.</summary>
+    public const string RollingBack = "rolling-back";
     public const string Done = "done";
     public const string RolledBack = "rolled-back";
 
@@ -45,6 +47,28 @@ internal sealed record InstalledRecord(string Product, string Version, string Ma
     string? PreviousVersion, byte[]? PreviousManifest);
 
 internal sealed record FileRow(string Path, string Expected, string? Observed, string State);
+
+/// <summary>Per-file states of the layered commit (DESIGN §4): pending → backed-up → replaced.</summary>
+internal static class OpState
+{
+    /// <summary>Planned; the disk may or may not show its effect yet (recovery looks).</summary>
+    public const string Pending = "pending";
+    /// <summary>The old file is preserved in the backup area (hard link or copy), the install is unchanged.</summary>
+    public const string BackedUp = "backed-up";
+    /// <summary>The step is done and durable.</summary>
+    public const string Replaced = "replaced";
+}
+
+/// <summary>One step of a layered commit, in execution order.</summary>
+/// <param name="Seq">Order of execution; also the name of its entry in the backup area.</param>
+/// <param name="Kind">See <c>LayeredOpKind</c>.</param>
+/// <param name="Path">Relative install path.</param>
+/// <param name="Expected">SHA-256 of the new content for placed files.</param>
+/// <param name="Backup">Whether the old file is linked or copied into the backup area before the commit.</param>
+/// <param name="User">The entry displaced is the user's: kept in the preserved folder, never deleted.</param>
+/// <param name="State">See <see cref="OpState"/>.</param>
+/// <param name="Layer">Which layer of the replace succeeded, for the log and for support.</param>
+internal sealed record OpRow(int Seq, string Kind, string Path, string? Expected, bool Backup, bool User, string State, string? Layer = null);
 
 /// <summary>
 /// The SQLite journal. WAL with synchronous=FULL: a committed row is on disk when the call returns, which is
@@ -109,6 +133,9 @@ internal sealed class JournalStore : IDisposable
                 CREATE TABLE IF NOT EXISTS installed(
                     id INTEGER PRIMARY KEY CHECK (id = 1), product TEXT NOT NULL, version TEXT NOT NULL,
                     manifest_hash TEXT NOT NULL, manifest BLOB NOT NULL, previous_version TEXT, previous_manifest BLOB);
+                CREATE TABLE IF NOT EXISTS layered_ops(
+                    tx_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL, expected_sha256 TEXT,
+                    backup INTEGER NOT NULL, user INTEGER NOT NULL, state TEXT NOT NULL, layer TEXT, PRIMARY KEY(tx_id, seq));
                 INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');
                 """);
             var schema = Scalar(db, "SELECT value FROM meta WHERE key='schema'");
@@ -284,6 +311,106 @@ internal sealed class JournalStore : IDisposable
         while (r.Read())
             result[r.GetString(0)] = new FileRow(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetString(3));
         return result;
+    }
+
+    /// <summary>The layered commit's plan, all rows pending, in one SQLite transaction (replacing any earlier plan of the transaction).</summary>
+    public void RecordOps(string txId, IReadOnlyList<OpRow> ops)
+    {
+        CrashInjection.Point($"journal ops {txId}");
+        using var t = _db.BeginTransaction();
+        using (var del = _db.CreateCommand())
+        {
+            del.Transaction = t;
+            del.CommandText = "DELETE FROM layered_ops WHERE tx_id = $tx";
+            del.Parameters.AddWithValue("$tx", txId);
+            del.ExecuteNonQuery();
+        }
+
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = t;
+        cmd.CommandText = "INSERT INTO layered_ops(tx_id, seq, kind, path, expected_sha256, backup, user, state) VALUES($tx, $seq, $kind, $path, $exp, $backup, $user, $state)";
+        var pTx = cmd.Parameters.Add("$tx", SqliteType.Text);
+        var pSeq = cmd.Parameters.Add("$seq", SqliteType.Integer);
+        var pKind = cmd.Parameters.Add("$kind", SqliteType.Text);
+        var pPath = cmd.Parameters.Add("$path", SqliteType.Text);
+        var pExp = cmd.Parameters.Add("$exp", SqliteType.Text);
+        var pBackup = cmd.Parameters.Add("$backup", SqliteType.Integer);
+        var pUser = cmd.Parameters.Add("$user", SqliteType.Integer);
+        var pState = cmd.Parameters.Add("$state", SqliteType.Text);
+        foreach (var op in ops)
+        {
+            pTx.Value = txId;
+            pSeq.Value = op.Seq;
+            pKind.Value = op.Kind;
+            pPath.Value = op.Path;
+            pExp.Value = (object?)op.Expected ?? DBNull.Value;
+            pBackup.Value = op.Backup ? 1 : 0;
+            pUser.Value = op.User ? 1 : 0;
+            pState.Value = op.State;
+            cmd.ExecuteNonQuery();
+        }
+
+        t.Commit();
+    }
+
+    public List<OpRow> Ops(string txId)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT seq, kind, path, expected_sha256, backup, user, state, layer FROM layered_ops WHERE tx_id = $tx ORDER BY seq";
+        cmd.Parameters.AddWithValue("$tx", txId);
+        using var r = cmd.ExecuteReader();
+        var result = new List<OpRow>();
+        while (r.Read())
+        {
+            result.Add(new OpRow(r.GetInt32(0), r.GetString(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3),
+                r.GetInt64(4) != 0, r.GetInt64(5) != 0, r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7)));
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Every backup is durable: the rows that have one become backed-up and the transaction backup-complete, in
+    /// one SQLite transaction, so recovery never sees one without the other.
+    /// </summary>
+    public void MarkLayeredBackupComplete(string txId)
+    {
+        CrashInjection.Point($"journal {TxState.BackupComplete} {txId}");
+        using var t = _db.BeginTransaction();
+        using (var cmd = _db.CreateCommand())
+        {
+            cmd.Transaction = t;
+            cmd.CommandText = "UPDATE layered_ops SET state = $state WHERE tx_id = $tx AND backup = 1 AND state = $pending";
+            cmd.Parameters.AddWithValue("$state", OpState.BackedUp);
+            cmd.Parameters.AddWithValue("$pending", OpState.Pending);
+            cmd.Parameters.AddWithValue("$tx", txId);
+            cmd.ExecuteNonQuery();
+        }
+
+        using (var cmd = _db.CreateCommand())
+        {
+            cmd.Transaction = t;
+            cmd.CommandText = "UPDATE tx SET state = $state, updated = $now WHERE id = $id";
+            cmd.Parameters.AddWithValue("$state", TxState.BackupComplete);
+            cmd.Parameters.AddWithValue("$now", Now());
+            cmd.Parameters.AddWithValue("$id", txId);
+            cmd.ExecuteNonQuery();
+        }
+
+        t.Commit();
+    }
+
+    /// <summary>One file's step is done and durable on disk: its row advances (one durable SQLite commit per file).</summary>
+    public void SetOpState(string txId, int seq, string state, string? layer = null)
+    {
+        CrashInjection.Point($"journal op {seq} {state} {txId}");
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "UPDATE layered_ops SET state = $state, layer = COALESCE($layer, layer) WHERE tx_id = $tx AND seq = $seq";
+        cmd.Parameters.AddWithValue("$state", state);
+        cmd.Parameters.AddWithValue("$layer", (object?)layer ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$tx", txId);
+        cmd.Parameters.AddWithValue("$seq", seq);
+        cmd.ExecuteNonQuery();
     }
 
     public void Dispose() => _db.Dispose();

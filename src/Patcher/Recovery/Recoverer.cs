@@ -19,7 +19,8 @@ internal static class Recoverer
     /// Resolves a pending transaction before a new apply. A staging of the same patch that was interrupted
     /// is returned for resumption instead of being discarded.
     /// </summary>
-    public static TxRecord? RecoverPending(IFileOps fs, StateLayout layout, JournalStore journal, ILogger log, string? resumeManifestHash)
+    public static TxRecord? RecoverPending(IFileOps fs, StateLayout layout, JournalStore journal, ILogger log, string? resumeManifestHash,
+        string? resumeStrategy = null, LockRetry? retry = null)
     {
         var pending = journal.Pending();
         if (pending is null)
@@ -29,19 +30,22 @@ internal static class Recoverer
         }
 
         if (pending is { State: TxState.Started, Kind: TxKind.Apply } && pending.ManifestHash == resumeManifestHash &&
+            (resumeStrategy is null || pending.Strategy == resumeStrategy) &&
             fs.Stat(layout.StagingDir(pending.Id)).Kind == EntryKind.Directory)
         {
             return pending;
         }
 
-        Recover(fs, layout, journal, pending, log);
+        Recover(fs, layout, journal, pending, log, retry);
         return null;
     }
 
     /// <summary>Returns true when the transaction was rolled forward, false when rolled back.</summary>
-    public static bool Recover(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log)
+    public static bool Recover(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, LockRetry? retry = null)
     {
-        log.LogWarning("Recovering transaction {Tx} ({Kind} to {Version}) found in state {State}", tx.Id, tx.Kind, tx.ToVersion, tx.State);
+        log.LogWarning("Recovering transaction {Tx} ({Kind} to {Version}, {Strategy}) found in state {State}", tx.Id, tx.Kind, tx.ToVersion, tx.Strategy, tx.State);
+        if (tx.Strategy == "layered")
+            return RecoverLayered(fs, layout, journal, tx, log, retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps));
         switch (tx.State)
         {
             case TxState.Started:
@@ -137,6 +141,88 @@ internal static class Recoverer
         }
 
         journal.SetState(tx.Id, TxState.Done);
+        RemoveMarker(fs, layout);
+    }
+
+    /// <summary>
+    /// Layered: started means the install was not touched (backups are links or copies), so staging and backups
+    /// go; backup-complete rolls forward when every remaining staged file verifies, back otherwise (and back when
+    /// a file stays locked); rolling-back finishes undoing; patched finishes cleaning up.
+    /// </summary>
+    private static bool RecoverLayered(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, LockRetry retry)
+    {
+        var commit = new LayeredCommit(fs, layout, journal, retry, log);
+        switch (tx.State)
+        {
+            case TxState.Started:
+                RollBackLayeredStarted(fs, layout, journal, tx.Id, retry, log);
+                return false;
+
+            case TxState.BackupComplete:
+                var manifest = ManifestCodec.Deserialize(tx.Manifest);
+                if (!commit.CanRollForward(tx.Id, manifest))
+                {
+                    log.LogWarning("Staged files of {Tx} do not verify; rolling every file back", tx.Id);
+                    RollBackLayered(fs, layout, journal, tx.Id, retry, log);
+                    return false;
+                }
+
+                try
+                {
+                    commit.Forward(tx.Id);
+                }
+                catch (PatcherException ex) when (retry.IsLock(ex) || ex.Code is PatchErrorCode.DiskFull or PatchErrorCode.AccessDenied)
+                {
+                    log.LogWarning("Cannot finish {Tx} ({Reason}); rolling every file back", tx.Id, ex.Message);
+                    RollBackLayered(fs, layout, journal, tx.Id, retry, log);
+                    return false;
+                }
+
+                var installed = journal.Installed();
+                journal.MarkPatched(tx.Id, new InstalledRecord(manifest.Product, manifest.Version, tx.ManifestHash, tx.Manifest,
+                    installed?.Version, installed?.Manifest));
+                FinishLayered(fs, layout, journal, tx.Id, retry, log);
+                return true;
+
+            case TxState.RollingBack:
+                RollBackLayered(fs, layout, journal, tx.Id, retry, log);
+                return false;
+
+            case TxState.Patched:
+                FinishLayered(fs, layout, journal, tx.Id, retry, log);
+                return true;
+
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>Layered, before the first install file changed: drop staging and backups.</summary>
+    public static void RollBackLayeredStarted(IFileOps fs, StateLayout layout, JournalStore journal, string txId, LockRetry retry, ILogger log)
+    {
+        new LayeredCommit(fs, layout, journal, retry, log).DeleteLeftovers(txId);
+        journal.SetState(txId, TxState.RolledBack);
+        RemoveMarker(fs, layout);
+        log.LogInformation("Transaction {Tx} rolled back; the old version is intact", txId);
+    }
+
+    /// <summary>Layered, after files may have changed: journal rolling-back first (so recovery keeps undoing), then undo every step.</summary>
+    public static void RollBackLayered(IFileOps fs, StateLayout layout, JournalStore journal, string txId, LockRetry retry, ILogger log)
+    {
+        journal.SetState(txId, TxState.RollingBack);
+        var commit = new LayeredCommit(fs, layout, journal, retry, log);
+        commit.RollBack(txId);
+        commit.DeleteLeftovers(txId);
+        journal.SetState(txId, TxState.RolledBack);
+        RemoveMarker(fs, layout);
+        log.LogInformation("Transaction {Tx} rolled back file by file; the old version is intact", txId);
+    }
+
+    /// <summary>Layered, after patched: preserve displaced user entries, remove backups and staging, mark done.</summary>
+    public static void FinishLayered(IFileOps fs, StateLayout layout, JournalStore journal, string txId, LockRetry retry, ILogger log)
+    {
+        new LayeredCommit(fs, layout, journal, retry, log).Finish(txId);
+        journal.SetState(txId, TxState.Done);
         RemoveMarker(fs, layout);
     }
 

@@ -8,6 +8,8 @@ namespace Patching.Tests.Recovery;
 /// killed with SIGKILL at its 1st, 2nd, … N-th crash point (every mutating file operation and every journal
 /// step). After each kill, recovery runs; the tree must equal the old or the new version exactly, the user
 /// files must be intact, nothing may be left in the state directory, and a following apply must succeed.
+/// "layered" forces the per-file commit on Linux: kills land between two backups, between the rename of one
+/// file and its journal row, and in the cleanup. (Recovery itself runs in-process here, unkilled.)
 /// </summary>
 [Category("Crash")]
 public sealed class CrashHarnessTests
@@ -18,6 +20,7 @@ public sealed class CrashHarnessTests
     private static bool IsUserPath(string rel) => UserFiles.Contains(rel) || rel is "saves" or "legacy";
 
     [TestCase("swap")]
+    [TestCase("layered")]
     public void Apply_KilledAtEveryCrashPoint_RecoveryYieldsOldOrNewExactly(string strategy)
     {
         if (strategy == "swap" && !OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
@@ -36,7 +39,10 @@ public sealed class CrashHarnessTests
         Assert.That(dry.ExitCode, Is.EqualTo(0), dry.StdErr);
         var points = File.ReadAllLines(log);
         var n = points.Length;
-        foreach (var state in new[] { "journal begin", "journal backup-complete", "journal patched", "journal done", "exchange" })
+        string[] expectedPoints = strategy == "swap"
+            ? ["journal begin", "journal backup-complete", "journal patched", "journal done", "exchange"]
+            : ["journal begin", "journal ops", "journal backup-complete", "journal op", "journal patched", "journal done", "rename", "link"];
+        foreach (var state in expectedPoints)
             Assert.That(points.Any(p => p.Contains(state, StringComparison.Ordinal)), Is.True, $"no crash point at '{state}'");
 
         var endedOld = 0;
@@ -69,7 +75,7 @@ public sealed class CrashHarnessTests
 
             var stateDir = Path.Join(runDir, ".game.patcher");
             var leftovers = Directory.Exists(stateDir)
-                ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName).Where(x => x!.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x == "pending").ToList()
+                ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName).Where(x => x!.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) || x == "pending").ToList()
                 : [];
             if (leftovers.Count > 0) failures.Add($"point {k} ({points[k - 1]}): leftovers {string.Join(",", leftovers)}");
 

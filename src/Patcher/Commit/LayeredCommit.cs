@@ -1,0 +1,440 @@
+using Microsoft.Extensions.Logging;
+using Patching.IO;
+using Patching.Journal;
+using Patching.Manifests;
+using Patching.Staging;
+using Patching.Transaction;
+
+namespace Patching.Commit;
+
+/// <summary>Kinds of steps of a layered commit (<see cref="OpRow.Kind"/>).</summary>
+internal static class LayeredOpKind
+{
+    /// <summary>Move the entry at the path into the backup area (an old file the new version drops, or a user entry in the way).</summary>
+    public const string Displace = "displace";
+    /// <summary>Rename the staged file into place, replacing the old file (backed up first) or filling a free path.</summary>
+    public const string Place = "place";
+    public const string MakeDir = "mkdir";
+    /// <summary>Remove an old directory if it is empty (the user's files keep it alive, as with the swap).</summary>
+    public const string RemoveDir = "rmdir";
+}
+
+/// <summary>
+/// Commit by replacing the install's files one by one, each step journaled (DESIGN §4, layered). Before the
+/// first file changes, every file to be replaced is hard-linked (or copied) into the backup area and the
+/// transaction is backup-complete; each replacement is then one rename (layers 0–3, see <see cref="LockRetry"/>)
+/// and its row advances to replaced. Recovery rolls forward when every remaining staged file verifies, and back
+/// otherwise, by looking at the disk for each row, so every step is idempotent.
+/// </summary>
+/// <remarks>
+/// Atomicity is per file, not per tree: between two files the install is a mix, and only recovery (which the
+/// app runs at startup) makes it exactly old or new again. A single file is never absent on layers 0–2 (the
+/// rename replaces it); on layer 3 it is absent between the rename aside and the rename in.
+/// </remarks>
+internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStore journal, LockRetry retry, ILogger log)
+{
+    /// <summary>Name of the state directory inside the install, used when nothing beside it can be written.</summary>
+    public const string InsideStateName = ".patcher";
+
+    public static string BackupDir(StateLayout layout, string txId) => Path.Join(layout.StateDir, "backup-" + txId);
+
+    /// <summary>True when the state directory is inside the install, so every walk of the install must skip it.</summary>
+    public static bool StateInside(StateLayout layout) =>
+        string.Equals(Path.GetDirectoryName(layout.StateDir), layout.InstallDir, StringComparison.Ordinal)
+        && Path.GetFileName(layout.StateDir) == InsideStateName;
+
+    public static bool IsStatePath(StateLayout layout, string rel) =>
+        StateInside(layout) && (rel == InsideStateName || rel.StartsWith(InsideStateName + "/", StringComparison.Ordinal));
+
+    /// <summary>
+    /// Decides the steps: which files change (only those are staged), what must move out of the way, which
+    /// directories appear or go. Order: old files out, user entries in the way out, old directories out
+    /// (deepest first), new directories in (parents first), then the files.
+    /// </summary>
+    public static (List<OpRow> Ops, List<FileSource> ToStage) Plan(IFileOps fs, StateLayout layout, ApplyPlan plan)
+    {
+        var manifest = plan.Manifest;
+        var owned = plan.OldVersionPaths;
+        var newFiles = manifest.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
+        var newDirs = new HashSet<string>(manifest.Directories, StringComparer.Ordinal);
+        if (StateInside(layout) && newFiles.Keys.Concat(newDirs).Any(p => IsStatePath(layout, p)))
+            throw new PatcherException(PatchErrorCode.UnsafePath, $"the patch writes to '{InsideStateName}', where Patcher keeps its state in this install", layout.InstallDir);
+
+        var entries = TreeOps.Walk(fs, layout.InstallDir, rel => IsStatePath(layout, rel));
+        var byPath = entries.ToDictionary(e => e.Path, StringComparer.Ordinal);
+        var ops = new List<OpRow>();
+        var gone = new HashSet<string>(StringComparer.Ordinal); // paths that will be free when the files are placed
+        var displacedDirs = new List<string>();
+        bool UnderDisplaced(string p) => displacedDirs.Any(d => p.StartsWith(d + "/", StringComparison.Ordinal));
+        void Add(string kind, string path, string? expected = null, bool backup = false, bool user = false) =>
+            ops.Add(new OpRow(ops.Count + 1, kind, path, expected, backup, user, OpState.Pending));
+
+        // 1. Old files the new version does not have as files.
+        foreach (var e in entries.Where(e => e.Info.Kind != EntryKind.Directory && owned.Contains(e.Path) && !newFiles.ContainsKey(e.Path)))
+        {
+            Add(LayeredOpKind.Displace, e.Path);
+            gone.Add(e.Path);
+        }
+
+        // 2. The user's entries where the new version needs the path (a directory merges with a directory).
+        foreach (var e in entries.Where(e => !owned.Contains(e.Path) && (newFiles.ContainsKey(e.Path) || newDirs.Contains(e.Path))))
+        {
+            if (e.Info.Kind == EntryKind.Directory && newDirs.Contains(e.Path)) continue;
+            if (UnderDisplaced(e.Path)) continue;
+            Add(LayeredOpKind.Displace, e.Path, user: true);
+            gone.Add(e.Path);
+            if (e.Info.Kind == EntryKind.Directory) displacedDirs.Add(e.Path);
+        }
+
+        // 3. Old directories the new version does not have, deepest first. One that still holds the user's files
+        //    stays, unless the new version needs its path for a file: then it moves to the preserved folder.
+        foreach (var d in entries.Where(e => e.Info.Kind == EntryKind.Directory && owned.Contains(e.Path) && !newDirs.Contains(e.Path))
+                     .Select(e => e.Path).OrderByDescending(p => p.Count(c => c == '/')).ThenByDescending(p => p, StringComparer.Ordinal))
+        {
+            if (UnderDisplaced(d)) continue;
+            if (newFiles.ContainsKey(d) && entries.Any(e => e.Path.StartsWith(d + "/", StringComparison.Ordinal) && !owned.Contains(e.Path)))
+            {
+                Add(LayeredOpKind.Displace, d, user: true);
+                displacedDirs.Add(d);
+            }
+            else
+            {
+                Add(LayeredOpKind.RemoveDir, d);
+            }
+
+            gone.Add(d);
+        }
+
+        // 4. New directories, parents first.
+        foreach (var d in manifest.Directories.Order(StringComparer.Ordinal))
+        {
+            var there = byPath.TryGetValue(d, out var e) ? e.Info.Kind : EntryKind.Missing;
+            if (there == EntryKind.Directory && !gone.Contains(d)) continue;
+            Add(LayeredOpKind.MakeDir, d);
+        }
+
+        // 5. Files whose content or mode changes; the rest stay as they are and are never touched.
+        var toStage = new List<FileSource>();
+        foreach (var src in plan.Files)
+        {
+            var f = src.File;
+            var there = byPath.TryGetValue(f.Path, out var e) && !gone.Contains(f.Path) ? e.Info : default;
+            var oldFileHere = there.Kind == EntryKind.File && owned.Contains(f.Path);
+            if (oldFileHere && src.ReuseFrom == f.Path && (OperatingSystem.IsWindows() || there.Executable == f.Executable)) continue;
+            toStage.Add(src);
+            Add(LayeredOpKind.Place, f.Path, f.Sha256, backup: oldFileHere);
+        }
+
+        return (ops, toStage);
+    }
+
+    private string Install(string rel) => PathRules.Join(layout.InstallDir, rel);
+    private string Staged(string txId, string rel) => PathRules.Join(layout.StagingDir(txId), rel);
+    private string Backup(string txId, OpRow op) => Path.Join(BackupDir(layout, txId), op.Seq.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    private string Aside(string txId, OpRow op) => Backup(txId, op) + ".aside";
+
+    /// <summary>
+    /// Still in the started state: journals the plan, then links (or copies) each file about to be replaced into
+    /// the backup area, makes that durable, and moves to backup-complete. The install is not changed.
+    /// </summary>
+    public void PrepareBackups(string txId, IReadOnlyList<OpRow> ops)
+    {
+        var backupDir = BackupDir(layout, txId);
+        TreeOps.DeleteTree(fs, backupDir); // a resumed staging may have left a partial one
+        journal.RecordOps(txId, ops);
+        fs.CreateDirectory(backupDir);
+        fs.SyncDirectory(layout.StateDir);
+        foreach (var op in ops.Where(o => o.Backup))
+        {
+            var from = Install(op.Path);
+            var to = Backup(txId, op);
+            retry.Run(op.Path, "back up", null, () =>
+            {
+                if (fs.Stat(to).Kind != EntryKind.Missing) fs.DeleteFile(to);
+                if (!fs.TryHardLink(from, to)) CopyDurably(from, to);
+            }, null);
+        }
+
+        fs.SyncDirectory(backupDir);
+        journal.MarkLayeredBackupComplete(txId);
+    }
+
+    /// <summary>
+    /// Runs every step not yet replaced, journaling each. A lock that outlasts the budget, or any other failure,
+    /// propagates; the caller then rolls back with <see cref="RollBack"/>.
+    /// </summary>
+    public void Forward(string txId, IProgress<int>? progress = null)
+    {
+        var ops = journal.Ops(txId);
+        var done = 0;
+        foreach (var op in ops)
+        {
+            if (op.State != OpState.Replaced)
+            {
+                var layer = ForwardStep(txId, op);
+                journal.SetOpState(txId, op.Seq, OpState.Replaced, layer);
+            }
+
+            progress?.Report(++done);
+        }
+    }
+
+    private string? ForwardStep(string txId, OpRow op)
+    {
+        var target = Install(op.Path);
+        var parent = Path.GetDirectoryName(target)!;
+        switch (op.Kind)
+        {
+            case LayeredOpKind.Displace:
+            {
+                if (fs.Stat(target).Kind == EntryKind.Missing) return null; // done before a crash
+                var to = Backup(txId, op);
+                var layer = retry.Run(op.Path, "move aside", null, () => fs.Rename(target, to), null);
+                fs.SyncDirectory(parent);
+                fs.SyncDirectory(BackupDir(layout, txId));
+                return layer;
+            }
+
+            case LayeredOpKind.MakeDir:
+            {
+                var kind = fs.Stat(target).Kind;
+                if (kind == EntryKind.Directory) return null;
+                if (kind != EntryKind.Missing)
+                    throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' appeared during the commit where the new version needs a directory", target);
+                fs.CreateDirectory(target);
+                fs.SyncDirectory(parent);
+                return null;
+            }
+
+            case LayeredOpKind.RemoveDir:
+            {
+                if (fs.Stat(target).Kind != EntryKind.Directory) return null;
+                if (fs.ListNames(target).Any())
+                {
+                    log.LogInformation("Old directory '{Path}' still holds the user's files; kept", op.Path);
+                    return null;
+                }
+
+                var layer = retry.Run(op.Path, "remove directory", null, () => fs.DeleteDirectory(target), null);
+                fs.SyncDirectory(parent);
+                return layer;
+            }
+
+            case LayeredOpKind.Place:
+                return Place(txId, op, target, parent);
+
+            default:
+                throw new PatcherException(PatchErrorCode.JournalCorrupt, $"unknown layered step '{op.Kind}'", op.Path);
+        }
+    }
+
+    private string? Place(string txId, OpRow op, string target, string parent)
+    {
+        var staged = Staged(txId, op.Path);
+        var stagedParent = Path.GetDirectoryName(staged)!;
+        if (fs.Stat(staged).Kind == EntryKind.Missing)
+        {
+            // Renamed in before a crash; the row had not advanced yet.
+            if (fs.Stat(target).Kind != EntryKind.File)
+                throw new PatcherException(PatchErrorCode.IOFailure, $"the staged '{op.Path}' is gone but not in the install", target);
+            return null;
+        }
+
+        var there = fs.Stat(target).Kind;
+        string layer;
+        if (there == EntryKind.Missing)
+        {
+            // A free path (new file, or layer 3 interrupted after the rename aside). Only the staged file can be
+            // locked here (a scanner reading it), so layers 1–2.
+            layer = retry.Run(op.Path, "place", null, () => fs.Rename(staged, target), null);
+        }
+        else if (there == EntryKind.File && op.Backup)
+        {
+            var posix = fs as IPosixRenameFileOps;
+            layer = retry.Run(op.Path, "replace",
+                posix is null ? null : () => posix.TryPosixRename(staged, target),
+                () => fs.Rename(staged, target),
+                () => ReplaceByRenamingAside(txId, op, staged, target));
+        }
+        else
+        {
+            // Something the plan did not see (created after planning): never overwrite what may be the user's.
+            throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' appeared during the commit; refusing to overwrite it", target);
+        }
+
+        fs.SyncDirectory(parent);
+        fs.SyncDirectory(stagedParent);
+        return layer;
+    }
+
+    /// <summary>
+    /// Layer 3: a running executable can be renamed but not overwritten. Rename the target aside into the backup
+    /// area, rename the staged file in, check its hash; on any failure put both back and rethrow.
+    /// </summary>
+    private void ReplaceByRenamingAside(string txId, OpRow op, string staged, string target)
+    {
+        var aside = Aside(txId, op);
+        fs.Rename(target, aside);
+        try
+        {
+            fs.Rename(staged, target);
+            using var s = fs.OpenRead(target);
+            var hash = ContentHash.OfStream(s);
+            if (op.Expected is not null && hash != op.Expected)
+                throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' has SHA-256 {hash} after the rename, expected {op.Expected}", target);
+        }
+        catch (PatcherException)
+        {
+            if (fs.Stat(staged).Kind == EntryKind.Missing && fs.Stat(target).Kind == EntryKind.File) fs.Rename(target, staged);
+            fs.Rename(aside, target);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Undoes every step, newest first, deciding each from the disk (so a crash during this is undone by running
+    /// it again). Leaves the install exactly as the old version with the user's entries where they were.
+    /// </summary>
+    public void RollBack(string txId)
+    {
+        var ops = journal.Ops(txId);
+        for (var i = ops.Count - 1; i >= 0; i--)
+        {
+            var op = ops[i];
+            var target = Install(op.Path);
+            var parent = Path.GetDirectoryName(target)!;
+            switch (op.Kind)
+            {
+                case LayeredOpKind.Place:
+                    UndoPlace(txId, op, target);
+                    break;
+                case LayeredOpKind.MakeDir:
+                    if (fs.Stat(target).Kind == EntryKind.Directory)
+                    {
+                        if (fs.ListNames(target).Any())
+                            throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' was created by this update but now holds files that are not the update's; move them out and recover again", target);
+                        retry.Run(op.Path, "remove directory", null, () => fs.DeleteDirectory(target), null);
+                    }
+
+                    break;
+                case LayeredOpKind.RemoveDir:
+                    if (fs.Stat(target).Kind == EntryKind.Missing) fs.CreateDirectory(target);
+                    break;
+                case LayeredOpKind.Displace:
+                {
+                    var backup = Backup(txId, op);
+                    if (fs.Stat(backup).Kind == EntryKind.Missing) break;
+                    if (fs.Stat(target).Kind != EntryKind.Missing)
+                        throw new PatcherException(PatchErrorCode.IOFailure, $"cannot put '{op.Path}' back: something else is there now", target);
+                    retry.Run(op.Path, "restore", null, () => fs.Rename(backup, target), null);
+                    break;
+                }
+            }
+
+            fs.SyncDirectory(parent);
+        }
+
+        fs.SyncDirectory(BackupDir(layout, txId));
+    }
+
+    private void UndoPlace(string txId, OpRow op, string target)
+    {
+        var staged = Staged(txId, op.Path);
+        var backup = Backup(txId, op);
+        var aside = Aside(txId, op);
+        if (fs.Stat(staged).Kind == EntryKind.File)
+        {
+            // Not placed. Only an interrupted layer 3 can have left the path empty: the old file is aside.
+            if (fs.Stat(target).Kind != EntryKind.Missing) return;
+            if (fs.Stat(aside).Kind == EntryKind.File) fs.Rename(aside, target);
+            else if (op.Backup && fs.Stat(backup).Kind == EntryKind.File) fs.Rename(backup, target);
+            return;
+        }
+
+        if (op.Backup)
+        {
+            // Placed: the old content is in the aside file (layer 3) or the backup (link or copy).
+            var source = fs.Stat(aside).Kind == EntryKind.File ? aside : backup;
+            if (fs.Stat(source).Kind != EntryKind.File) return; // restored before a crash
+            retry.Run(op.Path, "restore", null, () => fs.Rename(source, target), null);
+            return;
+        }
+
+        if (fs.Stat(target).Kind == EntryKind.File)
+            retry.Run(op.Path, "remove new file", null, () => fs.DeleteFile(target), null);
+    }
+
+    /// <summary>
+    /// After the commit: the user's displaced entries go to the preserved folder, the backups and the staging
+    /// area are deleted. Idempotent. A backup that cannot be deleted (an old executable still running on
+    /// Windows) is left with a warning; the next update removes it.
+    /// </summary>
+    public void Finish(string txId)
+    {
+        var touched = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var op in journal.Ops(txId).Where(o => o.User && o.Kind == LayeredOpKind.Displace))
+        {
+            var backup = Backup(txId, op);
+            if (fs.Stat(backup).Kind == EntryKind.Missing) continue;
+            var keep = PathRules.Join(layout.PreservedDir(txId), op.Path);
+            EnsureDirectories(Path.GetDirectoryName(keep)!, touched);
+            fs.Rename(backup, keep);
+            touched.Add(Path.GetDirectoryName(keep)!);
+            log.LogWarning("User entry '{Path}' was where the new version puts a file or directory; kept it at {Kept}", op.Path, keep);
+        }
+
+        foreach (var dir in touched) fs.SyncDirectory(dir);
+        DeleteLeftovers(txId);
+    }
+
+    /// <summary>Removes the staging and backup areas of a transaction.</summary>
+    public void DeleteLeftovers(string txId)
+    {
+        TreeOps.DeleteTree(fs, layout.StagingDir(txId));
+        try
+        {
+            TreeOps.DeleteTree(fs, BackupDir(layout, txId));
+        }
+        catch (PatcherException ex) when (retry.IsLock(ex))
+        {
+            log.LogWarning("Could not remove the backup area {Dir} ({Reason}); it is removed by the next update", BackupDir(layout, txId), ex.Message);
+        }
+    }
+
+    /// <summary>Every file still to be placed is staged with its declared size and hash, so the commit can be finished.</summary>
+    public bool CanRollForward(string txId, Manifest manifest)
+    {
+        var sizes = manifest.Files.ToDictionary(f => f.Path, f => f.Size, StringComparer.Ordinal);
+        foreach (var op in journal.Ops(txId).Where(o => o.Kind == LayeredOpKind.Place && o.State != OpState.Replaced))
+        {
+            var staged = Staged(txId, op.Path);
+            var info = fs.Stat(staged);
+            if (info.Kind == EntryKind.Missing)
+            {
+                if (fs.Stat(Install(op.Path)).Kind == EntryKind.File) continue; // placed before the crash
+                return false;
+            }
+
+            if (info.Kind != EntryKind.File || info.Size != sizes.GetValueOrDefault(op.Path, -1) || ContentHash.OfFile(fs, staged) != op.Expected)
+                return false;
+        }
+
+        return true;
+    }
+
+    private void CopyDurably(string from, string to)
+    {
+        using var input = fs.OpenRead(from);
+        using var output = fs.Create(to);
+        input.CopyTo(output, ContentHash.BufferSize);
+        fs.Sync(output);
+    }
+
+    private void EnsureDirectories(string path, HashSet<string> touched)
+    {
+        if (fs.Stat(path).Kind == EntryKind.Directory) return;
+        EnsureDirectories(Path.GetDirectoryName(path)!, touched);
+        fs.CreateDirectory(path);
+        touched.Add(Path.GetDirectoryName(path)!);
+    }
+}

@@ -1,0 +1,217 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Patching.IO;
+using Polly;
+using Polly.Retry;
+
+namespace Patching.Commit;
+
+/// <summary>Names of the layers of the layered replace, as logged and journaled.</summary>
+internal static class ReplaceLayer
+{
+    public const string PosixRename = "0 (POSIX-semantics rename)";
+    public const string MoveFileEx = "1 (rename with backoff)";
+    public const string AfterGc = "2 (after a GC pass, longer delays)";
+    public const string RenameAside = "3 (target renamed aside)";
+}
+
+/// <summary>
+/// Marks a file-operations seam whose errors follow Win32 numbering, so that error 5 (access denied) may be a
+/// transient lock (antivirus, a delete pending, a running image) and is retried. The real file system on
+/// Windows is such a seam; the lock simulation used by the portable tests declares itself one too.
+/// </summary>
+internal interface IWin32ErrorFileOps
+{
+}
+
+/// <summary>
+/// Runs one file step of the layered commit through the retry layers, within a time budget per file
+/// (<see cref="PatcherOptions.FileLockTimeout"/>, else <c>PATCHER_FILE_LOCK_TIMEOUT</c>, else 30 s). Delays go
+/// through Polly.Core with the options' <see cref="TimeProvider"/>, so tests advance a fake clock instead of sleeping.
+/// Layers: 0 once (where offered), 1 up to 10% of the budget with exponential backoff, 2 after a GC pass with
+/// longer delays up to 40% (or all of it when there is no layer 3), 3 for the rest.
+/// </summary>
+internal sealed class LockRetry
+{
+    public const string EnvironmentVariable = "PATCHER_FILE_LOCK_TIMEOUT";
+    public static readonly TimeSpan DefaultBudget = TimeSpan.FromSeconds(30);
+
+    private readonly TimeProvider _time;
+    private readonly ILogger _log;
+    private readonly bool _accessDeniedMayBeLock;
+
+    public LockRetry(TimeSpan budget, TimeProvider time, ILogger log, bool accessDeniedMayBeLock)
+    {
+        Budget = budget < TimeSpan.Zero ? TimeSpan.Zero : budget;
+        _time = time;
+        _log = log;
+        _accessDeniedMayBeLock = accessDeniedMayBeLock;
+    }
+
+    public TimeSpan Budget { get; }
+
+    /// <summary>The seam's error semantics decide whether error 5 is retried (see <see cref="IWin32ErrorFileOps"/>).</summary>
+    public static LockRetry For(IFileOps fs, PatcherOptions options) =>
+        new(ResolveBudget(options, options.Logger), options.TimeProvider, options.Logger, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps);
+
+    /// <summary>Options first, then the environment variable, then 30 s. A malformed variable is reported and ignored.</summary>
+    public static TimeSpan ResolveBudget(PatcherOptions options, ILogger log)
+    {
+        if (options.FileLockTimeout is { } fromOptions) return fromOptions;
+        var text = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (string.IsNullOrWhiteSpace(text)) return DefaultBudget;
+        if (TryParseDuration(text, out var parsed)) return parsed;
+        log.LogWarning("{Variable}='{Value}' is not a duration such as 30s or 500ms; using {Default}", EnvironmentVariable, text, DefaultBudget);
+        return DefaultBudget;
+    }
+
+    /// <summary>Parses <c>500ms</c>, <c>30s</c>, <c>2m</c>, <c>1h</c>, a bare number of seconds, or <c>hh:mm:ss</c>.</summary>
+    public static bool TryParseDuration(string text, out TimeSpan value)
+    {
+        value = default;
+        var t = text.Trim().ToLowerInvariant();
+        (string Suffix, double Scale)[] units = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)];
+        foreach (var (suffix, scale) in units)
+        {
+            if (!t.EndsWith(suffix, StringComparison.Ordinal)) continue;
+            if (!double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n < 0 || double.IsInfinity(n)) return false;
+            value = TimeSpan.FromMilliseconds(n * scale);
+            return true;
+        }
+
+        if (double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0 && !double.IsInfinity(seconds))
+        {
+            value = TimeSpan.FromSeconds(seconds);
+            return true;
+        }
+
+        return TimeSpan.TryParse(t, CultureInfo.InvariantCulture, out value) && value >= TimeSpan.Zero;
+    }
+
+    /// <summary>Whether an error may go away by itself: a sharing or lock violation, or (Win32) access denied.</summary>
+    public bool IsLock(PatcherException ex) =>
+        ex.Code == PatchErrorCode.FileLocked || (_accessDeniedMayBeLock && ex.Code == PatchErrorCode.AccessDenied && ex.NativeError == 5);
+
+    /// <summary>
+    /// Runs <paramref name="step"/> until it succeeds or the budget is spent. <paramref name="layer0"/> (may be null)
+    /// is tried once first and returns false when not available; <paramref name="layer3"/> (may be null) is the
+    /// rename-aside fallback, which must undo itself when it fails. Returns the name of the layer that succeeded.
+    /// Errors that are not locks propagate at once.
+    /// </summary>
+    public string Run(string path, string operation, Func<bool>? layer0, Action step, Action? layer3)
+    {
+        var start = _time.GetTimestamp();
+        PatcherException? last = null;
+        var attempts = 0;
+        if (layer0 is not null)
+        {
+            attempts++;
+            try
+            {
+                if (layer0()) return Succeeded(path, operation, ReplaceLayer.PosixRename, attempts, start);
+            }
+            catch (PatcherException ex) when (IsLock(ex))
+            {
+                last = ex;
+                _log.LogDebug("{Path}: layer 0 refused ({Error})", path, ex.Message);
+            }
+        }
+
+        var b = Budget.TotalMilliseconds;
+        var l1Delay = TimeSpan.FromMilliseconds(Math.Clamp(b / 200, 1, 100));
+        if (Attempt(ReplaceLayer.MoveFileEx, step, start, Budget * 0.1, l1Delay, TimeSpan.FromMilliseconds(Math.Max(1, b / 20)), ref last, ref attempts))
+            return Succeeded(path, operation, ReplaceLayer.MoveFileEx, attempts, start);
+
+        // Our own handles are the one cause we can remove ourselves: a stream not disposed yet, closed by its finalizer.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        var l2Delay = TimeSpan.FromMilliseconds(Math.Clamp(b / 40, 5, 2000));
+        if (Attempt(ReplaceLayer.AfterGc, step, start, layer3 is null ? Budget : Budget * 0.4, l2Delay, TimeSpan.FromMilliseconds(Math.Max(5, b / 8)), ref last, ref attempts))
+            return Succeeded(path, operation, ReplaceLayer.AfterGc, attempts, start);
+
+        if (layer3 is not null && Attempt(ReplaceLayer.RenameAside, layer3, start, Budget, l2Delay, TimeSpan.FromMilliseconds(Math.Max(5, b / 8)), ref last, ref attempts))
+            return Succeeded(path, operation, ReplaceLayer.RenameAside, attempts, start);
+
+        throw Locked(path, operation, last, attempts);
+    }
+
+    private bool Attempt(string layer, Action step, long start, TimeSpan until, TimeSpan delay, TimeSpan maxDelay, ref PatcherException? last, ref int attempts)
+    {
+        var lastSeen = last;
+        var count = 0;
+        var pipeline = new ResiliencePipelineBuilder { TimeProvider = _time }
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is PatcherException ex && IsLock(ex) && _time.GetElapsedTime(start) < until),
+                MaxRetryAttempts = int.MaxValue,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = false,
+                Delay = delay,
+                MaxDelay = maxDelay > delay ? maxDelay : delay,
+                DelayGenerator = args =>
+                {
+                    // Progressive, but never past this layer's share of the budget.
+                    var wanted = TimeSpan.FromTicks(Math.Min(maxDelay.Ticks, delay.Ticks * (1L << Math.Min(args.AttemptNumber, 20))));
+                    var left = until - _time.GetElapsedTime(start);
+                    return ValueTask.FromResult<TimeSpan?>(left <= TimeSpan.Zero ? TimeSpan.Zero : (wanted < left ? wanted : left));
+                },
+                OnRetry = args =>
+                {
+                    _log.LogDebug("Locked: layer {Layer} retry {Attempt} in {Delay} ms ({Error})", layer, args.AttemptNumber + 1,
+                        args.RetryDelay.TotalMilliseconds, args.Outcome.Exception?.Message);
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .Build();
+        try
+        {
+            pipeline.Execute(() =>
+            {
+                count++;
+                try
+                {
+                    step();
+                }
+                catch (PatcherException ex) when (IsLock(ex))
+                {
+                    lastSeen = ex;
+                    throw;
+                }
+            });
+            attempts += count;
+            return true;
+        }
+        catch (PatcherException ex) when (IsLock(ex))
+        {
+            attempts += count;
+            last = lastSeen ?? ex;
+            return false;
+        }
+    }
+
+    private string Succeeded(string path, string operation, string layer, int attempts, long start)
+    {
+        _log.LogInformation("{Operation} '{Path}': layer {Layer} succeeded after {Attempts} attempt(s), {Elapsed} ms", operation, path, layer, attempts,
+            (long)_time.GetElapsedTime(start).TotalMilliseconds);
+        return layer;
+    }
+
+    private PatcherException Locked(string path, string operation, PatcherException? last, int attempts)
+    {
+        var native = last?.NativeError ?? 0;
+        var what = native switch
+        {
+            5 => "access denied",
+            32 => "sharing violation",
+            33 => "lock violation",
+            16 => "device or resource busy",
+            _ => "locked",
+        };
+        var holders = FileOps.LockHolders(path);
+        var by = holders.Count > 0 ? "; held by " + string.Join(", ", holders) : "";
+        var message = $"'{path}' stayed locked for {Budget.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s ({operation}; error {native}: {what}{by}; {attempts} attempts through every layer)";
+        _log.LogError("{Message}", message);
+        return new PatcherException(PatchErrorCode.FileLocked, message, path, last) { NativeError = native };
+    }
+}

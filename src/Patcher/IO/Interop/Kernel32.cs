@@ -1,0 +1,40 @@
+using System.Runtime.Versioning;
+
+namespace Patching.IO.Interop;
+
+/// <summary>
+/// Declarations of the Win32 file APIs .NET does not expose with the flags Patcher needs. One API per file;
+/// every call sets the last error, which <see cref="NativeErrors.FromWin32"/> maps to a stable code.
+/// </summary>
+[SupportedOSPlatform("windows")]
+internal static partial class Kernel32
+{
+    internal const string Name = "kernel32.dll";
+
+    // MoveFileEx flags.
+    internal const uint MOVEFILE_REPLACE_EXISTING = 0x1;
+    internal const uint MOVEFILE_WRITE_THROUGH = 0x8;
+
+    // CreateFile access, sharing, disposition and flags.
+    internal const uint DELETE = 0x00010000;
+    internal const uint SYNCHRONIZE = 0x00100000;
+    internal const uint GENERIC_WRITE = 0x40000000;
+    internal const uint FILE_SHARE_READ = 0x1;
+    internal const uint FILE_SHARE_WRITE = 0x2;
+    internal const uint FILE_SHARE_DELETE = 0x4;
+    internal const uint OPEN_EXISTING = 3;
+    internal const uint FILE_FLAG_BACKUP_SEMANTICS = 0x02000000;
+
+    // FILE_INFO_BY_HANDLE_CLASS.FileRenameInfoEx (Windows 10 1607+).
+    internal const int FileRenameInfoEx = 22;
+    internal const uint FILE_RENAME_FLAG_REPLACE_IF_EXISTS = 0x1;
+    internal const uint FILE_RENAME_FLAG_POSIX_SEMANTICS = 0x2;
+
+    // Win32 errors that mean "this volume or system cannot do that", not "it failed".
+    internal const int ERROR_INVALID_FUNCTION = 1;
+    internal const int ERROR_NOT_SAME_DEVICE = 17;
+    internal const int ERROR_NOT_SUPPORTED = 50;
+    internal const int ERROR_INVALID_PARAMETER = 87;
+    internal const int ERROR_CALL_NOT_IMPLEMENTED = 120;
+    internal const int ERROR_TOO_MANY_LINKS = 1142;
+}
