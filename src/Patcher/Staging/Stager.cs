@@ -150,6 +150,9 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
                 observed = f.Parts.Count == 1 ? f.Parts[0].Sha256 : f.Sha256;
             }
 
+            // The mode is inode metadata: only an fsync of this inode after the chmod makes it durable. Set after
+            // the fsync, a power cut could leave a journaled, "verified" file that has lost its executable bit.
+            if (f.Executable) fs.SetExecutable(staged, true);
             fs.Sync(output);
         }
 
@@ -161,7 +164,6 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
                 throw new PatcherException(PatchErrorCode.BlobHashMismatch, $"'{f.Path}' assembled from its parts has SHA-256 {observed}, declared {f.Sha256}", f.Path);
         }
 
-        if (f.Executable) fs.SetExecutable(staged, true);
         return observed;
     }
 
