@@ -1,0 +1,246 @@
+using Patching.Commit;
+using Patching.IO;
+using Patching.Tests.TestHelpers;
+using Patching.Transaction;
+
+namespace Patching.Tests.Commit;
+
+/// <summary>
+/// The layered commit through the file-operations seam: the real file system, with Windows locking rules
+/// simulated by <see cref="LockingFileOps"/> and a <see cref="FakeTimeProvider"/> so no test sleeps.
+/// </summary>
+public sealed class LayeredCommitTests
+{
+    private static readonly string[] UserFiles = ["saves/slot1.sav", "data/user-mod.txt", "legacy/my-notes.txt"];
+
+    private static bool IsUserPath(string rel) => UserFiles.Contains(rel) || rel is "saves" or "legacy";
+
+    private static PatchScenario Scenario()
+    {
+        var s = new PatchScenario("layered").WithSmallGame(extraFiles: 4).Install();
+        foreach (var f in UserFiles) PatchScenario.Write(s.InstallDir, f, "user " + f);
+        s.BuildPatch();
+        return s;
+    }
+
+    private static PatcherOptions Options(PatchScenario s, FakeTimeProvider time, ListLogger log, TimeSpan? budget = null) => s.Options with
+    {
+        Strategy = CommitStrategy.Layered,
+        TimeProvider = time,
+        Logger = log,
+        FileLockTimeout = budget ?? TimeSpan.FromSeconds(10),
+    };
+
+    private static ApplyResult Apply(PatchScenario s, IFileOps fs, PatcherOptions options) =>
+        TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, s.PatchDir, options, null, CancellationToken.None);
+
+    private static string StateDir(PatchScenario s) => Path.Join(s.ParentDir, ".game.patcher");
+
+    private static List<string> Leftovers(string stateDir) =>
+        !Directory.Exists(stateDir) ? [] : Directory.EnumerateFileSystemEntries(stateDir).Select(p => Path.GetFileName(p)!)
+            .Where(n => n.StartsWith("staging-", StringComparison.Ordinal) || n.StartsWith("backup-", StringComparison.Ordinal) || n == "pending").ToList();
+
+    [Test]
+    public void Apply_LayeredForced_TreeEqualsNewVersionAndUserFilesKept()
+    {
+        using var s = Scenario();
+        var log = new ListLogger();
+
+        var result = Apply(s, FileOps.Instance, Options(s, new FakeTimeProvider(), log));
+
+        Assert.That(result.Strategy, Is.EqualTo(CommitStrategy.Layered));
+        Assert.That(PatchScenario.Listing(s.InstallDir, IsUserPath), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        foreach (var f in UserFiles) Assert.That(File.ReadAllText(Path.Join(s.InstallDir, f)), Is.EqualTo("user " + f));
+        Assert.That(Leftovers(StateDir(s)), Is.Empty);
+        Assert.That(Patcher.Verify(s.InstallDir).IsIntact, Is.True);
+    }
+
+    [Test]
+    public void Apply_LayeredUnchangedFiles_AreNotTouched()
+    {
+        using var s = Scenario();
+        var unchanged = Path.Join(s.InstallDir, "data/level1.pak");
+        var before = File.GetLastWriteTimeUtc(unchanged);
+        var inode = OperatingSystem.IsLinux() ? Transaction.ApplyTests.Inode(unchanged) : 0;
+
+        var result = Apply(s, FileOps.Instance, Options(s, new FakeTimeProvider(), new ListLogger()));
+
+        Assert.That(File.GetLastWriteTimeUtc(unchanged), Is.EqualTo(before));
+        if (OperatingSystem.IsLinux()) Assert.That(Transaction.ApplyTests.Inode(unchanged), Is.EqualTo(inode), "same file, never renamed");
+        Assert.That(result.FilesReused, Is.GreaterThan(0));
+    }
+
+    [TestCase(5)]
+    [TestCase(32)]
+    [TestCase(33)]
+    public void Apply_TargetLockedThenReleased_SucceedsThroughRetryLayersWithoutSleeping(int win32Error)
+    {
+        using var s = Scenario();
+        var fs = new LockingFileOps();
+        var target = Path.Join(s.InstallDir, "data/level2.pak");
+        fs.LockFor(target, attempts: 4, win32Error);
+        var time = new FakeTimeProvider();
+        var log = new ListLogger();
+        var wall = System.Diagnostics.Stopwatch.StartNew();
+
+        Apply(s, fs, Options(s, time, log));
+
+        Assert.That(PatchScenario.Listing(s.InstallDir, IsUserPath), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        Assert.That(fs.Refusals(target), Is.EqualTo(4));
+        Assert.That(time.Elapsed, Is.GreaterThan(TimeSpan.Zero).And.LessThan(TimeSpan.FromSeconds(10)), "the retries waited on the fake clock, within the budget");
+        Assert.That(time.Delays, Is.Ordered.And.Unique, "backoff is progressive");
+        Assert.That(time.Delays, Has.Count.EqualTo(4));
+        Assert.That(wall.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5) + time.Elapsed / 100), "no real sleeping");
+        Assert.That(log.Lines, Has.Some.Contains("'data/level2.pak': layer 1"));
+        Assert.That(Leftovers(StateDir(s)), Is.Empty);
+    }
+
+    [Test]
+    public void Apply_LockOutlastsBudget_ThrowsFileLockedNamingFileAndOldVersionIntact()
+    {
+        using var s = Scenario();
+        var before = PatchScenario.Listing(s.InstallDir);
+        var fs = new LockingFileOps();
+        // game.exe is placed after the assets and data files: those are replaced first and must be rolled back.
+        var target = Path.Join(s.InstallDir, "game.exe");
+        fs.LockForever(target, 32);
+        var time = new FakeTimeProvider();
+        var log = new ListLogger();
+        var budget = TimeSpan.FromSeconds(20);
+
+        var ex = Assert.Throws<PatcherException>(() => Apply(s, fs, Options(s, time, log, budget)));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.FileLocked));
+        Assert.That(ex.Path, Is.EqualTo("game.exe"));
+        Assert.That(ex.NativeError, Is.EqualTo(32));
+        Assert.That(ex.Message, Does.Contain("game.exe").And.Contain("sharing violation").And.Contain("rolled back"));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before), "old version byte for byte, user files included");
+        Assert.That(log.Lines, Has.Some.Contains("'assets/a0000.bin': layer"), "an earlier file had been replaced, so the rollback was exercised");
+        Assert.That(time.Elapsed, Is.GreaterThanOrEqualTo(budget).And.LessThan(budget * 1.5), "gave up once the budget was spent");
+        Assert.That(Leftovers(StateDir(s)), Is.Empty);
+        Assert.That(Patcher.Status(s.InstallDir).PendingTransactionId, Is.Null);
+    }
+
+    [Test]
+    public void Apply_RunningExecutable_ReplacedByRenamingAsideAndCleanedUpByNextUpdate()
+    {
+        using var s = Scenario();
+        var fs = new LockingFileOps();
+        var exe = Path.Join(s.InstallDir, "game.exe");
+        fs.RunAsExecutable(exe);
+        var log = new ListLogger();
+
+        Apply(s, fs, Options(s, new FakeTimeProvider(), log));
+
+        Assert.That(PatchScenario.Listing(s.InstallDir, IsUserPath), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        Assert.That(log.Lines, Has.Some.Contains("'game.exe': layer 3"));
+        // The old image still runs under its aside name, so its backup area cannot go yet.
+        var aside = fs.LockedPaths.Single();
+        Assert.That(aside, Does.StartWith(StateDir(s)).And.EndWith(".aside"));
+        Assert.That(File.ReadAllText(aside), Is.EqualTo("engine v1"));
+        Assert.That(log.Lines, Has.Some.Contains("removed by the next update"));
+
+        // The game exits; the next update removes the stale backup area.
+        fs.Release(aside);
+        var v3 = s.Dir("v3");
+        PatchScenario.CopyTree(s.NewTree, v3);
+        PatchScenario.Write(v3, "game.exe", "engine v3", executable: true);
+        var patch3 = Path.Join(s.Root, "patch3");
+        s.BuildPatch("3.0.0", "2.0.0", patch3, s.NewTree, v3);
+        TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, patch3, Options(s, new FakeTimeProvider(), log), null, CancellationToken.None);
+        Assert.That(File.ReadAllText(exe), Is.EqualTo("engine v3"));
+        Assert.That(Leftovers(StateDir(s)), Is.Empty);
+    }
+
+    [Test]
+    public void Apply_RunningExecutableRemovedByNewVersion_MovedAsideNotDeleted()
+    {
+        using var s = Scenario();
+        var fs = new LockingFileOps();
+        // data/old-only.txt is not in v2: removing it is a rename into the backup area, which a running image allows.
+        var removed = Path.Join(s.InstallDir, "data/old-only.txt");
+        fs.RunAsExecutable(removed);
+
+        Apply(s, fs, Options(s, new FakeTimeProvider(), new ListLogger()));
+
+        Assert.That(PatchScenario.Listing(s.InstallDir, IsUserPath), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        Assert.That(fs.Refusals(removed), Is.Zero, "never overwritten or deleted in place");
+    }
+
+    [Test]
+    public void Apply_UserFileWhereNewVersionAddsFile_KeptInPreserved()
+    {
+        using var s = Scenario();
+        PatchScenario.Write(s.InstallDir, "data/level3.pak", "my own level");
+
+        var result = Apply(s, FileOps.Instance, Options(s, new FakeTimeProvider(), new ListLogger()));
+
+        Assert.That(PatchScenario.Listing(s.InstallDir, IsUserPath), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        var kept = Path.Join(StateDir(s), "preserved-" + result.TransactionId, "data", "level3.pak");
+        Assert.That(File.ReadAllText(kept), Is.EqualTo("my own level"));
+    }
+
+    [Test]
+    public void Apply_UserFileCollisionThenLockOutlastsBudget_UserFileBackInPlace()
+    {
+        using var s = Scenario();
+        PatchScenario.Write(s.InstallDir, "data/level3.pak", "my own level");
+        var before = PatchScenario.Listing(s.InstallDir);
+        var fs = new LockingFileOps();
+        fs.LockForever(Path.Join(s.InstallDir, "game.exe"), 33);
+
+        var ex = Assert.Throws<PatcherException>(() => Apply(s, fs, Options(s, new FakeTimeProvider(), new ListLogger(), TimeSpan.FromSeconds(2))));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.FileLocked));
+        Assert.That(ex.NativeError, Is.EqualTo(33));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void Apply_ParentNotWritable_StateInsideInstallExcludedFromScansAndRecovery()
+    {
+        using var s = Scenario();
+        var fs = new LockingFileOps();
+        fs.DenyCreateDirectory(StateDir(s));
+        var inside = Path.Join(s.InstallDir, ".patcher");
+
+        var result = TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, s.PatchDir, s.Options with { Logger = new ListLogger() }, null, CancellationToken.None);
+
+        Assert.That(result.Strategy, Is.EqualTo(CommitStrategy.Layered), "auto falls back to layered");
+        Assert.That(Directory.Exists(StateDir(s)), Is.False);
+        Assert.That(File.Exists(Path.Join(inside, "journal.db")), Is.True);
+        Assert.That(PatchScenario.Listing(s.InstallDir, p => IsUserPath(p) || p == ".patcher" || p.StartsWith(".patcher/", StringComparison.Ordinal)),
+            Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        Assert.That(Leftovers(inside), Is.Empty);
+        Assert.That(Patcher.Status(s.InstallDir).InstalledVersion, Is.EqualTo("2.0.0"), "status finds the state inside");
+        Assert.That(Patcher.Verify(s.InstallDir).IsIntact, Is.True);
+        Assert.That(Patcher.Recover(s.InstallDir).Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
+
+        // A next update must not take the state directory for the user's files, nor touch it.
+        var v3 = s.Dir("v3");
+        PatchScenario.CopyTree(s.NewTree, v3);
+        PatchScenario.Write(v3, "data/level4.pak", "four");
+        var patch3 = Path.Join(s.Root, "patch3");
+        s.BuildPatch("3.0.0", "2.0.0", patch3, s.NewTree, v3);
+        TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, patch3, s.Options, null, CancellationToken.None);
+        Assert.That(PatchScenario.Listing(s.InstallDir, p => IsUserPath(p) || p == ".patcher" || p.StartsWith(".patcher/", StringComparison.Ordinal)),
+            Is.EqualTo(PatchScenario.Listing(v3)));
+        Assert.That(Patcher.Status(s.InstallDir).InstalledVersion, Is.EqualTo("3.0.0"));
+    }
+
+    [Test]
+    public void Apply_ParentNotWritableAndSwapRequested_RefusedWithAccessDenied()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
+        using var s = Scenario();
+        var before = PatchScenario.Listing(s.InstallDir);
+        var fs = new LockingFileOps();
+        fs.DenyCreateDirectory(StateDir(s));
+
+        var ex = Assert.Throws<PatcherException>(() => TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, s.PatchDir,
+            s.Options with { Strategy = CommitStrategy.Swap }, null, CancellationToken.None));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.AccessDenied));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before));
+    }
+}
