@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
+using Patching.IO;
 using Patching.Journal;
 using Patching.Tests.TestHelpers;
 using Patching.Transaction;
@@ -11,7 +12,8 @@ namespace Patching.Tests.PowerLoss;
 /// Simulated power loss at every crash point of an apply: the install and state directory live in a
 /// <see cref="SimulatedFileSystem"/> that, at the cut, keeps, drops or garbles everything not yet made durable
 /// (docs/recovery.md, "The power-loss model"). Recovery then runs on what a reboot would find; the install must be
-/// exactly the old or the new version, the user's files intact, and nothing left in the state directory.
+/// exactly the old or the new version, the journal must agree, the user's files must be intact, nothing may be
+/// left in the state directory, and a later apply must succeed.
 /// The journal (SQLite, WAL + synchronous=FULL) lives in a real directory and is taken as durable at each commit.
 /// </summary>
 [Category("PowerLoss")]
@@ -30,68 +32,165 @@ public sealed class PowerLossTests
     [TestCase(false, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(two renames)")]
     public void Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(bool exchange)
     {
-        if (!OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy (the only one wired to the simulation) needs Linux");
+        RequireLinux();
         using var w = new World(exchange);
-
-        // A run without a crash: the number of crash points, and the proof that the simulation applies correctly.
-        var dry = w.Fresh();
-        var applied = SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(dry, w.Journal("dry")), Install, w.S.PatchDir, w.Options, null, CancellationToken.None));
-        Assert.That(applied.Status, Is.EqualTo(ApplyStatus.Applied));
-        Assert.That(dry.Listing(Install, IsUserPath), Is.EqualTo(w.NewListing), "a full apply in the simulation ends on the new version");
-        Assert.That(dry.PendingCounts, Is.EqualTo((0, 0)), "after a successful apply every reachable entry, byte and mode is durable");
-        var points = dry.OperationLog;
-        var n = points.Count;
-        Assert.That(points, Has.Some.Contains(exchange ? "exchange" : "rename " + Install + " -> "));
-
-        var failures = new List<string>();
-        int endedOld = 0, endedNew = 0, experiments = 0;
-        foreach (var moment in new[] { CrashMoment.Before, CrashMoment.After })
+        var tally = new Tally();
+        var n = w.ForEveryCut(w.Fs, (cut, sim, journal) =>
         {
-            for (var k = 1; k <= n; k++)
+            for (var o = 0; o < OutcomesPerPoint; o++)
             {
-                var label = $"{moment} {points[k - 1]}";
-                var sim = w.Fresh();
-                sim.CrashAt(k, moment);
-                var journal = w.Journal($"k{k}-{moment}");
+                var seed = cut.Seed(o);
+                var choices = new List<string>();
+                var rebooted = sim.AfterPowerLoss(new Random(seed), choices);
+                tally.Add(w.RecoverAndCheck(rebooted, journal, $"{cut} seed {seed}", choices, tally.Failures));
+            }
+        }, tally.Failures);
+
+        Report($"power loss ({(exchange ? "exchange" : "two renames")}): {n} mutating calls x 2 moments = {2 * n} crash points x {OutcomesPerPoint} outcomes", tally, $"powerloss-{(exchange ? "exchange" : "renames")}");
+        Assert.That(tally.Total, Is.EqualTo(2 * n * OutcomesPerPoint));
+        Assert.That(tally.Old, Is.GreaterThan(0), "some cuts must land before the commit");
+        Assert.That(tally.New, Is.GreaterThan(0), "some cuts must land after the commit");
+    }
+
+    /// <summary>
+    /// A launcher that does not call Recover first: the next Apply of the same patch after the reboot resumes an
+    /// interrupted staging (trusting the journaled per-file rows) or recovers, and must end on the new version.
+    /// </summary>
+    [Test]
+    public void Apply_PowerLossAtEveryPoint_NextApplyEndsOnNewVersionExactly()
+    {
+        RequireLinux();
+        using var w = new World(exchange: true);
+        var tally = new Tally();
+        var resumed = 0;
+        var n = w.ForEveryCut(w.Fs, (cut, sim, journal) =>
+        {
+            for (var o = 0; o < OutcomesPerPoint; o++)
+            {
+                var seed = cut.Seed(o);
+                var choices = new List<string>();
+                var rebooted = sim.AfterPowerLoss(new Random(seed), choices);
+                var label = $"{cut} seed {seed}";
+                var copy = w.CopyJournal(journal, "reapply");
                 try
                 {
-                    SimulatedFsRunner.RunUntilCrash(sim, () => TransactionEngine.Apply(new EngineSettings(sim, journal), Install, w.S.PatchDir, w.Options, null, CancellationToken.None));
+                    var result = SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(rebooted, copy), Install, w.S.PatchDir, w.Options, null, CancellationToken.None));
+                    if (result.Resumed) resumed++;
+                    tally.Add(w.Check(rebooted, copy, label, choices, tally.Failures, expectNew: true));
+                }
+                catch (PatcherException ex) when (ex.Code == PatchErrorCode.NotNewer)
+                {
+                    // The cut came after the new version was recorded: the launcher is told it is up to date.
+                    tally.Add(w.Check(rebooted, copy, label, choices, tally.Failures, expectNew: true));
+                }
+                catch (Exception ex)
+                {
+                    tally.Failures.Add($"{label}: apply after reboot threw {ex.GetType().Name}: {ex.Message} [choices: {string.Join("; ", choices)}]");
+                }
+
+                Directory.Delete(copy, recursive: true);
+            }
+        }, tally.Failures);
+
+        Report($"power loss then apply again (exchange): {2 * n} crash points x {OutcomesPerPoint} outcomes ({resumed} resumed staging)", tally, "powerloss-reapply");
+        Assert.That(tally.New, Is.EqualTo(tally.Total));
+        Assert.That(resumed, Is.GreaterThan(0), "some cuts during staging must be resumed, not restarted");
+    }
+
+    /// <summary>
+    /// Power lost again while recovery runs: for every cut of the apply (one outcome each), recovery is cut at each
+    /// of its own mutating calls, and the second recovery must still end on the old or the new version exactly.
+    /// </summary>
+    [Test]
+    public void Recover_PowerLossDuringRecovery_SecondRecoveryYieldsOldOrNewExactly()
+    {
+        RequireLinux();
+        using var w = new World(exchange: true);
+        var tally = new Tally();
+        var recoveryCuts = 0;
+        var n = w.ForEveryCut(w.Fs, (cut, sim, journal) =>
+        {
+            var first = sim.AfterPowerLoss(new Random(cut.Seed(0)));
+
+            // How many mutating calls does recovery make from this state?
+            var probe = first.Clone();
+            var probeJournal = w.CopyJournal(journal, "probe");
+            SimulatedFsRunner.Run(() => TransactionEngine.Recover(new EngineSettings(probe, probeJournal), Install, w.Options));
+            Directory.Delete(probeJournal, recursive: true);
+
+            for (var j = 1; j <= probe.Mutations; j++)
+            {
+                var second = first.Clone();
+                second.CrashAt(j, CrashMoment.Before);
+                var midJournal = w.CopyJournal(journal, "mid");
+                var label = $"{cut} seed {cut.Seed(0)}, recovery cut before its call {j}";
+                try
+                {
+                    SimulatedFsRunner.RunUntilCrash(second, () => TransactionEngine.Recover(new EngineSettings(second, midJournal), Install, w.Options));
                 }
                 catch (InvalidOperationException ex)
                 {
-                    failures.Add($"{label}: {ex.Message}: {ex.InnerException?.Message}");
+                    tally.Failures.Add($"{label}: {ex.Message}: {ex.InnerException?.Message}");
                     continue;
                 }
 
-                for (var o = 0; o < OutcomesPerPoint; o++)
-                {
-                    var seed = (k * 100) + (moment == CrashMoment.After ? 50 : 0) + o;
-                    var choices = new List<string>();
-                    var rebooted = sim.AfterPowerLoss(new Random(seed), choices);
-                    var outcome = w.RecoverAndCheck(rebooted, journal, $"{label} seed {seed}", choices, failures);
-                    experiments++;
-                    if (outcome == Ended.Old) endedOld++;
-                    else if (outcome == Ended.New) endedNew++;
-                }
-
-                Directory.Delete(journal, recursive: true);
+                var seed = cut.Seed(j);
+                var choices = new List<string>();
+                tally.Add(w.RecoverAndCheck(second.AfterPowerLoss(new Random(seed), choices), midJournal, $"{label} seed {seed}", choices, tally.Failures));
+                Directory.Delete(midJournal, recursive: true);
+                recoveryCuts++;
             }
-        }
+        }, tally.Failures, moments: [CrashMoment.Before]);
 
-        TestContext.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"power loss ({(exchange ? "exchange" : "two renames")}): {n} mutating calls x 2 moments = {2 * n} crash points x {OutcomesPerPoint} outcomes = {experiments} recoveries; {endedOld} ended old, {endedNew} ended new, {failures.Count} failures"));
-        if (failures.Count > 0)
+        Report($"power loss during recovery (exchange): {n} apply cuts, {recoveryCuts} recovery cuts", tally, "powerloss-recovery");
+        Assert.That(recoveryCuts, Is.GreaterThan(n), "recovery has crash points of its own for most states");
+    }
+
+    /// <summary>
+    /// The negative control: the same experiment against an engine whose fsyncs are silently skipped must find
+    /// torn installs. If it did not, the simulation would be too kind to prove the real ordering right.
+    /// </summary>
+    [TestCase(true, false, TestName = "Apply_FileFsyncsSkipped_SimulationFindsTornInstalls")]
+    [TestCase(false, true, TestName = "Apply_DirectoryFsyncsSkipped_SimulationFindsTornInstalls")]
+    public void Apply_FsyncsSkipped_SimulationFindsTornInstalls(bool skipFiles, bool skipDirectories)
+    {
+        RequireLinux();
+        using var w = new World(exchange: true);
+        var tally = new Tally();
+        var broken = 0;
+        w.ForEveryCut(sim => new SkippingSyncFileOps(sim, skipFiles, skipDirectories), (cut, sim, journal) =>
         {
-            // Every failure with the choices that produced it: a seed reproduces it exactly.
-            var report = Path.Join(TestContext.CurrentContext.WorkDirectory, $"powerloss-failures-{(exchange ? "exchange" : "renames")}.txt");
-            File.WriteAllLines(report, failures);
+            for (var o = 0; o < 3; o++)
+            {
+                var seed = cut.Seed(o);
+                var before = tally.Failures.Count;
+                tally.Add(w.RecoverAndCheck(sim.AfterPowerLoss(new Random(seed)), journal, $"{cut} seed {seed}", [], tally.Failures, applyAfterwards: false));
+                if (tally.Failures.Count > before) broken++;
+            }
+        }, tally.Failures, moments: [CrashMoment.Before]);
+
+        TestContext.Out.WriteLine($"fsyncs skipped (files {skipFiles}, directories {skipDirectories}): {broken} of {tally.Total} outcomes broke the install (torn tree, lost user file, or journal disagreeing with the disk)");
+        Assert.That(broken, Is.GreaterThan(0), "without its fsyncs the engine must be caught by the simulation");
+    }
+
+    private static void RequireLinux()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy (the one wired to the simulation) needs Linux");
+    }
+
+    private static void Report(string what, Tally tally, string file)
+    {
+        TestContext.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{what} = {tally.Total} recoveries; {tally.Old} ended old, {tally.New} ended new, {tally.Failures.Count} failures"));
+        if (tally.Failures.Count > 0)
+        {
+            // Every failure with the choices that produced it: the seed reproduces it exactly.
+            var report = Path.Join(TestContext.CurrentContext.WorkDirectory, file + "-failures.txt");
+            File.WriteAllLines(report, tally.Failures);
             TestContext.AddTestAttachment(report);
         }
 
-        Assert.That(failures, Is.Empty, string.Join("\n", failures.Take(20)));
-        Assert.That(experiments, Is.EqualTo(2 * n * OutcomesPerPoint));
-        Assert.That(endedOld, Is.GreaterThan(0), "some cuts must land before the commit");
-        Assert.That(endedNew, Is.GreaterThan(0), "some cuts must land after the commit");
+        Assert.That(tally.Failures, Is.Empty, string.Join("\n", tally.Failures.Take(20)));
     }
 
     private enum Ended
@@ -101,11 +200,62 @@ public sealed class PowerLossTests
         Neither,
     }
 
+    private sealed class Tally
+    {
+        public List<string> Failures { get; } = [];
+        public int Old { get; private set; }
+        public int New { get; private set; }
+        public int Total { get; private set; }
+
+        public void Add(Ended e)
+        {
+            Total++;
+            if (e == Ended.Old) Old++;
+            else if (e == Ended.New) New++;
+        }
+    }
+
+    /// <summary>One crash point: the k-th mutating call of an apply, and whether the cut is before or after it.</summary>
+    private readonly record struct Cut(int K, CrashMoment Moment, string Call)
+    {
+        public int Seed(int outcome) => (K * 1000) + (Moment == CrashMoment.After ? 500 : 0) + outcome;
+
+        public override string ToString() => $"{Moment} {Call}";
+    }
+
+    /// <summary>Drops fsyncs on the way to the simulation: a deliberately broken engine for the negative control.</summary>
+    private sealed class SkippingSyncFileOps(IFileOps inner, bool files, bool directories) : IFileOps
+    {
+        public EntryInfo Stat(string path) => inner.Stat(path);
+        public IEnumerable<string> ListNames(string directory) => inner.ListNames(directory);
+        public Stream OpenRead(string path) => inner.OpenRead(path);
+        public Stream Create(string path) => inner.Create(path);
+
+        public void Sync(Stream stream)
+        {
+            if (!files) inner.Sync(stream);
+        }
+
+        public void SyncDirectory(string path)
+        {
+            if (!directories) inner.SyncDirectory(path);
+        }
+
+        public void CreateDirectory(string path) => inner.CreateDirectory(path);
+        public void Rename(string from, string to) => inner.Rename(from, to);
+        public bool TryExchange(string a, string b) => inner.TryExchange(a, b);
+        public bool TryHardLink(string existing, string newPath) => inner.TryHardLink(existing, newPath);
+        public void DeleteFile(string path) => inner.DeleteFile(path);
+        public void DeleteDirectory(string path) => inner.DeleteDirectory(path);
+        public void SetExecutable(string path, bool executable) => inner.SetExecutable(path, executable);
+        public void CopySymlink(string from, string to) => inner.CopySymlink(from, to);
+        public long AvailableFreeSpace(string path) => inner.AvailableFreeSpace(path);
+    }
+
     /// <summary>The patch on real disk, the reference listings, and factories for simulated installs and journal folders.</summary>
     private sealed class World : IDisposable
     {
         private readonly bool _exchange;
-
         private readonly string _journals;
 
         public World(bool exchange)
@@ -127,6 +277,9 @@ public sealed class PowerLossTests
         public List<string> NewListing { get; }
         public PatcherOptions Options { get; }
 
+        /// <summary>The engine sees the simulation directly.</summary>
+        public IFileOps Fs(SimulatedFileSystem sim) => sim;
+
         /// <summary>The old version plus the user's files, all durable: a machine before the update starts.</summary>
         public SimulatedFileSystem Fresh()
         {
@@ -145,34 +298,107 @@ public sealed class PowerLossTests
             return dir;
         }
 
-        /// <summary>
-        /// Recovers a rebooted machine (with a copy of the journal as it was at the cut) and checks it: old or new
-        /// exactly, journal agreeing with the tree, user files intact, no leftovers, and a later apply succeeds.
-        /// </summary>
-        public Ended RecoverAndCheck(SimulatedFileSystem fs, string journalAtCut, string label, List<string> choices, List<string> failures)
+        /// <summary>A copy of a journal folder, so several reboots can start from the same journal state.</summary>
+        public string CopyJournal(string from, string name)
         {
-            var journal = Journal("recover");
-            foreach (var f in Directory.EnumerateFiles(journalAtCut)) File.Copy(f, Path.Join(journal, Path.GetFileName(f)));
-            var before = failures.Count;
-            void Fail(string what) => failures.Add($"{label}: {what} [choices: {string.Join("; ", choices)}]");
+            var dir = Journal(name);
+            foreach (var f in Directory.EnumerateFiles(from)) File.Copy(f, Path.Join(dir, Path.GetFileName(f)));
+            return dir;
+        }
 
-            RecoveryResult recovered;
+        /// <summary>
+        /// Runs one apply without a crash (counting its mutating calls and proving the simulation applies
+        /// correctly), then, for every call k and both moments, an apply cut there; <paramref name="experiment"/>
+        /// gets the crashed file system and the journal folder as they were at the cut. Returns the number of calls.
+        /// </summary>
+        public int ForEveryCut(Func<SimulatedFileSystem, IFileOps> engineFs, Action<Cut, SimulatedFileSystem, string> experiment, List<string> failures, CrashMoment[]? moments = null)
+        {
+            var dry = Fresh();
+            var dryJournal = Journal("dry");
+            var applied = SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(engineFs(dry), dryJournal), Install, S.PatchDir, Options, null, CancellationToken.None));
+            Assert.That(applied.Status, Is.EqualTo(ApplyStatus.Applied));
+            Assert.That(dry.Listing(Install, IsUserPath), Is.EqualTo(NewListing), "a full apply in the simulation ends on the new version");
+            var calls = dry.OperationLog.Select(l => l[(l.IndexOf(' ', StringComparison.Ordinal) + 1)..]).ToList();
+            Assert.That(calls, Has.Some.StartsWith(_exchange ? "exchange" : "rename " + Install + " -> "));
+            var n = calls.Count;
+
+            foreach (var moment in moments ?? [CrashMoment.Before, CrashMoment.After])
+            {
+                for (var k = 1; k <= n; k++)
+                {
+                    var cut = new Cut(k, moment, $"{k} {calls[k - 1]}");
+                    var sim = Fresh();
+                    sim.CrashAt(k, moment);
+                    var journal = Journal("cut");
+                    try
+                    {
+                        SimulatedFsRunner.RunUntilCrash(sim, () => TransactionEngine.Apply(new EngineSettings(engineFs(sim), journal), Install, S.PatchDir, Options, null, CancellationToken.None));
+                    }
+                    catch (InvalidOperationException ex)
+                    {
+                        failures.Add($"{cut}: {ex.Message}: {ex.InnerException?.Message}");
+                        continue;
+                    }
+
+                    experiment(cut, sim, journal);
+                }
+            }
+
+            return n;
+        }
+
+        /// <summary>Recovers a rebooted machine (on a copy of the journal as it was at the cut) and checks it.</summary>
+        public Ended RecoverAndCheck(SimulatedFileSystem fs, string journalAtCut, string label, List<string> choices, List<string> failures, bool applyAfterwards = true)
+        {
+            var journal = CopyJournal(journalAtCut, "recover");
             try
             {
-                recovered = SimulatedFsRunner.Run(() => TransactionEngine.Recover(new EngineSettings(fs, journal), Install, Options));
+                RecoveryResult recovered;
+                try
+                {
+                    recovered = SimulatedFsRunner.Run(() => TransactionEngine.Recover(new EngineSettings(fs, journal), Install, Options));
+                }
+                catch (Exception ex)
+                {
+                    failures.Add($"{label}: recovery threw {ex.GetType().Name}: {ex.Message} [choices: {string.Join("; ", choices)}]");
+                    return Ended.Neither;
+                }
+
+                var before = failures.Count;
+                var ended = Check(fs, journal, $"{label} ({recovered.Outcome})", choices, failures, expectNew: false);
+                if (ended == Ended.Old && applyAfterwards && failures.Count == before)
+                {
+                    // The launcher carries on: the next apply on the recovered machine ends on the new version.
+                    try
+                    {
+                        SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(fs, journal), Install, S.PatchDir, Options, null, CancellationToken.None));
+                        if (!fs.Listing(Install, IsUserPath).SequenceEqual(NewListing)) failures.Add($"{label}: apply after recovery did not produce the new version");
+                    }
+                    catch (Exception ex)
+                    {
+                        failures.Add($"{label}: apply after recovery threw {ex.GetType().Name}: {ex.Message}");
+                    }
+                }
+
+                return ended;
             }
-            catch (Exception ex)
+            finally
             {
-                Fail("recovery threw " + ex.GetType().Name + ": " + ex.Message);
-                return Ended.Neither;
+                Directory.Delete(journal, recursive: true);
             }
+        }
+
+        /// <summary>Old or new exactly, the journal agreeing with the tree, user files intact, no leftovers.</summary>
+        public Ended Check(SimulatedFileSystem fs, string journal, string label, List<string> choices, List<string> failures, bool expectNew)
+        {
+            void Fail(string what) => failures.Add($"{label}: {what} [choices: {string.Join("; ", choices)}]");
 
             var listing = fs.Listing(Install, IsUserPath);
             var ended = listing.SequenceEqual(OldListing) ? Ended.Old : listing.SequenceEqual(NewListing) ? Ended.New : Ended.Neither;
             if (ended == Ended.Neither)
-            {
-                Fail($"after {recovered.Outcome} the tree is neither old nor new: -{string.Join(" -", NewListing.Except(listing).Take(4))} +{string.Join(" +", listing.Except(NewListing).Take(4))}");
-            }
+                Fail($"the tree is neither old nor new: -{string.Join(" -", NewListing.Except(listing).Take(4))} +{string.Join(" +", listing.Except(NewListing).Take(4))}");
+            else if (expectNew && ended != Ended.New)
+                Fail("expected the new version, found the old one");
 
             // The journal must say what the disk holds: nothing installed through Patcher yet, or the new version.
             string? installed;
@@ -189,22 +415,6 @@ public sealed class PowerLossTests
 
             var leftovers = fs.Names(StateDir).Where(x => x.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x == "pending").ToList();
             if (leftovers.Count > 0) Fail("leftovers in the state directory: " + string.Join(",", leftovers));
-
-            if (ended == Ended.Old && failures.Count == before)
-            {
-                // The launcher carries on: the next apply on the recovered machine ends on the new version.
-                try
-                {
-                    SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(fs, journal), Install, S.PatchDir, Options, null, CancellationToken.None));
-                    if (!fs.Listing(Install, IsUserPath).SequenceEqual(NewListing)) Fail("apply after recovery did not produce the new version");
-                }
-                catch (Exception ex)
-                {
-                    Fail("apply after recovery threw " + ex.GetType().Name + ": " + ex.Message);
-                }
-            }
-
-            Directory.Delete(journal, recursive: true);
             return ended;
         }
 
