@@ -387,17 +387,23 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         DeleteLeftovers(txId);
     }
 
-    /// <summary>Removes the staging and backup areas of a transaction.</summary>
+    /// <summary>
+    /// Removes the staging and backup areas of a transaction. They hold nothing of value once the transaction is
+    /// patched or rolled back, so a failure (an old executable still running from the backup area, a file whose
+    /// delete is pending while another process holds it) is logged, not raised; the next update removes them.
+    /// </summary>
     public void DeleteLeftovers(string txId)
     {
-        TreeOps.DeleteTree(fs, layout.StagingDir(txId));
-        try
+        foreach (var dir in new[] { layout.StagingDir(txId), BackupDir(layout, txId) })
         {
-            TreeOps.DeleteTree(fs, BackupDir(layout, txId));
-        }
-        catch (PatcherException ex) when (retry.IsLock(ex))
-        {
-            log.LogWarning("Could not remove the backup area {Dir} ({Reason}); it is removed by the next update", BackupDir(layout, txId), ex.Message);
+            try
+            {
+                TreeOps.DeleteTree(fs, dir);
+            }
+            catch (PatcherException ex)
+            {
+                log.LogWarning("Could not remove {Dir} ({Reason}); it is removed by the next update", dir, ex.Message);
+            }
         }
     }
 

@@ -29,7 +29,8 @@ internal interface IWin32ErrorFileOps
 /// (<see cref="PatcherOptions.FileLockTimeout"/>, else <c>PATCHER_FILE_LOCK_TIMEOUT</c>, else 30 s). Delays go
 /// through Polly.Core with the options' <see cref="TimeProvider"/>, so tests advance a fake clock instead of sleeping.
 /// Layers: 0 once (where offered), 1 up to 10% of the budget with exponential backoff, 2 after a GC pass with
-/// longer delays up to 40% (or all of it when there is no layer 3), 3 for the rest.
+/// longer delays up to 25% (or all of it when there is no layer 3), 3 for the rest: a running executable, which
+/// only layer 3 can replace, waits a quarter of the budget.
 /// </summary>
 internal sealed class LockRetry
 {
@@ -127,7 +128,7 @@ internal sealed class LockRetry
         GC.WaitForPendingFinalizers();
         GC.Collect();
         var l2Delay = TimeSpan.FromMilliseconds(Math.Clamp(b / 40, 5, 2000));
-        if (Attempt(ReplaceLayer.AfterGc, step, start, layer3 is null ? Budget : Budget * 0.4, l2Delay, TimeSpan.FromMilliseconds(Math.Max(5, b / 8)), ref last, ref attempts))
+        if (Attempt(ReplaceLayer.AfterGc, step, start, layer3 is null ? Budget : Budget * 0.25, l2Delay, TimeSpan.FromMilliseconds(Math.Max(5, b / 8)), ref last, ref attempts))
             return Succeeded(path, operation, ReplaceLayer.AfterGc, attempts, start);
 
         if (layer3 is not null && Attempt(ReplaceLayer.RenameAside, layer3, start, Budget, l2Delay, TimeSpan.FromMilliseconds(Math.Max(5, b / 8)), ref last, ref attempts))

@@ -11,6 +11,9 @@ internal sealed partial class FileOps : IPosixRenameFileOps
     // shares, Wine before it learnt FileRenameInfoEx): later files go straight to layer 1.
     private static volatile bool _posixRenameUnsupported;
 
+    /// <summary>The Win32 error with which the system declined a POSIX-semantics rename (0 while none did); for diagnostics.</summary>
+    public static int PosixRenameDeclinedError { get; private set; }
+
     private static void SyncWindows(FileStream fs)
     {
         // On Windows Flush(true) calls FlushFileBuffers and throws on failure, unlike on Unix.
@@ -73,6 +76,7 @@ internal sealed partial class FileOps : IPosixRenameFileOps
         if (error is Kernel32.ERROR_INVALID_PARAMETER or Kernel32.ERROR_NOT_SUPPORTED or Kernel32.ERROR_INVALID_FUNCTION
             or Kernel32.ERROR_CALL_NOT_IMPLEMENTED)
         {
+            PosixRenameDeclinedError = error;
             _posixRenameUnsupported = true;
             return false;
         }

@@ -25,19 +25,30 @@ internal static class TransactionEngine
 
     public static ApplyResult Apply(EngineSettings engine, string installDir, string patchDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
-        var log = options.Logger;
-        var fs = engine.FileSystem;
-        var layout = ResolveLayout(fs, engine, installDir, options);
         progress?.Report(new PatchProgress(PatchPhase.Verifying, 0, 0, 0, 0));
 
         // ---- Preflight on the patch alone: nothing on disk is touched until it passes. ----
-        RequireInstallDirectory(fs, layout.InstallDir);
+        RequireInstallDirectory(engine.FileSystem, Path.TrimEndingDirectorySeparator(installDir));
         var package = PatchPackage.Open(patchDir, options.Limits);
         if (options.TrustedKeys.Count == 0)
             throw new PatcherException(PatchErrorCode.SignatureMissing, "no trusted keys are configured; refusing to apply an unverifiable patch", patchDir);
         IReadOnlyList<string> keyIds;
         using (var policy = TrustPolicy.FromPems(options.TrustedKeys, options.SignatureThreshold))
             keyIds = package.VerifySignature(policy, options.Limits, options.TimeProvider.GetUtcNow());
+        return ApplyVerified(engine, installDir, package, keyIds, options, progress, ct);
+    }
+
+    /// <summary>
+    /// Everything after the signature check. Only for callers that have verified the package themselves, or that
+    /// cannot (the Wine scenario runner: Wine's CNG has no ECDSA, so the signature layer is tested on Linux only).
+    /// </summary>
+    internal static ApplyResult ApplyVerified(EngineSettings engine, string installDir, PatchPackage package, IReadOnlyList<string> keyIds,
+        PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
+    {
+        var log = options.Logger;
+        var fs = engine.FileSystem;
+        var layout = ResolveLayout(fs, engine, installDir, options);
+        RequireInstallDirectory(fs, layout.InstallDir);
         // Every blob is read and hashed before anything on disk changes: a corrupt or hostile blob must not
         // even leave a journal row behind. Staging hashes again while writing (the patch could change under us).
         package.VerifyAllBlobs(ct);
@@ -201,7 +212,7 @@ internal static class TransactionEngine
 
         var retry = LockRetry.For(fs, options);
         var commit = new LayeredCommit(fs, layout, journal, retry, log);
-        RemoveStaleBackups(fs, layout, tx.Id, retry, log);
+        RemoveStaleBackups(fs, layout, tx.Id, log);
         var staging = layout.StagingDir(tx.Id);
         var stager = new Stager(fs, journal, log);
         int changed;
@@ -267,16 +278,20 @@ internal static class TransactionEngine
             resumed, stager.FilesWritten, plan.Files.Count - stager.FilesWritten, stager.BytesWritten);
     }
 
-    /// <summary>Backup areas of finished layered updates that could not be removed then (an old executable was still running).</summary>
-    private static void RemoveStaleBackups(IFileOps fs, StateLayout layout, string txId, LockRetry retry, ILogger log)
+    /// <summary>
+    /// Staging and backup areas of finished layered updates that could not be removed then (an old executable was
+    /// still running). Runs after pending transactions were recovered, so none of these belongs to one.
+    /// </summary>
+    private static void RemoveStaleBackups(IFileOps fs, StateLayout layout, string txId, ILogger log)
     {
-        foreach (var name in fs.ListNames(layout.StateDir).Where(n => n.StartsWith("backup-", StringComparison.Ordinal) && n != "backup-" + txId).ToList())
+        foreach (var name in fs.ListNames(layout.StateDir).Where(n => (n.StartsWith("backup-", StringComparison.Ordinal) || n.StartsWith("staging-", StringComparison.Ordinal))
+                     && n != "backup-" + txId && n != "staging-" + txId).ToList())
         {
             try
             {
                 TreeOps.DeleteTree(fs, Path.Join(layout.StateDir, name));
             }
-            catch (PatcherException ex) when (retry.IsLock(ex))
+            catch (PatcherException ex)
             {
                 log.LogWarning("Stale backup area {Name} is still in use ({Reason}); left for later", name, ex.Message);
             }

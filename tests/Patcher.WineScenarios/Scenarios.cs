@@ -1,0 +1,276 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Patching.Building;
+using Patching.IO;
+using Patching.Manifests;
+using Patching.Sources;
+using Patching.Transaction;
+
+namespace Patching.WineScenarios;
+
+/// <summary>Collects the library's log lines and the scenario's own checks.</summary>
+internal sealed class ScenarioLog : ILogger
+{
+    private readonly ConcurrentQueue<string> _lines = new();
+    private bool _failed;
+
+    public IReadOnlyList<string> Lines => _lines.ToList();
+    public bool Failed => _failed;
+
+    public void Note(string text) => _lines.Enqueue(text);
+
+    public void Fail(string text)
+    {
+        _failed = true;
+        _lines.Enqueue("CHECK FAILED: " + text);
+    }
+
+    public void Check(bool condition, string what)
+    {
+        if (condition) _lines.Enqueue("ok: " + what);
+        else Fail(what);
+    }
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (IsEnabled(logLevel)) _lines.Enqueue($"[{logLevel}] {formatter(state, exception)}");
+    }
+}
+
+internal static class Scenarios
+{
+    private const string Locked = "data/level2.pak";
+
+    public static bool HeldExclusiveThenReleased(ScenarioLog log)
+    {
+        using var w = new World("released");
+        var target = w.Install(Locked);
+        var release = TimeSpan.FromMilliseconds(1500);
+        var watch = Stopwatch.StartNew();
+        using var held = new ManualResetEventSlim();
+        var holder = new Thread(() =>
+        {
+            using var h = new FileStream(target, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            held.Set();
+            Thread.Sleep(release);
+        });
+        holder.Start();
+        held.Wait();
+
+        var result = w.Apply(log, TimeSpan.FromSeconds(20));
+        holder.Join();
+
+        log.Check(result is not null, "apply succeeded");
+        log.Check(watch.Elapsed >= release - TimeSpan.FromMilliseconds(100), $"it waited for the release ({watch.ElapsedMilliseconds} ms >= {release.TotalMilliseconds} ms)");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(w.NewListing), "install equals the new version exactly (hash listing, user file included)");
+        log.Check(log.Lines.Any(l => l.Contains($"'{Locked}': layer", StringComparison.Ordinal) && !l.Contains("after 1 attempt(s)", StringComparison.Ordinal)),
+            $"'{Locked}' needed more than one attempt and the log names the layer that succeeded");
+        log.Check(w.Leftovers().Count == 0, "no staging or backup left: " + string.Join(",", w.Leftovers()));
+        return !log.Failed;
+    }
+
+    public static bool HeldExclusiveForever(ScenarioLog log)
+    {
+        using var w = new World("forever");
+        var target = w.Install(Locked);
+        var before = w.Listing(w.InstallDir);
+        // The budget comes from the environment variable here, as a launcher's operator might set it.
+        var saved = Environment.GetEnvironmentVariable("PATCHER_FILE_LOCK_TIMEOUT");
+        Environment.SetEnvironmentVariable("PATCHER_FILE_LOCK_TIMEOUT", "3s");
+        PatcherException? error = null;
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            using var h = new FileStream(target, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            try
+            {
+                w.Apply(log, budget: null);
+            }
+            catch (PatcherException ex)
+            {
+                error = ex;
+            }
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("PATCHER_FILE_LOCK_TIMEOUT", saved);
+        }
+
+        log.Note($"error: {error?.Code} native={error?.NativeError} path={error?.Path}: {error?.Message}");
+        log.Check(error?.Code == PatchErrorCode.FileLocked, "PatcherException FileLocked");
+        log.Check(error?.Path == Locked && error.Message.Contains(Locked, StringComparison.Ordinal), $"it names '{Locked}'");
+        log.Check(error?.NativeError is 5 or 32 or 33, $"it carries the Win32 error (5, 32 or 33): {error?.NativeError}");
+        log.Check(watch.Elapsed >= TimeSpan.FromSeconds(3) && watch.Elapsed < TimeSpan.FromSeconds(15), $"it gave up after the 3 s budget from PATCHER_FILE_LOCK_TIMEOUT ({watch.ElapsedMilliseconds} ms)");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(before), "old version intact: hash listing equal to before");
+        // The backup of the locked file is a hard link to it, which cannot be deleted while the lock lasts.
+        log.Check(w.Leftovers().All(n => n.StartsWith("backup-", StringComparison.Ordinal)), "no staging area or pending marker left: " + string.Join(",", w.Leftovers()));
+        log.Check(Patcher.Status(w.InstallDir).PendingTransactionId is null, "nothing pending: the launcher can try again");
+
+        // The holder closes the file: the next attempt succeeds and removes what the failed one could not.
+        var again = w.Apply(log, TimeSpan.FromSeconds(20));
+        log.Check(again is not null && w.Listing(w.InstallDir).SequenceEqual(w.NewListing), "after the holder closed the file, the next apply installs the new version exactly");
+        log.Check(w.Leftovers().Count == 0, "and leaves no staging, backup or pending marker: " + string.Join(",", w.Leftovers()));
+        return !log.Failed;
+    }
+
+    public static bool HeldWithDeleteSharing(ScenarioLog log)
+    {
+        using var w = new World("sharedelete");
+        var target = w.Install(Locked);
+        ApplyResult? result;
+        using (var h = new FileStream(target, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete))
+        {
+            result = w.Apply(log, TimeSpan.FromSeconds(20));
+            // The holder still reads the old content through its handle.
+            var buffer = new byte[16];
+            h.ReadExactly(buffer);
+            log.Check(buffer.AsSpan().SequenceEqual(World.Content("level2-old", 16)), "the open handle still reads the old file");
+        }
+
+        log.Check(result is not null, "apply succeeded while the file was held open with delete sharing");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(w.NewListing), "install equals the new version exactly");
+        var layer = log.Lines.FirstOrDefault(l => l.Contains($"replace '{Locked}': layer", StringComparison.Ordinal));
+        log.Note("layer used: " + (layer ?? "(none logged)"));
+        log.Note("POSIX-semantics rename (layer 0): " + (Patching.IO.FileOps.PosixRenameDeclinedError == 0 ? "not declined" : $"declined with Win32 error {Patching.IO.FileOps.PosixRenameDeclinedError}"));
+        log.Check(layer is not null, "the log names the layer that replaced it");
+        return !log.Failed;
+    }
+
+    public static string? WineVersion()
+    {
+        if (!OperatingSystem.IsWindows()) return null;
+        try
+        {
+            return WineNative.Version();
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>An old and a new tree, an unsigned patch between them, and an install (old tree plus a user file).</summary>
+internal sealed class World : IDisposable
+{
+    private readonly string _root;
+
+    public World(string name)
+    {
+        _root = Path.Join(Path.GetTempPath(), "patcher-wine", name + "-" + Guid.NewGuid().ToString("N")[..8]);
+        var oldTree = Path.Join(_root, "v1");
+        var newTree = Path.Join(_root, "v2");
+        Write(oldTree, "game.exe", Encoding.UTF8.GetBytes("engine v1"));
+        Write(oldTree, "data/level1.pak", Content("level1", 40_000));
+        Write(oldTree, "data/level2.pak", Content("level2-old", 20_000));
+        Write(oldTree, "data/old-only.txt", Encoding.UTF8.GetBytes("removed in v2"));
+        Write(newTree, "game.exe", Encoding.UTF8.GetBytes("engine v2"));
+        Write(newTree, "data/level1.pak", Content("level1", 40_000));
+        Write(newTree, "data/level2.pak", Content("level2-new", 21_000));
+        Write(newTree, "data/level3.pak", Content("level3", 30_000));
+        PatchDir = Path.Join(_root, "patch");
+        PatchBuilder.Build(new BuildRequest
+        {
+            FromDir = oldTree,
+            ToDir = newTree,
+            OutDir = PatchDir,
+            Product = "wine-game",
+            Version = "2.0.0",
+            FromVersion = "1.0.0",
+        });
+        InstallDir = Path.Join(_root, "parent", "game");
+        Copy(oldTree, InstallDir);
+        Write(InstallDir, "saves/slot1.sav", Encoding.UTF8.GetBytes("user save"));
+        var expected = Path.Join(_root, "expected");
+        Copy(newTree, expected);
+        Write(expected, "saves/slot1.sav", Encoding.UTF8.GetBytes("user save"));
+        NewListing = Listing(expected);
+    }
+
+    public string InstallDir { get; }
+    public string PatchDir { get; }
+    public IReadOnlyList<string> NewListing { get; }
+
+    public string Install(string rel) => Path.Join(InstallDir, rel.Replace('/', Path.DirectorySeparatorChar));
+
+    /// <summary>Layered apply through the production engine, minus the signature check (see Program.cs).</summary>
+    public ApplyResult? Apply(ScenarioLog log, TimeSpan? budget)
+    {
+        var options = new PatcherOptions { Strategy = CommitStrategy.Layered, Logger = log, FileLockTimeout = budget };
+        var package = PatchPackage.Open(PatchDir, options.Limits);
+        return TransactionEngine.ApplyVerified(new EngineSettings(FileOps.Instance), InstallDir, package, ["unsigned-wine-scenario"], options, null, CancellationToken.None);
+    }
+
+    /// <summary>Staging or backup areas, or a pending marker, left in the state directory.</summary>
+    public List<string> Leftovers()
+    {
+        var state = Path.Join(Path.GetDirectoryName(InstallDir)!, ".game.patcher");
+        return !Directory.Exists(state) ? [] : Directory.EnumerateFileSystemEntries(state).Select(p => Path.GetFileName(p)!)
+            .Where(n => n.StartsWith("staging-", StringComparison.Ordinal) || n.StartsWith("backup-", StringComparison.Ordinal) || n == "pending").ToList();
+    }
+
+    /// <summary>Sorted "path size sha256" lines and "path/" for directories: equal listings mean identical trees.</summary>
+    public IReadOnlyList<string> Listing(string root)
+    {
+        var lines = new List<string>();
+        foreach (var entry in Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories))
+        {
+            var rel = Path.GetRelativePath(root, entry).Replace('\\', '/');
+            if (Directory.Exists(entry)) lines.Add(rel + "/");
+            else lines.Add($"{rel} {new FileInfo(entry).Length} {Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(entry)))}");
+        }
+
+        lines.Sort(StringComparer.Ordinal);
+        return lines;
+    }
+
+    public static byte[] Content(string seed, int length)
+    {
+        var result = new byte[length];
+        var block = SHA256.HashData(Encoding.UTF8.GetBytes(seed));
+        for (var i = 0; i < length; i++)
+        {
+            if (i % 32 == 0 && i > 0) block = SHA256.HashData(block);
+            result[i] = block[i % 32];
+        }
+
+        return result;
+    }
+
+    private static void Write(string root, string rel, byte[] content)
+    {
+        var path = Path.Join(root, rel.Replace('/', Path.DirectorySeparatorChar));
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllBytes(path, content);
+    }
+
+    private static void Copy(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var dest = Path.Join(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(dest)!);
+            File.Copy(file, dest);
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
