@@ -14,15 +14,21 @@ internal static class NativeErrors
     private const int ERROR_ACCESS_DENIED = 5, ERROR_SHARING_VIOLATION = 32, ERROR_LOCK_VIOLATION = 33,
         ERROR_HANDLE_DISK_FULL = 39, ERROR_DISK_FULL = 112;
 
+    // EAGAIN/EWOULDBLOCK: what flock(LOCK_NB) reports when another process holds the lock (Linux 11, macOS 35).
+    private const int EAGAIN_LINUX = 11, EAGAIN_MACOS = 35;
+
+    /// <summary>The stable code for an errno value.</summary>
+    public static PatchErrorCode CodeForErrno(int errno) => errno switch
+    {
+        ENOSPC or EDQUOT_LINUX => PatchErrorCode.DiskFull,
+        EACCES or EPERM or EROFS => PatchErrorCode.AccessDenied,
+        EBUSY => PatchErrorCode.FileLocked,
+        _ => PatchErrorCode.IOFailure,
+    };
+
     public static PatcherException FromErrno(int errno, string operation, string path)
     {
-        var code = errno switch
-        {
-            ENOSPC or EDQUOT_LINUX => PatchErrorCode.DiskFull,
-            EACCES or EPERM or EROFS => PatchErrorCode.AccessDenied,
-            EBUSY => PatchErrorCode.FileLocked,
-            _ => PatchErrorCode.IOFailure,
-        };
+        var code = CodeForErrno(errno);
         var text = errno switch
         {
             ENOSPC => "no space left on device",
@@ -60,10 +66,27 @@ internal static class NativeErrors
         {
             UnauthorizedAccessException => PatchErrorCode.AccessDenied,
             IOException io when IsDiskFull(io) => PatchErrorCode.DiskFull,
+            // .NET maps only a few errno values to exception types; the rest (EROFS, EIO, EBUSY, ...) arrive as a
+            // plain IOException whose HResult is the raw errno. Classify those as FromErrno does.
+            IOException io when UnixErrno(io) is { } errno => CodeForErrno(errno),
             _ => PatchErrorCode.IOFailure,
         };
         return new PatcherException(code, $"{operation} failed for '{path}': {ex.Message}", path, ex) { NativeError = ex.HResult & 0xFFFF };
     }
+
+    /// <summary>
+    /// True when the exception is "another process holds the lock": flock(LOCK_NB) refused (Unix) or a sharing or
+    /// lock violation (Windows). Anything else (read-only file system, permissions, disk full) is a real failure.
+    /// </summary>
+    public static bool IsLockConflict(IOException io)
+    {
+        if (OperatingSystem.IsWindows()) return (io.HResult & 0xFFFF) is ERROR_SHARING_VIOLATION or ERROR_LOCK_VIOLATION;
+        return UnixErrno(io) is EAGAIN_LINUX or EAGAIN_MACOS;
+    }
+
+    /// <summary>The raw errno .NET stores as the HResult of an unmapped Unix I/O error, or null.</summary>
+    private static int? UnixErrno(IOException io) =>
+        !OperatingSystem.IsWindows() && io.HResult is > 0 and < 4096 ? io.HResult : null;
 
     public static bool IsDiskFull(IOException io)
     {

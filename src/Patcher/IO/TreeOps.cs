@@ -64,7 +64,17 @@ internal static class TreeOps
     {
         using (var s = fs.Create(path))
         {
-            s.Write(content);
+            try
+            {
+                s.Write(content);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // A stream write reports ENOSPC/EIO as a bare IOException; callers (and launchers) expect the seam's
+                // PatcherException with a stable code, e.g. DiskFull while writing the pending marker.
+                throw NativeErrors.FromException(ex, "write", path);
+            }
+
             fs.Sync(s);
         }
 

@@ -18,13 +18,19 @@ internal sealed class TransactionLock : IDisposable
         {
             return new TransactionLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
         }
-        catch (IOException ex) when (ex is not FileNotFoundException and not DirectoryNotFoundException && !IO.NativeErrors.IsDiskFull(ex))
+        catch (IOException ex) when (IO.NativeErrors.IsLockConflict(ex))
         {
             return null;
         }
         catch (UnauthorizedAccessException ex)
         {
             throw new PatcherException(PatchErrorCode.AccessDenied, $"cannot open the lock file: {ex.Message}", path, ex);
+        }
+        catch (IOException ex)
+        {
+            // A read-only file system (EROFS), a full disk, a missing state directory: not "busy". Reporting Busy
+            // here would make a launcher retry forever against a state directory it can never write.
+            throw IO.NativeErrors.FromException(ex, "open the lock file", path);
         }
     }
 
