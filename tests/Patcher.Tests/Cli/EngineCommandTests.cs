@@ -132,6 +132,62 @@ public sealed class EngineCommandTests
     }
 
     [Test]
+    public void Apply_WhileAnotherProcessHoldsTheLock_ExitsBusyAndChangesNothing()
+    {
+        var state = _temp["state"];
+        Directory.CreateDirectory(state);
+        var before = HashListing.Of(_install);
+        // The engine's lock is <state dir>/lock, an flock on Unix: another process holds it, as a running applier would.
+        using var holder = LockHolder.Start(Path.Join(state, "lock"));
+
+        var result = Run(5, Apply("--state-dir", state, "--json"));
+
+        Assert.That(result.Err, Does.StartWith("patchtool: error Busy (204)"));
+        Assert.That(result.Json().GetProperty("status").GetString(), Is.EqualTo("Busy"));
+        // (recover with nothing pending is one existence check and takes no lock, so it does not report busy)
+        Assert.That(HashListing.Of(_install), Is.EqualTo(before));
+        holder.Dispose();
+        Run(0, Apply("--state-dir", state));
+    }
+
+    /// <summary>A child process (util-linux <c>flock</c>) that holds an exclusive lock on a file until disposed.</summary>
+    private sealed class LockHolder : IDisposable
+    {
+        private readonly System.Diagnostics.Process _process;
+        private bool _disposed;
+
+        private LockHolder(System.Diagnostics.Process process) => _process = process;
+
+        public static LockHolder Start(string lockFile)
+        {
+            if (OperatingSystem.IsWindows()) Assert.Ignore("uses the util-linux flock command");
+            var flock = new[] { "/usr/bin/flock", "/bin/flock" }.FirstOrDefault(File.Exists);
+            if (flock is null) Assert.Ignore("the flock command (util-linux) is not installed");
+            var ready = lockFile + ".held";
+            var start = new System.Diagnostics.ProcessStartInfo(flock!) { RedirectStandardInput = true, UseShellExecute = false };
+            foreach (var arg in new[] { "-x", lockFile, "sh", "-c", $"touch '{ready}'; read _" }) start.ArgumentList.Add(arg);
+            var process = System.Diagnostics.Process.Start(start)!;
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (!File.Exists(ready))
+            {
+                if (DateTime.UtcNow > deadline || process.HasExited) Assert.Fail("the lock holder did not start");
+                Thread.Sleep(10);
+            }
+
+            return new LockHolder(process);
+        }
+
+        public void Dispose()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _process.StandardInput.Close(); // `read` returns, the shell exits, flock releases
+            if (!_process.WaitForExit(10_000)) _process.Kill(entireProcessTree: true);
+            _process.Dispose();
+        }
+    }
+
+    [Test]
     public void Apply_MissingTrust_IsUsageError()
     {
         CliRunner.Expect(2, "apply", "--patch", _patch, "--target", _install);
