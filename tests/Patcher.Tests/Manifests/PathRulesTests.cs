@@ -1,0 +1,69 @@
+using Patching.Manifests;
+
+namespace Patching.Tests.Manifests;
+
+/// <summary>The path rules of docs/format.md, one case per rule.</summary>
+public sealed class PathRulesTests
+{
+    [TestCase("game.cfg")]
+    [TestCase("data/levels/level1.dat")]
+    [TestCase("a/b/c/d/e/f.txt")]
+    [TestCase(".hidden/file")]
+    [TestCase("name.with.dots.txt")]
+    [TestCase("spaces in name/ok.txt")]
+    [TestCase("CONFIG/console.txt")]
+    [TestCase("données/é.txt")]
+    public void Check_SafePath_ReturnsNull(string path)
+    {
+        Assert.That(PathRules.Check(path), Is.Null);
+    }
+
+    [TestCase("", "empty")]
+    [TestCase("/etc/passwd", "absolute")]
+    [TestCase("\\\\server\\share", "absolute")]
+    [TestCase("a\\b", "backslash")]
+    [TestCase("../outside", "'..' segment")]
+    [TestCase("a/../../outside", "'..' segment")]
+    [TestCase("a/./b", "'.' segment")]
+    [TestCase("a//b", "empty segment")]
+    [TestCase("a/", "empty segment")]
+    [TestCase("C:/Windows/evil.dll", "':'")]
+    [TestCase("file.txt:stream", "':'")]
+    [TestCase("bad\u0001name", "control character")]
+    [TestCase("new\nline", "control character")]
+    [TestCase("what?.txt", "'?'")]
+    [TestCase("star*.txt", "'*'")]
+    [TestCase("pipe|.txt", "'|'")]
+    [TestCase("CON", "reserved name")]
+    [TestCase("dir/nul.txt", "reserved name")]
+    [TestCase("Com1.log", "reserved name")]
+    [TestCase("lpt9", "reserved name")]
+    [TestCase("trailing.", "dot or space")]
+    [TestCase("trailing /x", "dot or space")]
+    [TestCase("e\u0301.txt", "normalization form C")]
+    public void Check_UnsafePath_NamesTheRule(string path, string reason)
+    {
+        Assert.That(PathRules.Check(path), Does.Contain(reason));
+    }
+
+    [Test]
+    public void Check_OverlongPathOrSegment_IsRefused()
+    {
+        Assert.That(PathRules.Check(new string('a', 256)), Does.Contain("segment is longer"));
+        Assert.That(PathRules.Check(string.Join('/', Enumerable.Repeat(new string('a', 200), 6))), Does.Contain("path is longer"));
+    }
+
+    [TestCase("Readme.TXT", "readme.txt")]
+    [TestCase("caf\u00e9", "CAFE\u0301")]
+    public void CollisionKey_SameNameOnCaseInsensitiveNormalisingFs_Collides(string a, string b)
+    {
+        Assert.That(PathRules.CollisionKey(a), Is.EqualTo(PathRules.CollisionKey(b)));
+    }
+
+    [Test]
+    public void Parent_OfNestedAndTopLevelPaths()
+    {
+        Assert.That(PathRules.Parent("a/b/c.txt"), Is.EqualTo("a/b"));
+        Assert.That(PathRules.Parent("c.txt"), Is.EqualTo(""));
+    }
+}
