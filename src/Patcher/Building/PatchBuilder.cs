@@ -53,9 +53,10 @@ internal static class PatchBuilder
         var blobsDir = Path.Join(request.OutDir, "blobs");
         Directory.CreateDirectory(blobsDir);
 
-        // One blob per distinct content the base does not have; the first file with that content is the source.
+        // One blob per distinct non-empty content the base does not have (empty files have no parts); the first
+        // file with that content is the source.
         var needed = target.Files
-            .Where(f => !baseContent.Contains((f.Sha256, f.Size)))
+            .Where(f => f.Size > 0 && !baseContent.Contains((f.Sha256, f.Size)))
             .GroupBy(f => f.Sha256)
             .Select(g => g.First())
             .OrderBy(f => f.Sha256, StringComparer.Ordinal)

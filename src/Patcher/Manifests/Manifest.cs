@@ -28,6 +28,7 @@ internal sealed record Manifest
     /// <summary>The content the patch ships, keyed by the SHA-256 of the uncompressed bytes.</summary>
     [JsonPropertyName("blobs")] public required IReadOnlyList<BlobEntry> Blobs { get; init; }
 
+    [JsonIgnore]
     public bool IsFullPackage => FromVersion is null;
 }
 
