@@ -302,42 +302,49 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         {
             var op = ops[i];
             var target = Install(op.Path);
+            // Sync only what this undo changed: the parent of a step that never ran may not even exist.
+            if (!UndoStep(txId, op, target)) continue;
             var parent = Path.GetDirectoryName(target)!;
-            switch (op.Kind)
-            {
-                case LayeredOpKind.Place:
-                    UndoPlace(txId, op, target);
-                    break;
-                case LayeredOpKind.MakeDir:
-                    if (fs.Stat(target).Kind == EntryKind.Directory)
-                    {
-                        if (fs.ListNames(target).Any())
-                            throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' was created by this update but now holds files that are not the update's; move them out and recover again", target);
-                        retry.Run(op.Path, "remove directory", null, () => fs.DeleteDirectory(target), null);
-                    }
-
-                    break;
-                case LayeredOpKind.RemoveDir:
-                    if (fs.Stat(target).Kind == EntryKind.Missing) fs.CreateDirectory(target);
-                    break;
-                case LayeredOpKind.Displace:
-                {
-                    var backup = Backup(txId, op);
-                    if (fs.Stat(backup).Kind == EntryKind.Missing) break;
-                    if (fs.Stat(target).Kind != EntryKind.Missing)
-                        throw new PatcherException(PatchErrorCode.IOFailure, $"cannot put '{op.Path}' back: something else is there now", target);
-                    retry.Run(op.Path, "restore", null, () => fs.Rename(backup, target), null);
-                    break;
-                }
-            }
-
-            fs.SyncDirectory(parent);
+            if (fs.Stat(parent).Kind == EntryKind.Directory) fs.SyncDirectory(parent);
         }
 
-        fs.SyncDirectory(BackupDir(layout, txId));
+        var backupDir = BackupDir(layout, txId);
+        if (fs.Stat(backupDir).Kind == EntryKind.Directory) fs.SyncDirectory(backupDir);
     }
 
-    private void UndoPlace(string txId, OpRow op, string target)
+    /// <summary>Undoes one step if the disk shows it (or part of it) happened. Returns whether anything changed.</summary>
+    private bool UndoStep(string txId, OpRow op, string target)
+    {
+        switch (op.Kind)
+        {
+            case LayeredOpKind.Place:
+                return UndoPlace(txId, op, target);
+            case LayeredOpKind.MakeDir:
+                if (fs.Stat(target).Kind != EntryKind.Directory) return false;
+                if (fs.ListNames(target).Any())
+                    throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' was created by this update but now holds files that are not the update's; move them out and recover again", target);
+                retry.Run(op.Path, "remove directory", null, () => fs.DeleteDirectory(target), null);
+                return true;
+            case LayeredOpKind.RemoveDir:
+                if (fs.Stat(target).Kind != EntryKind.Missing) return false;
+                fs.CreateDirectory(target);
+                return true;
+            case LayeredOpKind.Displace:
+            {
+                var backup = Backup(txId, op);
+                if (fs.Stat(backup).Kind == EntryKind.Missing) return false;
+                if (fs.Stat(target).Kind != EntryKind.Missing)
+                    throw new PatcherException(PatchErrorCode.IOFailure, $"cannot put '{op.Path}' back: something else is there now", target);
+                retry.Run(op.Path, "restore", null, () => fs.Rename(backup, target), null);
+                return true;
+            }
+
+            default:
+                return false;
+        }
+    }
+
+    private bool UndoPlace(string txId, OpRow op, string target)
     {
         var staged = Staged(txId, op.Path);
         var backup = Backup(txId, op);
@@ -345,23 +352,25 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         if (fs.Stat(staged).Kind == EntryKind.File)
         {
             // Not placed. Only an interrupted layer 3 can have left the path empty: the old file is aside.
-            if (fs.Stat(target).Kind != EntryKind.Missing) return;
+            if (fs.Stat(target).Kind != EntryKind.Missing) return false;
             if (fs.Stat(aside).Kind == EntryKind.File) fs.Rename(aside, target);
             else if (op.Backup && fs.Stat(backup).Kind == EntryKind.File) fs.Rename(backup, target);
-            return;
+            else return false;
+            return true;
         }
 
         if (op.Backup)
         {
             // Placed: the old content is in the aside file (layer 3) or the backup (link or copy).
             var source = fs.Stat(aside).Kind == EntryKind.File ? aside : backup;
-            if (fs.Stat(source).Kind != EntryKind.File) return; // restored before a crash
+            if (fs.Stat(source).Kind != EntryKind.File) return false; // restored before a crash
             retry.Run(op.Path, "restore", null, () => fs.Rename(source, target), null);
-            return;
+            return true;
         }
 
-        if (fs.Stat(target).Kind == EntryKind.File)
-            retry.Run(op.Path, "remove new file", null, () => fs.DeleteFile(target), null);
+        if (fs.Stat(target).Kind != EntryKind.File) return false;
+        retry.Run(op.Path, "remove new file", null, () => fs.DeleteFile(target), null);
+        return true;
     }
 
     /// <summary>
@@ -388,9 +397,11 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     }
 
     /// <summary>
-    /// Removes the staging and backup areas of a transaction. They hold nothing of value once the transaction is
-    /// patched or rolled back, so a failure (an old executable still running from the backup area, a file whose
-    /// delete is pending while another process holds it) is logged, not raised; the next update removes them.
+    /// Removes the staging and backup areas of a transaction. A file that is still in use (an old executable
+    /// running from the backup area, a hard-linked backup of a file another process locks, a delete pending while
+    /// someone holds the file: Win32 5, 32, 33, or 145 "directory not empty"; .NET reports some of these as plain
+    /// IOFailure, hence the numbers) is left with a warning and removed by the next
+    /// update. Any other failure propagates, and the transaction stays pending so recovery finishes the cleanup.
     /// </summary>
     public void DeleteLeftovers(string txId)
     {
@@ -400,7 +411,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             {
                 TreeOps.DeleteTree(fs, dir);
             }
-            catch (PatcherException ex)
+            catch (PatcherException ex) when (retry.IsLock(ex) || (retry.Win32Semantics && ex.NativeError is 5 or 32 or 33 or 145))
             {
                 log.LogWarning("Could not remove {Dir} ({Reason}); it is removed by the next update", dir, ex.Message);
             }

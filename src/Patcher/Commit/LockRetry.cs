@@ -51,6 +51,9 @@ internal sealed class LockRetry
 
     public TimeSpan Budget { get; }
 
+    /// <summary>The seam reports Win32 error numbers (Windows, or the lock simulation).</summary>
+    public bool Win32Semantics => _accessDeniedMayBeLock;
+
     /// <summary>The seam's error semantics decide whether error 5 is retried (see <see cref="IWin32ErrorFileOps"/>).</summary>
     public static LockRetry For(IFileOps fs, PatcherOptions options) =>
         new(ResolveBudget(options, options.Logger), options.TimeProvider, options.Logger, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps);
