@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Patching.IO;
+using Patching.Manifests;
 
 namespace Patching.Journal;
 
@@ -44,7 +45,39 @@ internal sealed record TxRecord
 }
 
 internal sealed record InstalledRecord(string Product, string Version, string ManifestHash, byte[] Manifest,
-    string? PreviousVersion, byte[]? PreviousManifest);
+    string? PreviousVersion, byte[]? PreviousManifest)
+{
+    /// <summary>
+    /// The installed row once <paramref name="manifestBytes"/> is committed over <paramref name="before"/>.
+    /// When Patcher did not install the old version itself (no row yet), the old version is described by the
+    /// patch's own base list, so a kept previous version can still be rolled back to.
+    /// </summary>
+    public static InstalledRecord After(byte[] manifestBytes, string manifestHash, InstalledRecord? before)
+    {
+        var manifest = ManifestCodec.Deserialize(manifestBytes);
+        if (before is not null)
+            return new InstalledRecord(manifest.Product, manifest.Version, manifestHash, manifestBytes, before.Version, before.Manifest);
+        if (manifest.FromVersion is null)
+            return new InstalledRecord(manifest.Product, manifest.Version, manifestHash, manifestBytes, null, null);
+        var previous = new Manifest
+        {
+            Product = manifest.Product,
+            Version = manifest.FromVersion,
+            Created = manifest.Created,
+            Directories = manifest.BaseDirectories,
+            Files = manifest.Base.Select(b => new TargetFile
+            {
+                Path = b.Path,
+                Size = b.Size,
+                Sha256 = b.Sha256,
+                Parts = b.Size == 0 ? [] : [new ContentPart { Sha256 = b.Sha256, Size = b.Size }],
+            }).ToList(),
+            Base = [],
+            Blobs = [],
+        };
+        return new InstalledRecord(manifest.Product, manifest.Version, manifestHash, manifestBytes, manifest.FromVersion, ManifestCodec.Serialize(previous));
+    }
+}
 
 internal sealed record FileRow(string Path, string Expected, string? Observed, string State);
 

@@ -78,8 +78,7 @@ internal static class Recoverer
 
                 var installed = journal.Installed();
                 var manifest = ManifestCodec.Deserialize(tx.Manifest);
-                journal.MarkPatched(tx.Id, new InstalledRecord(manifest.Product, manifest.Version, tx.ManifestHash, tx.Manifest,
-                    installed?.Version, installed?.Manifest));
+                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, installed));
                 FinishPatched(fs, layout, journal, tx, log);
                 return true;
 
@@ -179,8 +178,7 @@ internal static class Recoverer
                 }
 
                 var installed = journal.Installed();
-                journal.MarkPatched(tx.Id, new InstalledRecord(manifest.Product, manifest.Version, tx.ManifestHash, tx.Manifest,
-                    installed?.Version, installed?.Manifest));
+                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, installed));
                 FinishLayered(fs, layout, journal, tx.Id, retry, log);
                 return true;
 
@@ -240,15 +238,13 @@ internal static class Recoverer
         if (fs.Stat(staging).Kind != EntryKind.Directory) return false;
         var manifest = ManifestCodec.Deserialize(tx.Manifest);
         var ok = true;
-        Parallel.ForEach(manifest.Files, (f, state) =>
+        Parallelism.ForEach(manifest.Files, CancellationToken.None, f =>
         {
+            if (!Volatile.Read(ref ok)) return;
             var path = PathRules.Join(staging, f.Path);
             var info = fs.Stat(path);
             if (info.Kind != EntryKind.File || info.Size != f.Size || ContentHash.OfFile(fs, path) != f.Sha256)
-            {
-                ok = false;
-                state.Stop();
-            }
+                Volatile.Write(ref ok, false);
         });
         return ok && manifest.Directories.All(d => fs.Stat(PathRules.Join(staging, d)).Kind == EntryKind.Directory);
     }

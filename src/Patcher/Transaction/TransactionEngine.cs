@@ -176,8 +176,7 @@ internal static class TransactionEngine
         progress?.Report(new PatchProgress(PatchPhase.Committing, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
         var swap = new SwapCommit(fs, layout, log);
         swap.Switch(tx.Id);
-        journal.MarkPatched(tx.Id, new InstalledRecord(manifest.Product, manifest.Version, package.ManifestHash, package.ManifestBytes,
-            installed?.Version, installed?.Manifest));
+        journal.MarkPatched(tx.Id, InstalledRecord.After(package.ManifestBytes, package.ManifestHash, installed));
 
         progress?.Report(new PatchProgress(PatchPhase.CleaningUp, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
         Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log);
@@ -266,8 +265,7 @@ internal static class TransactionEngine
             throw new PatcherException(failure.Code, failure.Message + ". The update was rolled back: the old version is intact", failure.Path, ex) { NativeError = failure.NativeError };
         }
 
-        journal.MarkPatched(tx.Id, new InstalledRecord(manifest.Product, manifest.Version, package.ManifestHash, package.ManifestBytes,
-            installed?.Version, installed?.Manifest));
+        journal.MarkPatched(tx.Id, InstalledRecord.After(package.ManifestBytes, package.ManifestHash, installed));
         progress?.Report(new PatchProgress(PatchPhase.CleaningUp, changed, changed, stager.BytesWritten, stager.BytesWritten));
         Recoverer.FinishLayered(fs, layout, journal, tx.Id, retry, log);
         if (tx.KeepPrevious)
@@ -417,7 +415,7 @@ internal static class TransactionEngine
         var missing = new System.Collections.Concurrent.ConcurrentBag<string>();
         var modified = new System.Collections.Concurrent.ConcurrentBag<string>();
         var fs = Default.FileSystem;
-        Parallel.ForEach(manifest.Files.OrderByDescending(f => f.Size), new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = Environment.ProcessorCount }, f =>
+        Parallelism.ForEach(manifest.Files.OrderByDescending(f => f.Size), ct, f =>
         {
             var path = PathRules.Join(layout.InstallDir, f.Path);
             var info = fs.Stat(path);

@@ -186,6 +186,22 @@ public sealed class ApplyTests
     }
 
     [Test]
+    public void Rollback_KeptPreviousOfInstallPatcherDidNotCreate_RestoresTheBaseVersion()
+    {
+        // v1 was copied by hand (no journal): the previous version is described by the patch's base list.
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { KeepPreviousVersion = true });
+        Assert.That(Patcher.Status(s.InstallDir).PreviousVersion, Is.EqualTo("1.0.0"));
+
+        var result = Patcher.Rollback(s.InstallDir);
+
+        Assert.That(result.ToVersion, Is.EqualTo("1.0.0"));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.OldTree)));
+        Assert.That(Patcher.Status(s.InstallDir).InstalledVersion, Is.EqualTo("1.0.0"));
+    }
+
+    [Test]
     public void Rollback_NothingKept_ThrowsNothingToRollBack()
     {
         using var s = new PatchScenario().WithSmallGame().Install();
