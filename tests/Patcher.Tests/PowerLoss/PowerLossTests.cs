@@ -147,6 +147,87 @@ public sealed class PowerLossTests
     }
 
     /// <summary>
+    /// The second update of an install Patcher already knows, keeping the old version for rollback: the journal
+    /// must record 1.0.0 or 2.0.0 to match the tree, and previous/ must hold the other version exactly.
+    /// </summary>
+    [Test]
+    public void Apply_KeepingPreviousVersion_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewAndPreviousKept()
+    {
+        RequireLinux();
+        using var w = new World(exchange: true) { InstalledVersions = ("1.0.0", "2.0.0") };
+        var options = w.Options with { KeepPreviousVersion = true };
+        var (template, templateJournal) = w.InstalledThroughPatcher(thenApplyKeepingPrevious: false);
+        var tally = new Tally();
+        var n = 0;
+        w.ForEveryCutOf(
+            () => (template.Clone(), w.CopyJournal(templateJournal, "cut")),
+            (sim, journal) => SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(sim, journal), Install, w.S.PatchDir, options, null, CancellationToken.None)),
+            dry =>
+            {
+                Assert.That(dry.Listing(Install, IsUserPath), Is.EqualTo(w.NewListing));
+                Assert.That(dry.Listing(StateDir + "/previous", IsUserPath), Is.EqualTo(w.OldListing));
+                n = dry.OperationLog.Count;
+            },
+            (cut, sim, journal) =>
+            {
+                for (var o = 0; o < OutcomesPerPoint; o++)
+                {
+                    var seed = cut.Seed(o);
+                    var choices = new List<string>();
+                    var rebooted = sim.AfterPowerLoss(new Random(seed), choices);
+                    w.ExpectPrevious = false;
+                    var ended = w.RecoverAndCheck(rebooted, journal, $"{cut} seed {seed}", choices, tally.Failures, applyAfterwards: false);
+                    // Only a completed update keeps a previous version; check it on the rebooted, recovered machine.
+                    if (ended == Ended.New && !rebooted.Listing(StateDir + "/previous", IsUserPath).SequenceEqual(w.OldListing))
+                        tally.Failures.Add($"{cut} seed {seed}: new version installed but previous/ is not the old version exactly");
+                    tally.Add(ended);
+                }
+            },
+            tally.Failures);
+
+        Report($"power loss keeping the previous version (exchange): {n} mutating calls x 2 moments x {OutcomesPerPoint} outcomes", tally, "powerloss-keep-previous");
+        Assert.That(tally.Total, Is.EqualTo(2 * n * OutcomesPerPoint));
+    }
+
+    /// <summary>
+    /// Rollback to the kept previous version, cut at every point: recovery must end on 2.0.0 (rollback undone) or
+    /// 1.0.0 (rollback finished), the journal agreeing, and previous/ holding the other version exactly.
+    /// </summary>
+    [Test]
+    public void Rollback_PowerLossAtEveryPoint_RecoveryYieldsOneVersionAndKeepsTheOther()
+    {
+        RequireLinux();
+        using var w = new World(exchange: true) { InstalledVersions = ("1.0.0", "2.0.0"), ExpectPrevious = true };
+        var (template, templateJournal) = w.InstalledThroughPatcher(thenApplyKeepingPrevious: true);
+        var tally = new Tally();
+        var n = 0;
+        w.ForEveryCutOf(
+            () => (template.Clone(), w.CopyJournal(templateJournal, "cut")),
+            (sim, journal) => SimulatedFsRunner.Run(() => Patching.Recovery.Recoverer.RollbackToPrevious(sim, new EngineSettings(sim, journal).Layout(Install, w.Options), w.Options)),
+            dry =>
+            {
+                Assert.That(dry.Listing(Install, IsUserPath), Is.EqualTo(w.OldListing), "a rollback in the simulation ends on the old version");
+                Assert.That(dry.Listing(StateDir + "/previous", IsUserPath), Is.EqualTo(w.NewListing), "and keeps the new one");
+                n = dry.OperationLog.Count;
+            },
+            (cut, sim, journal) =>
+            {
+                for (var o = 0; o < OutcomesPerPoint; o++)
+                {
+                    var seed = cut.Seed(o);
+                    var choices = new List<string>();
+                    tally.Add(w.RecoverAndCheck(sim.AfterPowerLoss(new Random(seed), choices), journal, $"{cut} seed {seed}", choices, tally.Failures, applyAfterwards: false));
+                }
+            },
+            tally.Failures);
+
+        Report($"power loss during rollback (exchange): {n} mutating calls x 2 moments x {OutcomesPerPoint} outcomes", tally, "powerloss-rollback");
+        Assert.That(tally.Total, Is.EqualTo(2 * n * OutcomesPerPoint));
+        Assert.That(tally.Old, Is.GreaterThan(0), "some cuts land after the rollback's switch");
+        Assert.That(tally.New, Is.GreaterThan(0), "some cuts land before it");
+    }
+
+    /// <summary>
     /// The negative control: the same experiment against an engine whose fsyncs are silently skipped must find
     /// torn installs. If it did not, the simulation would be too kind to prove the real ordering right.
     /// </summary>
@@ -167,7 +248,7 @@ public sealed class PowerLossTests
                 tally.Add(w.RecoverAndCheck(sim.AfterPowerLoss(new Random(seed)), journal, $"{cut} seed {seed}", [], tally.Failures, applyAfterwards: false));
                 if (tally.Failures.Count > before) broken++;
             }
-        }, tally.Failures, moments: [CrashMoment.Before]);
+        }, tally.Failures, moments: [CrashMoment.Before], dryMustBeDurable: false);
 
         TestContext.Out.WriteLine($"fsyncs skipped (files {skipFiles}, directories {skipDirectories}): {broken} of {tally.Total} outcomes broke the install (torn tree, lost user file, or journal disagreeing with the disk)");
         Assert.That(broken, Is.GreaterThan(0), "without its fsyncs the engine must be caught by the simulation");
@@ -311,15 +392,38 @@ public sealed class PowerLossTests
         /// correctly), then, for every call k and both moments, an apply cut there; <paramref name="experiment"/>
         /// gets the crashed file system and the journal folder as they were at the cut. Returns the number of calls.
         /// </summary>
-        public int ForEveryCut(Func<SimulatedFileSystem, IFileOps> engineFs, Action<Cut, SimulatedFileSystem, string> experiment, List<string> failures, CrashMoment[]? moments = null)
+        public int ForEveryCut(Func<SimulatedFileSystem, IFileOps> engineFs, Action<Cut, SimulatedFileSystem, string> experiment, List<string> failures,
+            CrashMoment[]? moments = null, bool dryMustBeDurable = true)
         {
-            var dry = Fresh();
-            var dryJournal = Journal("dry");
-            var applied = SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(engineFs(dry), dryJournal), Install, S.PatchDir, Options, null, CancellationToken.None));
-            Assert.That(applied.Status, Is.EqualTo(ApplyStatus.Applied));
-            Assert.That(dry.Listing(Install, IsUserPath), Is.EqualTo(NewListing), "a full apply in the simulation ends on the new version");
+            var calls = 0;
+            ForEveryCutOf(
+                () => (Fresh(), Journal("cut")),
+                (sim, journal) => SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(engineFs(sim), journal), Install, S.PatchDir, Options, null, CancellationToken.None)),
+                dry =>
+                {
+                    Assert.That(dry.Listing(Install, IsUserPath), Is.EqualTo(NewListing), "a full apply in the simulation ends on the new version");
+                    Assert.That(dry.OperationLog, Has.Some.Contains(_exchange ? " exchange " : " rename " + Install + " -> "));
+                    calls = dry.OperationLog.Count;
+                },
+                experiment, failures, moments, dryMustBeDurable);
+            return calls;
+        }
+
+        /// <summary>
+        /// The general loop: <paramref name="prepare"/> makes the machine before the operation (file system and a
+        /// journal folder), <paramref name="operation"/> runs once without a crash (checked by
+        /// <paramref name="checkDry"/>) and then once per crash point, cut there.
+        /// </summary>
+        public void ForEveryCutOf(Func<(SimulatedFileSystem Sim, string Journal)> prepare, Action<SimulatedFileSystem, string> operation,
+            Action<SimulatedFileSystem> checkDry, Action<Cut, SimulatedFileSystem, string> experiment, List<string> failures,
+            CrashMoment[]? moments = null, bool dryMustBeDurable = true)
+        {
+            var (dry, dryJournal) = prepare();
+            operation(dry, dryJournal);
+            checkDry(dry);
+            if (dryMustBeDurable)
+                Assert.That(dry.PendingCounts, Is.EqualTo((0, 0)), "after a successful run every reachable entry, byte and mode is durable");
             var calls = dry.OperationLog.Select(l => l[(l.IndexOf(' ', StringComparison.Ordinal) + 1)..]).ToList();
-            Assert.That(calls, Has.Some.StartsWith(_exchange ? "exchange" : "rename " + Install + " -> "));
             var n = calls.Count;
 
             foreach (var moment in moments ?? [CrashMoment.Before, CrashMoment.After])
@@ -327,12 +431,11 @@ public sealed class PowerLossTests
                 for (var k = 1; k <= n; k++)
                 {
                     var cut = new Cut(k, moment, $"{k} {calls[k - 1]}");
-                    var sim = Fresh();
+                    var (sim, journal) = prepare();
                     sim.CrashAt(k, moment);
-                    var journal = Journal("cut");
                     try
                     {
-                        SimulatedFsRunner.RunUntilCrash(sim, () => TransactionEngine.Apply(new EngineSettings(engineFs(sim), journal), Install, S.PatchDir, Options, null, CancellationToken.None));
+                        SimulatedFsRunner.RunUntilCrash(sim, () => operation(sim, journal));
                     }
                     catch (InvalidOperationException ex)
                     {
@@ -343,8 +446,23 @@ public sealed class PowerLossTests
                     experiment(cut, sim, journal);
                 }
             }
+        }
 
-            return n;
+        /// <summary>
+        /// The old version installed through Patcher (a full 1.0.0 package), and optionally the patch applied on top
+        /// keeping 1.0.0 as the previous version: the starting point for rollback experiments. Returns the machine
+        /// and a journal folder to copy from.
+        /// </summary>
+        public (SimulatedFileSystem Sim, string Journal) InstalledThroughPatcher(bool thenApplyKeepingPrevious)
+        {
+            var full = Path.Join(S.Root, "full-v1");
+            if (!Directory.Exists(full)) S.BuildFull(S.OldTree, full, "1.0.0");
+            var sim = Fresh();
+            var journal = Journal("template-" + thenApplyKeepingPrevious);
+            SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(sim, journal), Install, full, Options, null, CancellationToken.None));
+            if (thenApplyKeepingPrevious)
+                SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(sim, journal), Install, S.PatchDir, Options with { KeepPreviousVersion = true }, null, CancellationToken.None));
+            return (sim, journal);
         }
 
         /// <summary>Recovers a rebooted machine (on a copy of the journal as it was at the cut) and checks it.</summary>
@@ -389,6 +507,11 @@ public sealed class PowerLossTests
         }
 
         /// <summary>Old or new exactly, the journal agreeing with the tree, user files intact, no leftovers.</summary>
+        /// <summary>What the journal must record for each outcome, and whether previous/ must hold the other version.</summary>
+        public (string? Old, string New) InstalledVersions { get; set; } = (null, "2.0.0");
+
+        public bool ExpectPrevious { get; set; }
+
         public Ended Check(SimulatedFileSystem fs, string journal, string label, List<string> choices, List<string> failures, bool expectNew)
         {
             void Fail(string what) => failures.Add($"{label}: {what} [choices: {string.Join("; ", choices)}]");
@@ -404,8 +527,10 @@ public sealed class PowerLossTests
             string? installed;
             using (var store = JournalStore.Open(Path.Join(journal, "journal.db"), transactionPending: false, NullLogger.Instance))
                 installed = store.Installed()?.Version;
-            if (ended != Ended.Neither && installed != (ended == Ended.New ? "2.0.0" : null))
+            if (ended != Ended.Neither && installed != (ended == Ended.New ? InstalledVersions.New : InstalledVersions.Old))
                 Fail($"tree is {ended} but the journal records installed version '{installed}'");
+            if (ExpectPrevious && ended != Ended.Neither && !fs.Listing(StateDir + "/previous", IsUserPath).SequenceEqual(ended == Ended.New ? OldListing : NewListing))
+                Fail($"tree is {ended} but previous/ does not hold the other version exactly");
 
             foreach (var f in UserFiles)
             {

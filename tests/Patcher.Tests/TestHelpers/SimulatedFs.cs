@@ -549,13 +549,16 @@ internal sealed class SimulatedFileSystem : IFileOps
         }
     }
 
-    /// <summary>An identical, fully durable copy (for running several experiments from one state).</summary>
+    /// <summary>
+    /// An identical, fully durable copy (for running several experiments from one state). Everything reachable must
+    /// be durable; pending edits inside removed directories are unreachable and cannot change the copy.
+    /// </summary>
     public SimulatedFileSystem Clone()
     {
         lock (_gate)
         {
-            if (_pending.Count > 0 || _nodes.Values.Any(n => n.IsDirty || n.Exec != n.DurableExec))
-                throw new InvalidOperationException("only a fully durable file system can be cloned exactly");
+            if (PendingCounts != (0, 0))
+                throw new InvalidOperationException("only a file system whose reachable state is durable can be cloned exactly");
             return AfterPowerLoss(new Random(0));
         }
     }
