@@ -1,30 +1,12 @@
-using System.CommandLine;
 using Patching;
 using PatchTool.Infrastructure;
 
 namespace PatchTool.Commands;
 
 /// <summary><c>patchtool recover --target DIR</c>: finishes or undoes an interrupted transaction (<see cref="Patcher.Recover"/>).</summary>
-internal sealed class RecoverCommand : IToolCommand
+internal sealed class RecoverCommand() : InstallCommand("recover", "Finish or undo an interrupted transaction (cheap when nothing is pending)", "The install directory to recover")
 {
-    private readonly Option<string> _target = ToolOptions.Target("The install directory to recover");
-    private readonly Option<string?> _stateDir = ToolOptions.StateDir();
-    private readonly Option<bool> _json = ToolOptions.Json();
-
-    public Command Create(ToolContext ctx, GlobalOptions global)
-    {
-        var command = new Command("recover", "Finish or undo an interrupted transaction (cheap when nothing is pending)") { _target, _stateDir, _json };
-        command.SetAction(pr =>
-        {
-            var s = new Settings(pr.GetValue(_target)!, pr.GetValue(_stateDir), pr.GetValue(_json), pr.GetValue(global.Verbose));
-            return CommandRunner.Run(ctx, s.Json, s.Verbose, () => Run(ctx, s));
-        });
-        return command;
-    }
-
-    internal sealed record Settings(string Target, string? StateDir, bool Json, bool Verbose);
-
-    internal static int Run(ToolContext ctx, Settings s)
+    protected override int Execute(ToolContext ctx, InstallSettings s, CancellationToken ct)
     {
         using var loggers = ToolLogging.Create(s.Verbose);
         var target = Path.GetFullPath(s.Target);

@@ -1,30 +1,12 @@
-using System.CommandLine;
 using Patching;
 using PatchTool.Infrastructure;
 
 namespace PatchTool.Commands;
 
 /// <summary><c>patchtool rollback --target DIR</c>: restores the version kept by <c>apply --keep-previous</c> (<see cref="Patcher.Rollback"/>).</summary>
-internal sealed class RollbackCommand : IToolCommand
+internal sealed class RollbackCommand() : InstallCommand("rollback", "Restore the previous version kept by 'apply --keep-previous'", "The install directory")
 {
-    private readonly Option<string> _target = ToolOptions.Target("The install directory");
-    private readonly Option<string?> _stateDir = ToolOptions.StateDir();
-    private readonly Option<bool> _json = ToolOptions.Json();
-
-    public Command Create(ToolContext ctx, GlobalOptions global)
-    {
-        var command = new Command("rollback", "Restore the previous version kept by 'apply --keep-previous'") { _target, _stateDir, _json };
-        command.SetAction(pr =>
-        {
-            var s = new Settings(pr.GetValue(_target)!, pr.GetValue(_stateDir), pr.GetValue(_json), pr.GetValue(global.Verbose));
-            return CommandRunner.Run(ctx, s.Json, s.Verbose, () => Run(ctx, s));
-        });
-        return command;
-    }
-
-    internal sealed record Settings(string Target, string? StateDir, bool Json, bool Verbose);
-
-    internal static int Run(ToolContext ctx, Settings s)
+    protected override int Execute(ToolContext ctx, InstallSettings s, CancellationToken ct)
     {
         using var loggers = ToolLogging.Create(s.Verbose);
         var target = Path.GetFullPath(s.Target);

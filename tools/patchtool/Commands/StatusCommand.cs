@@ -1,30 +1,12 @@
-using System.CommandLine;
 using Patching;
 using PatchTool.Infrastructure;
 
 namespace PatchTool.Commands;
 
 /// <summary><c>patchtool status --target DIR [--json]</c>: installed version and pending transaction (<see cref="Patcher.Status"/>).</summary>
-internal sealed class StatusCommand : IToolCommand
+internal sealed class StatusCommand() : InstallCommand("status", "Show the installed version and any pending transaction, changing nothing", "The install directory")
 {
-    private readonly Option<string> _target = ToolOptions.Target("The install directory");
-    private readonly Option<string?> _stateDir = ToolOptions.StateDir();
-    private readonly Option<bool> _json = ToolOptions.Json();
-
-    public Command Create(ToolContext ctx, GlobalOptions global)
-    {
-        var command = new Command("status", "Show the installed version and any pending transaction, changing nothing") { _target, _stateDir, _json };
-        command.SetAction(pr =>
-        {
-            var s = new Settings(pr.GetValue(_target)!, pr.GetValue(_stateDir), pr.GetValue(_json), pr.GetValue(global.Verbose));
-            return CommandRunner.Run(ctx, s.Json, s.Verbose, () => Run(ctx, s));
-        });
-        return command;
-    }
-
-    internal sealed record Settings(string Target, string? StateDir, bool Json, bool Verbose);
-
-    internal static int Run(ToolContext ctx, Settings s)
+    protected override int Execute(ToolContext ctx, InstallSettings s, CancellationToken ct)
     {
         using var loggers = ToolLogging.Create(s.Verbose);
         var target = Path.GetFullPath(s.Target);

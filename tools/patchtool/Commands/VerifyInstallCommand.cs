@@ -1,30 +1,12 @@
-using System.CommandLine;
 using Patching;
 using PatchTool.Infrastructure;
 
 namespace PatchTool.Commands;
 
 /// <summary><c>patchtool verify-install --target DIR [--json]</c>: hashes the installed version's files (<see cref="Patcher.Verify"/>).</summary>
-internal sealed class VerifyInstallCommand : IToolCommand
+internal sealed class VerifyInstallCommand() : InstallCommand("verify-install", "Hash every file of the installed version; exit 4 if any is missing or modified", "The install directory")
 {
-    private readonly Option<string> _target = ToolOptions.Target("The install directory");
-    private readonly Option<string?> _stateDir = ToolOptions.StateDir();
-    private readonly Option<bool> _json = ToolOptions.Json();
-
-    public Command Create(ToolContext ctx, GlobalOptions global)
-    {
-        var command = new Command("verify-install", "Hash every file of the installed version; exit 4 if any is missing or modified") { _target, _stateDir, _json };
-        command.SetAction((pr, ct) =>
-        {
-            var s = new Settings(pr.GetValue(_target)!, pr.GetValue(_stateDir), pr.GetValue(_json), pr.GetValue(global.Verbose));
-            return Task.FromResult(CommandRunner.Run(ctx, s.Json, s.Verbose, () => Run(ctx, s, ct)));
-        });
-        return command;
-    }
-
-    internal sealed record Settings(string Target, string? StateDir, bool Json, bool Verbose);
-
-    internal static int Run(ToolContext ctx, Settings s, CancellationToken ct)
+    protected override int Execute(ToolContext ctx, InstallSettings s, CancellationToken ct)
     {
         using var loggers = ToolLogging.Create(s.Verbose);
         var target = Path.GetFullPath(s.Target);
