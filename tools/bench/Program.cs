@@ -1,0 +1,3 @@
+using PatchBench;
+
+return BenchProgram.Run(args);
