@@ -57,7 +57,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
 
         // Large files first so the two cores finish together.
         var order = plan.Files.OrderByDescending(f => f.ReuseFrom is null ? f.File.Size : 0).ToList();
-        Parallelism.ForEach(order, ct, src =>
+        ForEachFile(order, ct, src =>
         {
             var f = src.File;
             var staged = PathRules.Join(stagingDir, f.Path);
@@ -118,6 +118,27 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         FilesWritten = written;
         FilesReused = reused;
         log.LogInformation("Staged {Total} files ({Written} written, {Reused} reused) in {Staging}", total, written, reused, stagingDir);
+    }
+
+    /// <summary>
+    /// Parallel over the files, unless the caller runs on a task scheduler that admits one task at a time (a UI
+    /// thread's, or the power-loss simulation's): then a plain loop in plan order, so the sequence of file
+    /// operations is the same on every run. <see cref="Parallel.ForEach{TSource}(IEnumerable{TSource}, ParallelOptions, Action{TSource})"/>
+    /// would ignore that scheduler (its options default to the thread pool).
+    /// </summary>
+    private static void ForEachFile<T>(IReadOnlyList<T> items, CancellationToken ct, Action<T> body)
+    {
+        if (TaskScheduler.Current.MaximumConcurrencyLevel != 1)
+        {
+            Parallelism.ForEach(items, ct, body);
+            return;
+        }
+
+        foreach (var item in items)
+        {
+            ct.ThrowIfCancellationRequested();
+            body(item);
+        }
     }
 
     private bool TryLink(string installDir, string reuseFrom, string staged, TargetFile f)

@@ -53,6 +53,27 @@ public sealed class PowerLossTests
     }
 
     /// <summary>
+    /// Reproducibility: the k-th crash point must be the same call on every run, or a seed would not reproduce a
+    /// failure. The transaction id (time and random bytes) is the only difference allowed.
+    /// </summary>
+    [Test]
+    public void Apply_InTheSimulation_MakesTheSameCallsInTheSameOrderEveryRun()
+    {
+        RequireLinux();
+        using var w = new World(exchange: true);
+        var logs = Enumerable.Range(0, 3).Select(i =>
+        {
+            var sim = w.Fresh();
+            var journal = w.Journal("same-" + i);
+            var tx = SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(sim, journal), Install, w.S.PatchDir, w.Options, null, CancellationToken.None)).TransactionId!;
+            return sim.OperationLog.Select(l => l.Replace(tx, "<tx>", StringComparison.Ordinal)).ToList();
+        }).ToList();
+
+        Assert.That(logs[1], Is.EqualTo(logs[0]));
+        Assert.That(logs[2], Is.EqualTo(logs[0]));
+    }
+
+    /// <summary>
     /// A launcher that does not call Recover first: the next Apply of the same patch after the reboot resumes an
     /// interrupted staging (trusting the journaled per-file rows) or recovers, and must end on the new version.
     /// </summary>

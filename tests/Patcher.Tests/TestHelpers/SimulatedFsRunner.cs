@@ -5,9 +5,11 @@ namespace Patching.Tests.TestHelpers;
 /// mutating call is the same call on every run and a seed reproduces a failure exactly.
 /// </summary>
 /// <remarks>
-/// The engine's <c>Parallel.ForEach</c> loops use <see cref="TaskScheduler.Current"/> when no scheduler is given;
-/// inside a task on this scheduler (maximum concurrency 1, tasks run inline where they are queued) they become
-/// plain sequential loops without any change to the engine.
+/// The engine's only parallel loop that mutates the disk (staging, in <c>Stager</c>) runs as a plain loop in plan
+/// order when the current task scheduler admits one task at a time; inside a task on this scheduler (maximum
+/// concurrency 1, tasks run inline where they are queued) it does. (<c>Parallel.ForEach</c> itself would ignore the
+/// scheduler: its options default to the thread pool.) Read-only parallel loops (hash checks) may still run on
+/// the pool; reads are not crash points.
 /// </remarks>
 internal static class SimulatedFsRunner
 {
