@@ -105,6 +105,37 @@ public sealed class RealFaultTests
         Assert.That(Patcher.Recover(install).Outcome, Is.EqualTo(RecoveryOutcome.NothingPending), "recovery on a read-only disk with nothing pending costs one check");
     }
 
+    /// <summary>
+    /// The install is a read-only bind mount of itself. A bind mount shares its device id with the parent, so the
+    /// engine does not see a mount point: it stages beside the install and the exchange then fails with EBUSY.
+    /// Reported as FileLocked with the old version intact; the staged transaction stays pending and recovery
+    /// completes it once the install is an ordinary directory again.
+    /// </summary>
+    [Test]
+    public void Apply_InstallDirectoryIsReadOnlyMount_FileLockedOldIntactThenRecoversAfterUnmount()
+    {
+        using var w = new FaultWorld("install-ro");
+        var install = w.NewInstall();
+        var before = PatchScenario.Listing(install);
+        PatcherException? ex;
+        using (Mount.ReadOnlyBindOrIgnore(install))
+        {
+            ex = Assert.Throws<PatcherException>(() => Patcher.Apply(install, w.S.PatchDir, w.Options() with { Strategy = CommitStrategy.Auto }));
+            Assert.That(PatchScenario.Listing(install), Is.EqualTo(before), "the old version byte-identical");
+            // Recovery while it is still mounted retries the exchange, fails the same way, and changes nothing.
+            Assert.That(Assert.Throws<PatcherException>(() => Patcher.Recover(install))!.Code, Is.EqualTo(PatchErrorCode.FileLocked));
+            Assert.That(PatchScenario.Listing(install), Is.EqualTo(before));
+        }
+
+        TestContext.Out.WriteLine($"read-only bind-mounted install: {ex!.Code}: {ex.Message}");
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.FileLocked), ex.Message);
+        Patcher.Recover(install);
+        if (w.Classify(install) != FaultWorld.Ended.New) Patcher.Apply(install, w.S.PatchDir, w.Options());
+        Assert.That(w.Classify(install), Is.EqualTo(FaultWorld.Ended.New));
+        Assert.That(w.Problems(install), Is.Empty);
+        Assert.That(FaultWorld.Leftovers(install), Is.Empty);
+    }
+
     [Test]
     public void Apply_StateDirectoryReadOnly_AccessDeniedNotBusyAndOldIntact()
     {
