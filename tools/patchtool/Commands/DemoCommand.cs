@@ -144,15 +144,6 @@ internal sealed class DemoCommand : IToolCommand
                 Out.WriteLine($"  Recover -> {recovery.Outcome}");
                 result = Patcher.Apply(install, W("patch"), options);
             }
-            catch (NotImplementedException)
-            {
-                Out.WriteLine("  SKIPPED: the transaction engine is not implemented in this build yet (NotImplementedException).");
-                Out.WriteLine("  The install is unchanged; every publisher step above is complete.");
-                Out.WriteLine(TreeListing.Diff(before, TreeListing.Of(install)).Count == 0
-                    ? "  check: the install's hash listing is exactly as before: OK"
-                    : "  check: the install's hash listing CHANGED although apply did not run");
-                return ExitCodes.Ok;
-            }
             catch (PatcherException ex)
             {
                 _ctx.Err.WriteLine(CommandRunner.ErrorLine(ex.Code, ex.Message, ex.Path));

@@ -55,11 +55,6 @@ internal static class CommandRunner
                 if (json) JsonOutput.Write(ctx.Out, new ErrorDocument(new ErrorInfo((int)PatchErrorCode.Cancelled, nameof(PatchErrorCode.Cancelled), "cancelled", null)));
                 return ExitCodes.For(PatchErrorCode.Cancelled);
 
-            case NotImplementedException:
-                ctx.Err.WriteLine("patchtool: error: this operation is not implemented in this build yet (the transaction engine is pending)");
-                if (json) JsonOutput.Write(ctx.Out, new ErrorDocument(new ErrorInfo((int)PatchErrorCode.Unknown, "NotImplemented", "not implemented in this build", null)));
-                return ExitCodes.Unexpected;
-
             case IOException or UnauthorizedAccessException:
                 // patchtool's own file handling (reading a key, writing an output directory).
                 ctx.Err.WriteLine($"patchtool: error: {OneLine(ex.Message)}");
