@@ -26,7 +26,8 @@ public sealed class PowerLossTests
 
     private static readonly string[] UserFiles = ["saves/slot1.sav", "data/user-mod.txt", "legacy/my-notes.txt"];
 
-    private static bool IsUserPath(string rel) => UserFiles.Contains(rel) || rel is "saves" or "legacy";
+    // saves/slot2.sav is the save the game writes while an update is staged (one test); absent elsewhere.
+    private static bool IsUserPath(string rel) => UserFiles.Contains(rel) || rel is "saves" or "legacy" or "saves/slot2.sav";
 
     [TestCase(true, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(exchange)")]
     [TestCase(false, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(two renames)")]
@@ -246,6 +247,76 @@ public sealed class PowerLossTests
         Assert.That(tally.Total, Is.EqualTo(2 * n * OutcomesPerPoint));
         Assert.That(tally.Old, Is.GreaterThan(0), "some cuts land after the rollback's switch");
         Assert.That(tally.New, Is.GreaterThan(0), "some cuts land before it");
+    }
+
+    /// <summary>
+    /// The game saves while the update is staged: slot1.sav is replaced by a new file and slot2.sav appears, after
+    /// their hard links went into the staged tree. The post-commit sweep must carry both over (renames out of the
+    /// old tree into the new one); at every cut, the install must hold the newer saves, whichever version it ends on.
+    /// </summary>
+    [Test]
+    public void Apply_UserSavesWhileStaged_PowerLossAtEveryPoint_NewSavesNeverLost()
+    {
+        RequireLinux();
+        using var w = new World(exchange: true);
+        w.UserContent["saves/slot1.sav"] = "saved during the update";
+        w.UserContent["saves/slot2.sav"] = "a new slot";
+        var tally = new Tally();
+        var n = 0;
+        var saved = new HashSet<SimulatedFileSystem>(ReferenceEqualityComparer.Instance);
+
+        void ApplyWhileGameSaves(SimulatedFileSystem sim, string journal)
+        {
+            var progress = new SyncProgress(p =>
+            {
+                if (p.Phase != PatchPhase.Committing || !saved.Add(sim)) return;
+                // The game replaces its save (a new inode, as a safe save does) and writes a new one, durably.
+                sim.WriteDurably(Install + "/saves/slot1.sav", Encoding.UTF8.GetBytes("saved during the update"));
+                sim.WriteDurably(Install + "/saves/slot2.sav", Encoding.UTF8.GetBytes("a new slot"));
+            });
+            SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(sim, journal), Install, w.S.PatchDir, w.Options, progress, CancellationToken.None));
+        }
+
+        w.ForEveryCutOf(
+            () => (w.Fresh(), w.Journal("cut")),
+            ApplyWhileGameSaves,
+            dry =>
+            {
+                Assert.That(dry.Listing(Install, IsUserPath), Is.EqualTo(w.NewListing));
+                Assert.That(dry.OperationLog, Has.Some.Contains("saves/slot2.sav"), "the sweep moved the new save");
+                n = dry.OperationLog.Count;
+            },
+            (cut, sim, journal) =>
+            {
+                for (var o = 0; o < OutcomesPerPoint; o++)
+                {
+                    var seed = cut.Seed(o);
+                    var choices = new List<string>();
+                    var rebooted = sim.AfterPowerLoss(new Random(seed), choices);
+                    // A cut before the game saved: the old saves are the right answer.
+                    if (!saved.Contains(sim))
+                    {
+                        w.UserContent["saves/slot1.sav"] = "user saves/slot1.sav";
+                        w.UserContent.Remove("saves/slot2.sav");
+                    }
+                    else
+                    {
+                        w.UserContent["saves/slot1.sav"] = "saved during the update";
+                        w.UserContent["saves/slot2.sav"] = "a new slot";
+                    }
+
+                    tally.Add(w.RecoverAndCheck(rebooted, journal, $"{cut} seed {seed}", choices, tally.Failures, applyAfterwards: false));
+                }
+            },
+            tally.Failures);
+
+        Report($"power loss while the game saves during the update (exchange): {n} mutating calls x 2 moments x {OutcomesPerPoint} outcomes", tally, "powerloss-user-saves");
+        Assert.That(tally.Total, Is.EqualTo(2 * n * OutcomesPerPoint));
+    }
+
+    private sealed class SyncProgress(Action<PatchProgress> onReport) : IProgress<PatchProgress>
+    {
+        public void Report(PatchProgress value) => onReport(value);
     }
 
     /// <summary>
@@ -533,6 +604,9 @@ public sealed class PowerLossTests
 
         public bool ExpectPrevious { get; set; }
 
+        /// <summary>The user's files and the content each must have after recovery.</summary>
+        public Dictionary<string, string> UserContent { get; } = UserFiles.ToDictionary(f => f, f => "user " + f);
+
         public Ended Check(SimulatedFileSystem fs, string journal, string label, List<string> choices, List<string> failures, bool expectNew)
         {
             void Fail(string what) => failures.Add($"{label}: {what} [choices: {string.Join("; ", choices)}]");
@@ -553,10 +627,10 @@ public sealed class PowerLossTests
             if (ExpectPrevious && ended != Ended.Neither && !fs.Listing(StateDir + "/previous", IsUserPath).SequenceEqual(ended == Ended.New ? OldListing : NewListing))
                 Fail($"tree is {ended} but previous/ does not hold the other version exactly");
 
-            foreach (var f in UserFiles)
+            foreach (var (f, expected) in UserContent)
             {
                 var content = fs.ReadAllBytes(Install + "/" + f);
-                if (content is null || Encoding.UTF8.GetString(content) != "user " + f) Fail($"user file {f} lost or changed");
+                if (content is null || Encoding.UTF8.GetString(content) != expected) Fail($"user file {f} lost or changed");
             }
 
             var leftovers = fs.Names(StateDir).Where(x => x.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x == "pending").ToList();
