@@ -1,3 +1,4 @@
+using Patching.IO;
 using Patching.Transaction;
 
 namespace Patching;
@@ -38,14 +39,14 @@ public static class Patcher
     public static InstallStatus Status(string installDir, PatcherOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(installDir);
-        return TransactionEngine.Status(Path.GetFullPath(installDir), options ?? new PatcherOptions());
+        return NativeErrors.Guard("status", installDir, () => TransactionEngine.Status(Path.GetFullPath(installDir), options ?? new PatcherOptions()));
     }
 
     /// <summary>Hashes every file of the installed version and reports missing or modified ones.</summary>
     public static VerifyReport Verify(string installDir, PatcherOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(installDir);
-        return TransactionEngine.Verify(Path.GetFullPath(installDir), options ?? new PatcherOptions(), cancellationToken);
+        return NativeErrors.Guard("verify", installDir, () => TransactionEngine.Verify(Path.GetFullPath(installDir), options ?? new PatcherOptions(), cancellationToken));
     }
 
     /// <summary>Restores the previous version kept by <see cref="PatcherOptions.KeepPreviousVersion"/>.</summary>
@@ -53,7 +54,7 @@ public static class Patcher
     public static ApplyResult Rollback(string installDir, PatcherOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(installDir);
-        return TransactionEngine.Rollback(Path.GetFullPath(installDir), options ?? new PatcherOptions());
+        return NativeErrors.Guard("rollback", installDir, () => TransactionEngine.Rollback(Path.GetFullPath(installDir), options ?? new PatcherOptions()));
     }
 
     private static ApplyResult ApplyCore(string installDir, string patchDir, PatcherOptions options,

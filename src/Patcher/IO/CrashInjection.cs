@@ -108,4 +108,6 @@ internal sealed class CrashingFileOps(IFileOps inner) : IFileOps
     }
 
     public long AvailableFreeSpace(string path) => inner.AvailableFreeSpace(path);
+
+    public bool IsMountPoint(string directory) => inner.IsMountPoint(directory);
 }

@@ -91,6 +91,22 @@ internal sealed partial class FileOps
     private static bool IsExecutable(FileInfo fi) =>
         !OperatingSystem.IsWindows() && (fi.UnixFileMode & UnixFileMode.UserExecute) != 0;
 
+    public unsafe bool IsMountPoint(string directory)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        var parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(directory));
+        if (parent is null) return true;
+        var a = stackalloc byte[256];
+        var b = stackalloc byte[256];
+        // stx_mnt_id (offset 144, Linux 5.8+) tells bind mounts apart; where the kernel does not report it
+        // (stx_mask lacks STATX_MNT_ID) fall back to comparing device numbers.
+        if (Libc.statx(Libc.AT_FDCWD, directory, 0, Libc.STATX_BASIC_STATS | Libc.STATX_MNT_ID, a) != 0 ||
+            Libc.statx(Libc.AT_FDCWD, parent, 0, Libc.STATX_BASIC_STATS | Libc.STATX_MNT_ID, b) != 0)
+            return false;
+        if ((*(uint*)a & *(uint*)b & Libc.STATX_MNT_ID) != 0) return *(ulong*)(a + 144) != *(ulong*)(b + 144);
+        return *(ulong*)(a + 136) != *(ulong*)(b + 136);
+    }
+
     private static unsafe (ulong Device, ulong Inode) Identity(string path)
     {
         if (!OperatingSystem.IsLinux()) return (0, 0);

@@ -57,4 +57,10 @@ internal interface IFileOps
     void CopySymlink(string from, string to);
 
     long AvailableFreeSpace(string path);
+
+    /// <summary>
+    /// True when <paramref name="directory"/> is the root of a mount (including a bind mount, which shares its
+    /// parent's device number): a directory that cannot be renamed, so the swap cannot be used.
+    /// </summary>
+    bool IsMountPoint(string directory) => false;
 }

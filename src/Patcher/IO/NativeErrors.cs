@@ -69,10 +69,36 @@ internal static class NativeErrors
             // .NET maps only a few errno values to exception types; the rest (EROFS, EIO, EBUSY, ...) arrive as a
             // plain IOException whose HResult is the raw errno. Classify those as FromErrno does.
             IOException io when UnixErrno(io) is { } errno => CodeForErrno(errno),
+            // The journal: SQLite's own result codes (SQLITE_FULL, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM).
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 13 } => PatchErrorCode.DiskFull,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 3 or 8 or 14 } => PatchErrorCode.AccessDenied,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 11 or 26 } => PatchErrorCode.JournalCorrupt,
             _ => PatchErrorCode.IOFailure,
         };
-        return new PatcherException(code, $"{operation} failed for '{path}': {ex.Message}", path, ex) { NativeError = ex.HResult & 0xFFFF };
+        var native = ex is Microsoft.Data.Sqlite.SqliteException sql ? sql.SqliteErrorCode : ex.HResult & 0xFFFF;
+        return new PatcherException(code, $"{operation} failed for '{path}': {ex.Message}", path, ex) { NativeError = native };
     }
+
+    /// <summary>
+    /// The contract's last line: whatever the file system or the journal throws reaches the caller as a
+    /// <see cref="PatcherException"/> with a code (disk full, access denied, I/O failure), never as a raw
+    /// IOException or SqliteException.
+    /// </summary>
+    public static T Guard<T>(string operation, string path, Func<T> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (Exception ex) when (IsEnvironmentFailure(ex))
+        {
+            throw FromException(ex, operation, path);
+        }
+    }
+
+    /// <summary>Failures of the file system or the journal that must reach a launcher as a <see cref="PatcherException"/>.</summary>
+    public static bool IsEnvironmentFailure(Exception ex) =>
+        ex is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException;
 
     /// <summary>
     /// True when the exception is "another process holds the lock": flock(LOCK_NB) refused (Unix) or a sharing or

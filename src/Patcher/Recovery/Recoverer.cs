@@ -25,7 +25,7 @@ internal static class Recoverer
         var pending = journal.Pending();
         if (pending is null)
         {
-            RemoveMarker(fs, layout);
+            ResolveWithoutJournalRow(fs, layout, log);
             return null;
         }
 
@@ -221,6 +221,44 @@ internal static class Recoverer
     {
         new LayeredCommit(fs, layout, journal, retry, log).Finish(txId);
         journal.SetState(txId, TxState.Done);
+        RemoveMarker(fs, layout);
+    }
+
+    /// <summary>
+    /// The pending marker names a transaction the journal does not know: the journal was deleted or replaced
+    /// mid-transaction. Without its rows nothing can be rolled forward, so only what is provably safe is done:
+    /// an install path emptied by the two-rename switch gets its old tree back, and a leftover staging tree is
+    /// renamed <c>orphaned-&lt;tx&gt;</c> rather than deleted (after an exchange it would be the old tree, and
+    /// could hold a save written after staging). Then the marker goes.
+    /// </summary>
+    public static void ResolveWithoutJournalRow(IFileOps fs, StateLayout layout, ILogger log)
+    {
+        if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing) return;
+        string txId;
+        using (var marker = fs.OpenRead(layout.PendingMarkerPath))
+        using (var reader = new StreamReader(marker))
+            txId = reader.ReadToEnd().Trim();
+        if (txId.Length > 0 && txId.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+        {
+            var old = layout.OldDir(txId);
+            if (fs.Stat(layout.InstallDir).Kind == EntryKind.Missing && fs.Stat(old).Kind == EntryKind.Directory)
+            {
+                log.LogWarning("Journal has no record of transaction {Tx}; the install path was empty, restoring the old tree from {Old}", txId, old);
+                fs.Rename(old, layout.InstallDir);
+                fs.SyncDirectory(Path.GetDirectoryName(layout.InstallDir)!);
+                fs.SyncDirectory(layout.StateDir);
+            }
+
+            var staging = layout.StagingDir(txId);
+            if (fs.Stat(staging).Kind == EntryKind.Directory)
+            {
+                var orphan = Path.Join(layout.StateDir, "orphaned-" + txId);
+                log.LogWarning("Journal has no record of transaction {Tx}; kept its staging tree as {Orphan} (remove it once nothing in it is needed)", txId, orphan);
+                fs.Rename(staging, orphan);
+                fs.SyncDirectory(layout.StateDir);
+            }
+        }
+
         RemoveMarker(fs, layout);
     }
 

@@ -23,7 +23,10 @@ internal static class TransactionEngine
     public static ApplyResult Apply(string installDir, string patchDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct) =>
         Apply(Default, installDir, patchDir, options, progress, ct);
 
-    public static ApplyResult Apply(EngineSettings engine, string installDir, string patchDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
+    public static ApplyResult Apply(EngineSettings engine, string installDir, string patchDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct) =>
+        NativeErrors.Guard("apply", installDir, () => ApplyCore(engine, installDir, patchDir, options, progress, ct));
+
+    private static ApplyResult ApplyCore(EngineSettings engine, string installDir, string patchDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         progress?.Report(new PatchProgress(PatchPhase.Verifying, 0, 0, 0, 0));
 
@@ -96,6 +99,9 @@ internal static class TransactionEngine
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
                 journal = JournalStore.Open(layout.JournalPath, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
+                // SQLite fsyncs its file but not the directory entry of a database it just created. (In the
+                // power-loss simulation the journal lives on the real disk, outside the simulated file system.)
+                if (layout.JournalDir == layout.StateDir) fs.SyncDirectory(layout.StateDir);
                 resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options));
                 if (journal.Installed() is { } raced)
                 {
@@ -164,10 +170,20 @@ internal static class TransactionEngine
             // Last point at which cancelling is honoured: after this the switch is one step.
             ct.ThrowIfCancellationRequested();
         }
-        catch (Exception ex) when (ex is OperationCanceledException or PatcherException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
             log.LogWarning("Staging of {Tx} failed ({Reason}); rolling back", tx.Id, ex.Message);
-            Recoverer.RollBackStarted(fs, layout, journal, tx.Id, log);
+            try
+            {
+                Recoverer.RollBackStarted(fs, layout, journal, tx.Id, log);
+            }
+            catch (Exception rollbackFailure) when (rollbackFailure is PatcherException || NativeErrors.IsEnvironmentFailure(rollbackFailure))
+            {
+                // The install was never touched; the transaction stays pending and the next Recover or Apply
+                // finishes the rollback. The launcher needs the original cause, not the follow-on failure.
+                log.LogWarning("Rolling back {Tx} failed too ({Reason}); recovery will finish it", tx.Id, rollbackFailure.Message);
+            }
+
             if (ex is OperationCanceledException)
                 throw new PatcherException(PatchErrorCode.Cancelled, "apply was cancelled before commit; the old version is intact", layout.InstallDir, ex);
             throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "stage", staging);
@@ -233,10 +249,20 @@ internal static class TransactionEngine
             ct.ThrowIfCancellationRequested();
             commit.PrepareBackups(tx.Id, ops);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or PatcherException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
             log.LogWarning("Staging of {Tx} failed ({Reason}); rolling back", tx.Id, ex.Message);
-            Recoverer.RollBackLayeredStarted(fs, layout, journal, tx.Id, retry, log);
+            try
+            {
+                Recoverer.RollBackLayeredStarted(fs, layout, journal, tx.Id, retry, log);
+            }
+            catch (Exception rollbackFailure) when (rollbackFailure is PatcherException || NativeErrors.IsEnvironmentFailure(rollbackFailure))
+            {
+                // The install was never touched; the transaction stays pending and the next Recover or Apply
+                // finishes the rollback. The launcher needs the original cause, not the follow-on failure.
+                log.LogWarning("Rolling back {Tx} failed too ({Reason}); recovery will finish it", tx.Id, rollbackFailure.Message);
+            }
+
             if (ex is OperationCanceledException)
                 throw new PatcherException(PatchErrorCode.Cancelled, "apply was cancelled before commit; the old version is intact", layout.InstallDir, ex);
             throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "stage", staging);
@@ -362,7 +388,10 @@ internal static class TransactionEngine
 
     public static RecoveryResult Recover(string installDir, PatcherOptions options) => Recover(Default, installDir, options);
 
-    public static RecoveryResult Recover(EngineSettings engine, string installDir, PatcherOptions options)
+    public static RecoveryResult Recover(EngineSettings engine, string installDir, PatcherOptions options) =>
+        NativeErrors.Guard("recover", installDir, () => RecoverCore(engine, installDir, options));
+
+    private static RecoveryResult RecoverCore(EngineSettings engine, string installDir, PatcherOptions options)
     {
         var fs = engine.FileSystem;
         var layout = ResolveLayout(fs, engine, installDir, options);
@@ -382,7 +411,7 @@ internal static class TransactionEngine
         }
         else
         {
-            Recoverer.RemoveMarker(fs, layout);
+            Recoverer.ResolveWithoutJournalRow(fs, layout, options.Logger);
         }
 
         return new RecoveryResult(outcome, pending?.Id, journal.Installed()?.Version);
@@ -462,7 +491,7 @@ internal static class TransactionEngine
     {
         var requested = options.Strategy;
         var inside = LayeredCommit.StateInside(layout);
-        var otherDevice = !stateExisted && !inside && StateOnOtherDevice(fs, layout);
+        var otherDevice = !inside && ((!stateExisted && StateOnOtherDevice(fs, layout)) || fs.IsMountPoint(layout.InstallDir));
         if (requested == CommitStrategy.Layered || inside) return (CommitStrategy.Layered, otherDevice);
         if (requested == CommitStrategy.Swap && !SwapCommit.IsSupported)
             throw new PatcherException(PatchErrorCode.IOFailure, "the swap strategy needs Linux (directory exchange with identity checks); use auto or layered", layout.InstallDir);

@@ -25,14 +25,20 @@ internal sealed class Mount : IDisposable
         return new Mount(dir);
     }
 
+    /// <summary>Bind-mounts <paramref name="dir"/> onto itself (a mount point with its parent's device id), or skips the test.</summary>
+    public static Mount BindOrIgnore(string dir)
+    {
+        RequireRootOnLinux("a bind mount");
+        var (ok, error) = Run("mount", "--bind", dir, dir);
+        if (!ok) Assert.Ignore($"cannot bind-mount here ({error.Trim()})");
+        return new Mount(dir);
+    }
+
     /// <summary>Bind-mounts <paramref name="dir"/> onto itself read-only (root ignores permission bits, not this), or skips the test.</summary>
     public static Mount ReadOnlyBindOrIgnore(string dir)
     {
-        RequireRootOnLinux("a read-only bind mount");
-        var (ok, error) = Run("mount", "--bind", dir, dir);
-        if (!ok) Assert.Ignore($"cannot bind-mount here ({error.Trim()})");
-        var mount = new Mount(dir);
-        (ok, error) = Run("mount", "-o", "remount,bind,ro", dir);
+        var mount = BindOrIgnore(dir);
+        var (ok, error) = Run("mount", "-o", "remount,bind,ro", dir);
         if (!ok)
         {
             mount.Dispose();
