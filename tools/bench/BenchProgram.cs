@@ -756,11 +756,14 @@ internal sealed class Bench(BenchOptions o)
         }
 
         sb.AppendLine();
-        sb.AppendLine("¹ Physical baseline: copy just the changed and added files from the new tree into a copy of the old tree (`File.Copy`, in-kernel `copy_file_range`), delete the removed ones, then `sync -f` once. Not transactional and not verified: the floor for moving these bytes durably.");
-        sb.AppendLine("² `--delete` added so the result equals the new version, as Patcher's does; `sync -f` afterwards, because rsync does not fsync and Patcher does.");
-        if (_layeredPatched.Count == 0) sb.AppendLine(ic, $"³ {(_layeredNote.Length > 0 ? _layeredNote : "Layered strategy not measured.")}");
-        sb.AppendLine("`patched`: the switch and its journal row are durable (the engine reports CleaningUp); `done`: old tree removed, Apply returned. In-process calls of the public API (`Patcher.ApplyAsync`), after a warm-up apply.");
-        sb.AppendLine();
+        if (_swapPatched.Count > 0)
+        {
+            sb.AppendLine("¹ Physical baseline: copy just the changed and added files from the new tree into a copy of the old tree (`File.Copy`, in-kernel `copy_file_range`), delete the removed ones, then `sync -f` once. Not transactional and not verified: the floor for moving these bytes durably.");
+            sb.AppendLine("² `--delete` added so the result equals the new version, as Patcher's does; `sync -f` afterwards, because rsync does not fsync and Patcher does.");
+            if (_layeredPatched.Count == 0) sb.AppendLine(ic, $"³ {(_layeredNote.Length > 0 ? _layeredNote : "Layered strategy not measured.")}");
+            sb.AppendLine("`patched`: the switch and its journal row are durable (the engine reports CleaningUp); `done`: old tree removed, Apply returned. In-process calls of the public API (`Patcher.ApplyAsync`), after a warm-up apply.");
+            sb.AppendLine();
+        }
 
         if (_swapPatched.Count > 0)
         {
