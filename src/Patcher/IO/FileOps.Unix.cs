@@ -107,6 +107,33 @@ internal sealed partial class FileOps
         return *(ulong*)(a + 136) != *(ulong*)(b + 136);
     }
 
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static unsafe EntryInfo StatLinux(string path)
+    {
+        const int ENOENT = 2, ENOTDIR = 20;
+        const uint S_IFMT = 0xF000, S_IFREG = 0x8000, S_IFDIR = 0x4000, S_IFLNK = 0xA000, S_IXUSR = 0x40;
+        var buffer = stackalloc byte[256];
+        if (Libc.statx(Libc.AT_FDCWD, path, Libc.AT_SYMLINK_NOFOLLOW, Libc.STATX_BASIC_STATS, buffer) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is ENOENT or ENOTDIR) return default;
+            throw NativeErrors.FromErrno(errno, "stat", path);
+        }
+
+        // statx layout: stx_mode (u16) at 28, stx_ino at 32, stx_size at 40, stx_dev_major/minor at 136/140.
+        uint mode = *(ushort*)(buffer + 28);
+        var ino = *(ulong*)(buffer + 32);
+        var size = *(long*)(buffer + 40);
+        var dev = ((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140);
+        return (mode & S_IFMT) switch
+        {
+            S_IFREG => new EntryInfo(EntryKind.File, size, (mode & S_IXUSR) != 0, dev, ino),
+            S_IFDIR => new EntryInfo(EntryKind.Directory, 0, false, dev, ino),
+            S_IFLNK => new EntryInfo(EntryKind.Symlink, 0, false, 0, 0),
+            _ => new EntryInfo(EntryKind.Other, 0, false, dev, ino),
+        };
+    }
+
     private static unsafe (ulong Device, ulong Inode) Identity(string path)
     {
         if (!OperatingSystem.IsLinux()) return (0, 0);
