@@ -369,6 +369,9 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         }
 
         if (fs.Stat(target).Kind != EntryKind.File) return false;
+        // Only our own new file may go. A rerun of an interrupted rollback finds here what an earlier undo put
+        // back (a user's file that had been displaced from this path): different content, and it must stay.
+        if (op.Expected is null || ContentHash.OfFile(fs, target) != op.Expected) return false;
         retry.Run(op.Path, "remove new file", null, () => fs.DeleteFile(target), null);
         return true;
     }

@@ -196,6 +196,44 @@ public sealed class LayeredCommitTests
         Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before));
     }
 
+    /// <summary>
+    /// A rollback interrupted after its file steps (crash, or its last journal write failing) is run again by
+    /// recovery. The second pass must recognise the user's file it already put back at a path the new version
+    /// had used, and keep it: regression test for the review finding "a second layered rollback deletes the
+    /// user's file".
+    /// </summary>
+    [Test]
+    public void Recover_RollbackRunTwice_UserFileDisplacedFromNewPathSurvives()
+    {
+        using var s = Scenario();
+        PatchScenario.Write(s.InstallDir, "data/level3.pak", "my own level");
+        var before = PatchScenario.Listing(s.InstallDir);
+        var fs = new LockingFileOps();
+        fs.LockForever(Path.Join(s.InstallDir, "game.exe"), 33);
+        Assert.Throws<PatcherException>(() => Apply(s, fs, Options(s, new FakeTimeProvider(), new ListLogger(), TimeSpan.FromSeconds(2))));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before));
+
+        // Re-arm the finished rollback as if the process had died before recording rolled-back.
+        string txId;
+        using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Join(StateDir(s), "journal.db")};Pooling=False"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = "SELECT id FROM tx ORDER BY seq DESC LIMIT 1";
+            txId = (string)cmd.ExecuteScalar()!;
+            cmd.CommandText = $"UPDATE tx SET state = 'rolling-back' WHERE id = '{txId}'";
+            cmd.ExecuteNonQuery();
+        }
+
+        File.WriteAllText(Path.Join(StateDir(s), "pending"), txId);
+
+        var recovered = Patcher.Recover(s.InstallDir, s.Options);
+
+        Assert.That(recovered.Outcome, Is.EqualTo(RecoveryOutcome.RolledBack));
+        Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "data/level3.pak")), Is.EqualTo("my own level"));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before));
+    }
+
     [Test]
     public void Apply_ParentNotWritable_StateInsideInstallExcludedFromScansAndRecovery()
     {
