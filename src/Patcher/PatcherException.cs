@@ -72,6 +72,8 @@ public enum PatchErrorCode
     NothingToRollBack = 211,
     /// <summary>The installed tree does not match the installed manifest.</summary>
     VerifyFailed = 212,
+    /// <summary>The state directory's journal belongs to another install that still exists.</summary>
+    StateDirectoryInUse = 213,
 }
 
 /// <summary>

@@ -118,7 +118,22 @@ internal sealed class JournalStore : IDisposable
     /// Opens (or creates) the journal. A corrupt journal with no transaction pending holds only history and is
     /// moved aside and recreated; with a transaction pending it is an error, because guessing could mix versions.
     /// </summary>
-    public static JournalStore Open(string path, bool transactionPending, ILogger log)
+    public static JournalStore Open(string path, string installDir, bool transactionPending, ILogger log)
+    {
+        var store = OpenOrReplace(path, transactionPending, log);
+        try
+        {
+            store.BindInstall(installDir, log);
+            return store;
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    private static JournalStore OpenOrReplace(string path, bool transactionPending, ILogger log)
     {
         try
         {
@@ -181,6 +196,29 @@ internal sealed class JournalStore : IDisposable
             db.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A journal belongs to one install. Two installs sharing a state directory would otherwise recover each
+    /// other's transactions (swapping one game's tree into the other's path). A journal whose install has moved
+    /// away (the old path is gone) follows it; one whose install still exists elsewhere is refused.
+    /// </summary>
+    private void BindInstall(string installDir, ILogger log)
+    {
+        var bound = Scalar(_db, "SELECT value FROM meta WHERE key='install'");
+        var comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        if (bound is not null && string.Equals(bound, installDir, comparison)) return;
+        if (bound is not null && Directory.Exists(bound))
+        {
+            throw new PatcherException(PatchErrorCode.StateDirectoryInUse,
+                $"the state directory's journal belongs to the install at '{bound}'; give each install its own state directory", installDir);
+        }
+
+        if (bound is not null) log.LogWarning("The journal was bound to {Old}, which no longer exists; it now belongs to {New}", bound, installDir);
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "INSERT INTO meta(key, value) VALUES('install', $v) ON CONFLICT(key) DO UPDATE SET value = $v";
+        cmd.Parameters.AddWithValue("$v", installDir);
+        cmd.ExecuteNonQuery();
     }
 
     public TxRecord? Pending()

@@ -295,7 +295,7 @@ internal static class Recoverer
             throw new PatcherException(PatchErrorCode.NothingToRollBack, "no previous version is kept (nothing was installed by Patcher here)", layout.InstallDir);
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new ApplyResult(ApplyStatus.Busy, null, null, null, CommitStrategy.Swap, false, 0, 0, 0);
-        using var journal = JournalStore.Open(layout.JournalPath, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
         _ = RecoverPending(fs, layout, journal, log, resumeManifestHash: null);
         var installed = journal.Installed();
         if (installed?.PreviousManifest is null || installed.PreviousVersion is null || fs.Stat(layout.PreviousDir).Kind != EntryKind.Directory)

@@ -71,7 +71,7 @@ internal static class TransactionEngine
             {
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
-                journal = JournalStore.Open(layout.JournalPath, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
+                journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
                 resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options));
                 installed = journal.Installed();
             }
@@ -98,7 +98,7 @@ internal static class TransactionEngine
 
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
-                journal = JournalStore.Open(layout.JournalPath, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
+                journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
                 // SQLite fsyncs its file but not the directory entry of a database it just created. (In the
                 // power-loss simulation the journal lives on the real disk, outside the simulated file system.)
                 if (layout.JournalDir == layout.StateDir) fs.SyncDirectory(layout.StateDir);
@@ -401,7 +401,7 @@ internal static class TransactionEngine
 
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
-        using var journal = JournalStore.Open(layout.JournalPath, transactionPending: true, options.Logger);
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: true, options.Logger);
         var pending = journal.Pending();
         var outcome = RecoveryOutcome.NothingPending;
         if (pending is not null)
@@ -421,7 +421,7 @@ internal static class TransactionEngine
     {
         var layout = ResolveLayout(Default.FileSystem, Default, installDir, options);
         if (!File.Exists(layout.JournalPath)) return new InstallStatus(null, null, null, null, null);
-        using var journal = JournalStore.Open(layout.JournalPath, File.Exists(layout.PendingMarkerPath), options.Logger);
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, File.Exists(layout.PendingMarkerPath), options.Logger);
         var installed = journal.Installed();
         var pending = journal.Pending();
         var previous = Directory.Exists(layout.PreviousDir) ? installed?.PreviousVersion : null;
@@ -434,7 +434,7 @@ internal static class TransactionEngine
         if (!File.Exists(layout.JournalPath))
             throw new PatcherException(PatchErrorCode.VerifyFailed, "no version was installed by Patcher here (no journal)", layout.JournalPath);
         Manifest manifest;
-        using (var journal = JournalStore.Open(layout.JournalPath, File.Exists(layout.PendingMarkerPath), options.Logger))
+        using (var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, File.Exists(layout.PendingMarkerPath), options.Logger))
         {
             var installed = journal.Installed()
                 ?? throw new PatcherException(PatchErrorCode.VerifyFailed, "no version was installed by Patcher here", layout.JournalPath);

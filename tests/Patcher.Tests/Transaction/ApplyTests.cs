@@ -214,6 +214,39 @@ public sealed class ApplyTests
     }
 
     [Test]
+    public void Apply_StateDirectorySharedWithAnotherInstall_RefusedAndNothingChanged()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        var shared = s.Options with { StateDirectory = Path.Join(s.Root, "shared-state") };
+        Patcher.Apply(s.InstallDir, s.PatchDir, shared);
+        var other = Path.Join(s.Dir("other-parent"), "game");
+        PatchScenario.CopyTree(s.OldTree, other);
+        var before = PatchScenario.Listing(s.Root);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(other, s.PatchDir, shared));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.StateDirectoryInUse));
+        Assert.That(ex.Message, Does.Contain(s.InstallDir));
+        Assert.That(PatchScenario.Listing(s.Root), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void Apply_InstallMovedWithItsStateDirectory_JournalFollowsTheInstall()
+    {
+        using var s = new PatchScenario().WithSmallGame().InstallThroughPatcher();
+        s.BuildPatch();
+        var movedParent = Path.Join(s.Root, "moved-parent");
+        Directory.Move(s.ParentDir, movedParent);
+        var moved = Path.Join(movedParent, "game");
+
+        var result = Patcher.Apply(moved, s.PatchDir, s.Options);
+
+        Assert.That((result.FromVersion, result.ToVersion), Is.EqualTo(("1.0.0", "2.0.0")), "the installed version came along with the journal");
+        Assert.That(PatchScenario.Listing(moved), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+    }
+
+    [Test]
     public void Recover_NothingPending_ReportsNothingPending()
     {
         using var s = new PatchScenario().WithSmallGame().Install();
