@@ -67,7 +67,7 @@ internal static class Recoverer
                 else if (StagedTreeIsComplete(fs, layout, tx))
                 {
                     log.LogInformation("Staged tree of {Tx} is complete and verifies; rolling forward", tx.Id);
-                    swap.Switch(tx.Id);
+                    if (SwitchOrRollBack(fs, layout, journal, tx, log) is not null) return false;
                 }
                 else
                 {
@@ -88,6 +88,31 @@ internal static class Recoverer
 
             default:
                 return false;
+        }
+    }
+
+    /// <summary>
+    /// Runs the switch. When it fails and the install was not touched (no exchange, and the two-rename fallback
+    /// did not start), the transaction is rolled back and the failure returned: a switch that can never succeed
+    /// here (EXDEV, EBUSY on a mount point, EACCES) must not be retried, with a full re-hash of the staged tree,
+    /// on every start. A failure half-way through the two renames is rethrown: recovery finishes it forward.
+    /// </summary>
+    public static PatcherException? SwitchOrRollBack(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log)
+    {
+        try
+        {
+            new SwapCommit(fs, layout, log).Switch(tx.Id);
+            return null;
+        }
+        catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
+        {
+            var install = fs.Stat(layout.InstallDir);
+            var exchanged = install.Inode != 0 && install.Inode == tx.StagingInode && install.Device == tx.StagingDevice;
+            if (install.Kind != EntryKind.Directory || exchanged || fs.Stat(layout.OldDir(tx.Id)).Kind != EntryKind.Missing) throw;
+            var failure = NativeErrors.FromException(ex, "switch to the new version", layout.InstallDir);
+            log.LogWarning("Switching {Install} to the staged tree of {Tx} failed ({Reason}); rolling back", layout.InstallDir, tx.Id, failure.Message);
+            RollBackStarted(fs, layout, journal, tx.Id, log, tx.Kind);
+            return failure;
         }
     }
 
@@ -328,11 +353,16 @@ internal static class Recoverer
         new Stager(fs, journal, log).Stage(tx.Id, layout.InstallDir, staging, plan, null, new Dictionary<string, FileRow>(), null, CancellationToken.None);
         var identity = fs.Stat(staging);
         journal.MarkBackupComplete(tx.Id, identity.Device, identity.Inode);
-        new SwapCommit(fs, layout, log).Switch(tx.Id);
+        if (SwitchOrRollBack(fs, layout, journal, tx with { StagingDevice = identity.Device, StagingInode = identity.Inode }, log) is { } failure)
+            throw RolledBack(failure);
         journal.MarkPatched(tx.Id, new InstalledRecord(installed.Product, installed.PreviousVersion, tx.ManifestHash, installed.PreviousManifest,
             installed.Version, installed.Manifest));
         FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log);
         log.LogInformation("Rolled back from {From} to {To}", installed.Version, installed.PreviousVersion);
         return new ApplyResult(ApplyStatus.Applied, installed.Version, installed.PreviousVersion, tx.Id, CommitStrategy.Swap, false, 0, 0, 0);
     }
+
+    /// <summary>The error a caller sees when the switch failed and the transaction was rolled back.</summary>
+    public static PatcherException RolledBack(PatcherException failure) =>
+        new(failure.Code, failure.Message + "; the update was rolled back: the previous state is intact", failure.Path, failure) { NativeError = failure.NativeError };
 }

@@ -59,7 +59,7 @@ internal static class TransactionEngine
         log.LogInformation("Patch {Product} {From} -> {To} verified (keys {Keys})", manifest.Product, manifest.FromVersion ?? "(full)", manifest.Version, string.Join(",", keyIds));
 
         var stateExisted = fs.Stat(layout.StateDir).Kind == EntryKind.Directory;
-        var (strategy, stateInside) = ChooseStrategy(fs, layout, options, stateExisted);
+        var (strategy, stateInside) = ChooseStrategy(fs, layout, options);
         if (stateInside) layout = InsideLayout(engine, layout.InstallDir);
         TransactionLock? txLock = null;
         JournalStore? journal = null;
@@ -161,11 +161,12 @@ internal static class TransactionEngine
 
         var staging = layout.StagingDir(tx.Id);
         var stager = new Stager(fs, journal, log);
+        EntryInfo identity = default;
         try
         {
             progress?.Report(new PatchProgress(PatchPhase.Staging, 0, plan.Files.Count, 0, plan.BytesToWrite));
             stager.Stage(tx.Id, layout.InstallDir, staging, plan, package, resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(), progress, ct);
-            var identity = fs.Stat(staging);
+            identity = fs.Stat(staging);
             journal.MarkBackupComplete(tx.Id, identity.Device, identity.Inode);
             // Last point at which cancelling is honoured: after this the switch is one step.
             ct.ThrowIfCancellationRequested();
@@ -190,8 +191,8 @@ internal static class TransactionEngine
         }
 
         progress?.Report(new PatchProgress(PatchPhase.Committing, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
-        var swap = new SwapCommit(fs, layout, log);
-        swap.Switch(tx.Id);
+        if (Recoverer.SwitchOrRollBack(fs, layout, journal, tx with { StagingDevice = identity.Device, StagingInode = identity.Inode }, log) is { } failure)
+            throw Recoverer.RolledBack(failure);
         journal.MarkPatched(tx.Id, InstalledRecord.After(package.ManifestBytes, package.ManifestHash, installed));
 
         progress?.Report(new PatchProgress(PatchPhase.CleaningUp, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
@@ -487,11 +488,11 @@ internal static class TransactionEngine
     /// state directory is on another device (a rename across devices is a copy). In those two cases nothing beside
     /// the install is on its volume, so the state goes inside it. A state that already exists stays where it is.
     /// </summary>
-    private static (CommitStrategy Strategy, bool StateInside) ChooseStrategy(IFileOps fs, StateLayout layout, PatcherOptions options, bool stateExisted)
+    private static (CommitStrategy Strategy, bool StateInside) ChooseStrategy(IFileOps fs, StateLayout layout, PatcherOptions options)
     {
         var requested = options.Strategy;
         var inside = LayeredCommit.StateInside(layout);
-        var otherDevice = !inside && ((!stateExisted && StateOnOtherDevice(fs, layout)) || fs.IsMountPoint(layout.InstallDir));
+        var otherDevice = !inside && (StateOnOtherDevice(fs, layout) || fs.IsMountPoint(layout.InstallDir));
         if (requested == CommitStrategy.Layered || inside) return (CommitStrategy.Layered, otherDevice);
         if (requested == CommitStrategy.Swap && !SwapCommit.IsSupported)
             throw new PatcherException(PatchErrorCode.IOFailure, "the swap strategy needs Linux (directory exchange with identity checks); use auto or layered", layout.InstallDir);

@@ -193,4 +193,28 @@ public sealed class FaultInjectionTests
         public void CopySymlink(string from, string to) => inner.CopySymlink(from, to);
         public long AvailableFreeSpace(string path) => inner.AvailableFreeSpace(path);
     }
+
+    /// <summary>
+    /// Regression (review: "a failed directory swap is retried on every start, forever"): an exchange the file
+    /// system refuses for good (EXDEV here) rolls the transaction back at once, so neither the next Recover nor
+    /// the next Apply is stuck re-hashing a staged tree that can never be switched in.
+    /// </summary>
+    [Test]
+    public void Apply_ExchangeRefusedForGood_RolledBackAtOnceAndNothingLeftPending()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
+        using var w = new FaultWorld("exchange-refused");
+        var install = w.NewInstall();
+        var before = PatchScenario.Listing(install);
+        const int EXDEV = 18;
+        var faulty = FaultyFileOps.AtKind(FileOps.Instance, FileOpKind.Exchange, 1, EXDEV);
+
+        var ex = Assert.Throws<PatcherException>(() => TransactionEngine.Apply(new EngineSettings(faulty), install, w.S.PatchDir, w.Options("swap"), null, CancellationToken.None));
+
+        Assert.That(ex!.Message, Does.Contain("rolled back"));
+        Assert.That(PatchScenario.Listing(install), Is.EqualTo(before));
+        Assert.That(FaultWorld.Leftovers(install), Is.Empty);
+        Assert.That(Patcher.Status(install).PendingTransactionId, Is.Null);
+        Assert.That(Patcher.Apply(install, w.S.PatchDir, w.Options("swap")).Status, Is.EqualTo(ApplyStatus.Applied));
+    }
 }

@@ -310,12 +310,23 @@ public sealed class RealFaultTests
     /// An install with a transaction pending in backup-complete and the old version intact: the exchange failed
     /// (EIO), as a kill just before it would leave it.
     /// </summary>
+    /// <summary>
+    /// An install whose apply died (SIGKILL, in a child process) just before the exchange: the journal says
+    /// backup-complete, the staged tree is complete, the install is still the old version.
+    /// </summary>
     private static string PendingAfterFailedExchange(FaultWorld w)
     {
         if (!OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
+        var trust = Path.Join(w.S.Root, "trust.pub");
+        File.WriteAllText(trust, w.S.PublicKey);
+        var log = Path.Join(w.S.Root, "points-" + Guid.NewGuid().ToString("N") + ".log");
+        var dry = CrashHost.Start(["apply", w.NewInstall(), w.S.PatchDir, trust, "swap"], crashLog: log);
+        Assert.That(dry.ExitCode, Is.EqualTo(0), dry.StdErr);
+        var exchange = Array.FindIndex(File.ReadAllLines(log), p => p.Contains(" exchange ", StringComparison.Ordinal)) + 1;
+        Assert.That(exchange, Is.GreaterThan(0));
+
         var install = w.NewInstall();
-        var faulty = FaultyFileOps.AtKind(FileOps.Instance, FileOpKind.Exchange, 1, FaultyFileOps.EIO);
-        Assert.Throws<PatcherException>(() => TransactionEngine.Apply(new EngineSettings(faulty), install, w.S.PatchDir, w.Options(), null, CancellationToken.None));
+        Assert.That(CrashHost.Start(["apply", install, w.S.PatchDir, trust, "swap"], crashAt: exchange).Killed, Is.True);
         Assert.That(Patcher.Status(install).PendingState, Is.EqualTo("backup-complete"));
         Assert.That(w.Classify(install), Is.EqualTo(FaultWorld.Ended.Old));
         return install;
