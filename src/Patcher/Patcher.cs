@@ -9,9 +9,11 @@ namespace Patching;
 /// version or exactly the new one, and files neither version describes (saves, configs, mods) are kept.
 /// </summary>
 /// <remarks>
-/// Refused patches and failures throw <see cref="PatcherException"/> with a stable <see cref="PatchErrorCode"/>;
-/// in every such case nothing under the install directory has changed, or recovery restores the old version
-/// before the exception leaves.
+/// Failures throw <see cref="PatcherException"/> with a stable <see cref="PatchErrorCode"/>, never a raw I/O or
+/// database exception. A refused patch (codes 100-199) changes nothing on disk. A failure before the commit
+/// leaves the old version intact (a failed staging is rolled back before the exception leaves). The rare failure
+/// after the commit (the journal's bookkeeping on a disk that just filled up) says in its message that the new
+/// version is in place; the next <see cref="Recover"/> finishes the cleanup.
 /// </remarks>
 public static class Patcher
 {

@@ -34,7 +34,7 @@ internal static class LayeredOpKind
 internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStore journal, LockRetry retry, ILogger log)
 {
     /// <summary>Name of the state directory inside the install, used when nothing beside it can be written.</summary>
-    public const string InsideStateName = ".patcher";
+    public const string InsideStateName = PathRules.ReservedStateName;
 
     public static string BackupDir(StateLayout layout, string txId) => Path.Join(layout.StateDir, "backup-" + txId);
 

@@ -36,6 +36,7 @@ internal sealed class LockRetry
 {
     public const string EnvironmentVariable = "PATCHER_FILE_LOCK_TIMEOUT";
     public static readonly TimeSpan DefaultBudget = TimeSpan.FromSeconds(30);
+    private const double MaxBudgetMs = 24 * 3600 * 1000.0;
 
     private readonly TimeProvider _time;
     private readonly ILogger _log;
@@ -78,12 +79,13 @@ internal sealed class LockRetry
         foreach (var (suffix, scale) in units)
         {
             if (!t.EndsWith(suffix, StringComparison.Ordinal)) continue;
-            if (!double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n < 0 || double.IsInfinity(n)) return false;
+            // Bounded to a day: a budget is how long one file may stay locked, and larger values overflow TimeSpan.
+            if (!double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || !(n >= 0) || n * scale > MaxBudgetMs) return false;
             value = TimeSpan.FromMilliseconds(n * scale);
             return true;
         }
 
-        if (double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0 && !double.IsInfinity(seconds))
+        if (double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0 && seconds * 1000 <= MaxBudgetMs)
         {
             value = TimeSpan.FromSeconds(seconds);
             return true;

@@ -94,6 +94,12 @@ internal static class NativeErrors
         {
             throw FromException(ex, operation, path);
         }
+        catch (OperationCanceledException ex)
+        {
+            // Cancellation is honoured only before the commit (staging maps it itself, after rolling back);
+            // before staging nothing on disk has changed.
+            throw new PatcherException(PatchErrorCode.Cancelled, $"{operation} was cancelled before the commit; nothing was changed", path, ex);
+        }
     }
 
     /// <summary>Failures of the file system or the journal that must reach a launcher as a <see cref="PatcherException"/>.</summary>

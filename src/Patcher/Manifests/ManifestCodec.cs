@@ -50,8 +50,14 @@ internal static class ManifestCodec
 
         try
         {
-            return JsonSerializer.Deserialize(bytes, ManifestJsonContext.Default.Manifest)
+            var manifest = JsonSerializer.Deserialize(bytes, ManifestJsonContext.Default.Manifest)
                 ?? throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest is null", path);
+            // Nullable annotations are enforced on properties, not on list elements: "files": [null] parses.
+            if (manifest.Directories.Any(d => d is null) || manifest.BaseDirectories.Any(d => d is null) ||
+                manifest.Files.Any(f => f is null || f.Parts is null || f.Parts.Any(p => p is null)) ||
+                manifest.Base.Any(b => b is null) || manifest.Blobs.Any(b => b is null))
+                throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest has a null entry in a list", path);
+            return manifest;
         }
         catch (JsonException ex)
         {
@@ -66,8 +72,11 @@ internal static class ManifestCodec
     {
         try
         {
-            return JsonSerializer.Deserialize(bytes, ManifestJsonContext.Default.SignatureEnvelope)
+            var envelope = JsonSerializer.Deserialize(bytes, ManifestJsonContext.Default.SignatureEnvelope)
                 ?? throw new PatcherException(PatchErrorCode.SignatureInvalid, "signature file is empty", path);
+            if (envelope.Signatures.Any(s => s is null))
+                throw new PatcherException(PatchErrorCode.SignatureInvalid, "signature file has a null entry", path);
+            return envelope;
         }
         catch (JsonException ex)
         {

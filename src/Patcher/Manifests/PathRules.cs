@@ -11,6 +11,9 @@ internal static class PathRules
     public const int MaxPathLength = 1024;
     public const int MaxSegmentLength = 255;
 
+    /// <summary>The install's top-level name reserved for Patcher's own state (layered strategy, read-only parent).</summary>
+    public const string ReservedStateName = ".patcher";
+
     private static readonly HashSet<string> ReservedWindowsNames = new(StringComparer.OrdinalIgnoreCase)
     {
         "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
@@ -35,6 +38,8 @@ internal static class PathRules
             if (c is '<' or '>' or '"' or '|' or '?' or '*') return $"path contains '{c}', which Windows forbids";
         }
 
+        if (path.Split('/')[0].Equals(ReservedStateName, StringComparison.OrdinalIgnoreCase))
+            return $"'{ReservedStateName}' is where Patcher keeps its state when nothing beside the install is writable";
         foreach (var segment in path.Split('/'))
         {
             if (segment.Length == 0) return "path has an empty segment";

@@ -19,8 +19,23 @@ internal sealed class TrustPolicy : IDisposable
     public int Threshold { get; }
     public int KeyCount => _keys.Count;
 
-    public static TrustPolicy FromPems(IEnumerable<string> pems, int threshold) =>
-        new(pems.Select((pem, i) => TrustedKey.FromPem(pem, $"trusted key #{i + 1}")), threshold);
+    public static TrustPolicy FromPems(IEnumerable<string> pems, int threshold)
+    {
+        // Checked before any key is created, so a bad option leaks nothing.
+        if (threshold < 1)
+            throw new PatcherException(PatchErrorCode.KeyInvalid, $"SignatureThreshold must be at least 1 (was {threshold})");
+        var keys = new List<TrustedKey>();
+        try
+        {
+            foreach (var (pem, i) in pems.Select((p, i) => (p, i))) keys.Add(TrustedKey.FromPem(pem, $"trusted key #{i + 1}"));
+            return new TrustPolicy(keys, threshold);
+        }
+        catch
+        {
+            foreach (var k in keys) k.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>Returns the key ids that verified. Throws when the threshold is not met.</summary>
     public IReadOnlyList<string> Verify(ReadOnlySpan<byte> manifestBytes, SignatureEnvelope? envelope, string? path)

@@ -193,10 +193,23 @@ internal static class TransactionEngine
         progress?.Report(new PatchProgress(PatchPhase.Committing, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
         if (Recoverer.SwitchOrRollBack(fs, layout, journal, tx with { StagingDevice = identity.Device, StagingInode = identity.Inode }, log) is { } failure)
             throw Recoverer.RolledBack(failure);
-        journal.MarkPatched(tx.Id, InstalledRecord.After(package.ManifestBytes, package.ManifestHash, installed));
+        try
+        {
+            journal.MarkPatched(tx.Id, InstalledRecord.After(package.ManifestBytes, package.ManifestHash, installed));
+            progress?.Report(new PatchProgress(PatchPhase.CleaningUp, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
+            Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log);
+        }
+        catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
+        {
+            // The switch happened: the install is the new version. What failed is bookkeeping (journal row,
+            // carrying over late user files, removing the old tree); the transaction stays pending and the next
+            // Recover or Apply finishes it. Say so, rather than the pre-commit "old version intact".
+            var cleanup = NativeErrors.FromException(ex, "finish the update", layout.InstallDir);
+            throw new PatcherException(cleanup.Code,
+                $"{cleanup.Message}; the new version {manifest.Version} is in place, and the next Patcher.Recover finishes the cleanup",
+                cleanup.Path, ex) { NativeError = cleanup.NativeError };
+        }
 
-        progress?.Report(new PatchProgress(PatchPhase.CleaningUp, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
-        Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log);
         progress?.Report(new PatchProgress(PatchPhase.Done, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
         log.LogInformation("Installed {Product} {Version} (transaction {Tx})", manifest.Product, manifest.Version, tx.Id);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Swap,
@@ -274,7 +287,7 @@ internal static class TransactionEngine
         {
             commit.Forward(tx.Id);
         }
-        catch (Exception ex) when (ex is PatcherException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
             var failure = NativeErrors.FromException(ex, "commit", layout.InstallDir);
             log.LogError("Commit of {Tx} failed ({Reason}); rolling every file back", tx.Id, failure.Message);
@@ -282,8 +295,9 @@ internal static class TransactionEngine
             {
                 Recoverer.RollBackLayered(fs, layout, journal, tx.Id, retry, log);
             }
-            catch (PatcherException rollbackFailure)
+            catch (Exception rollbackError) when (rollbackError is PatcherException || NativeErrors.IsEnvironmentFailure(rollbackError))
             {
+                var rollbackFailure = NativeErrors.FromException(rollbackError, "roll back", layout.InstallDir);
                 throw new PatcherException(rollbackFailure.Code,
                     $"{failure.Message}; rolling back then failed too ({rollbackFailure.Message}). The install is a mix until recovery (Patcher.Recover) completes; run it once the file is free",
                     rollbackFailure.Path ?? failure.Path, ex) { NativeError = rollbackFailure.NativeError };

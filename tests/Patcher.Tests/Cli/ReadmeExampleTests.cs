@@ -19,7 +19,7 @@ public sealed class ReadmeExampleTests
             if (result.Status == ApplyStatus.Busy) return "another launcher is updating; try later";
             return $"updated {result.FromVersion} -> {result.ToVersion}";
         }
-        catch (PatcherException ex)   // the old version is intact; ex.Code is stable, ex.Path names the file
+        catch (PatcherException ex)   // old version intact (unless the message says the new one is in place); ex.Code is stable
         {
             return ex.Code switch
             {

@@ -159,6 +159,16 @@ internal static class HostileCorpus
             w => w.Files[0]!["size"] = (long)w.Files[0]!["size"]! + 1),
         new("undeclared-directory", "a file inside a directory the manifest does not list", PatchErrorCode.ManifestMalformed, "does not list", Setup.Fresh,
             w => w.AddFile("nowhere/x.txt", w.FirstRawBlob())),
+        new("null-entry", "a null where a file entry belongs (a parser must not crash on it)", PatchErrorCode.ManifestMalformed, "null entry", Setup.Fresh,
+            w => w.Files.Add(null)),
+        new("null-signature", "a null where a signature entry belongs", PatchErrorCode.SignatureInvalid, "null entry", Setup.Fresh,
+            w => w.AfterSign = dir => File.WriteAllText(Path.Join(dir, ManifestCodec.SignatureFileName), "{\"signatures\":[null]}")),
+        new("reserved-state-name", "a file in .patcher/, where Patcher keeps its state inside an install it cannot write beside", PatchErrorCode.UnsafePath, "'.patcher'", Setup.Fresh,
+            w =>
+            {
+                w.Manifest["directories"]!.AsArray().Add(".patcher");
+                w.AddFile(".patcher/journal.db", w.FirstRawBlob());
+            }),
         new("content-from-nowhere", "a file whose content is neither shipped nor in the base", PatchErrorCode.ManifestMalformed, "neither a blob nor in the base", Setup.Fresh,
             w =>
             {
