@@ -110,4 +110,10 @@ internal sealed class CrashingFileOps(IFileOps inner) : IFileOps
     public long AvailableFreeSpace(string path) => inner.AvailableFreeSpace(path);
 
     public bool IsMountPoint(string directory) => inner.IsMountPoint(directory);
+
+    public void CopyMode(string from, string to)
+    {
+        CrashInjection.Point("chmod " + to);
+        inner.CopyMode(from, to);
+    }
 }

@@ -88,6 +88,20 @@ internal sealed partial class FileOps
         if (wanted != mode) File.SetUnixFileMode(path, wanted);
     }
 
+    public void CopyMode(string from, string to)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        try
+        {
+            var mode = File.GetUnixFileMode(from);
+            if (File.GetUnixFileMode(to) != mode) File.SetUnixFileMode(to, mode);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw NativeErrors.FromException(ex, "copy permissions to", to);
+        }
+    }
+
     private static bool IsExecutable(FileInfo fi) =>
         !OperatingSystem.IsWindows() && (fi.UnixFileMode & UnixFileMode.UserExecute) != 0;
 

@@ -63,4 +63,9 @@ internal interface IFileOps
     /// parent's device number): a directory that cannot be renamed, so the swap cannot be used.
     /// </summary>
     bool IsMountPoint(string directory) => false;
+
+    /// <summary>Gives <paramref name="to"/> the permission bits of <paramref name="from"/> (Unix); no-op where there are none.</summary>
+    void CopyMode(string from, string to)
+    {
+    }
 }

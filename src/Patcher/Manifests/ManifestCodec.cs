@@ -26,21 +26,34 @@ internal static class ManifestCodec
     public static Manifest Deserialize(ReadOnlySpan<byte> bytes, string? path = null)
     {
         // Peek at the format number first so a future format gets a specific error, not a schema complaint.
-        int format;
+        // A forward-only reader, not a DOM: a 100k-file manifest is tens of MiB, and a document of it would
+        // cost several times that in memory just to read one number.
+        int? format = null;
         try
         {
             var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = 16 });
-            using var doc = JsonDocument.ParseValue(ref reader);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object ||
-                !doc.RootElement.TryGetProperty("format", out var f) || !f.TryGetInt32(out format))
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest is not a JSON object", path);
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest has no integer 'format' field", path);
+                var isFormat = reader.ValueTextEquals("format"u8);
+                reader.Read();
+                if (isFormat)
+                {
+                    format = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var f) ? f : null;
+                    break;
+                }
+
+                reader.Skip();
             }
         }
         catch (JsonException ex)
         {
             throw new PatcherException(PatchErrorCode.ManifestMalformed, $"manifest is not valid JSON: {ex.Message}", path, ex);
         }
+
+        if (format is null)
+            throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest has no integer 'format' field", path);
 
         if (format != Manifest.CurrentFormat)
         {

@@ -47,6 +47,15 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
             if (fs.Stat(path).Kind != EntryKind.Directory) fs.CreateDirectory(path);
         }
 
+        // The staged tree replaces the install's directories, so it takes over their permissions (a 0700 saves
+        // folder stays 0700; the install root keeps its mode). Ownership and ACLs are not copied.
+        fs.CopyMode(installDir, stagingDir);
+        foreach (var d in dirs)
+        {
+            var source = PathRules.Join(installDir, d);
+            if (fs.Stat(source).Kind == EntryKind.Directory) fs.CopyMode(source, PathRules.Join(stagingDir, d));
+        }
+
         var total = plan.Files.Count;
         var done = 0;
         long bytesDone = 0;

@@ -49,6 +49,30 @@ public sealed class ApplyTests
     }
 
     [Test]
+    public void Apply_Swap_KeepsPermissionsOfInstallRootAndUserDirectories()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Assert.Ignore("Unix permission bits");
+            return;
+        }
+
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        AddUserFiles(s.InstallDir);
+        const UnixFileMode rootMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute;
+        const UnixFileMode savesMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        File.SetUnixFileMode(s.InstallDir, rootMode);
+        File.SetUnixFileMode(Path.Join(s.InstallDir, "saves"), savesMode);
+
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+
+        Assert.That(File.GetUnixFileMode(s.InstallDir), Is.EqualTo(rootMode));
+        Assert.That(File.GetUnixFileMode(Path.Join(s.InstallDir, "saves")), Is.EqualTo(savesMode), "a private saves folder stays private");
+        AssertUserFilesIntact(s.InstallDir);
+    }
+
+    [Test]
     public void Apply_UnchangedFiles_AreHardLinkedNotRewritten()
     {
         using var s = new PatchScenario().WithSmallGame().Install();
