@@ -253,6 +253,11 @@ public sealed class ApplyTests
         Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.StateDirectoryInUse));
         Assert.That(ex.Message, Does.Contain(s.InstallDir));
         Assert.That(PatchScenario.Listing(s.Root), Is.EqualTo(before));
+
+        // Recover of the other install, with a marker that makes it open the journal, refuses the same way.
+        File.WriteAllText(Path.Join(s.Root, "shared-state", "pending"), "some-tx");
+        var recover = Assert.Throws<PatcherException>(() => Patcher.Recover(other, shared));
+        Assert.That(recover!.Code, Is.EqualTo(PatchErrorCode.StateDirectoryInUse));
     }
 
     [Test]
