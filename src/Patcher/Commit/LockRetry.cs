@@ -56,8 +56,11 @@ internal sealed class LockRetry
     public bool Win32Semantics => _accessDeniedMayBeLock;
 
     /// <summary>The seam's error semantics decide whether error 5 is retried (see <see cref="IWin32ErrorFileOps"/>).</summary>
-    public static LockRetry For(IFileOps fs, PatcherOptions options) =>
-        new(ResolveBudget(options, options.Logger), options.TimeProvider, options.Logger, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps);
+    public static LockRetry For(IFileOps fs, PatcherOptions options, string installDir) =>
+        new(ResolveBudget(options, options.Logger), options.TimeProvider, options.Logger, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = installDir };
+
+    /// <summary>The install directory the relative paths in messages are under (for the Restart Manager lookup).</summary>
+    public string? Root { get; init; }
 
     /// <summary>Options first, then the environment variable, then 30 s. A malformed variable is reported and ignored.</summary>
     public static TimeSpan ResolveBudget(PatcherOptions options, ILogger log)
@@ -214,7 +217,8 @@ internal sealed class LockRetry
             16 => "device or resource busy",
             _ => "locked",
         };
-        var holders = FileOps.LockHolders(path);
+        // The Restart Manager needs a full path; steps name files relative to the install.
+        var holders = FileOps.LockHolders(Root is null || Path.IsPathRooted(path) ? path : Manifests.PathRules.Join(Root, path));
         var by = holders.Count > 0 ? "; held by " + string.Join(", ", holders) : "";
         var message = $"'{path}' stayed locked for {Budget.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s ({operation}; error {native}: {what}{by}; {attempts} attempts through every layer)";
         _log.LogError("{Message}", message);

@@ -11,8 +11,15 @@ namespace Patching.IO;
 /// </summary>
 internal static class CrashInjection
 {
-    private static readonly long CrashAt = long.TryParse(Environment.GetEnvironmentVariable("PATCHER_TEST_CRASH_AT"), out var n) ? n : 0;
-    private static readonly string? LogPath = Environment.GetEnvironmentVariable("PATCHER_TEST_CRASH_LOG");
+    /// <summary>
+    /// The hook is armed only in a process that opted in with this AppContext switch (the crash-test host sets it
+    /// in code), so the environment variables alone cannot kill a game or make it write a log somewhere.
+    /// </summary>
+    public const string OptInSwitch = "Patching.Testing.AllowCrashInjection";
+
+    private static readonly bool OptedIn = AppContext.TryGetSwitch(OptInSwitch, out var on) && on;
+    private static readonly long CrashAt = OptedIn && long.TryParse(Environment.GetEnvironmentVariable("PATCHER_TEST_CRASH_AT"), out var n) ? n : 0;
+    private static readonly string? LogPath = OptedIn ? Environment.GetEnvironmentVariable("PATCHER_TEST_CRASH_LOG") : null;
     private static long _count;
 
     public static bool Enabled => CrashAt > 0 || LogPath is not null;

@@ -128,6 +128,4 @@ internal static class NativeErrors
             ? low is ERROR_DISK_FULL or ERROR_HANDLE_DISK_FULL
             : low is ENOSPC or EDQUOT_LINUX || io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase);
     }
-
-    public static bool IsSharingViolation(int win32) => win32 is ERROR_SHARING_VIOLATION or ERROR_LOCK_VIOLATION or ERROR_ACCESS_DENIED;
 }

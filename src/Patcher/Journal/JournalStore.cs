@@ -16,8 +16,6 @@ internal static class TxState
     public const string RollingBack = "rolling-back";
     public const string Done = "done";
     public const string RolledBack = "rolled-back";
-
-    public static bool IsFinal(string state) => state is Done or RolledBack;
 }
 
 internal static class TxKind
@@ -338,11 +336,6 @@ internal sealed class JournalStore : IDisposable
         }
 
         t.Commit();
-    }
-
-    public void ClearPrevious()
-    {
-        Exec(_db, "UPDATE installed SET previous_version = NULL, previous_manifest = NULL WHERE id = 1");
     }
 
     /// <summary>Per-file rows, written in one SQLite transaction after the files they describe are durable.</summary>

@@ -41,6 +41,8 @@ internal static class ManifestValidator
                 throw new PatcherException(PatchErrorCode.LimitExceeded, $"target is larger than {limits.MaxTotalBytes} bytes in total");
             if (f.Parts.Count == 0 && f.Size != 0)
                 throw Malformed($"file '{f.Path}' has content but no parts", f.Path);
+            if (f.Size == 0 && f.Sha256 != EmptySha256)
+                throw Malformed($"empty file '{f.Path}' declares a SHA-256 other than that of no bytes", f.Path);
             long partsTotal = 0;
             foreach (var p in f.Parts)
             {
@@ -135,6 +137,9 @@ internal static class ManifestValidator
             throw new PatcherException(PatchErrorCode.LimitExceeded, $"'{what}' declares {size} bytes, over the limit of {limits.MaxFileBytes}", what);
         if (!IsSha256Hex(sha256)) throw Malformed($"'{what}' has a malformed sha256 (64 lowercase hex digits expected)", what);
     }
+
+    /// <summary>SHA-256 of zero bytes: the only hash an empty file can have.</summary>
+    public const string EmptySha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     public static bool IsSha256Hex(string s) =>
         s is { Length: 64 } && s.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');

@@ -45,7 +45,7 @@ internal static class Recoverer
     {
         log.LogWarning("Recovering transaction {Tx} ({Kind} to {Version}, {Strategy}) found in state {State}", tx.Id, tx.Kind, tx.ToVersion, tx.Strategy, tx.State);
         if (tx.Strategy == "layered")
-            return RecoverLayered(fs, layout, journal, tx, log, retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps));
+            return RecoverLayered(fs, layout, journal, tx, log, retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = layout.InstallDir });
         switch (tx.State)
         {
             case TxState.Started:
@@ -76,9 +76,7 @@ internal static class Recoverer
                     return false;
                 }
 
-                var installed = journal.Installed();
-                var manifest = ManifestCodec.Deserialize(tx.Manifest);
-                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, installed));
+                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, journal.Installed()));
                 FinishPatched(fs, layout, journal, tx, log);
                 return true;
 

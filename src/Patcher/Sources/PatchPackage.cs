@@ -60,8 +60,6 @@ internal sealed class PatchPackage
         return keys;
     }
 
-    public bool HasBlob(string sha256) => _blobs.Value.ContainsKey(sha256);
-
     public string BlobPath(BlobEntry blob) => PathRules.Join(Directory, blob.RelativePath);
 
     /// <summary>Checks every blob is present with its declared stored size (cheap; contents are checked while staging).</summary>
@@ -110,7 +108,7 @@ internal sealed class PatchPackage
             throw new PatcherException(PatchErrorCode.BlobHashMismatch, $"blob {blob.RelativePath} has SHA-256 {hash}, declared {blob.Sha256}", path);
     }
 
-    /// <summary>Reads and checks every blob fully (patchtool verify).</summary>
+    /// <summary>Reads and checks every blob fully: <c>patchtool verify</c>, and Apply before anything on disk changes.</summary>
     public void VerifyAllBlobs(CancellationToken ct)
     {
         CheckBlobsPresent();

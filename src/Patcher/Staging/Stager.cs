@@ -64,7 +64,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
 
         void Report() => progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref done), total, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
 
-        // Large files first so the two cores finish together.
+        // Large files first, so the workers finish together.
         var order = plan.Files.OrderByDescending(f => f.ReuseFrom is null ? f.File.Size : 0).ToList();
         ForEachFile(order, ct, src =>
         {

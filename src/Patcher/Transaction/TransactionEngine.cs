@@ -72,7 +72,7 @@ internal static class TransactionEngine
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
                 journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
-                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options));
+                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
                 installed = journal.Installed();
             }
 
@@ -102,7 +102,7 @@ internal static class TransactionEngine
                 // SQLite fsyncs its file but not the directory entry of a database it just created. (In the
                 // power-loss simulation the journal lives on the real disk, outside the simulated file system.)
                 if (layout.JournalDir == layout.StateDir) fs.SyncDirectory(layout.StateDir);
-                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options));
+                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
                 if (journal.Installed() is { } raced)
                 {
                     // Another applier finished between our checks and our lock: check again against what it installed.
@@ -132,21 +132,7 @@ internal static class TransactionEngine
         var log = options.Logger;
         var manifest = package.Manifest;
         var resumed = resumable is not null;
-        var tx = resumable ?? new TxRecord
-        {
-            Id = NewTxId(options.TimeProvider),
-            Kind = TxKind.Apply,
-            Product = manifest.Product,
-            FromVersion = installed?.Version ?? manifest.FromVersion,
-            ToVersion = manifest.Version,
-            ManifestHash = package.ManifestHash,
-            Manifest = package.ManifestBytes,
-            Signature = package.Envelope is null ? null : System.Text.Encoding.UTF8.GetString(ManifestCodec.SerializeEnvelope(package.Envelope)),
-            KeyIds = string.Join(",", keyIds),
-            Strategy = "swap",
-            State = TxState.Started,
-            KeepPrevious = options.KeepPreviousVersion,
-        };
+        var tx = resumable ?? NewTx(package, installed, keyIds, options, StrategyName(CommitStrategy.Swap));
 
         if (!resumed)
         {
@@ -239,7 +225,7 @@ internal static class TransactionEngine
             log.LogInformation("Resuming interrupted staging of transaction {Tx}", tx.Id);
         }
 
-        var retry = LockRetry.For(fs, options);
+        var retry = LockRetry.For(fs, options, layout.InstallDir);
         var commit = new LayeredCommit(fs, layout, journal, retry, log);
         RemoveStaleBackups(fs, layout, tx.Id, log);
         var staging = layout.StagingDir(tx.Id);
@@ -421,7 +407,7 @@ internal static class TransactionEngine
         var outcome = RecoveryOutcome.NothingPending;
         if (pending is not null)
         {
-            var forward = Recoverer.Recover(fs, layout, journal, pending, options.Logger, LockRetry.For(fs, options));
+            var forward = Recoverer.Recover(fs, layout, journal, pending, options.Logger, LockRetry.For(fs, options, layout.InstallDir));
             outcome = forward ? RecoveryOutcome.RolledForward : RecoveryOutcome.RolledBack;
         }
         else

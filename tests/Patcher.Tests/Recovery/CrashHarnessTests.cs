@@ -97,6 +97,31 @@ public sealed class CrashHarnessTests
         Assert.That(endedNew, Is.GreaterThan(0), "some kills must land after the commit");
     }
 
+    [Test]
+    public void CrashHook_ProcessNotOptedIn_EnvironmentVariablesAreIgnored()
+    {
+        // patchtool does not set the opt-in switch: the variables that arm the hook in the crash host must not
+        // kill it or make it write a log.
+        using var s = new PatchScenario("not-armed").WithSmallGame().Install();
+        s.BuildPatch();
+        var trust = Path.Join(s.Root, "trust.pub");
+        File.WriteAllText(trust, s.PublicKey);
+        var log = Path.Join(s.Root, "points.log");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Join(AppContext.BaseDirectory, "patchtool.dll"), "apply", "--patch", s.PatchDir, "--target", s.InstallDir, "--trust", trust })
+            psi.ArgumentList.Add(a);
+        psi.Environment["PATCHER_TEST_CRASH_AT"] = "1";
+        psi.Environment["PATCHER_TEST_CRASH_LOG"] = log;
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        _ = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+
+        Assert.That(p.ExitCode, Is.EqualTo(0), err.Result);
+        Assert.That(File.Exists(log), Is.False);
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+    }
+
     private static string PrepareInstall(PatchScenario s, string runDir)
     {
         var install = Path.Join(runDir, "game");
