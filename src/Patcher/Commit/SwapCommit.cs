@@ -70,17 +70,38 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
     {
         var install = layout.InstallDir;
         var touched = new HashSet<string>(StringComparer.Ordinal);
+        // Below a path the new version made a file (an old directory replaced by a file), nothing can go back.
+        bool UnderNewFile(string rel)
+        {
+            for (var a = PathRules.Parent(rel); a.Length > 0; a = PathRules.Parent(a))
+            {
+                if (newVersionPaths.Contains(a) && fs.Stat(PathRules.Join(install, a)).Kind != EntryKind.Directory) return true;
+            }
+
+            return false;
+        }
+
         foreach (var e in TreeOps.Walk(fs, oldTree))
         {
-            if (oldVersionPaths.Contains(e.Path) || e.Info.Kind == EntryKind.Directory && newVersionPaths.Contains(e.Path)) continue;
+            if (oldVersionPaths.Contains(e.Path)) continue;
+            var blocked = UnderNewFile(e.Path);
+            if (!blocked && e.Info.Kind == EntryKind.Directory && newVersionPaths.Contains(e.Path)) continue;
             var from = PathRules.Join(oldTree, e.Path);
-            if (newVersionPaths.Contains(e.Path))
+            if (blocked || newVersionPaths.Contains(e.Path))
             {
                 var keep = PathRules.Join(layout.PreservedDir(txId), e.Path);
-                EnsureDirectories(layout.StateDir, Path.GetRelativePath(layout.StateDir, Path.GetDirectoryName(keep)!).Replace('\\', '/'), touched);
+                var keepRel = Path.GetRelativePath(layout.StateDir, keep).Replace('\\', '/');
+                if (e.Info.Kind == EntryKind.Directory)
+                {
+                    // Its files follow one by one (the walk lists them); this keeps an empty one too.
+                    EnsureDirectories(layout.StateDir, keepRel, touched);
+                    continue;
+                }
+
+                EnsureDirectories(layout.StateDir, PathRules.Parent(keepRel), touched);
                 fs.Rename(from, keep);
                 touched.Add(Path.GetDirectoryName(keep)!);
-                log.LogWarning("User file '{Path}' collides with a file of the new version; kept it at {Kept}", e.Path, keep);
+                log.LogWarning("User file '{Path}' is where the new version has a file; kept it at {Kept}", e.Path, keep);
                 continue;
             }
 

@@ -26,6 +26,17 @@ internal sealed class ApplyPlan
     public static List<TreeEntry> FindUserEntries(IEnumerable<TreeEntry> entries, IReadOnlySet<string> oldVersion, IReadOnlySet<string> newVersion) =>
         entries.Where(e => !oldVersion.Contains(e.Path) && !newVersion.Contains(e.Path)).ToList();
 
+    /// <summary>True when a proper ancestor of <paramref name="path"/> is in <paramref name="set"/>.</summary>
+    public static bool HasAncestorIn(string path, IReadOnlySet<string> set)
+    {
+        for (var a = PathRules.Parent(path); a.Length > 0; a = PathRules.Parent(a))
+        {
+            if (set.Contains(a)) return true;
+        }
+
+        return false;
+    }
+
     /// <summary>Every file and directory path a manifest's target describes.</summary>
     public static HashSet<string> TargetPaths(Manifest m) =>
         new(m.Files.Select(f => f.Path).Concat(m.Directories), StringComparer.Ordinal);
@@ -101,7 +112,10 @@ internal sealed class ApplyPlan
             sources.Add(new FileSource(f, reuse));
         }
 
-        var user = FindUserEntries(entries, owned, targetPaths);
+        // A user entry below a path that becomes a file (a directory of the old version replaced by a file) cannot
+        // be staged in place; the post-commit sweep keeps it in the preserved folder instead.
+        var newFiles = manifest.Files.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
+        var user = FindUserEntries(entries, owned, targetPaths).Where(e => !HasAncestorIn(e.Path, newFiles)).ToList();
         return new ApplyPlan
         {
             Manifest = manifest,

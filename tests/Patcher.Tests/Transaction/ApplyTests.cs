@@ -73,6 +73,23 @@ public sealed class ApplyTests
     }
 
     [Test]
+    public void Apply_OldDirectoryBecomesFileWithUserFilesInside_AppliesAndKeepsThemInPreserved()
+    {
+        using var s = new PatchScenario().WithSmallGame();
+        PatchScenario.Write(s.OldTree, "mods/readme.txt", "mods go here");
+        PatchScenario.Write(s.NewTree, "mods", "mods are now configured in this file");
+        s.Install();
+        s.BuildPatch();
+        PatchScenario.Write(s.InstallDir, "mods/my-mod.dat", "the player's mod");
+
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        var preserved = Directory.GetDirectories(Path.Join(s.ParentDir, ".game.patcher"), "preserved-*").Single();
+        Assert.That(File.ReadAllText(Path.Join(preserved, "mods", "my-mod.dat")), Is.EqualTo("the player's mod"));
+    }
+
+    [Test]
     public void Apply_UnchangedFiles_AreHardLinkedNotRewritten()
     {
         using var s = new PatchScenario().WithSmallGame().Install();
