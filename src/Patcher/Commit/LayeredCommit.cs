@@ -151,7 +151,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             retry.Run(op.Path, "back up", null, () =>
             {
                 if (fs.Stat(to).Kind != EntryKind.Missing) fs.DeleteFile(to);
-                if (!fs.TryHardLink(from, to)) CopyDurably(from, to);
+                if (!fs.TryHardLink(from, to)) TreeOps.CopyDurably(fs, from, to);
             }, null);
         }
 
@@ -440,14 +440,6 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         }
 
         return true;
-    }
-
-    private void CopyDurably(string from, string to)
-    {
-        using var input = fs.OpenRead(from);
-        using var output = fs.Create(to);
-        input.CopyTo(output, ContentHash.BufferSize);
-        fs.Sync(output);
     }
 
     private void EnsureDirectories(string path, HashSet<string> touched)

@@ -80,4 +80,13 @@ internal static class TreeOps
 
         fs.SyncDirectory(Path.GetDirectoryName(path)!);
     }
+
+    /// <summary>Copies a file's bytes to a new file and fsyncs it (the caller syncs the directory).</summary>
+    public static void CopyDurably(IFileOps fs, string from, string to)
+    {
+        using var input = fs.OpenRead(from);
+        using var output = fs.Create(to);
+        input.CopyTo(output, ContentHash.BufferSize);
+        fs.Sync(output);
+    }
 }

@@ -113,7 +113,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
             switch (e.Info.Kind)
             {
                 case EntryKind.File when there.Kind == EntryKind.Missing:
-                    if (!fs.TryHardLink(from, to)) CopyPlain(from, to);
+                    if (!fs.TryHardLink(from, to)) TreeOps.CopyDurably(fs, from, to);
                     break;
                 case EntryKind.Symlink when there.Kind == EntryKind.Missing:
                     fs.CopySymlink(from, to);
@@ -201,14 +201,6 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         }
 
         return observed;
-    }
-
-    private void CopyPlain(string from, string to)
-    {
-        using var input = fs.OpenRead(from);
-        using var output = fs.Create(to);
-        input.CopyTo(output, ContentHash.BufferSize);
-        fs.Sync(output);
     }
 
     private void FlushRows(string txId, ConcurrentQueue<FileRow> rows)
