@@ -21,6 +21,19 @@ internal static class SigningKeys
         return (ecdsa.ExportPkcs8PrivateKeyPem(), ecdsa.ExportSubjectPublicKeyInfoPem());
     }
 
+    /// <summary>
+    /// The curve must be NIST P-256 itself, not merely 256 bits long (brainpoolP256r1 and secp256k1 are too): the
+    /// scheme is "ECDSA P-256 / SHA-256" and nothing else is accepted.
+    /// </summary>
+    public static void RequireP256(ECDsa key, string what, string? path)
+    {
+        var oid = key.ExportParameters(includePrivateParameters: false).Curve.Oid;
+        if (key.KeySize != 256 || (oid.Value != NistP256Oid && oid.FriendlyName is not ("nistP256" or "ECDSA_P256" or "prime256v1")))
+            throw new PatcherException(PatchErrorCode.KeyInvalid, $"{what} must be ECDSA on the NIST P-256 curve, found {oid.FriendlyName ?? oid.Value ?? "another curve"}", path);
+    }
+
+    private const string NistP256Oid = "1.2.840.10045.3.1.7";
+
     public static string KeyId(ECDsa key) => Convert.ToHexStringLower(SHA256.HashData(key.ExportSubjectPublicKeyInfo()));
 
     /// <summary>Signs <paramref name="data"/> with a PKCS#8 PEM private key; returns the envelope entry.</summary>
@@ -37,15 +50,15 @@ internal static class SigningKeys
         try
         {
             ecdsa.ImportFromPem(pem);
-            if (ecdsa.KeySize != 256)
-                throw new PatcherException(PatchErrorCode.KeyInvalid, $"signing key must be ECDSA P-256, found a {ecdsa.KeySize}-bit curve", path);
+            RequireP256(ecdsa, "signing key", path);
             // Exporting parameters with the private part fails for a public-only key.
             _ = ecdsa.ExportParameters(includePrivateParameters: true);
             return ecdsa;
         }
-        catch (Exception ex) when (ex is ArgumentException or CryptographicException)
+        catch (Exception ex) when (ex is ArgumentException or CryptographicException or PatcherException)
         {
             ecdsa.Dispose();
+            if (ex is PatcherException) throw;
             throw new PatcherException(PatchErrorCode.KeyInvalid, $"not an ECDSA P-256 private key in PKCS#8 PEM: {ex.Message}", path, ex);
         }
     }
@@ -72,13 +85,13 @@ internal sealed class TrustedKey : IDisposable
         try
         {
             ecdsa.ImportFromPem(pem);
-            if (ecdsa.KeySize != 256)
-                throw new PatcherException(PatchErrorCode.KeyInvalid, $"trusted key must be ECDSA P-256, found {ecdsa.KeySize} bits", source);
+            SigningKeys.RequireP256(ecdsa, "trusted key", source);
             return new TrustedKey(ecdsa, source);
         }
-        catch (Exception ex) when (ex is ArgumentException or CryptographicException)
+        catch (Exception ex) when (ex is ArgumentException or CryptographicException or PatcherException)
         {
             ecdsa.Dispose();
+            if (ex is PatcherException) throw;
             throw new PatcherException(PatchErrorCode.KeyInvalid, $"not an ECDSA P-256 public key in PEM: {ex.Message}", source, ex);
         }
     }

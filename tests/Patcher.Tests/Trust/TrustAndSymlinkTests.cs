@@ -53,6 +53,21 @@ public sealed class TrustAndSymlinkTests
         Assert.That(Patcher.Apply(s.InstallDir, s.PatchDir, options).Status, Is.EqualTo(ApplyStatus.Applied));
     }
 
+    [TestCase("brainpoolP256r1")]
+    [TestCase("nistP384")]
+    public void Apply_TrustedKeyOnAnotherCurve_RefusedAsKeyInvalid(string curve)
+    {
+        using var s = new PatchScenario("other-curve").WithSmallGame().Install();
+        s.BuildPatch();
+        using var other = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.CreateFromFriendlyName(curve));
+        var options = new PatcherOptions { TrustedKeys = [other.ExportSubjectPublicKeyInfoPem()] };
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, options));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.KeyInvalid));
+        Assert.That(ex.Message, Does.Contain("P-256"));
+    }
+
     [Test]
     public void Apply_NoTrustedKeysConfigured_Refused()
     {
