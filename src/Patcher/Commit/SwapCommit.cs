@@ -120,6 +120,19 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
             if (there.Kind == EntryKind.File && e.Info.Kind == EntryKind.File && there.Inode == e.Info.Inode && there.Device == e.Info.Device && there.Inode != 0)
                 continue; // Still the hard link made while staging.
             if (there.Kind == EntryKind.Symlink && e.Info.Kind == EntryKind.Symlink) continue;
+            if (there.Kind == EntryKind.File && e.Info.Kind == EntryKind.File &&
+                fs.LastWriteUtc(to) is { } installed && fs.LastWriteUtc(from) is { } old && installed > old)
+            {
+                // Both copies changed since staging and the one in the new tree is newer: the game saved again
+                // after the switch. It stays; the older copy is kept aside, not thrown away.
+                var keep = PathRules.Join(layout.PreservedDir(txId), e.Path);
+                EnsureDirectories(layout.StateDir, PathRules.Parent(Path.GetRelativePath(layout.StateDir, keep).Replace('\\', '/')), touched);
+                fs.Rename(from, keep);
+                touched.Add(Path.GetDirectoryName(keep)!);
+                log.LogWarning("User file '{Path}' changed in both trees; kept the newer one and put the older at {Kept}", e.Path, keep);
+                continue;
+            }
+
             EnsureDirectories(install, PathRules.Parent(e.Path), touched);
             fs.Rename(from, to);
             touched.Add(Path.GetDirectoryName(to)!);

@@ -118,6 +118,8 @@ internal sealed class CrashingFileOps(IFileOps inner) : IFileOps
 
     public bool IsMountPoint(string directory) => inner.IsMountPoint(directory);
 
+    public DateTime? LastWriteUtc(string path) => inner.LastWriteUtc(path);
+
     public void CopyMode(string from, string to)
     {
         CrashInjection.Point("chmod " + to);

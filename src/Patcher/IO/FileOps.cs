@@ -143,6 +143,12 @@ internal sealed partial class FileOps : IFileOps
         }
     }
 
+    public DateTime? LastWriteUtc(string path)
+    {
+        var info = new FileInfo(path);
+        return info.Exists ? info.LastWriteTimeUtc : null;
+    }
+
     public long AvailableFreeSpace(string path)
     {
         try

@@ -64,6 +64,9 @@ internal interface IFileOps
     /// </summary>
     bool IsMountPoint(string directory) => false;
 
+    /// <summary>Last write time of a file, or null where the implementation does not track it.</summary>
+    DateTime? LastWriteUtc(string path) => null;
+
     /// <summary>Gives <paramref name="to"/> the permission bits of <paramref name="from"/> (Unix); no-op where there are none.</summary>
     void CopyMode(string from, string to)
     {

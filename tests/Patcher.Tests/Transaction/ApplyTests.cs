@@ -89,6 +89,39 @@ public sealed class ApplyTests
         Assert.That(File.ReadAllText(Path.Join(preserved, "mods", "my-mod.dat")), Is.EqualTo("the player's mod"));
     }
 
+    /// <summary>
+    /// The game saves while the update commits: once in the old tree just before the switch, and again in the new
+    /// tree just after it. The newest save must be the one in place; the older one is kept aside, not lost.
+    /// </summary>
+    [Test]
+    public void Apply_GameSavesBeforeAndAfterTheSwitch_NewestSaveWinsOlderIsPreserved()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        AddUserFiles(s.InstallDir);
+        var save = Path.Join(s.InstallDir, "saves/slot1.sav");
+        void SaveAtomically(string text, DateTime when)
+        {
+            var temp = save + ".tmp";
+            File.WriteAllText(temp, text);
+            File.SetLastWriteTimeUtc(temp, when);
+            File.Move(temp, save, overwrite: true);
+        }
+
+        var now = DateTime.UtcNow;
+        var fs = new ExchangeHookFileOps(Patching.IO.FileOps.Instance,
+            before: () => SaveAtomically("saved just before the switch", now.AddMinutes(1)),
+            after: () => SaveAtomically("saved just after the switch", now.AddMinutes(2)));
+
+        Patching.Transaction.TransactionEngine.Apply(new Patching.Transaction.EngineSettings(fs), s.InstallDir, s.PatchDir, s.Options, null, CancellationToken.None);
+
+        Assert.That(File.ReadAllText(save), Is.EqualTo("saved just after the switch"));
+        var preserved = Directory.GetDirectories(Path.Join(s.ParentDir, ".game.patcher"), "preserved-*").Single();
+        Assert.That(File.ReadAllText(Path.Join(preserved, "saves/slot1.sav")), Is.EqualTo("saved just before the switch"));
+        Assert.That(WithoutUserFiles(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+    }
+
     [Test]
     public void Apply_UnchangedFiles_AreHardLinkedNotRewritten()
     {
