@@ -120,6 +120,8 @@ internal sealed class CrashingFileOps(IFileOps inner) : IFileOps
 
     public DateTime? LastWriteUtc(string path) => inner.LastWriteUtc(path);
 
+    public void SetLastWriteUtc(string path, DateTime value) => inner.SetLastWriteUtc(path, value);
+
     public void CopyMode(string from, string to)
     {
         CrashInjection.Point("chmod " + to);

@@ -149,6 +149,18 @@ internal sealed partial class FileOps : IFileOps
         return info.Exists ? info.LastWriteTimeUtc : null;
     }
 
+    public void SetLastWriteUtc(string path, DateTime value)
+    {
+        try
+        {
+            File.SetLastWriteTimeUtc(path, value);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw NativeErrors.FromException(ex, "set the modification time of", path);
+        }
+    }
+
     public long AvailableFreeSpace(string path)
     {
         try

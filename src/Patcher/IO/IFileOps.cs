@@ -67,6 +67,11 @@ internal interface IFileOps
     /// <summary>Last write time of a file, or null where the implementation does not track it.</summary>
     DateTime? LastWriteUtc(string path) => null;
 
+    /// <summary>Sets a file's last write time where the implementation tracks it.</summary>
+    void SetLastWriteUtc(string path, DateTime value)
+    {
+    }
+
     /// <summary>Gives <paramref name="to"/> the permission bits of <paramref name="from"/> (Unix); no-op where there are none.</summary>
     void CopyMode(string from, string to)
     {

@@ -81,12 +81,17 @@ internal static class TreeOps
         fs.SyncDirectory(Path.GetDirectoryName(path)!);
     }
 
-    /// <summary>Copies a file's bytes to a new file and fsyncs it (the caller syncs the directory).</summary>
+    /// <summary>
+    /// Copies a file's bytes and last write time to a new file and fsyncs it (the caller syncs the directory).
+    /// The time matters: the post-commit sweep compares it to tell which copy of a user's file is newer.
+    /// </summary>
     public static void CopyDurably(IFileOps fs, string from, string to)
     {
         using var input = fs.OpenRead(from);
         using var output = fs.Create(to);
         input.CopyTo(output, ContentHash.BufferSize);
+        output.Flush();
+        if (fs.LastWriteUtc(from) is { } written) fs.SetLastWriteUtc(to, written);
         fs.Sync(output);
     }
 }

@@ -121,7 +121,7 @@ internal sealed class JournalStore : IDisposable
         var store = OpenOrReplace(path, transactionPending, log);
         try
         {
-            store.BindInstall(installDir, log);
+            store.CheckInstall(installDir);
             return store;
         }
         catch
@@ -198,26 +198,34 @@ internal sealed class JournalStore : IDisposable
 
     /// <summary>
     /// A journal belongs to one install. Two installs sharing a state directory would otherwise recover each
-    /// other's transactions (swapping one game's tree into the other's path). A journal whose install has moved
-    /// away (the old path is gone) follows it; one whose install still exists elsewhere is refused.
+    /// other's transactions (swapping one game's tree into the other's path). Opening only checks; the binding is
+    /// written when a transaction begins, so Status, Verify and refused patches write nothing. A journal whose
+    /// install has moved away (the old path is gone) may follow it, but only with nothing pending and only when
+    /// the new path holds the installed version's files (sizes checked): a vanished install's journal must not
+    /// adopt another one.
     /// </summary>
-    private void BindInstall(string installDir, ILogger log)
+    private void CheckInstall(string installDir)
     {
+        _installDir = installDir;
         var bound = Scalar(_db, "SELECT value FROM meta WHERE key='install'");
         var comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
-        if (bound is not null && string.Equals(bound, installDir, comparison)) return;
-        if (bound is not null && Directory.Exists(bound))
+        if (bound is null || string.Equals(bound, installDir, comparison)) return;
+        string? reason = null;
+        if (Directory.Exists(bound)) reason = "still exists";
+        else if (Pending() is { } pending) reason = $"no longer exists but has transaction {pending.Id} pending";
+        else if (Installed() is { } installed && !HoldsFilesOf(installDir, ManifestCodec.Deserialize(installed.Manifest)))
+            reason = $"no longer exists, and '{installDir}' does not hold its installed version {installed.Version}";
+        if (reason is not null)
         {
             throw new PatcherException(PatchErrorCode.StateDirectoryInUse,
-                $"the state directory's journal belongs to the install at '{bound}'; give each install its own state directory", installDir);
+                $"the state directory's journal belongs to the install at '{bound}', which {reason}; give each install its own state directory", installDir);
         }
-
-        if (bound is not null) log.LogWarning("The journal was bound to {Old}, which no longer exists; it now belongs to {New}", bound, installDir);
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = "INSERT INTO meta(key, value) VALUES('install', $v) ON CONFLICT(key) DO UPDATE SET value = $v";
-        cmd.Parameters.AddWithValue("$v", installDir);
-        cmd.ExecuteNonQuery();
     }
+
+    private static bool HoldsFilesOf(string installDir, Manifest manifest) =>
+        manifest.Files.All(f => new FileInfo(PathRules.Join(installDir, f.Path)) is { Exists: true } fi && fi.Length == f.Size);
+
+    private string _installDir = "";
 
     public TxRecord? Pending()
     {
@@ -257,6 +265,14 @@ internal sealed class JournalStore : IDisposable
     public void Begin(TxRecord tx)
     {
         CrashInjection.Point("journal begin " + tx.Id);
+        using (var bind = _db.CreateCommand())
+        {
+            // Bound (or re-bound after a move, see CheckInstall) just before the first transaction row is written.
+            bind.CommandText = "INSERT INTO meta(key, value) VALUES('install', $v) ON CONFLICT(key) DO UPDATE SET value = $v";
+            bind.Parameters.AddWithValue("$v", _installDir);
+            bind.ExecuteNonQuery();
+        }
+
         using var cmd = _db.CreateCommand();
         cmd.CommandText = """
             INSERT INTO tx(id, seq, kind, product, from_version, to_version, manifest_hash, manifest, signature, key_ids, strategy, state, keep_previous, created, updated)

@@ -65,6 +65,8 @@ internal static class ManifestCodec
         {
             var manifest = JsonSerializer.Deserialize(bytes, ManifestJsonContext.Default.Manifest)
                 ?? throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest is null", path);
+            // An optional list left out of the JSON arrives as null despite its default; the format says [].
+            if (manifest.BaseDirectories is null) manifest = manifest with { BaseDirectories = [] };
             // Nullable annotations are enforced on properties, not on list elements: "files": [null] parses.
             if (manifest.Directories.Any(d => d is null) || manifest.BaseDirectories.Any(d => d is null) ||
                 manifest.Files.Any(f => f is null || f.Parts is null || f.Parts.Any(p => p is null)) ||

@@ -27,9 +27,10 @@ internal static class SigningKeys
     /// </summary>
     public static void RequireP256(ECDsa key, string what, string? path)
     {
-        var oid = key.ExportParameters(includePrivateParameters: false).Curve.Oid;
-        if (key.KeySize != 256 || (oid.Value != NistP256Oid && oid.FriendlyName is not ("nistP256" or "ECDSA_P256" or "prime256v1")))
-            throw new PatcherException(PatchErrorCode.KeyInvalid, $"{what} must be ECDSA on the NIST P-256 curve, found {oid.FriendlyName ?? oid.Value ?? "another curve"}", path);
+        var curve = key.ExportParameters(includePrivateParameters: false).Curve;
+        var oid = curve.IsNamed ? curve.Oid : null;
+        if (key.KeySize != 256 || oid is null || (oid.Value != NistP256Oid && oid.FriendlyName is not ("nistP256" or "ECDSA_P256" or "prime256v1")))
+            throw new PatcherException(PatchErrorCode.KeyInvalid, $"{what} must be ECDSA on the named NIST P-256 curve, found {oid?.FriendlyName ?? oid?.Value ?? "explicit curve parameters"}", path);
     }
 
     private const string NistP256Oid = "1.2.840.10045.3.1.7";

@@ -47,15 +47,6 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
             if (fs.Stat(path).Kind != EntryKind.Directory) fs.CreateDirectory(path);
         }
 
-        // The staged tree replaces the install's directories, so it takes over their permissions (a 0700 saves
-        // folder stays 0700; the install root keeps its mode). Ownership and ACLs are not copied.
-        fs.CopyMode(installDir, stagingDir);
-        foreach (var d in dirs)
-        {
-            var source = PathRules.Join(installDir, d);
-            if (fs.Stat(source).Kind == EntryKind.Directory) fs.CopyMode(source, PathRules.Join(stagingDir, d));
-        }
-
         var total = plan.Files.Count;
         var done = 0;
         long bytesDone = 0;
@@ -119,6 +110,16 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
                     fs.CopySymlink(from, to);
                     break;
             }
+        }
+
+        // The staged tree replaces the install's directories, so it takes over their permissions (a 0700 saves
+        // folder stays 0700; the install root keeps its mode). Done after every file is in place, so a read-only
+        // directory does not stop staging; the fsyncs below make the modes durable. Ownership and ACLs are not copied.
+        fs.CopyMode(installDir, stagingDir);
+        foreach (var d in dirs)
+        {
+            var source = PathRules.Join(installDir, d);
+            if (fs.Stat(source).Kind == EntryKind.Directory) fs.CopyMode(source, PathRules.Join(stagingDir, d));
         }
 
         // Make every directory entry durable, deepest first, then the staging root itself.

@@ -58,9 +58,10 @@ internal static class TransactionEngine
         var manifest = package.Manifest;
         log.LogInformation("Patch {Product} {From} -> {To} verified (keys {Keys})", manifest.Product, manifest.FromVersion ?? "(full)", manifest.Version, string.Join(",", keyIds));
 
-        var stateExisted = fs.Stat(layout.StateDir).Kind == EntryKind.Directory;
         var (strategy, stateInside) = ChooseStrategy(fs, layout, options);
         if (stateInside) layout = InsideLayout(engine, layout.InstallDir);
+        // Whether the state exists is asked of the layout actually used (it may just have moved inside the install).
+        var stateExisted = fs.Stat(layout.StateDir).Kind == EntryKind.Directory;
         TransactionLock? txLock = null;
         JournalStore? journal = null;
         try

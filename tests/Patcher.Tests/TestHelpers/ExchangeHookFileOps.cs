@@ -25,6 +25,7 @@ internal sealed class ExchangeHookFileOps(IFileOps inner, Action before, Action 
     public bool IsMountPoint(string directory) => inner.IsMountPoint(directory);
     public void CopyMode(string from, string to) => inner.CopyMode(from, to);
     public DateTime? LastWriteUtc(string path) => inner.LastWriteUtc(path);
+    public void SetLastWriteUtc(string path, DateTime value) => inner.SetLastWriteUtc(path, value);
 
     public bool TryExchange(string a, string b)
     {

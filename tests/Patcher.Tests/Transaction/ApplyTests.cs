@@ -311,6 +311,49 @@ public sealed class ApplyTests
     }
 
     [Test]
+    public void Apply_SharedStateOfADeletedInstall_NotAdoptedByAnotherInstall()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        var shared = s.Options with { StateDirectory = Path.Join(s.Root, "shared-state") };
+        Patcher.Apply(s.InstallDir, s.PatchDir, shared);
+        Directory.Delete(s.InstallDir, recursive: true);
+        var other = Path.Join(s.Dir("other-parent"), "game");
+        PatchScenario.CopyTree(s.OldTree, other);
+        var before = PatchScenario.Listing(s.Root);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(other, s.PatchDir, shared));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.StateDirectoryInUse), ex.Message);
+        Assert.That(PatchScenario.Listing(s.Root), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void Apply_ExistingStateDirectoryOnAnotherDevice_AppliesWithStateInsideInstall()
+    {
+        if (!OperatingSystem.IsLinux() || !Directory.Exists("/dev/shm")) Assert.Ignore("needs /dev/shm (another file system) on Linux");
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        var elsewhere = Path.Join("/dev/shm", "patcher-test-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(elsewhere);
+        try
+        {
+            if (Patching.IO.FileOps.Instance.Stat(elsewhere).Device == Patching.IO.FileOps.Instance.Stat(s.InstallDir).Device)
+                Assert.Ignore("/dev/shm is on the same device as the temp folder here");
+
+            var result = Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { StateDirectory = elsewhere });
+
+            Assert.That(result.Strategy, Is.EqualTo(CommitStrategy.Layered));
+            Assert.That(PatchScenario.Listing(s.InstallDir, rel => rel == ".patcher" || rel.StartsWith(".patcher/", StringComparison.Ordinal)),
+                Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        }
+        finally
+        {
+            Directory.Delete(elsewhere, recursive: true);
+        }
+    }
+
+    [Test]
     public void Apply_InstallMovedWithItsStateDirectory_JournalFollowsTheInstall()
     {
         using var s = new PatchScenario().WithSmallGame().InstallThroughPatcher();

@@ -54,12 +54,23 @@ public sealed class TrustAndSymlinkTests
     }
 
     [TestCase("brainpoolP256r1")]
-    [TestCase("nistP384")]
-    public void Apply_TrustedKeyOnAnotherCurve_RefusedAsKeyInvalid(string curve)
+    [TestCase("explicit-nistP256")]
+    public void Apply_TrustedKeyNotOnTheNamedP256Curve_RefusedAsKeyInvalid(string curve)
     {
         using var s = new PatchScenario("other-curve").WithSmallGame().Install();
         s.BuildPatch();
-        using var other = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.CreateFromFriendlyName(curve));
+        using var other = System.Security.Cryptography.ECDsa.Create();
+        if (curve == "explicit-nistP256")
+        {
+            // The right curve, spelled out as parameters instead of named: refused (the key names its curve).
+            using var named = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+            other.ImportParameters(named.ExportExplicitParameters(includePrivateParameters: false));
+        }
+        else
+        {
+            other.GenerateKey(System.Security.Cryptography.ECCurve.CreateFromFriendlyName(curve));
+        }
+
         var options = new PatcherOptions { TrustedKeys = [other.ExportSubjectPublicKeyInfoPem()] };
 
         var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, options));
