@@ -96,9 +96,9 @@ internal static class NativeErrors
         }
         catch (OperationCanceledException ex)
         {
-            // Cancellation is honoured only before the commit (staging maps it itself, after rolling back);
-            // before staging nothing on disk has changed.
-            throw new PatcherException(PatchErrorCode.Cancelled, $"{operation} was cancelled before the commit; nothing was changed", path, ex);
+            // Apply honours cancellation only before the commit (staging maps it itself, after rolling back), and
+            // before staging nothing on disk has changed; Verify and the other read-only calls change nothing.
+            throw new PatcherException(PatchErrorCode.Cancelled, $"{operation} was cancelled; nothing was changed", path, ex);
         }
     }
 

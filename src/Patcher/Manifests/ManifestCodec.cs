@@ -65,6 +65,9 @@ internal static class ManifestCodec
         {
             var manifest = JsonSerializer.Deserialize(bytes, ManifestJsonContext.Default.Manifest)
                 ?? throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest is null", path);
+            // A duplicated "format" key: the peek above saw the first, the deserializer keeps the last.
+            if (manifest.Format != format)
+                throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest names its format twice, with different values", path);
             // An optional list left out of the JSON arrives as null despite its default; the format says [].
             if (manifest.BaseDirectories is null) manifest = manifest with { BaseDirectories = [] };
             // Nullable annotations are enforced on properties, not on list elements: "files": [null] parses.

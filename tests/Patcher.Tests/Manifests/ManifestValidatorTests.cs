@@ -27,4 +27,16 @@ public sealed class ManifestValidatorTests
         Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.ManifestMalformed));
         Assert.That(ex.Path, Is.EqualTo("empty.txt"));
     }
+
+    [Test]
+    public void Deserialize_FormatKeyTwiceWithDifferentValues_ManifestMalformed()
+    {
+        var bytes = ManifestCodec.Serialize(WithEmptyFile(ManifestValidator.EmptySha256));
+        var text = System.Text.Encoding.UTF8.GetString(bytes).TrimEnd().TrimEnd('}') + ", \"format\": 2 }";
+
+        var ex = Assert.Throws<PatcherException>(() => ManifestCodec.Deserialize(System.Text.Encoding.UTF8.GetBytes(text)));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.ManifestMalformed));
+        Assert.That(ex.Message, Does.Contain("format twice"));
+    }
 }
