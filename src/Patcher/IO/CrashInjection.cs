@@ -42,89 +42,77 @@ internal static class CrashInjection
 }
 
 /// <summary>Decorates a file-operations seam with a crash point before every mutating call.</summary>
-internal sealed class CrashingFileOps(IFileOps inner) : IFileOps
+internal sealed class CrashingFileOps(IFileOps inner) : FileOpsDecorator(inner)
 {
-    public EntryInfo Stat(string path) => inner.Stat(path);
-    public IEnumerable<string> ListNames(string directory) => inner.ListNames(directory);
-    public Stream OpenRead(string path) => inner.OpenRead(path);
-
-    public Stream Create(string path)
+    public override Stream Create(string path)
     {
         CrashInjection.Point("create " + path);
-        return inner.Create(path);
+        return Inner.Create(path);
     }
 
-    public void Sync(Stream stream)
+    public override void Sync(Stream stream)
     {
         CrashInjection.Point("fsync");
-        inner.Sync(stream);
+        Inner.Sync(stream);
     }
 
-    public void SyncDirectory(string path)
+    public override void SyncDirectory(string path)
     {
         CrashInjection.Point("fsync-dir " + path);
-        inner.SyncDirectory(path);
+        Inner.SyncDirectory(path);
     }
 
-    public void CreateDirectory(string path)
+    public override void CreateDirectory(string path)
     {
         CrashInjection.Point("mkdir " + path);
-        inner.CreateDirectory(path);
+        Inner.CreateDirectory(path);
     }
 
-    public void Rename(string from, string to)
+    public override void Rename(string from, string to)
     {
         CrashInjection.Point($"rename {from} -> {to}");
-        inner.Rename(from, to);
+        Inner.Rename(from, to);
     }
 
-    public bool TryExchange(string a, string b)
+    public override bool TryExchange(string a, string b)
     {
         CrashInjection.Point($"exchange {a} <-> {b}");
-        return inner.TryExchange(a, b);
+        return Inner.TryExchange(a, b);
     }
 
-    public bool TryHardLink(string existing, string newPath)
+    public override bool TryHardLink(string existing, string newPath)
     {
         CrashInjection.Point("link " + newPath);
-        return inner.TryHardLink(existing, newPath);
+        return Inner.TryHardLink(existing, newPath);
     }
 
-    public void DeleteFile(string path)
+    public override void DeleteFile(string path)
     {
         CrashInjection.Point("unlink " + path);
-        inner.DeleteFile(path);
+        Inner.DeleteFile(path);
     }
 
-    public void DeleteDirectory(string path)
+    public override void DeleteDirectory(string path)
     {
         CrashInjection.Point("rmdir " + path);
-        inner.DeleteDirectory(path);
+        Inner.DeleteDirectory(path);
     }
 
-    public void SetExecutable(string path, bool executable)
+    public override void SetExecutable(string path, bool executable)
     {
         CrashInjection.Point("chmod " + path);
-        inner.SetExecutable(path, executable);
+        Inner.SetExecutable(path, executable);
     }
 
-    public void CopySymlink(string from, string to)
+    public override void CopySymlink(string from, string to)
     {
         CrashInjection.Point("symlink " + to);
-        inner.CopySymlink(from, to);
+        Inner.CopySymlink(from, to);
     }
 
-    public long AvailableFreeSpace(string path) => inner.AvailableFreeSpace(path);
-
-    public bool IsMountPoint(string directory) => inner.IsMountPoint(directory);
-
-    public DateTime? LastWriteUtc(string path) => inner.LastWriteUtc(path);
-
-    public void SetLastWriteUtc(string path, DateTime value) => inner.SetLastWriteUtc(path, value);
-
-    public void CopyMode(string from, string to)
+    public override void CopyMode(string from, string to)
     {
         CrashInjection.Point("chmod " + to);
-        inner.CopyMode(from, to);
+        Inner.CopyMode(from, to);
     }
 }

@@ -172,26 +172,10 @@ public sealed class FaultInjectionTests
     }
 
     /// <summary>Permission denied on reading one file: what a file owned by another user gives a non-root launcher.</summary>
-    private sealed class UnreadableFileOps(IFileOps inner, string unreadable) : IFileOps
+    private sealed class UnreadableFileOps(IFileOps inner, string unreadable) : FileOpsDecorator(inner)
     {
-        public EntryInfo Stat(string path) => inner.Stat(path);
-        public IEnumerable<string> ListNames(string directory) => inner.ListNames(directory);
-
-        public Stream OpenRead(string path) =>
-            path == unreadable ? throw NativeErrors.FromErrno(FaultyFileOps.EACCES, "open for reading", path) : inner.OpenRead(path);
-
-        public Stream Create(string path) => inner.Create(path);
-        public void Sync(Stream stream) => inner.Sync(stream);
-        public void SyncDirectory(string path) => inner.SyncDirectory(path);
-        public void CreateDirectory(string path) => inner.CreateDirectory(path);
-        public void Rename(string from, string to) => inner.Rename(from, to);
-        public bool TryExchange(string a, string b) => inner.TryExchange(a, b);
-        public bool TryHardLink(string existing, string newPath) => inner.TryHardLink(existing, newPath);
-        public void DeleteFile(string path) => inner.DeleteFile(path);
-        public void DeleteDirectory(string path) => inner.DeleteDirectory(path);
-        public void SetExecutable(string path, bool executable) => inner.SetExecutable(path, executable);
-        public void CopySymlink(string from, string to) => inner.CopySymlink(from, to);
-        public long AvailableFreeSpace(string path) => inner.AvailableFreeSpace(path);
+        public override Stream OpenRead(string path) =>
+            path == unreadable ? throw NativeErrors.FromErrno(FaultyFileOps.EACCES, "open for reading", path) : Inner.OpenRead(path);
     }
 
     /// <summary>

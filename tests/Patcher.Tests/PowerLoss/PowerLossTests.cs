@@ -397,32 +397,17 @@ public sealed class PowerLossTests
     }
 
     /// <summary>Drops fsyncs on the way to the simulation: a deliberately broken engine for the negative control.</summary>
-    private sealed class SkippingSyncFileOps(IFileOps inner, bool files, bool directories) : IFileOps
+    private sealed class SkippingSyncFileOps(IFileOps inner, bool files, bool directories) : FileOpsDecorator(inner)
     {
-        public EntryInfo Stat(string path) => inner.Stat(path);
-        public IEnumerable<string> ListNames(string directory) => inner.ListNames(directory);
-        public Stream OpenRead(string path) => inner.OpenRead(path);
-        public Stream Create(string path) => inner.Create(path);
-
-        public void Sync(Stream stream)
+        public override void Sync(Stream stream)
         {
-            if (!files) inner.Sync(stream);
+            if (!files) Inner.Sync(stream);
         }
 
-        public void SyncDirectory(string path)
+        public override void SyncDirectory(string path)
         {
-            if (!directories) inner.SyncDirectory(path);
+            if (!directories) Inner.SyncDirectory(path);
         }
-
-        public void CreateDirectory(string path) => inner.CreateDirectory(path);
-        public void Rename(string from, string to) => inner.Rename(from, to);
-        public bool TryExchange(string a, string b) => inner.TryExchange(a, b);
-        public bool TryHardLink(string existing, string newPath) => inner.TryHardLink(existing, newPath);
-        public void DeleteFile(string path) => inner.DeleteFile(path);
-        public void DeleteDirectory(string path) => inner.DeleteDirectory(path);
-        public void SetExecutable(string path, bool executable) => inner.SetExecutable(path, executable);
-        public void CopySymlink(string from, string to) => inner.CopySymlink(from, to);
-        public long AvailableFreeSpace(string path) => inner.AvailableFreeSpace(path);
     }
 
     /// <summary>The patch on real disk, the reference listings, and factories for simulated installs and journal folders.</summary>

@@ -26,9 +26,8 @@ internal enum FileOpKind
 /// Writes fail as .NET reports them (an <see cref="IOException"/> carrying the errno), every other call as the
 /// real seam does (a <see cref="PatcherException"/> from <see cref="NativeErrors.FromErrno"/>). Only one fault fires.
 /// </summary>
-internal sealed class FaultyFileOps : IFileOps
+internal sealed class FaultyFileOps : FileOpsDecorator
 {
-    private readonly IFileOps _inner;
     private readonly FileOpKind? _kind;
     private readonly int _at;
     private readonly int _errno;
@@ -38,8 +37,8 @@ internal sealed class FaultyFileOps : IFileOps
     private int _count;
 
     private FaultyFileOps(IFileOps inner, FileOpKind? kind, int at, int errno)
+        : base(inner)
     {
-        _inner = inner;
         _kind = kind;
         _at = at;
         _errno = errno;
@@ -76,76 +75,71 @@ internal sealed class FaultyFileOps : IFileOps
         lock (_gate) return _perKind.GetValueOrDefault(kind);
     }
 
-    public EntryInfo Stat(string path) => _inner.Stat(path);
-    public IEnumerable<string> ListNames(string directory) => _inner.ListNames(directory);
-    public Stream OpenRead(string path) => _inner.OpenRead(path);
-    public long AvailableFreeSpace(string path) => _inner.AvailableFreeSpace(path);
-
-    public Stream Create(string path)
+    public override Stream Create(string path)
     {
         Before(FileOpKind.Create, "create", path);
-        return new FaultyStream(this, _inner.Create(path), path);
+        return new FaultyStream(this, Inner.Create(path), path);
     }
 
-    public void Sync(Stream stream)
+    public override void Sync(Stream stream)
     {
         var faulty = (FaultyStream)stream;
         Before(FileOpKind.Sync, "fsync", faulty.Path);
-        _inner.Sync(faulty.Inner);
+        Inner.Sync(faulty.Inner);
     }
 
-    public void SyncDirectory(string path)
+    public override void SyncDirectory(string path)
     {
         Before(FileOpKind.SyncDirectory, "fsync directory", path);
-        _inner.SyncDirectory(path);
+        Inner.SyncDirectory(path);
     }
 
-    public void CreateDirectory(string path)
+    public override void CreateDirectory(string path)
     {
         Before(FileOpKind.CreateDirectory, "create directory", path);
-        _inner.CreateDirectory(path);
+        Inner.CreateDirectory(path);
     }
 
-    public void Rename(string from, string to)
+    public override void Rename(string from, string to)
     {
         Before(FileOpKind.Rename, $"rename to '{to}'", from);
-        _inner.Rename(from, to);
+        Inner.Rename(from, to);
     }
 
-    public bool TryExchange(string a, string b)
+    public override bool TryExchange(string a, string b)
     {
         Before(FileOpKind.Exchange, $"exchange with '{b}'", a);
-        return _inner.TryExchange(a, b);
+        return Inner.TryExchange(a, b);
     }
 
-    public bool TryHardLink(string existing, string newPath)
+    public override bool TryHardLink(string existing, string newPath)
     {
         Before(FileOpKind.HardLink, $"hard link to '{newPath}'", existing);
-        return _inner.TryHardLink(existing, newPath);
+        return Inner.TryHardLink(existing, newPath);
     }
 
-    public void DeleteFile(string path)
+    public override void DeleteFile(string path)
     {
         Before(FileOpKind.DeleteFile, "delete", path);
-        _inner.DeleteFile(path);
+        Inner.DeleteFile(path);
     }
 
-    public void DeleteDirectory(string path)
+    public override void DeleteDirectory(string path)
     {
         Before(FileOpKind.DeleteDirectory, "remove directory", path);
-        _inner.DeleteDirectory(path);
+        Inner.DeleteDirectory(path);
     }
 
-    public void SetExecutable(string path, bool executable)
+    public override void SetExecutable(string path, bool executable)
     {
         Before(FileOpKind.SetExecutable, "chmod", path);
-        _inner.SetExecutable(path, executable);
+        Inner.SetExecutable(path, executable);
     }
 
-    public void CopySymlink(string from, string to)
+    public override void CopySymlink(string from, string to)
     {
         Before(FileOpKind.CopySymlink, "copy symlink", from);
-        _inner.CopySymlink(from, to);
+        Inner.CopySymlink(from, to);
     }
 
     private void Before(FileOpKind kind, string operation, string path)

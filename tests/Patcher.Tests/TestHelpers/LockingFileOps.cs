@@ -15,7 +15,7 @@ namespace Patching.Tests.TestHelpers;
 /// </list>
 /// Hard links and reads are not refused: Windows lets CreateHardLink and FILE_READ_ATTRIBUTES through an exclusive open.
 /// </summary>
-internal sealed class LockingFileOps(IFileOps inner) : IFileOps, IWin32ErrorFileOps
+internal sealed class LockingFileOps(IFileOps inner) : FileOpsDecorator(inner), IWin32ErrorFileOps
 {
     private sealed class Rule
     {
@@ -99,23 +99,13 @@ internal sealed class LockingFileOps(IFileOps inner) : IFileOps, IWin32ErrorFile
         }
     }
 
-    public EntryInfo Stat(string path) => inner.Stat(path);
-
-    public IEnumerable<string> ListNames(string directory) => inner.ListNames(directory);
-
-    public Stream OpenRead(string path) => inner.OpenRead(path);
-
-    public Stream Create(string path)
+    public override Stream Create(string path)
     {
         Check(path, "create", movingAway: false);
-        return inner.Create(path);
+        return Inner.Create(path);
     }
 
-    public void Sync(Stream stream) => inner.Sync(stream);
-
-    public void SyncDirectory(string path) => inner.SyncDirectory(path);
-
-    public void CreateDirectory(string path)
+    public override void CreateDirectory(string path)
     {
         lock (_gate)
         {
@@ -123,14 +113,14 @@ internal sealed class LockingFileOps(IFileOps inner) : IFileOps, IWin32ErrorFile
                 throw NativeErrors.FromErrno(13, "create directory", path);
         }
 
-        inner.CreateDirectory(path);
+        Inner.CreateDirectory(path);
     }
 
-    public void Rename(string from, string to)
+    public override void Rename(string from, string to)
     {
         Check(to, $"rename over '{to}'", movingAway: false);
         Check(from, $"rename to '{to}'", movingAway: true);
-        inner.Rename(from, to);
+        Inner.Rename(from, to);
         lock (_gate)
         {
             // The handle holding the file follows it to its new name.
@@ -139,21 +129,10 @@ internal sealed class LockingFileOps(IFileOps inner) : IFileOps, IWin32ErrorFile
         }
     }
 
-    public bool TryExchange(string a, string b) => inner.TryExchange(a, b);
-
-    public bool TryHardLink(string existing, string newPath) => inner.TryHardLink(existing, newPath);
-
-    public void DeleteFile(string path)
+    public override void DeleteFile(string path)
     {
         Check(path, "delete", movingAway: false);
-        inner.DeleteFile(path);
+        Inner.DeleteFile(path);
     }
 
-    public void DeleteDirectory(string path) => inner.DeleteDirectory(path);
-
-    public void SetExecutable(string path, bool executable) => inner.SetExecutable(path, executable);
-
-    public void CopySymlink(string from, string to) => inner.CopySymlink(from, to);
-
-    public long AvailableFreeSpace(string path) => inner.AvailableFreeSpace(path);
 }
