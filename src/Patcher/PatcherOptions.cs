@@ -41,6 +41,15 @@ public sealed record PatcherOptions
     /// <summary>Keep the previous version after commit so <see cref="Patcher.Rollback"/> can restore it.</summary>
     public bool KeepPreviousVersion { get; init; }
 
+    /// <summary>
+    /// Delete the old version's files (swap strategy) on a background task after <see cref="Patcher.Apply"/> returns,
+    /// instead of before. The switch, the user's files and the journal's <c>done</c> row are durable before Apply
+    /// returns either way; only the removal of a tree nobody uses any more is deferred. Await
+    /// <see cref="ApplyResult.Cleanup"/> before exiting to let it finish; whatever a process leaves behind (it exited,
+    /// a file was busy) is removed by the next Apply. Default true.
+    /// </summary>
+    public bool CleanupInBackground { get; init; } = true;
+
     /// <summary>Clock for expiry checks and retry delays.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

@@ -28,7 +28,14 @@ public sealed record ApplyResult(
     bool Resumed,
     int FilesWritten,
     int FilesReused,
-    long BytesWritten);
+    long BytesWritten)
+{
+    /// <summary>
+    /// Completes when the old version's files are deleted: at once unless <see cref="PatcherOptions.CleanupInBackground"/>
+    /// deferred that to a background task. Never faults; a failure is logged and the next Apply retries.
+    /// </summary>
+    public Task Cleanup { get; init; } = Task.CompletedTask;
+}
 
 /// <summary>Phase reported through <see cref="PatchProgress"/>.</summary>
 public enum PatchPhase

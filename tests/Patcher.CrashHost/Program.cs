@@ -14,6 +14,8 @@ try
                 Strategy = Enum.Parse<CommitStrategy>(strategy, ignoreCase: true),
             };
             var result = Patcher.Apply(install, patch, options);
+            // The old tree is deleted in the background; waiting lets the harness kill the process there too.
+            result.Cleanup.GetAwaiter().GetResult();
             Console.WriteLine($"{result.Status} {result.ToVersion}");
             return result.Status == ApplyStatus.Applied ? 0 : 5;
         case ["recover", var install]:

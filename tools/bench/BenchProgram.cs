@@ -65,6 +65,8 @@ internal sealed record ApplyTiming(double Patched, double Done, double Preflight
     /// <summary>Staging until the engine logs "Staged", then journal backup-complete until Committing.</summary>
     public double StageFiles { get; init; } = double.NaN;
     public double BackupComplete { get; init; } = double.NaN;
+    /// <summary>From Apply's return until its background cleanup (deleting the old tree) finished.</summary>
+    public double Trash { get; init; } = double.NaN;
 }
 
 /// <summary>Timestamps the engine's information log lines (the public ILogger seam), for a finer phase split.</summary>
@@ -113,7 +115,7 @@ internal sealed class Bench(BenchOptions o)
 
     // Results.
     private readonly Samples _swapPatched = new(), _swapDone = new(), _layeredPatched = new(), _layeredDone = new();
-    private readonly Samples _phPre = new(), _phStage = new(), _phCommit = new(), _phClean = new();
+    private readonly Samples _phPre = new(), _phStage = new(), _phCommit = new(), _phClean = new(), _phTrash = new();
     private readonly Samples _phSig = new(), _phPlan = new(), _phFiles = new(), _phBackup = new();
     private readonly Samples _baseline = new(), _baselineCopy = new(), _baselineSync = new(), _rsync = new();
     private readonly Samples _verify = new(), _sha = new(), _recover = new(), _version = new(), _recoverInProc = new();
@@ -125,7 +127,7 @@ internal sealed class Bench(BenchOptions o)
     private (long Rss, double Seconds)? _mainCliApply;
     private (long Rss, double Seconds, double BaselineSeconds, long Bytes, ApplyTiming InProcess)? _big;
     private long _versionRss;
-    private readonly List<(int Files, long Bytes, int Written, long WrittenBytes, Samples Patched, Samples Done, Samples Baseline, long CliRss, long ManifestBytes)> _scaling = [];
+    private readonly List<(int Files, long Bytes, int Written, long WrittenBytes, Samples Patched, Samples Done, Samples Baseline, Samples Layered, long CliRss, long ManifestBytes)> _scaling = [];
     private string? _straceSummary;
 
     public void RunAll()
@@ -360,6 +362,10 @@ internal sealed class Bench(BenchOptions o)
 
         var end = Stopwatch.GetTimestamp();
         if (result.Status != ApplyStatus.Applied) throw new InvalidOperationException($"apply returned {result.Status}");
+        // The old tree is deleted on a background task after Apply returns; wait for it, so that it does not run
+        // into the next contender's timing, and report it separately.
+        result.Cleanup.GetAwaiter().GetResult();
+        var trashed = Stopwatch.GetTimestamp();
         double S(long a, long b) => a == 0 || b == 0 ? double.NaN : Stopwatch.GetElapsedTime(a, b).TotalSeconds;
         var staging = clock.At(PatchPhase.Staging);
         var committing = clock.At(PatchPhase.Committing);
@@ -374,6 +380,7 @@ internal sealed class Bench(BenchOptions o)
             Plan = S(verified, staging),
             StageFiles = S(staging, staged),
             BackupComplete = S(staged, committing),
+            Trash = S(end, trashed),
         };
     }
 
@@ -446,6 +453,7 @@ internal sealed class Bench(BenchOptions o)
                             _phStage.Add(t.Staging);
                             _phCommit.Add(t.Commit);
                             _phClean.Add(t.Cleanup);
+                            _phTrash.Add(t.Trash);
                             _phSig.Add(t.Signature);
                             _phPlan.Add(t.Plan);
                             _phFiles.Add(t.StageFiles);
@@ -453,7 +461,7 @@ internal sealed class Bench(BenchOptions o)
                             _mainResult = t.Result;
                         }
 
-                        line = $"patched {Fmt.Seconds(t.Patched)}, done {Fmt.Seconds(t.Done)} (signature {Fmt.Seconds(t.Signature)}, plan {Fmt.Seconds(t.Plan)}, files {Fmt.Seconds(t.StageFiles)}, backup-complete {Fmt.Seconds(t.BackupComplete)}, commit {Fmt.Seconds(t.Commit)}, cleanup {Fmt.Seconds(t.Cleanup)}); " +
+                        line = $"patched {Fmt.Seconds(t.Patched)}, done {Fmt.Seconds(t.Done)} (signature {Fmt.Seconds(t.Signature)}, plan {Fmt.Seconds(t.Plan)}, files {Fmt.Seconds(t.StageFiles)}, backup-complete {Fmt.Seconds(t.BackupComplete)}, commit {Fmt.Seconds(t.Commit)}, cleanup {Fmt.Seconds(t.Cleanup)}; old tree deleted in the background {Fmt.Seconds(t.Trash)} after); " +
                                $"{t.Result.FilesWritten} written, {t.Result.FilesReused} reused";
                         break;
                     case "baseline":
@@ -605,9 +613,11 @@ internal sealed class Bench(BenchOptions o)
             var patched = new Samples();
             var done = new Samples();
             var baseline = new Samples();
+            var layered = new Samples();
+            string[] contenders = ["swap", "layered", "baseline"];
             for (var run = 0; run < runs; run++)
             {
-                foreach (var c in run % 2 == 0 ? new[] { "swap", "baseline" } : ["baseline", "swap"])
+                foreach (var c in contenders.Skip(run % contenders.Length).Concat(contenders.Take(run % contenders.Length)))
                 {
                     var parent = Path.Join(dir, $"run-{c}-{run}");
                     var install = Path.Join(parent, "install");
@@ -620,6 +630,12 @@ internal sealed class Bench(BenchOptions o)
                         patched.Add(t.Patched);
                         done.Add(t.Done);
                         Log($"  {n} files run {run + 1}/{runs} swap     patched {Fmt.Seconds(t.Patched)}, done {Fmt.Seconds(t.Done)} (preflight {Fmt.Seconds(t.Preflight)}, staging {Fmt.Seconds(t.Staging)}, commit {Fmt.Seconds(t.Commit)}, cleanup {Fmt.Seconds(t.Cleanup)})");
+                    }
+                    else if (c == "layered")
+                    {
+                        var t = ApplyInProcess(install, patch, CommitStrategy.Layered)!;
+                        layered.Add(t.Patched);
+                        Log($"  {n} files run {run + 1}/{runs} layered  patched {Fmt.Seconds(t.Patched)}, done {Fmt.Seconds(t.Done)} (preflight {Fmt.Seconds(t.Preflight)}, staging {Fmt.Seconds(t.Staging)}, commit {Fmt.Seconds(t.Commit)})");
                     }
                     else
                     {
@@ -646,7 +662,7 @@ internal sealed class Bench(BenchOptions o)
                 TreeWriter.DeleteTree(parent);
             }
 
-            _scaling.Add((n, pair.OldBytes, pair.Written.Count, pair.WrittenBytes, patched, done, baseline, rss, new FileInfo(Path.Join(patch, "manifest.json")).Length));
+            _scaling.Add((n, pair.OldBytes, pair.Written.Count, pair.WrittenBytes, patched, done, baseline, layered, rss, new FileInfo(Path.Join(patch, "manifest.json")).Length));
             TreeWriter.DeleteTree(dir);
         }
     }
@@ -761,7 +777,7 @@ internal sealed class Bench(BenchOptions o)
             sb.AppendLine("¹ Physical baseline: copy just the changed and added files from the new tree into a copy of the old tree (`File.Copy`, in-kernel `copy_file_range`), delete the removed ones, then `sync -f` once. Not transactional and not verified: the floor for moving these bytes durably.");
             sb.AppendLine("² `--delete` added so the result equals the new version, as Patcher's does; `sync -f` afterwards, because rsync does not fsync and Patcher does.");
             if (_layeredPatched.Count == 0) sb.AppendLine(ic, $"³ {(_layeredNote.Length > 0 ? _layeredNote : "Layered strategy not measured.")}");
-            sb.AppendLine("`patched`: the switch and its journal row are durable (the engine reports CleaningUp); `done`: old tree removed, Apply returned. In-process calls of the public API (`Patcher.ApplyAsync`), after a warm-up apply.");
+            sb.AppendLine("`patched`: the switch and its journal row are durable (the engine reports CleaningUp); `done`: Apply returned (user files carried over, old tree moved to the trash, journal `done`; the trash is deleted afterwards on a background task, timed separately and awaited before the next run). In-process calls of the public API (`Patcher.ApplyAsync`), after a warm-up apply.");
             sb.AppendLine();
         }
 
@@ -777,10 +793,11 @@ internal sealed class Bench(BenchOptions o)
                 ("preflight", _phPre), ("  open patch, parse manifest, verify signature", _phSig), ("  scan install, plan, pending marker, journal begin (manifest row)", _phPlan),
                 ("staging", _phStage), ("  directories, hard links, blobs copied + hashed + fsynced, user files, directory fsyncs", _phFiles), ("  journal backup-complete", _phBackup),
                 ("commit: exchange, directory fsyncs, journal `patched` (manifest row again)", _phCommit),
-                ("cleanup: sweep user files, delete old tree, journal `done`, marker", _phClean),
+                ("cleanup: sweep user files, old tree to the trash, journal `done`, marker", _phClean),
             };
             foreach (var (name, s) in phases)
                 sb.AppendLine(ic, $"| {(name.StartsWith("  ", StringComparison.Ordinal) ? "&nbsp;&nbsp;– " + name.Trim() : name)} | {Fmt.Seconds(s.Median)} | {100 * s.Median / total:0}% |");
+            sb.AppendLine(ic, $"| after `done`, on a background task: delete the old tree (`ApplyResult.Cleanup`) | {Fmt.Seconds(_phTrash.Median)} | (not in `done`) |");
             sb.AppendLine(ic, $"| physical baseline, for comparison: copy / sync | {Fmt.Seconds(_baselineCopy.Median)} / {Fmt.Seconds(_baselineSync.Median)} | |");
             if (_mainResult is { } mr) sb.AppendLine(ic, $"| (apply wrote {mr.FilesWritten} files / {Fmt.Bytes(mr.BytesWritten)}, reused {mr.FilesReused}) | | |");
             if (_mainCliApply is { } cli) sb.AppendLine(ic, $"| `patchtool apply` of the same patch as a process: time / peak RSS | {Fmt.Seconds(cli.Seconds)} / {Fmt.Bytes(cli.Rss)} | |");
@@ -807,12 +824,14 @@ internal sealed class Bench(BenchOptions o)
             sb.AppendLine(ic, $"Does the cost follow the changed bytes or the size of the install? Installs of {Fmt.Bytes(first.Bytes)} with different file counts; each patch rewrites the same {first.Written} files / {Fmt.Bytes(first.WrittenBytes)}. Medians of {first.Patched.Count} runs.");
             sb.AppendLine();
             sb.AppendLine(ic, $"Verdict: {(growth <= 1.5 ? "**holds**" : "**does not hold**")}: from {Fmt.Count(first.Files)} to {Fmt.Count(last.Files)} files the apply until `patched` grows {growth:0.0}× " +
-                              $"(about {perFile * 1e6:0} µs per extra install file: the walk, a hard link and several stats per file, and the manifest grows with the file count), while the physical baseline stays flat.");
+                              $"(about {perFile * 1e6:0} µs per extra install file: the walk, a hard link and several stats per file, and the manifest grows with the file count), while the physical baseline stays flat. " +
+                              $"The layered strategy, which touches only the changed files (and stats the others), grows {last.Layered.Median / first.Layered.Median:0.0}× " +
+                              $"(about {(last.Layered.Median - first.Layered.Median) / (last.Files - first.Files) * 1e6:0} µs per extra install file).");
             sb.AppendLine();
-            sb.AppendLine("| install files | manifest | apply (swap) until `patched` | until `done` | physical baseline | ratio `patched` / baseline | `patched` per install file | `patchtool apply` peak RSS |");
-            sb.AppendLine("|---|---|---|---|---|---|---|---|");
+            sb.AppendLine("| install files | manifest | apply (swap) until `patched` | until `done` | physical baseline | ratio `patched` / baseline | `patched` per install file | layered until `patched` (ratio to baseline) | `patchtool apply` peak RSS |");
+            sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
             foreach (var s in _scaling)
-                sb.AppendLine(ic, $"| {Fmt.Count(s.Files)} | {Fmt.Bytes(s.ManifestBytes)} | {Fmt.Seconds(s.Patched.Median)} | {Fmt.Seconds(s.Done.Median)} | {Fmt.Seconds(s.Baseline.Median)} | {Fmt.Ratio(s.Patched.Median / s.Baseline.Median)} | {s.Patched.Median / s.Files * 1e6:0} µs | {(s.CliRss > 0 ? Fmt.Bytes(s.CliRss) : "—")} |");
+                sb.AppendLine(ic, $"| {Fmt.Count(s.Files)} | {Fmt.Bytes(s.ManifestBytes)} | {Fmt.Seconds(s.Patched.Median)} | {Fmt.Seconds(s.Done.Median)} | {Fmt.Seconds(s.Baseline.Median)} | {Fmt.Ratio(s.Patched.Median / s.Baseline.Median)} | {s.Patched.Median / s.Files * 1e6:0} µs | {Fmt.Seconds(s.Layered.Median)} ({Fmt.Ratio(s.Layered.Median / s.Baseline.Median)}) | {(s.CliRss > 0 ? Fmt.Bytes(s.CliRss) : "—")} |");
             sb.AppendLine();
         }
 

@@ -137,7 +137,11 @@ internal static class Recoverer
         log.LogInformation("Transaction {Tx} rolled back; the old version is intact", txId);
     }
 
-    /// <summary>After the switch: carry over user files, drop or keep the old tree, mark done.</summary>
+    /// <summary>
+    /// After the switch: carry over user files, keep the old tree as the previous version or move it to the trash,
+    /// mark done. Deleting the trash is the caller's (<see cref="EmptyTrash"/>): the new version is complete and
+    /// durable before, so the slow part (an unlink per old file) need not delay the launcher.
+    /// </summary>
     public static void FinishPatched(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log)
     {
         var manifest = ManifestCodec.Deserialize(tx.Manifest);
@@ -150,20 +154,50 @@ internal static class Recoverer
         if (oldTree is not null)
         {
             swap.SweepUserFiles(tx.Id, oldTree, oldVersion, ApplyPlan.TargetPaths(manifest));
-            TreeOps.DeleteTree(fs, layout.PreviousDir);
-            if (tx.KeepPrevious)
-            {
-                fs.Rename(oldTree, layout.PreviousDir);
-                fs.SyncDirectory(layout.StateDir);
-            }
-            else
-            {
-                TreeOps.DeleteTree(fs, oldTree);
-            }
+            // Renames only, within the state directory: fsyncs of it and of the trash make them durable. A crash in
+            // between reruns this with less to do (the old tree stays at its staging/old path until it moved).
+            if (fs.Stat(layout.PreviousDir).Kind != EntryKind.Missing)
+                MoveToTrash(fs, layout, layout.PreviousDir, tx.Id + "-previous");
+            if (tx.KeepPrevious) fs.Rename(oldTree, layout.PreviousDir);
+            else MoveToTrash(fs, layout, oldTree, tx.Id);
+            fs.SyncDirectory(layout.StateDir);
+            if (fs.Stat(layout.TrashDir).Kind == EntryKind.Directory) fs.SyncDirectory(layout.TrashDir);
         }
 
         journal.SetState(tx.Id, TxState.Done);
         RemoveMarker(fs, layout);
+    }
+
+    private static void MoveToTrash(IFileOps fs, StateLayout layout, string tree, string name)
+    {
+        var target = Path.Join(layout.TrashDir, name);
+        if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) fs.CreateDirectory(layout.TrashDir);
+        try
+        {
+            fs.Rename(tree, target);
+        }
+        catch (PatcherException) when (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing)
+        {
+            // Another process's cleanup removed the (then empty) trash between our check and the rename.
+            fs.CreateDirectory(layout.TrashDir);
+            fs.Rename(tree, target);
+        }
+    }
+
+    /// <summary>
+    /// Deletes the trash. Never throws: what cannot be deleted now (a file in use, an immutable file, another process
+    /// deleting or filling the same trash) is logged and left for the next Apply or Recover.
+    /// </summary>
+    public static void EmptyTrash(IFileOps fs, StateLayout layout, ILogger log)
+    {
+        try
+        {
+            TreeOps.DeleteTree(fs, layout.TrashDir);
+        }
+        catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
+        {
+            log.LogWarning("Could not delete the old version's files in {Trash} yet ({Reason}); the next apply or recover retries", layout.TrashDir, ex.Message);
+        }
     }
 
     /// <summary>
@@ -356,6 +390,7 @@ internal static class Recoverer
         journal.MarkPatched(tx.Id, new InstalledRecord(installed.Product, installed.PreviousVersion, tx.ManifestHash, installed.PreviousManifest,
             installed.Version, installed.Manifest));
         FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log);
+        EmptyTrash(fs, layout, log);
         log.LogInformation("Rolled back from {From} to {To}", installed.Version, installed.PreviousVersion);
         return new ApplyResult(ApplyStatus.Applied, installed.Version, installed.PreviousVersion, tx.Id, CommitStrategy.Swap, false, 0, 0, 0);
     }

@@ -6,7 +6,8 @@ namespace Patching.Staging;
 /// <summary>Where one target file's content comes from.</summary>
 /// <param name="File">The target file.</param>
 /// <param name="ReuseFrom">Relative path of an install file with identical content, or null to write from blobs.</param>
-internal sealed record FileSource(TargetFile File, string? ReuseFrom);
+/// <param name="ReuseInfo">What the plan's walk saw at <paramref name="ReuseFrom"/> (staging decides link or copy from it without another stat).</param>
+internal sealed record FileSource(TargetFile File, string? ReuseFrom, EntryInfo ReuseInfo = default);
 
 /// <summary>
 /// Everything staging needs, decided before the first byte is written: where each target file comes from,
@@ -109,7 +110,7 @@ internal sealed class ApplyPlan
             }
 
             if (reuse is null) bytesToWrite += f.Size;
-            sources.Add(new FileSource(f, reuse));
+            sources.Add(new FileSource(f, reuse, reuse is null ? default : byPath[reuse].Info));
         }
 
         // A user entry below a path that becomes a file (a directory of the old version replaced by a file) cannot

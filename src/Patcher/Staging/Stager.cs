@@ -27,7 +27,9 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         IReadOnlyDictionary<string, FileRow> verifiedRows, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         var manifest = plan.Manifest;
-        if (fs.Stat(stagingDir).Kind == EntryKind.Missing)
+        // A staging directory made just now holds nothing: no per-file probe for leftovers of an earlier attempt.
+        var fresh = fs.Stat(stagingDir).Kind == EntryKind.Missing;
+        if (fresh)
         {
             fs.CreateDirectory(stagingDir);
             fs.SyncDirectory(Path.GetDirectoryName(stagingDir)!);
@@ -61,7 +63,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         {
             var f = src.File;
             var staged = PathRules.Join(stagingDir, f.Path);
-            var existing = fs.Stat(staged);
+            var existing = fresh ? default : fs.Stat(staged);
             if (existing.Kind == EntryKind.File && existing.Size == f.Size &&
                 verifiedRows.TryGetValue(f.Path, out var row) && row.Observed == f.Sha256)
             {
@@ -71,7 +73,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
             else
             {
                 if (existing.Kind != EntryKind.Missing) fs.DeleteFile(staged);
-                if (src.ReuseFrom is not null && TryLink(installDir, src.ReuseFrom, staged, f))
+                if (src.ReuseFrom is not null && TryLink(installDir, src, staged))
                 {
                     Interlocked.Increment(ref reused);
                 }
@@ -157,12 +159,13 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         }
     }
 
-    private bool TryLink(string installDir, string reuseFrom, string staged, TargetFile f)
+    private bool TryLink(string installDir, FileSource src, string staged)
     {
-        var source = PathRules.Join(installDir, reuseFrom);
         // A hard link shares the inode, so the executable bit would change in the old tree too: copy instead.
-        if (fs.Stat(source).Executable != f.Executable && !OperatingSystem.IsWindows()) return false;
-        return fs.TryHardLink(source, staged);
+        // The bit is the one the plan's walk saw moments ago: a chmod racing the apply could slip past it just as it
+        // could slip between a fresh stat and the link, so the walk's answer is as good and saves a stat per file.
+        if (src.ReuseInfo.Executable != src.File.Executable && !OperatingSystem.IsWindows()) return false;
+        return fs.TryHardLink(PathRules.Join(installDir, src.ReuseFrom!), staged);
     }
 
     private string WriteContent(string installDir, string staged, FileSource src, PatchPackage? package, Action<long> onBytes, CancellationToken ct)

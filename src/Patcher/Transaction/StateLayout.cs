@@ -43,6 +43,13 @@ internal sealed class StateLayout
     /// <summary>Where the old tree goes when the exchange must be done as two renames.</summary>
     public string OldDir(string txId) => Path.Join(StateDir, "old-" + txId);
 
+    /// <summary>
+    /// Old trees of finished transactions, waiting to be deleted (<c>trash/&lt;tx&gt;</c>, and <c>trash/&lt;tx&gt;-previous</c> for a
+    /// kept previous version that a newer one replaced). Nothing in it belongs to any version. One fixed name, so that
+    /// <see cref="Patcher.Recover"/> notices a cleanup a launcher did not finish with one more existence check.
+    /// </summary>
+    public string TrashDir => Path.Join(StateDir, "trash");
+
     /// <summary>User files that collided with a file of the new version are kept here, never deleted.</summary>
     public string PreservedDir(string txId) => Path.Join(StateDir, "preserved-" + txId);
 }

@@ -200,7 +200,24 @@ internal static class TransactionEngine
         progress?.Report(new PatchProgress(PatchPhase.Done, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
         log.LogInformation("Installed {Product} {Version} (transaction {Tx})", manifest.Product, manifest.Version, tx.Id);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Swap,
-            resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten);
+            resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
+    }
+
+    /// <summary>
+    /// Deletes the trash (this transaction's old tree, and any an earlier process left), on a background task
+    /// when the options allow. Inline on a scheduler that runs one task at a time (a UI thread's, or the power-loss
+    /// simulation's, which needs the same sequence of file operations on every run). Runs without the transaction
+    /// lock: nothing in the trash belongs to any version, and a concurrent deleter only makes it log and leave the rest.
+    /// </summary>
+    private static Task EmptyTrash(IFileOps fs, StateLayout layout, PatcherOptions options)
+    {
+        if (!options.CleanupInBackground || TaskScheduler.Current.MaximumConcurrencyLevel == 1)
+        {
+            Recoverer.EmptyTrash(fs, layout, options.Logger);
+            return Task.CompletedTask;
+        }
+
+        return Task.Run(() => Recoverer.EmptyTrash(fs, layout, options.Logger));
     }
 
     /// <summary>
@@ -397,9 +414,13 @@ internal static class TransactionEngine
     {
         var fs = engine.FileSystem;
         var layout = ResolveLayout(fs, engine, installDir, options);
-        // The cheap path every app start takes: two existence checks (state inside the install, then the marker).
+        // The cheap path every app start takes: three existence checks (state inside the install, the marker, the
+        // trash a launcher may have left when it exited before its background cleanup finished).
         if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing)
+        {
+            if (fs.Stat(layout.TrashDir).Kind != EntryKind.Missing) Recoverer.EmptyTrash(fs, layout, options.Logger);
             return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
+        }
 
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
@@ -416,6 +437,8 @@ internal static class TransactionEngine
             Recoverer.ResolveWithoutJournalRow(fs, layout, options.Logger);
         }
 
+        // A cleanup interrupted after the done row (the marker could not be removed) left its trash too.
+        Recoverer.EmptyTrash(fs, layout, options.Logger);
         return new RecoveryResult(outcome, pending?.Id, journal.Installed()?.Version);
     }
 

@@ -28,7 +28,7 @@ internal sealed class FaultWorld : IDisposable
     public static bool IsUserPath(string rel) => UserFiles.Contains(rel) || rel is "saves" or "legacy";
 
     public PatcherOptions Options(string strategy = "swap") =>
-        new() { TrustedKeys = [S.PublicKey], Strategy = Enum.Parse<CommitStrategy>(strategy, ignoreCase: true) };
+        new() { TrustedKeys = [S.PublicKey], Strategy = Enum.Parse<CommitStrategy>(strategy, ignoreCase: true), CleanupInBackground = false };
 
     /// <summary>A new install of the old version plus the user's files, under <paramref name="root"/> (default: the scenario root).</summary>
     public string NewInstall(string? root = null)
@@ -77,7 +77,7 @@ internal sealed class FaultWorld : IDisposable
         return Directory.Exists(state)
             ? Directory.EnumerateFileSystemEntries(state).Select(p => Path.GetFileName(p)!)
                 .Where(x => x.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal)
-                    || x.StartsWith("backup-", StringComparison.Ordinal) || x == "pending").ToList()
+                    || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "trash").ToList()
             : [];
     }
 

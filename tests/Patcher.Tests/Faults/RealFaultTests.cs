@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Patching.IO;
+using Patching.Tests.Commit;
 using Patching.Tests.TestHelpers;
 using Patching.Transaction;
 
@@ -173,30 +174,35 @@ public sealed class RealFaultTests
     // ---------------------------------------------------------------- a file that cannot be removed
 
     [Test]
-    public void Apply_OldFileCannotBeRemoved_AccessDeniedWithNewVersionCompleteThenRecovers()
+    public void Apply_OldFileCannotBeRemoved_AppliedAndTheNextRecoverRemovesTheTrash()
     {
         if (!OperatingSystem.IsLinux() || !Mount.IsRoot) Assert.Ignore("chattr +i (the one 'permission denied' root cannot ignore) needs root on Linux");
         using var w = new FaultWorld("immutable");
         var install = w.NewInstall();
         var stuck = Path.Join(install, "data", "old-only.txt"); // removed by the new version
         if (!Chattr("+i", stuck)) Assert.Ignore("this file system does not support the immutable attribute");
+        var log = new ListLogger();
+        var trash = Path.Join(FaultWorld.StateDir(install), "trash");
         try
         {
-            var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(install, w.S.PatchDir, w.Options()));
+            // Removing the old tree comes after the done row: the update is complete, the failure only logged.
+            var result = Patcher.Apply(install, w.S.PatchDir, w.Options() with { Logger = log });
 
-            Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.AccessDenied), ex.Message);
-            Assert.That(w.Classify(install), Is.EqualTo(FaultWorld.Ended.New), "the commit had happened; only removing the old tree failed");
+            Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+            Assert.That(w.Classify(install), Is.EqualTo(FaultWorld.Ended.New));
             Assert.That(w.Problems(install), Is.Empty);
-            Assert.That(Patcher.Status(install).PendingTransactionId, Is.Not.Null, "cleanup is still pending");
+            Assert.That(Patcher.Status(install).PendingTransactionId, Is.Null, "nothing is pending: only deleting old files is left");
+            Assert.That(Directory.EnumerateFiles(trash, "old-only.txt", new EnumerationOptions { RecurseSubdirectories = true }).Count(), Is.EqualTo(1));
+            Assert.That(log.Lines, Has.Some.Contains("Could not delete the old version's files"));
         }
         finally
         {
-            // After the exchange the old tree (and the immutable file) sits in the state directory.
             foreach (var f in Directory.EnumerateFiles(Path.GetDirectoryName(install)!, "old-only.txt", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
                 Chattr("-i", f);
         }
 
-        Assert.That(Patcher.Recover(install).Outcome, Is.EqualTo(RecoveryOutcome.RolledForward));
+        Assert.That(Patcher.Recover(install).Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
+        Assert.That(Directory.Exists(trash), Is.False, "the app's next start removed what the apply could not");
         Assert.That(w.Classify(install), Is.EqualTo(FaultWorld.Ended.New));
         Assert.That(FaultWorld.Leftovers(install), Is.Empty);
     }

@@ -32,7 +32,11 @@ internal sealed class PatchScenario : IDisposable
     public string PrivateKey { get; }
     public string PublicKey { get; }
 
-    public PatcherOptions Options => new() { TrustedKeys = [PublicKey] };
+    /// <summary>
+    /// Cleanup inline, so a test sees the final tree (and a listing of the state directory) when Apply returns; the
+    /// background cleanup has tests of its own.
+    /// </summary>
+    public PatcherOptions Options => new() { TrustedKeys = [PublicKey], CleanupInBackground = false };
 
     public string Dir(string name)
     {
