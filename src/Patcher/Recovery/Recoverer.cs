@@ -168,10 +168,13 @@ internal static class Recoverer
         RemoveMarker(fs, layout);
     }
 
-    private static void MoveToTrash(IFileOps fs, StateLayout layout, string tree, string name)
+    /// <summary>Renames <paramref name="tree"/> into the trash as <paramref name="name"/> (the caller fsyncs if it matters).</summary>
+    public static void MoveToTrash(IFileOps fs, StateLayout layout, string tree, string name)
     {
         var target = Path.Join(layout.TrashDir, name);
         if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) fs.CreateDirectory(layout.TrashDir);
+        // A resumed transaction trashes its incoming directory a second time; the first one is garbage too.
+        else TreeOps.DeleteTree(fs, target);
         try
         {
             fs.Rename(tree, target);

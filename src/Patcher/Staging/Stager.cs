@@ -3,7 +3,9 @@ using Microsoft.Extensions.Logging;
 using Patching.IO;
 using Patching.Journal;
 using Patching.Manifests;
+using Patching.Recovery;
 using Patching.Sources;
+using Patching.Transaction;
 
 namespace Patching.Staging;
 
@@ -22,6 +24,83 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
     public int FilesReused { get; private set; }
     public long BytesWritten => Interlocked.Read(ref _bytesWritten);
     private long _bytesWritten;
+
+    /// <summary>Blobs received by <see cref="Receive"/>, by hash, with the executable bit their file was given.</summary>
+    private readonly ConcurrentDictionary<string, bool> _received = new(StringComparer.Ordinal);
+    private string? _incomingDir;
+
+    /// <summary>
+    /// Reads, hashes and writes every blob the new version's files are written from, once, into
+    /// <paramref name="incomingDir"/>, before the transaction has a journal row: a corrupt or hostile blob is found
+    /// here, and refusing it leaves nothing to undo but this directory. <see cref="Stage"/> then hard-links the
+    /// received files into the shadow tree instead of reading the blobs a second time. Each received file is
+    /// fsynced (with its mode) before it is linked, so the link's directory fsync is all staging adds. Blobs that no
+    /// single-part file is written from are hashed only: every blob the signed manifest lists is checked here.
+    /// </summary>
+    public void Receive(string incomingDir, ApplyPlan plan, PatchPackage package, IProgress<PatchProgress>? progress, CancellationToken ct)
+    {
+        package.CheckBlobsPresent();
+        TreeOps.DeleteTree(fs, incomingDir); // what a crashed attempt received is not trusted
+        fs.CreateDirectory(incomingDir);
+        _incomingDir = incomingDir;
+        var executable = new Dictionary<string, bool>(StringComparer.Ordinal);
+        foreach (var src in plan.Files)
+        {
+            if (src.ReuseFrom is null && src.File.Parts.Count == 1) executable.TryAdd(src.File.Parts[0].Sha256, src.File.Executable);
+        }
+
+        var blobs = package.Manifest.Blobs.OrderByDescending(b => b.Size).ToList();
+        long bytesDone = 0;
+        var blobsDone = 0;
+        ForEachFile(blobs, ct, blob =>
+        {
+            void OnBytes(long n)
+            {
+                progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Add(ref bytesDone, n), plan.BytesToWrite));
+            }
+
+            if (!executable.TryGetValue(blob.Sha256, out var x))
+            {
+                package.CopyBlob(blob.Sha256, Stream.Null, null, ct);
+            }
+            else
+            {
+                var path = Path.Join(incomingDir, blob.Sha256);
+                using (var output = fs.Create(path))
+                {
+                    package.CopyBlob(blob.Sha256, output, n =>
+                    {
+                        OnBytes(n);
+                        Interlocked.Add(ref _bytesWritten, n);
+                    }, ct);
+                    // The mode is inode metadata: set before the fsync, or a power cut could lose it (see WriteContent).
+                    if (x) fs.SetExecutable(path, true);
+                    fs.Sync(output);
+                }
+
+                _received[blob.Sha256] = x;
+            }
+
+            Interlocked.Increment(ref blobsDone);
+        });
+        log.LogInformation("Received {Count} blobs ({Bytes} bytes) into {Incoming}", _received.Count, BytesWritten, incomingDir);
+    }
+
+    /// <summary>
+    /// After staging, the received files live on as links in the shadow tree; the incoming directory goes to the trash
+    /// (one rename) and is deleted with the old tree, off the critical path.
+    /// </summary>
+    public void ReleaseReceived(StateLayout layout, string txId)
+    {
+        if (_incomingDir is null || fs.Stat(_incomingDir).Kind != EntryKind.Directory) return;
+        Recoverer.MoveToTrash(fs, layout, _incomingDir, txId + "-incoming");
+        _incomingDir = null;
+    }
+
+    /// <summary>A file written from one received blob with the same executable bit: linked, not read again.</summary>
+    private bool TryLinkReceived(TargetFile f, string staged) =>
+        _incomingDir is not null && f.Parts.Count == 1 && _received.TryGetValue(f.Parts[0].Sha256, out var x) && x == f.Executable &&
+        fs.TryHardLink(Path.Join(_incomingDir, f.Parts[0].Sha256), staged);
 
     public void Stage(string txId, string installDir, string stagingDir, ApplyPlan plan, PatchPackage? package,
         IReadOnlyDictionary<string, FileRow> verifiedRows, IProgress<PatchProgress>? progress, CancellationToken ct)
@@ -51,7 +130,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
 
         var total = plan.Files.Count;
         var done = 0;
-        long bytesDone = 0;
+        long bytesDone = BytesWritten; // what Receive wrote is already done
         var rows = new ConcurrentQueue<FileRow>();
         int written = 0, reused = 0;
 
@@ -76,6 +155,13 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
                 if (src.ReuseFrom is not null && TryLink(installDir, src, staged))
                 {
                     Interlocked.Increment(ref reused);
+                }
+                else if (src.ReuseFrom is null && TryLinkReceived(f, staged))
+                {
+                    // Received and verified before the transaction began; its bytes were counted then.
+                    rows.Enqueue(new FileRow(f.Path, f.Sha256, f.Parts[0].Sha256, "staged"));
+                    Interlocked.Increment(ref written);
+                    if (rows.Count >= RowBatch) FlushRows(txId, rows);
                 }
                 else
                 {

@@ -43,6 +43,9 @@ internal sealed class StateLayout
     /// <summary>Where the old tree goes when the exchange must be done as two renames.</summary>
     public string OldDir(string txId) => Path.Join(StateDir, "old-" + txId);
 
+    /// <summary>Blobs received (read, hashed, written) before a transaction begins; only ever touched under the lock.</summary>
+    public string IncomingDir => Path.Join(StateDir, "incoming");
+
     /// <summary>
     /// Old trees of finished transactions, waiting to be deleted (<c>trash/&lt;tx&gt;</c>, and <c>trash/&lt;tx&gt;-previous</c> for a
     /// kept previous version that a newer one replaced). Nothing in it belongs to any version. One fixed name, so that

@@ -52,9 +52,6 @@ internal static class TransactionEngine
         var fs = engine.FileSystem;
         var layout = ResolveLayout(fs, engine, installDir, options);
         RequireInstallDirectory(fs, layout.InstallDir);
-        // Every blob is read and hashed before anything on disk changes: a corrupt or hostile blob must not
-        // even leave a journal row behind. Staging hashes again while writing (the patch could change under us).
-        package.VerifyAllBlobs(ct);
         var manifest = package.Manifest;
         log.LogInformation("Patch {Product} {From} -> {To} verified (keys {Keys})", manifest.Product, manifest.FromVersion ?? "(full)", manifest.Version, string.Join(",", keyIds));
 
@@ -113,11 +110,46 @@ internal static class TransactionEngine
                 }
             }
 
-            return strategy switch
+            // Every blob is read, hashed and written once, before the transaction's first journal row: a corrupt or
+            // hostile blob is refused with nothing to undo but what was received (and a state directory made just now).
+            var stager = new Stager(fs, journal!, log);
+            try
             {
-                CommitStrategy.Swap => ApplySwap(fs, layout, journal!, package, plan, installed, resumable, keyIds, options, progress, ct),
-                _ => ApplyLayered(fs, layout, journal!, package, plan, installed, resumable, keyIds, options, progress, ct),
-            };
+                progress?.Report(new PatchProgress(PatchPhase.Staging, 0, manifest.Blobs.Count, 0, plan.BytesToWrite));
+                stager.Receive(layout.IncomingDir, plan, package, progress, ct);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
+            {
+                log.LogWarning("Receiving the patch's blobs failed ({Reason}); nothing was changed", ex.Message);
+                TreeOps.DeleteTree(fs, layout.IncomingDir);
+                if (!stateExisted)
+                {
+                    journal?.Dispose();
+                    journal = null;
+                    txLock?.Dispose();
+                    txLock = null;
+                    TreeOps.DeleteTree(fs, layout.StateDir);
+                }
+
+                if (ex is OperationCanceledException)
+                    throw new PatcherException(PatchErrorCode.Cancelled, "apply was cancelled before commit; the old version is intact", layout.InstallDir, ex);
+                throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "receive the patch into", layout.IncomingDir);
+            }
+
+            try
+            {
+                return strategy switch
+                {
+                    CommitStrategy.Swap => ApplySwap(fs, layout, journal!, stager, package, plan, installed, resumable, keyIds, options, progress, ct),
+                    _ => ApplyLayered(fs, layout, journal!, stager, package, plan, installed, resumable, keyIds, options, progress, ct),
+                };
+            }
+            catch (PatcherException)
+            {
+                // Whatever reached the trash (the received blobs, an old tree) is garbage whichever way this ended.
+                Recoverer.EmptyTrash(fs, layout, log);
+                throw;
+            }
         }
         finally
         {
@@ -126,7 +158,7 @@ internal static class TransactionEngine
         }
     }
 
-    private static ApplyResult ApplySwap(IFileOps fs, StateLayout layout, JournalStore journal, PatchPackage package, ApplyPlan plan,
+    private static ApplyResult ApplySwap(IFileOps fs, StateLayout layout, JournalStore journal, Stager stager, PatchPackage package, ApplyPlan plan,
         InstalledRecord? installed, TxRecord? resumable, IReadOnlyList<string> keyIds, PatcherOptions options,
         IProgress<PatchProgress>? progress, CancellationToken ct)
     {
@@ -147,12 +179,12 @@ internal static class TransactionEngine
         }
 
         var staging = layout.StagingDir(tx.Id);
-        var stager = new Stager(fs, journal, log);
         EntryInfo identity = default;
         try
         {
-            progress?.Report(new PatchProgress(PatchPhase.Staging, 0, plan.Files.Count, 0, plan.BytesToWrite));
+            progress?.Report(new PatchProgress(PatchPhase.Staging, 0, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
             stager.Stage(tx.Id, layout.InstallDir, staging, plan, package, resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(), progress, ct);
+            stager.ReleaseReceived(layout, tx.Id);
             identity = fs.Stat(staging);
             journal.MarkBackupComplete(tx.Id, identity.Device, identity.Inode);
             // Last point at which cancelling is honoured: after this the switch is one step.
@@ -204,7 +236,7 @@ internal static class TransactionEngine
     }
 
     /// <summary>
-    /// Deletes the trash (this transaction's old tree, and any an earlier process left), on a background task
+    /// Deletes the trash (this transaction's old tree and received blobs, and any an earlier process left), on a background task
     /// when the options allow. Inline on a scheduler that runs one task at a time (a UI thread's, or the power-loss
     /// simulation's, which needs the same sequence of file operations on every run). Runs without the transaction
     /// lock: nothing in the trash belongs to any version, and a concurrent deleter only makes it log and leave the rest.
@@ -225,7 +257,7 @@ internal static class TransactionEngine
     /// replace file by file through the lock layers, journaling each. A failure after the first file changed
     /// (a lock outlasting its budget, a full disk) rolls every file back before the error leaves.
     /// </summary>
-    private static ApplyResult ApplyLayered(IFileOps fs, StateLayout layout, JournalStore journal, PatchPackage package, ApplyPlan plan,
+    private static ApplyResult ApplyLayered(IFileOps fs, StateLayout layout, JournalStore journal, Stager stager, PatchPackage package, ApplyPlan plan,
         InstalledRecord? installed, TxRecord? resumable, IReadOnlyList<string> keyIds, PatcherOptions options,
         IProgress<PatchProgress>? progress, CancellationToken ct)
     {
@@ -247,7 +279,6 @@ internal static class TransactionEngine
         var commit = new LayeredCommit(fs, layout, journal, retry, log);
         RemoveStaleBackups(fs, layout, tx.Id, log);
         var staging = layout.StagingDir(tx.Id);
-        var stager = new Stager(fs, journal, log);
         int changed;
         try
         {
@@ -263,6 +294,7 @@ internal static class TransactionEngine
             };
             progress?.Report(new PatchProgress(PatchPhase.Staging, 0, toStage.Count, 0, stagePlan.BytesToWrite));
             stager.Stage(tx.Id, layout.InstallDir, staging, stagePlan, package, resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(), progress, ct);
+            stager.ReleaseReceived(layout, tx.Id);
             // Last point at which cancelling is honoured without touching the install.
             ct.ThrowIfCancellationRequested();
             commit.PrepareBackups(tx.Id, ops);
@@ -318,7 +350,7 @@ internal static class TransactionEngine
         progress?.Report(new PatchProgress(PatchPhase.Done, changed, changed, stager.BytesWritten, stager.BytesWritten));
         log.LogInformation("Installed {Product} {Version} (transaction {Tx}, layered, {Changed} files changed)", manifest.Product, manifest.Version, tx.Id, changed);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Layered,
-            resumed, stager.FilesWritten, plan.Files.Count - stager.FilesWritten, stager.BytesWritten);
+            resumed, stager.FilesWritten, plan.Files.Count - stager.FilesWritten, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
     }
 
     /// <summary>

@@ -29,7 +29,7 @@ public sealed class FaultInjectionTests
         // The last call of the transaction proper: the fsync after the pending marker is removed.
         var markerRemoved = calls.ToList().FindLastIndex(c => c.Contains(" DeleteFile ", StringComparison.Ordinal) && c.EndsWith("/pending", StringComparison.Ordinal));
         Assert.That(markerRemoved, Is.GreaterThan(0), "the dry run removes the pending marker");
-        var cleanupAfter = strategy == "swap" ? markerRemoved + 2 : int.MaxValue;
+        var cleanupAfter = markerRemoved + 2;
 
         var failures = new List<string>();
         int endedOld = 0, endedNew = 0;

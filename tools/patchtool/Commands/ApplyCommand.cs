@@ -93,6 +93,9 @@ internal sealed class ApplyCommand : IToolCommand
             ctx.Out.WriteLine($"  bytes        {ToolOptions.Bytes(result.BytesWritten)} written ({result.BytesWritten} bytes)");
         }
 
+        // The library deletes the old version's files in the background; a process that exits now would leave them
+        // for the next apply or recover. The new version is in place already, so this only delays the exit.
+        await result.Cleanup.ConfigureAwait(false);
         if (!busy) return ExitCodes.Ok;
         ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.Busy,
             $"another process is patching '{target}'; nothing was changed, try again later", null));

@@ -143,6 +143,7 @@ internal sealed class DemoCommand : IToolCommand
                 var recovery = Patcher.Recover(install, options);
                 Out.WriteLine($"  Recover -> {recovery.Outcome}");
                 result = Patcher.Apply(install, W("patch"), options);
+                result.Cleanup.GetAwaiter().GetResult(); // the old version's files, deleted in the background
             }
             catch (PatcherException ex)
             {
