@@ -27,6 +27,10 @@ internal sealed class PatchPackage
     }
 
     public string Directory { get; }
+
+    /// <summary>How many times a blob was opened and read (each blob once per apply; tests check it).</summary>
+    public int BlobReads => Volatile.Read(ref _blobReads);
+    private int _blobReads;
     public byte[] ManifestBytes { get; }
 
     /// <summary>The parsed manifest. Throws <see cref="PatcherException"/> when it does not parse.</summary>
@@ -84,6 +88,7 @@ internal sealed class PatchPackage
     /// </summary>
     public void CopyBlob(string sha256, Stream destination, Action<long>? onBytes, CancellationToken ct)
     {
+        Interlocked.Increment(ref _blobReads);
         var blob = _blobs.Value[sha256];
         var path = BlobPath(blob);
         using var raw = FileOps.Instance.OpenRead(path);

@@ -1,0 +1,59 @@
+using Patching.IO;
+using Patching.Manifests;
+using Patching.Signing;
+using Patching.Sources;
+using Patching.Tests.TestHelpers;
+using Patching.Transaction;
+
+namespace Patching.Tests.Transaction;
+
+/// <summary>
+/// Blobs are received (read, hashed, written, fsynced) once, before the transaction's first journal row; staging
+/// links what was received instead of reading the patch again.
+/// </summary>
+public sealed class ReceiveTests
+{
+    private static PatchPackage OpenVerified(PatchScenario s, out IReadOnlyList<string> keyIds)
+    {
+        var package = PatchPackage.Open(s.PatchDir, ManifestLimits.Default);
+        using var policy = TrustPolicy.FromPems([s.PublicKey], 1);
+        keyIds = package.VerifySignature(policy, ManifestLimits.Default, DateTimeOffset.UtcNow);
+        return package;
+    }
+
+    [TestCase(CommitStrategy.Swap)]
+    [TestCase(CommitStrategy.Layered)]
+    public void Apply_EveryBlob_IsReadOnce(CommitStrategy strategy)
+    {
+        if (strategy == CommitStrategy.Swap && !OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
+        using var s = new PatchScenario().WithSmallGame(extraFiles: 60, changeEvery: 3).Install();
+        s.BuildPatch();
+        var package = OpenVerified(s, out var keyIds);
+        Assert.That(package.Manifest.Blobs, Has.Count.GreaterThan(10));
+
+        var result = TransactionEngine.ApplyVerified(new EngineSettings(FileOps.Instance), s.InstallDir, package, keyIds,
+            s.Options with { Strategy = strategy }, null, CancellationToken.None);
+
+        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        Assert.That(package.BlobReads, Is.EqualTo(package.Manifest.Blobs.Count), "one read per blob: received once, then linked");
+        Assert.That(Directory.Exists(Path.Join(s.ParentDir, ".game.patcher", "incoming")), Is.False);
+    }
+
+    [Test]
+    public void Apply_CorruptBlobWithAnInstalledVersion_RefusedAndTheWholeRootUnchanged()
+    {
+        using var s = new PatchScenario().WithSmallGame(extraFiles: 30).Install();
+        s.BuildPatch();
+        var blob = Directory.EnumerateFiles(Path.Join(s.PatchDir, "blobs"), "*", SearchOption.AllDirectories).OrderByDescending(f => new FileInfo(f).Length).First();
+        var bytes = File.ReadAllBytes(blob);
+        bytes[bytes.Length / 2] ^= 0x40;
+        File.WriteAllBytes(blob, bytes);
+        var before = PatchScenario.Listing(s.ParentDir);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BlobHashMismatch), ex.Message);
+        Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(before), "install, journal and state directory byte-identical");
+    }
+}
