@@ -701,7 +701,7 @@ internal sealed class Bench(BenchOptions o)
         GC.Collect();
         var t = ApplyInProcess(install, patch, CommitStrategy.Swap)!;
         _big = (rss, r.Elapsed.TotalSeconds, baseline, o.BigFileBytes, t);
-        Log($"  in-process: patched {Fmt.Seconds(t.Patched)}, done {Fmt.Seconds(t.Done)} (signature+blob check {Fmt.Seconds(t.Signature)}, plan {Fmt.Seconds(t.Plan)}, files {Fmt.Seconds(t.StageFiles)}, commit {Fmt.Seconds(t.Commit)}, cleanup {Fmt.Seconds(t.Cleanup)})");
+        Log($"  in-process: patched {Fmt.Seconds(t.Patched)}, done {Fmt.Seconds(t.Done)} (signature {Fmt.Seconds(t.Signature)}, plan {Fmt.Seconds(t.Plan)}, files {Fmt.Seconds(t.StageFiles)}, commit {Fmt.Seconds(t.Commit)}, cleanup {Fmt.Seconds(t.Cleanup)})");
         TreeWriter.DeleteTree(dir);
     }
 
@@ -790,8 +790,8 @@ internal sealed class Bench(BenchOptions o)
             var total = _swapDone.Median;
             var phases = new[]
             {
-                ("preflight", _phPre), ("  open patch, parse manifest, verify signature", _phSig), ("  scan install, plan, pending marker, journal begin (manifest row)", _phPlan),
-                ("staging", _phStage), ("  directories, hard links, blobs copied + hashed + fsynced, user files, directory fsyncs", _phFiles), ("  journal backup-complete", _phBackup),
+                ("preflight", _phPre), ("  open patch, parse manifest, verify signature", _phSig), ("  scan install, plan, free space, lock, journal open", _phPlan),
+                ("staging", _phStage), ("  blobs received once (read + hashed + written + fsynced), marker, journal begin, directories, hard links, user files, directory fsyncs", _phFiles), ("  journal backup-complete", _phBackup),
                 ("commit: exchange, directory fsyncs, journal `patched` (manifest row again)", _phCommit),
                 ("cleanup: sweep user files, old tree to the trash, journal `done`, marker", _phClean),
             };
@@ -808,7 +808,7 @@ internal sealed class Bench(BenchOptions o)
         {
             var t = b2.InProcess;
             sb.AppendLine(ic, $"Big file: `patchtool apply` of one {Fmt.Bytes(b2.Bytes)} file took {Fmt.Seconds(b2.Seconds)} as a process; in-process until `patched` {Fmt.Seconds(t.Patched)} " +
-                              $"(open, signature, reading and hashing every blob {Fmt.Seconds(t.Signature)}; plan {Fmt.Seconds(t.Plan)}; staging the file {Fmt.Seconds(t.StageFiles)}; commit {Fmt.Seconds(t.Commit)}); " +
+                              $"(open and signature {Fmt.Seconds(t.Signature)}; plan {Fmt.Seconds(t.Plan)}; receiving (read + hash + write + fsync, once) and staging the file {Fmt.Seconds(t.StageFiles)}; commit {Fmt.Seconds(t.Commit)}); " +
                               $"`cp` of the blob + sync took {Fmt.Seconds(b2.BaselineSeconds)} (ratio `patched` / cp {Fmt.Ratio(t.Patched / b2.BaselineSeconds)}; one run each).\n");
         }
 
