@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
@@ -46,15 +47,30 @@ internal sealed record InstalledRecord(string Product, string Version, string Ma
     string? PreviousVersion, byte[]? PreviousManifest)
 {
     /// <summary>
+    /// <see cref="ManifestCodec.Hash"/> of <see cref="PreviousManifest"/> when known (the journal stores each manifest
+    /// once, by hash). Left null, <see cref="JournalStore.MarkPatched"/> hashes the bytes itself.
+    /// </summary>
+    public string? PreviousManifestHash { get; init; }
+
+    /// <summary>
     /// The installed row once <paramref name="manifestBytes"/> is committed over <paramref name="before"/>.
     /// When Patcher did not install the old version itself (no row yet), the old version is described by the
     /// patch's own base list, so a kept previous version can still be rolled back to.
     /// </summary>
     public static InstalledRecord After(byte[] manifestBytes, string manifestHash, InstalledRecord? before)
     {
-        var manifest = ManifestCodec.Deserialize(manifestBytes);
         if (before is not null)
-            return new InstalledRecord(manifest.Product, manifest.Version, manifestHash, manifestBytes, before.Version, before.Manifest);
+        {
+            // Runs between the switch and the patched row: only the product and version are needed here, so
+            // the manifest is scanned for them rather than parsed whole (tens of milliseconds at 10k files).
+            var (product, version) = ManifestIdentity.Read(manifestBytes);
+            return new InstalledRecord(product, version, manifestHash, manifestBytes, before.Version, before.Manifest)
+            {
+                PreviousManifestHash = before.ManifestHash,
+            };
+        }
+
+        var manifest = ManifestCodec.Deserialize(manifestBytes);
         if (manifest.FromVersion is null)
             return new InstalledRecord(manifest.Product, manifest.Version, manifestHash, manifestBytes, null, null);
         var previous = new Manifest
@@ -73,7 +89,11 @@ internal sealed record InstalledRecord(string Product, string Version, string Ma
             Base = [],
             Blobs = [],
         };
-        return new InstalledRecord(manifest.Product, manifest.Version, manifestHash, manifestBytes, manifest.FromVersion, ManifestCodec.Serialize(previous));
+        var previousBytes = ManifestCodec.Serialize(previous);
+        return new InstalledRecord(manifest.Product, manifest.Version, manifestHash, manifestBytes, manifest.FromVersion, previousBytes)
+        {
+            PreviousManifestHash = ManifestCodec.Hash(previousBytes),
+        };
     }
 }
 
@@ -104,10 +124,17 @@ internal sealed record OpRow(int Seq, string Kind, string Path, string? Expected
 /// <summary>
 /// The SQLite journal. WAL with synchronous=FULL: a committed row is on disk when the call returns, which is
 /// what lets each file-system step start only after the row that allows it is durable (DESIGN §5 rule 4).
+/// Each manifest's bytes are stored once, in <c>manifests</c>, keyed by their SHA-256 (<see cref="ManifestCodec.Hash"/>);
+/// <c>tx</c> and <c>installed</c> hold only hashes. Manifests that no pending transaction and no installed row
+/// refers to are deleted when the next transaction begins (a finished transaction's row keeps its hash, as history).
 /// </summary>
 internal sealed class JournalStore : IDisposable
 {
-    private const int SchemaVersion = 1;
+    /// <summary>
+    /// 2: manifests stored once, by hash. A journal of schema 1 (manifest bytes in <c>tx</c> and <c>installed</c>,
+    /// written only by development builds before the first release) is refused, not migrated.
+    /// </summary>
+    private const int SchemaVersion = 2;
     private readonly SqliteConnection _db;
 
     private JournalStore(SqliteConnection db) => _db = db;
@@ -165,28 +192,51 @@ internal sealed class JournalStore : IDisposable
         {
             db.Open();
             Exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
-            Exec(db, """
-                CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS tx(
-                    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL, product TEXT NOT NULL,
-                    from_version TEXT, to_version TEXT NOT NULL, manifest_hash TEXT NOT NULL, manifest BLOB NOT NULL,
-                    signature TEXT, key_ids TEXT, strategy TEXT NOT NULL, state TEXT NOT NULL,
-                    keep_previous INTEGER NOT NULL DEFAULT 0, staging_dev INTEGER NOT NULL DEFAULT 0, staging_ino INTEGER NOT NULL DEFAULT 0,
-                    created TEXT NOT NULL, updated TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS files(
-                    tx_id TEXT NOT NULL, path TEXT NOT NULL, expected_sha256 TEXT NOT NULL, observed_sha256 TEXT,
-                    state TEXT NOT NULL, PRIMARY KEY(tx_id, path));
-                CREATE TABLE IF NOT EXISTS installed(
-                    id INTEGER PRIMARY KEY CHECK (id = 1), product TEXT NOT NULL, version TEXT NOT NULL,
-                    manifest_hash TEXT NOT NULL, manifest BLOB NOT NULL, previous_version TEXT, previous_manifest BLOB);
-                CREATE TABLE IF NOT EXISTS layered_ops(
-                    tx_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL, expected_sha256 TEXT,
-                    backup INTEGER NOT NULL, user INTEGER NOT NULL, state TEXT NOT NULL, layer TEXT, PRIMARY KEY(tx_id, seq));
-                INSERT OR IGNORE INTO meta(key, value) VALUES('schema', '1');
-                """);
-            var schema = Scalar(db, "SELECT value FROM meta WHERE key='schema'");
+            // An existing journal is only read here (Status and refused patches write nothing); a new one is created
+            // whole in one SQLite transaction, which also settles two openers creating it at once.
+            var schema = ReadSchema(db, null);
+            if (schema is null)
+            {
+                using var t = db.BeginTransaction();
+                schema = ReadSchema(db, t);
+                if (schema is null)
+                {
+                    Exec(db, """
+                        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                        CREATE TABLE manifests(hash TEXT PRIMARY KEY, bytes BLOB NOT NULL);
+                        CREATE TABLE tx(
+                            id TEXT PRIMARY KEY, seq INTEGER NOT NULL, kind TEXT NOT NULL, product TEXT NOT NULL,
+                            from_version TEXT, to_version TEXT NOT NULL, manifest_hash TEXT NOT NULL,
+                            signature TEXT, key_ids TEXT, strategy TEXT NOT NULL, state TEXT NOT NULL,
+                            keep_previous INTEGER NOT NULL DEFAULT 0, staging_dev INTEGER NOT NULL DEFAULT 0, staging_ino INTEGER NOT NULL DEFAULT 0,
+                            created TEXT NOT NULL, updated TEXT NOT NULL);
+                        CREATE TABLE files(
+                            tx_id TEXT NOT NULL, path TEXT NOT NULL, expected_sha256 TEXT NOT NULL, observed_sha256 TEXT,
+                            state TEXT NOT NULL, PRIMARY KEY(tx_id, path));
+                        CREATE TABLE installed(
+                            id INTEGER PRIMARY KEY CHECK (id = 1), product TEXT NOT NULL, version TEXT NOT NULL,
+                            manifest_hash TEXT NOT NULL, previous_version TEXT, previous_manifest_hash TEXT);
+                        CREATE TABLE layered_ops(
+                            tx_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL, expected_sha256 TEXT,
+                            backup INTEGER NOT NULL, user INTEGER NOT NULL, state TEXT NOT NULL, layer TEXT, PRIMARY KEY(tx_id, seq));
+                        """, t);
+                    schema = SchemaVersion.ToString(CultureInfo.InvariantCulture);
+                    using var cmd = db.CreateCommand();
+                    cmd.Transaction = t;
+                    cmd.CommandText = "INSERT INTO meta(key, value) VALUES('schema', $v)";
+                    cmd.Parameters.AddWithValue("$v", schema);
+                    cmd.ExecuteNonQuery();
+                }
+
+                t.Commit();
+            }
+
             if (schema != SchemaVersion.ToString(CultureInfo.InvariantCulture))
-                throw new PatcherException(PatchErrorCode.JournalCorrupt, $"journal schema {schema} is not supported", path);
+            {
+                throw new PatcherException(PatchErrorCode.JournalCorrupt,
+                    $"journal schema {schema} is not supported (this build reads schema {SchemaVersion}); it was written by another build of Patcher. Let that build finish any pending update, or remove '{path}' (Patcher then no longer knows which version is installed)", path);
+            }
+
             return new JournalStore(db);
         }
         catch
@@ -194,6 +244,25 @@ internal sealed class JournalStore : IDisposable
             db.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The schema recorded in <c>meta</c>; null for a new (empty) database. Tables without a recorded schema come from
+    /// a build that created its tables before recording one: reported as "unknown", never adopted.
+    /// </summary>
+    private static string? ReadSchema(SqliteConnection db, SqliteTransaction? t)
+    {
+        using var cmd = db.CreateCommand();
+        cmd.Transaction = t;
+        cmd.CommandText = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'meta'";
+        if (Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture) != 0)
+        {
+            cmd.CommandText = "SELECT value FROM meta WHERE key = 'schema'";
+            if (cmd.ExecuteScalar() is string schema) return schema;
+        }
+
+        cmd.CommandText = "SELECT count(*) FROM sqlite_schema";
+        return Convert.ToInt64(cmd.ExecuteScalar(), CultureInfo.InvariantCulture) == 0 ? null : "unknown";
     }
 
     /// <summary>
@@ -230,18 +299,26 @@ internal sealed class JournalStore : IDisposable
     public TxRecord? Pending()
     {
         using var cmd = _db.CreateCommand();
-        cmd.CommandText = "SELECT id, kind, product, from_version, to_version, manifest_hash, manifest, signature, key_ids, strategy, state, staging_dev, staging_ino, keep_previous FROM tx WHERE state NOT IN ('done','rolled-back') ORDER BY seq DESC LIMIT 1";
+        // LEFT JOIN: a pending row whose manifest is missing must be reported, never read as "nothing pending".
+        cmd.CommandText = """
+            SELECT t.id, t.kind, t.product, t.from_version, t.to_version, t.manifest_hash, m.bytes, t.signature, t.key_ids,
+                   t.strategy, t.state, t.staging_dev, t.staging_ino, t.keep_previous
+            FROM tx t LEFT JOIN manifests m ON m.hash = t.manifest_hash
+            WHERE t.state NOT IN ('done','rolled-back') ORDER BY t.seq DESC LIMIT 1
+            """;
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
+        var id = r.GetString(0);
+        var hash = r.GetString(5);
         return new TxRecord
         {
-            Id = r.GetString(0),
+            Id = id,
             Kind = r.GetString(1),
             Product = r.GetString(2),
             FromVersion = r.IsDBNull(3) ? null : r.GetString(3),
             ToVersion = r.GetString(4),
-            ManifestHash = r.GetString(5),
-            Manifest = (byte[])r[6],
+            ManifestHash = hash,
+            Manifest = r.IsDBNull(6) ? throw MissingManifest($"transaction {id}", hash) : (byte[])r[6],
             Signature = r.IsDBNull(7) ? null : r.GetString(7),
             KeyIds = r.IsDBNull(8) ? null : r.GetString(8),
             Strategy = r.GetString(9),
@@ -255,43 +332,79 @@ internal sealed class JournalStore : IDisposable
     public InstalledRecord? Installed()
     {
         using var cmd = _db.CreateCommand();
-        cmd.CommandText = "SELECT product, version, manifest_hash, manifest, previous_version, previous_manifest FROM installed WHERE id = 1";
+        cmd.CommandText = """
+            SELECT i.product, i.version, i.manifest_hash, m.bytes, i.previous_version, i.previous_manifest_hash, p.bytes
+            FROM installed i LEFT JOIN manifests m ON m.hash = i.manifest_hash LEFT JOIN manifests p ON p.hash = i.previous_manifest_hash
+            WHERE i.id = 1
+            """;
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
-        return new InstalledRecord(r.GetString(0), r.GetString(1), r.GetString(2), (byte[])r[3],
-            r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : (byte[])r[5]);
+        var hash = r.GetString(2);
+        var previousHash = r.IsDBNull(5) ? null : r.GetString(5);
+        if (r.IsDBNull(3)) throw MissingManifest("the installed version", hash);
+        if (previousHash is not null && r.IsDBNull(6)) throw MissingManifest("the previous version", previousHash);
+        return new InstalledRecord(r.GetString(0), r.GetString(1), hash, (byte[])r[3],
+            r.IsDBNull(4) ? null : r.GetString(4), previousHash is null ? null : (byte[])r[6])
+        {
+            PreviousManifestHash = previousHash,
+        };
     }
 
     public void Begin(TxRecord tx)
     {
         CrashInjection.Point("journal begin " + tx.Id);
+        // The binding, the pruning, the manifest and the transaction row become durable together, in one SQLite transaction.
+        using var t = _db.BeginTransaction();
         using (var bind = _db.CreateCommand())
         {
             // Bound (or re-bound after a move, see CheckInstall) just before the first transaction row is written.
+            bind.Transaction = t;
             bind.CommandText = "INSERT INTO meta(key, value) VALUES('install', $v) ON CONFLICT(key) DO UPDATE SET value = $v";
             bind.Parameters.AddWithValue("$v", _installDir);
             bind.ExecuteNonQuery();
         }
 
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = """
-            INSERT INTO tx(id, seq, kind, product, from_version, to_version, manifest_hash, manifest, signature, key_ids, strategy, state, keep_previous, created, updated)
-            VALUES($id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tx), $kind, $product, $from, $to, $hash, $manifest, $sig, $keys, $strategy, $state, $keep, $now, $now)
-            """;
-        cmd.Parameters.AddWithValue("$id", tx.Id);
-        cmd.Parameters.AddWithValue("$kind", tx.Kind);
-        cmd.Parameters.AddWithValue("$product", tx.Product);
-        cmd.Parameters.AddWithValue("$from", (object?)tx.FromVersion ?? DBNull.Value);
-        cmd.Parameters.AddWithValue("$to", tx.ToVersion);
-        cmd.Parameters.AddWithValue("$hash", tx.ManifestHash);
-        cmd.Parameters.AddWithValue("$manifest", tx.Manifest);
-        cmd.Parameters.AddWithValue("$sig", (object?)tx.Signature ?? DBNull.Value);
-        cmd.Parameters.AddWithValue("$keys", (object?)tx.KeyIds ?? DBNull.Value);
-        cmd.Parameters.AddWithValue("$strategy", tx.Strategy);
-        cmd.Parameters.AddWithValue("$state", tx.State);
-        cmd.Parameters.AddWithValue("$keep", tx.KeepPrevious ? 1 : 0);
-        cmd.Parameters.AddWithValue("$now", Now());
-        cmd.ExecuteNonQuery();
+        using (var prune = _db.CreateCommand())
+        {
+            // Manifests of transactions that ended before this one began, unless still installed or kept as the
+            // previous version: Pending() and Installed() read no others. Done here rather than when a transaction
+            // ends, so the last one's rows stay whole for inspection until the next update.
+            prune.Transaction = t;
+            prune.CommandText = """
+                DELETE FROM manifests
+                WHERE hash <> $hash
+                  AND hash NOT IN (SELECT manifest_hash FROM tx WHERE state NOT IN ('done','rolled-back'))
+                  AND hash NOT IN (SELECT manifest_hash FROM installed)
+                  AND hash NOT IN (SELECT previous_manifest_hash FROM installed WHERE previous_manifest_hash IS NOT NULL)
+                """;
+            prune.Parameters.AddWithValue("$hash", tx.ManifestHash);
+            prune.ExecuteNonQuery();
+        }
+
+        StoreManifest(t, tx.ManifestHash, tx.Manifest);
+        using (var cmd = _db.CreateCommand())
+        {
+            cmd.Transaction = t;
+            cmd.CommandText = """
+                INSERT INTO tx(id, seq, kind, product, from_version, to_version, manifest_hash, signature, key_ids, strategy, state, keep_previous, created, updated)
+                VALUES($id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tx), $kind, $product, $from, $to, $hash, $sig, $keys, $strategy, $state, $keep, $now, $now)
+                """;
+            cmd.Parameters.AddWithValue("$id", tx.Id);
+            cmd.Parameters.AddWithValue("$kind", tx.Kind);
+            cmd.Parameters.AddWithValue("$product", tx.Product);
+            cmd.Parameters.AddWithValue("$from", (object?)tx.FromVersion ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$to", tx.ToVersion);
+            cmd.Parameters.AddWithValue("$hash", tx.ManifestHash);
+            cmd.Parameters.AddWithValue("$sig", (object?)tx.Signature ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$keys", (object?)tx.KeyIds ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$strategy", tx.Strategy);
+            cmd.Parameters.AddWithValue("$state", tx.State);
+            cmd.Parameters.AddWithValue("$keep", tx.KeepPrevious ? 1 : 0);
+            cmd.Parameters.AddWithValue("$now", Now());
+            cmd.ExecuteNonQuery();
+        }
+
+        t.Commit();
     }
 
     public void SetState(string txId, string state)
@@ -319,10 +432,22 @@ internal sealed class JournalStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
-    /// <summary>The commit happened: state patched and the installed version switch in one SQLite transaction.</summary>
+    /// <summary>
+    /// The commit happened: state patched and the installed version switch in one SQLite transaction. The row refers
+    /// to manifests by hash; the new one was stored by <see cref="Begin"/> and the previous one is normally the
+    /// installed one, so on the usual path no manifest bytes are written here.
+    /// </summary>
     public void MarkPatched(string txId, InstalledRecord installed)
     {
         CrashInjection.Point($"journal {TxState.Patched} {txId}");
+        string? previousHash = null;
+        if (installed.PreviousManifest is { } previous)
+        {
+            previousHash = installed.PreviousManifestHash;
+            Debug.Assert(previousHash is null || previousHash == ManifestCodec.Hash(previous), "PreviousManifestHash does not match PreviousManifest");
+            previousHash ??= ManifestCodec.Hash(previous);
+        }
+
         using var t = _db.BeginTransaction();
         using (var cmd = _db.CreateCommand())
         {
@@ -334,25 +459,52 @@ internal sealed class JournalStore : IDisposable
             cmd.ExecuteNonQuery();
         }
 
+        StoreManifest(t, installed.ManifestHash, installed.Manifest);
+        if (installed.PreviousManifest is { } previousBytes) StoreManifest(t, previousHash!, previousBytes);
         using (var cmd = _db.CreateCommand())
         {
             cmd.Transaction = t;
             cmd.CommandText = """
-                INSERT INTO installed(id, product, version, manifest_hash, manifest, previous_version, previous_manifest)
-                VALUES(1, $p, $v, $h, $m, $pv, $pm)
-                ON CONFLICT(id) DO UPDATE SET product=$p, version=$v, manifest_hash=$h, manifest=$m, previous_version=$pv, previous_manifest=$pm
+                INSERT INTO installed(id, product, version, manifest_hash, previous_version, previous_manifest_hash)
+                VALUES(1, $p, $v, $h, $pv, $ph)
+                ON CONFLICT(id) DO UPDATE SET product=$p, version=$v, manifest_hash=$h, previous_version=$pv, previous_manifest_hash=$ph
                 """;
             cmd.Parameters.AddWithValue("$p", installed.Product);
             cmd.Parameters.AddWithValue("$v", installed.Version);
             cmd.Parameters.AddWithValue("$h", installed.ManifestHash);
-            cmd.Parameters.AddWithValue("$m", installed.Manifest);
             cmd.Parameters.AddWithValue("$pv", (object?)installed.PreviousVersion ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$pm", (object?)installed.PreviousManifest ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$ph", (object?)previousHash ?? DBNull.Value);
             cmd.ExecuteNonQuery();
         }
 
         t.Commit();
     }
+
+    /// <summary>
+    /// Stores a manifest under its hash unless it is already there (then its bytes are not even bound). Stored bytes of
+    /// another length under the same hash mean a wrong hash or a damaged journal: refused rather than mixed up.
+    /// </summary>
+    private void StoreManifest(SqliteTransaction t, string hash, byte[] bytes)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = t;
+        // length() of a BLOB column reads the row's header, not its overflow pages.
+        cmd.CommandText = "SELECT length(bytes) FROM manifests WHERE hash = $h";
+        cmd.Parameters.AddWithValue("$h", hash);
+        if (cmd.ExecuteScalar() is long stored)
+        {
+            if (stored != bytes.Length)
+                throw new PatcherException(PatchErrorCode.JournalCorrupt, $"the journal holds a manifest of {stored} bytes under hash {hash}, not the {bytes.Length} bytes given");
+            return;
+        }
+
+        cmd.CommandText = "INSERT INTO manifests(hash, bytes) VALUES($h, $b)";
+        cmd.Parameters.AddWithValue("$b", bytes);
+        cmd.ExecuteNonQuery();
+    }
+
+    private static PatcherException MissingManifest(string what, string hash) =>
+        new(PatchErrorCode.JournalCorrupt, $"the journal does not hold the manifest of {what} (sha256 {hash})");
 
     /// <summary>Per-file rows, written in one SQLite transaction after the files they describe are durable.</summary>
     public void RecordFiles(string txId, IReadOnlyCollection<FileRow> rows)
@@ -497,9 +649,10 @@ internal sealed class JournalStore : IDisposable
 
     private static string Now() => DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture);
 
-    private static void Exec(SqliteConnection db, string sql)
+    private static void Exec(SqliteConnection db, string sql, SqliteTransaction? t = null)
     {
         using var cmd = db.CreateCommand();
+        cmd.Transaction = t;
         cmd.CommandText = sql;
         cmd.ExecuteNonQuery();
     }
