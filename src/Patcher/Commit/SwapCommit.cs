@@ -71,11 +71,16 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
         var install = layout.InstallDir;
         var touched = new HashSet<string>(StringComparer.Ordinal);
         // Below a path the new version made a file (an old directory replaced by a file), nothing can go back.
+        // Asked for every entry of the old tree, so each ancestor is stat'ed once, not once per descendant.
+        var becameFile = new Dictionary<string, bool>(StringComparer.Ordinal);
         bool UnderNewFile(string rel)
         {
             for (var a = PathRules.Parent(rel); a.Length > 0; a = PathRules.Parent(a))
             {
-                if (newVersionPaths.Contains(a) && fs.Stat(PathRules.Join(install, a)).Kind != EntryKind.Directory) return true;
+                if (!newVersionPaths.Contains(a)) continue;
+                if (!becameFile.TryGetValue(a, out var isFile))
+                    becameFile[a] = isFile = fs.Stat(PathRules.Join(install, a)).Kind != EntryKind.Directory;
+                if (isFile) return true;
             }
 
             return false;

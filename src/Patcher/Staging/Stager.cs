@@ -125,7 +125,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         foreach (var d in dirs)
         {
             var path = PathRules.Join(stagingDir, d);
-            if (fs.Stat(path).Kind != EntryKind.Directory) fs.CreateDirectory(path);
+            if (fresh || fs.Stat(path).Kind != EntryKind.Directory) fs.CreateDirectory(path);
         }
 
         var total = plan.Files.Count;
@@ -210,8 +210,11 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
             if (fs.Stat(source).Kind == EntryKind.Directory) fs.CopyMode(source, PathRules.Join(stagingDir, d));
         }
 
-        // Make every directory entry durable, deepest first, then the staging root itself.
-        foreach (var d in dirs.Reverse()) fs.SyncDirectory(PathRules.Join(stagingDir, d));
+        // Make every directory entry durable, then the staging root itself. All of them complete before the
+        // backup-complete row, so their order does not matter; many in flight let the file system commit them
+        // together (measured in docs/benchmarks.md: 211 directories one after another took 35 ms quiet and 265 ms
+        // under load, with 16 at once 25 and 33 ms).
+        ForEachFile(dirs.Reverse().ToList(), ct, d => fs.SyncDirectory(PathRules.Join(stagingDir, d)));
         fs.SyncDirectory(stagingDir);
         FilesWritten = written;
         FilesReused = reused;

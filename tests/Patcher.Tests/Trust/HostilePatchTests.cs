@@ -36,7 +36,8 @@ public sealed class HostilePatchTests
         var install = Path.Join(temp.Dir("parent"), "game");
         SampleData.CopyVersion(RepoPaths.Sample, "v1", install);
         TreeFactory.WriteFile(install, "saves/slot1.sav", "precious"u8.ToArray());
-        var options = new PatcherOptions { TrustedKeys = [File.ReadAllText(RepoPaths.TestPub)] };
+        // Cleanup inline: the listing below must not race the background deletion of the setup apply's old tree.
+        var options = new PatcherOptions { TrustedKeys = [File.ReadAllText(RepoPaths.TestPub)], CleanupInBackground = false };
         if (expect["setup"] == nameof(HostileCorpus.Setup.Installed))
         {
             // Let the journal know 1.0.0 is installed: a full package of v1 applied through Patcher.
