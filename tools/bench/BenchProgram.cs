@@ -792,7 +792,7 @@ internal sealed class Bench(BenchOptions o)
             {
                 ("preflight", _phPre), ("  open patch, parse manifest, verify signature", _phSig), ("  scan install, plan, free space, lock, journal open", _phPlan),
                 ("staging", _phStage), ("  blobs received once (read + hashed + written + fsynced), marker, journal begin, directories, hard links, user files, directory fsyncs", _phFiles), ("  journal backup-complete", _phBackup),
-                ("commit: exchange, directory fsyncs, journal `patched` (manifest row again)", _phCommit),
+                ("commit: exchange, directory fsyncs, journal `patched`", _phCommit),
                 ("cleanup: sweep user files, old tree to the trash, journal `done`, marker", _phClean),
             };
             foreach (var (name, s) in phases)

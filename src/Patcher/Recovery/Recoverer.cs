@@ -142,13 +142,28 @@ internal static class Recoverer
     /// mark done. Deleting the trash is the caller's (<see cref="EmptyTrash"/>): the new version is complete and
     /// durable before, so the slow part (an unlink per old file) need not delay the launcher.
     /// </summary>
-    public static void FinishPatched(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log)
+    /// <param name="fs">File operations.</param>
+    /// <param name="layout">Where the state is.</param>
+    /// <param name="journal">The journal.</param>
+    /// <param name="tx">The patched transaction.</param>
+    /// <param name="log">Logger.</param>
+    /// <param name="plan">The apply's own plan, when the caller has it: its manifest and old-version paths are what
+    /// this would otherwise parse again from the journal (two manifests, tens of milliseconds at 10k files).</param>
+    public static void FinishPatched(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, ApplyPlan? plan = null)
     {
-        var manifest = ManifestCodec.Deserialize(tx.Manifest);
-        var installed = journal.Installed();
-        var oldVersion = new HashSet<string>(manifest.Base.Select(b => b.Path).Concat(manifest.BaseDirectories), StringComparer.Ordinal);
-        if (installed?.PreviousManifest is { } prev)
-            oldVersion.UnionWith(ApplyPlan.TargetPaths(ManifestCodec.Deserialize(prev)));
+        var manifest = plan?.Manifest ?? ManifestCodec.Deserialize(tx.Manifest);
+        IReadOnlySet<string> oldVersion;
+        if (plan is not null)
+        {
+            oldVersion = plan.OldVersionPaths;
+        }
+        else
+        {
+            var paths = new HashSet<string>(manifest.Base.Select(b => b.Path).Concat(manifest.BaseDirectories), StringComparer.Ordinal);
+            if (journal.Installed()?.PreviousManifest is { } prev)
+                paths.UnionWith(ApplyPlan.TargetPaths(ManifestCodec.Deserialize(prev)));
+            oldVersion = paths;
+        }
         var swap = new SwapCommit(fs, layout, log);
         var oldTree = swap.OldTree(tx.Id);
         if (oldTree is not null)

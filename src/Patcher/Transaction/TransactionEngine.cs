@@ -216,7 +216,7 @@ internal static class TransactionEngine
         {
             journal.MarkPatched(tx.Id, InstalledRecord.After(package.ManifestBytes, package.ManifestHash, installed));
             progress?.Report(new PatchProgress(PatchPhase.CleaningUp, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
-            Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log);
+            Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log, plan);
         }
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
