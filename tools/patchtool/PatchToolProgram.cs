@@ -50,10 +50,23 @@ internal static class PatchToolProgram
             new DemoCommand(),
         ];
         foreach (var command in commands) root.Add(command.Create(ctx, global));
+        TakeStringsAsTyped(root);
 
         // The built-in action prints the entry assembly's version, which in-process (tests) is the test host's.
         foreach (var version in root.Options.OfType<VersionOption>()) version.Action = new PrintVersionAction();
         return root;
+    }
+
+    /// <summary>Gives every string option in the tree the parser that takes its tokens as typed (<see cref="ToolOptions.AsTyped"/>).</summary>
+    private static void TakeStringsAsTyped(Command command)
+    {
+        foreach (var option in command.Options)
+        {
+            if (option is Option<string> text) text.CustomParser ??= ToolOptions.AsTyped;
+            else if (option is Option<string[]> texts) texts.CustomParser ??= ToolOptions.AsTypedList;
+        }
+
+        foreach (var subcommand in command.Subcommands) TakeStringsAsTyped(subcommand);
     }
 
     /// <summary>patchtool's informational version (e.g. <c>0.1.0+commit</c>).</summary>

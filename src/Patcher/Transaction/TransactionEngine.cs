@@ -454,6 +454,16 @@ internal static class TransactionEngine
             return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
         }
 
+        return RecoverPending(fs, layout, options);
+    }
+
+    /// <summary>
+    /// The part of <see cref="RecoverCore"/> that runs only when the marker exists. A method of its own, never
+    /// inlined, so that compiling the cheap path does not load the lock and journal (SQLite) types.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static RecoveryResult RecoverPending(IFileOps fs, StateLayout layout, PatcherOptions options)
+    {
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
         using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: true, options.Logger);

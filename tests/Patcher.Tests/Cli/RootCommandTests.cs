@@ -1,4 +1,7 @@
+using System.CommandLine;
+using System.CommandLine.Invocation;
 using Patching.Tests.TestHelpers;
+using PatchTool;
 using PatchTool.Infrastructure;
 
 namespace Patching.Tests.Cli;
@@ -133,4 +136,69 @@ public sealed class RootCommandTests
         Assert.That(error.ToString(), Does.Not.Contain("   at "));
         Assert.That(new CliResult(exit, output.ToString(), "").Json().GetProperty("ok").GetBoolean(), Is.False);
     }
+
+    [Test]
+    public void CreateRoot_StringOptions_TakeTheirTokensAsTyped()
+    {
+        var root = PatchToolProgram.CreateRoot(new ToolContext(TextWriter.Null, TextWriter.Null, isTerminal: false));
+        var apply = Subcommand(root, "apply");
+
+        var parse = root.Parse(["apply", "--patch", "p q", "--target", "/t/x=1:2", "--trust", "a.pub", "--trust", "b.pub"]);
+
+        Assert.That(parse.Errors, Is.Empty);
+        Assert.That(parse.GetValue(StringOption(apply, "--patch")), Is.EqualTo("p q"));
+        Assert.That(parse.GetValue(StringOption(apply, "--target")), Is.EqualTo("/t/x=1:2"));
+        Assert.That(parse.GetValue((Option<string[]>)apply.Options.Single(o => o.Name == "--trust")), Is.EqualTo(new[] { "a.pub", "b.pub" }));
+        Assert.That(parse.GetValue(StringOption(apply, "--state-dir")), Is.Null);
+        Assert.That(parse.GetValue(StringOption(apply, "--strategy")), Is.EqualTo("auto"), "a default is not parsed");
+        foreach (var command in root.Subcommands)
+        {
+            foreach (var option in command.Options)
+            {
+                if (option is Option<string> text) Assert.That(text.CustomParser, Is.Not.Null, $"{command.Name} {option.Name}");
+                if (option is Option<string[]> texts) Assert.That(texts.CustomParser, Is.Not.Null, $"{command.Name} {option.Name}");
+            }
+        }
+    }
+
+    [TestCase(false, "recover", "--target", "t")]
+    [TestCase(true, "recover", "--target", "t", "--json")]
+    [TestCase(true, "recover", "--json", "true", "--target", "t")]
+    [TestCase(false, "recover", "--json", "false", "--target", "t")]
+    public void Flag_JsonOption_IsWhatTheCommandLineSays(bool expected, params string[] args)
+    {
+        var root = PatchToolProgram.CreateRoot(new ToolContext(TextWriter.Null, TextWriter.Null, isTerminal: false));
+        var json = (Option<bool>)Subcommand(root, "recover").Options.Single(o => o.Name == "--json");
+
+        var parse = root.Parse(args);
+
+        Assert.That(parse.Errors, Is.Empty);
+        Assert.That(ToolOptions.Flag(parse, json), Is.EqualTo(expected));
+    }
+
+    [TestCase("-v", "recover", "--target", "t")]
+    [TestCase("recover", "--target", "t", "--verbose")]
+    public void Flag_VerboseBeforeOrAfterTheCommand_IsSet(params string[] args)
+    {
+        var root = PatchToolProgram.CreateRoot(new ToolContext(TextWriter.Null, TextWriter.Null, isTerminal: false));
+        var verbose = (Option<bool>)root.Options.Single(o => o.Name == "--verbose");
+
+        Assert.That(ToolOptions.Flag(root.Parse(args), verbose), Is.True);
+        Assert.That(ToolOptions.Flag(root.Parse(["recover", "--target", "t"]), verbose), Is.False);
+    }
+
+    [Test]
+    public void CreateRoot_InstallCommands_OnlyVerifyInstallIsCancellable()
+    {
+        var root = PatchToolProgram.CreateRoot(new ToolContext(TextWriter.Null, TextWriter.Null, isTerminal: false));
+
+        // A synchronous action gets no SIGINT/SIGTERM handlers: recover runs at every start of an app.
+        foreach (var name in new[] { "recover", "status", "rollback" })
+            Assert.That(Subcommand(root, name).Action, Is.InstanceOf<SynchronousCommandLineAction>(), name);
+        Assert.That(Subcommand(root, "verify-install").Action, Is.InstanceOf<AsynchronousCommandLineAction>());
+    }
+
+    private static Command Subcommand(RootCommand root, string name) => root.Subcommands.Single(c => c.Name == name);
+
+    private static Option<string> StringOption(Command command, string name) => (Option<string>)command.Options.Single(o => o.Name == name);
 }

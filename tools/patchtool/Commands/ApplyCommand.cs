@@ -34,10 +34,10 @@ internal sealed class ApplyCommand : IToolCommand
         };
         command.SetAction((pr, ct) =>
         {
-            var verbose = pr.GetValue(global.Verbose);
+            var verbose = ToolOptions.Flag(pr, global.Verbose);
             var settings = new Settings(pr.GetValue(_patch)!, pr.GetValue(_target)!, pr.GetValue(_trust) ?? [], pr.GetValue(_threshold),
-                ParseStrategy(pr.GetValue(_strategy)), pr.GetValue(_allowDowngrade), pr.GetValue(_fullBaseHash), pr.GetValue(_keepPrevious),
-                pr.GetValue(_stateDir), pr.GetValue(_json), verbose);
+                ParseStrategy(pr.GetValue(_strategy)), ToolOptions.Flag(pr, _allowDowngrade), ToolOptions.Flag(pr, _fullBaseHash), ToolOptions.Flag(pr, _keepPrevious),
+                pr.GetValue(_stateDir), ToolOptions.Flag(pr, _json), verbose);
             return CommandRunner.RunAsync(ctx, settings.Json, verbose, () => RunAsync(ctx, settings, ct));
         });
         return command;

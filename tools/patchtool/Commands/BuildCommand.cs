@@ -29,9 +29,9 @@ internal sealed class BuildCommand : IToolCommand
         {
             _from, _to, _out, _key, _product, _version, _fromVersion, _expires, _noCompress, _force,
         };
-        command.SetAction(pr => CommandRunner.Run(ctx, json: false, pr.GetValue(global.Verbose), () => Run(ctx, new Settings(
+        command.SetAction(pr => CommandRunner.Run(ctx, json: false, ToolOptions.Flag(pr, global.Verbose), () => Run(ctx, new Settings(
             pr.GetValue(_from), pr.GetValue(_to)!, pr.GetValue(_out)!, pr.GetValue(_key), pr.GetValue(_product)!,
-            pr.GetValue(_version)!, pr.GetValue(_fromVersion), pr.GetValue(_expires), !pr.GetValue(_noCompress), pr.GetValue(_force)))));
+            pr.GetValue(_version)!, pr.GetValue(_fromVersion), pr.GetValue(_expires), !ToolOptions.Flag(pr, _noCompress), ToolOptions.Flag(pr, _force)))));
         return command;
     }
 

@@ -30,7 +30,7 @@ internal sealed class DemoCommand : IToolCommand
         var command = new Command("demo", "Walk through keygen, build, verify, inspect and apply on the built-in sample game") { _work };
         command.SetAction((pr, ct) =>
         {
-            var s = new Settings(pr.GetValue(_work), pr.GetValue(global.Verbose));
+            var s = new Settings(pr.GetValue(_work), ToolOptions.Flag(pr, global.Verbose));
             return CommandRunner.RunAsync(ctx, json: false, s.Verbose, () => RunAsync(ctx, s, ct));
         });
         return command;

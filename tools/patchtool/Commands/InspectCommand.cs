@@ -22,8 +22,8 @@ internal sealed class InspectCommand : IToolCommand
     public Command Create(ToolContext ctx, GlobalOptions global)
     {
         var command = new Command("inspect", "Show what a patch contains and would change (signatures are listed, not verified)") { _patch, _json };
-        command.SetAction(pr => CommandRunner.Run(ctx, pr.GetValue(_json), pr.GetValue(global.Verbose),
-            () => Run(ctx, new Settings(pr.GetValue(_patch)!, pr.GetValue(_json)))));
+        command.SetAction(pr => CommandRunner.Run(ctx, ToolOptions.Flag(pr, _json), ToolOptions.Flag(pr, global.Verbose),
+            () => Run(ctx, new Settings(pr.GetValue(_patch)!, ToolOptions.Flag(pr, _json)))));
         return command;
     }
 

@@ -19,8 +19,8 @@ internal sealed class KeygenCommand : IToolCommand
     public Command Create(ToolContext ctx, GlobalOptions global)
     {
         var command = new Command("keygen", "Generate a signing key pair") { _out, _force };
-        command.SetAction(pr => CommandRunner.Run(ctx, json: false, pr.GetValue(global.Verbose),
-            () => Run(ctx, new Settings(pr.GetValue(_out)!, pr.GetValue(_force)))));
+        command.SetAction(pr => CommandRunner.Run(ctx, json: false, ToolOptions.Flag(pr, global.Verbose),
+            () => Run(ctx, new Settings(pr.GetValue(_out)!, ToolOptions.Flag(pr, _force)))));
         return command;
     }
 

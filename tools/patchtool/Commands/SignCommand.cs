@@ -17,7 +17,7 @@ internal sealed class SignCommand : IToolCommand
     public Command Create(ToolContext ctx, GlobalOptions global)
     {
         var command = new Command("sign", "Add a signature to a patch (other keys' signatures are kept)") { _patch, _key };
-        command.SetAction(pr => CommandRunner.Run(ctx, json: false, pr.GetValue(global.Verbose),
+        command.SetAction(pr => CommandRunner.Run(ctx, json: false, ToolOptions.Flag(pr, global.Verbose),
             () => Run(ctx, new Settings(pr.GetValue(_patch)!, pr.GetValue(_key)!))));
         return command;
     }

@@ -29,8 +29,8 @@ internal sealed class VerifyCommand : IToolCommand
         {
             _patch, _trust, _threshold, _target, _json,
         };
-        command.SetAction((pr, ct) => Task.FromResult(CommandRunner.Run(ctx, pr.GetValue(_json), pr.GetValue(global.Verbose), () => Run(ctx,
-            new Settings(pr.GetValue(_patch)!, pr.GetValue(_trust) ?? [], pr.GetValue(_threshold), pr.GetValue(_target), pr.GetValue(_json)), ct))));
+        command.SetAction((pr, ct) => Task.FromResult(CommandRunner.Run(ctx, ToolOptions.Flag(pr, _json), ToolOptions.Flag(pr, global.Verbose), () => Run(ctx,
+            new Settings(pr.GetValue(_patch)!, pr.GetValue(_trust) ?? [], pr.GetValue(_threshold), pr.GetValue(_target), ToolOptions.Flag(pr, _json)), ct))));
         return command;
     }
 

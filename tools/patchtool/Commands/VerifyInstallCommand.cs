@@ -4,7 +4,7 @@ using PatchTool.Infrastructure;
 namespace PatchTool.Commands;
 
 /// <summary><c>patchtool verify-install --target DIR [--json]</c>: hashes the installed version's files (<see cref="Patcher.Verify"/>).</summary>
-internal sealed class VerifyInstallCommand() : InstallCommand("verify-install", "Hash every file of the installed version; exit 4 if any is missing or modified", "The install directory")
+internal sealed class VerifyInstallCommand() : InstallCommand("verify-install", "Hash every file of the installed version; exit 4 if any is missing or modified", "The install directory", cancellable: true)
 {
     protected override int Execute(ToolContext ctx, InstallSettings s, CancellationToken ct)
     {

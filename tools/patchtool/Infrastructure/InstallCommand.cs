@@ -9,7 +9,12 @@ internal sealed record InstallSettings(string Target, string? StateDir, bool Jso
 /// The shape shared by <c>recover</c>, <c>status</c>, <c>rollback</c> and <c>verify-install</c>: the options
 /// <c>--target</c>, <c>--state-dir</c> and <c>--json</c>, and one runner that receives them.
 /// </summary>
-internal abstract class InstallCommand(string name, string description, string targetDescription) : IToolCommand
+/// <param name="cancellable">
+/// True when <see cref="Execute"/> observes its token (Ctrl+C stops it). Only such a command gets an asynchronous
+/// action: for one, System.CommandLine registers SIGINT and SIGTERM handlers and races the action against them,
+/// a cost every <c>recover</c> (run at each start of an app) would pay for a token it never reads.
+/// </param>
+internal abstract class InstallCommand(string name, string description, string targetDescription, bool cancellable = false) : IToolCommand
 {
     private readonly Option<string> _target = ToolOptions.Target(targetDescription);
     private readonly Option<string?> _stateDir = ToolOptions.StateDir();
@@ -18,13 +23,18 @@ internal abstract class InstallCommand(string name, string description, string t
     public Command Create(ToolContext ctx, GlobalOptions global)
     {
         var command = new Command(name, description) { _target, _stateDir, _json };
-        command.SetAction((pr, ct) =>
-        {
-            var s = new InstallSettings(pr.GetValue(_target)!, pr.GetValue(_stateDir), pr.GetValue(_json), pr.GetValue(global.Verbose));
-            return Task.FromResult(CommandRunner.Run(ctx, s.Json, s.Verbose, () => Execute(ctx, s, ct)));
-        });
+        if (cancellable)
+            command.SetAction((pr, ct) => Task.FromResult(Run(ctx, global, pr, ct)));
+        else
+            command.SetAction(pr => Run(ctx, global, pr, CancellationToken.None));
         return command;
     }
 
     protected abstract int Execute(ToolContext ctx, InstallSettings s, CancellationToken ct);
+
+    private int Run(ToolContext ctx, GlobalOptions global, ParseResult pr, CancellationToken ct)
+    {
+        var s = new InstallSettings(pr.GetValue(_target)!, pr.GetValue(_stateDir), ToolOptions.Flag(pr, _json), ToolOptions.Flag(pr, global.Verbose));
+        return CommandRunner.Run(ctx, s.Json, s.Verbose, () => Execute(ctx, s, ct));
+    }
 }
