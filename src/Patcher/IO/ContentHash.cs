@@ -45,6 +45,7 @@ internal static class ContentHash
     public static (long Length, string Sha256) CopyAndHash(Stream source, Stream destination, long maxBytes,
         Action<long>? onBytes, CancellationToken ct)
     {
+        if (maxBytes >= PipelineThreshold && destination != Stream.Null) return CopyAndHashPipelined(source, destination, maxBytes, onBytes, ct);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         long total = 0;
@@ -67,6 +68,66 @@ internal static class ContentHash
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        return (total, Convert.ToHexStringLower(hash.GetHashAndReset()));
+    }
+
+    /// <summary>Blobs at least this large are copied by <see cref="CopyAndHashPipelined"/>.</summary>
+    public const long PipelineThreshold = 16L << 20;
+
+    /// <summary>
+    /// <see cref="CopyAndHash"/> for one large blob: while one buffer is written (and the kernel throttles the writer
+    /// to the disk's pace once enough pages are dirty), the next is read and hashed on this thread. One thread would
+    /// wait for the disk and the hash in turn; two overlap them, so a large file costs about the slower of the two.
+    /// Writes stay in order: a buffer is read into again only after its previous write has returned.
+    /// </summary>
+    private static (long Length, string Sha256) CopyAndHashPipelined(Stream source, Stream destination, long maxBytes,
+        Action<long>? onBytes, CancellationToken ct)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        byte[][] buffers = [ArrayPool<byte>.Shared.Rent(BufferSize), ArrayPool<byte>.Shared.Rent(BufferSize)];
+        var writing = Task.CompletedTask;
+        long total = 0;
+        var current = 0;
+        try
+        {
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                var want = (int)Math.Min(BufferSize, maxBytes + 1 - total);
+                if (want <= 0) break;
+                var buffer = buffers[current];
+                var n = source.Read(buffer, 0, want);
+                if (n == 0) break;
+                total += n;
+                if (total > maxBytes) break;
+                hash.AppendData(buffer, 0, n);
+                writing.GetAwaiter().GetResult(); // the previous write, from the other buffer, has finished
+                writing = Task.Run(() =>
+                {
+                    destination.Write(buffer, 0, n);
+                    onBytes?.Invoke(n);
+                }, CancellationToken.None);
+                current ^= 1;
+            }
+
+            writing.GetAwaiter().GetResult();
+        }
+        finally
+        {
+            // On a failure above, the write in flight must finish before its buffer goes back to the pool.
+            try
+            {
+                writing.Wait(CancellationToken.None);
+            }
+            catch (AggregateException)
+            {
+                // Already rethrown above, or superseded by the failure that brought us here.
+            }
+
+            ArrayPool<byte>.Shared.Return(buffers[0]);
+            ArrayPool<byte>.Shared.Return(buffers[1]);
         }
 
         return (total, Convert.ToHexStringLower(hash.GetHashAndReset()));
