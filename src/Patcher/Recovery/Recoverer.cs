@@ -176,11 +176,26 @@ internal static class Recoverer
             if (tx.KeepPrevious) fs.Rename(oldTree, layout.PreviousDir);
             else MoveToTrash(fs, layout, oldTree, tx.Id);
             fs.SyncDirectory(layout.StateDir);
-            if (fs.Stat(layout.TrashDir).Kind == EntryKind.Directory) fs.SyncDirectory(layout.TrashDir);
+            if (fs.Stat(layout.TrashDir).Kind == EntryKind.Directory) SyncTrash(fs, layout);
         }
 
         journal.SetState(tx.Id, TxState.Done);
         RemoveMarker(fs, layout);
+    }
+
+    /// <summary>
+    /// Makes the trash's new entries durable (so a power cut cannot orphan the old tree's inodes). A trash that another
+    /// process's cleanup removed meanwhile took the entries with it: nothing left to sync.
+    /// </summary>
+    private static void SyncTrash(IFileOps fs, StateLayout layout)
+    {
+        try
+        {
+            fs.SyncDirectory(layout.TrashDir);
+        }
+        catch (PatcherException) when (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing)
+        {
+        }
     }
 
     /// <summary>Renames <paramref name="tree"/> into the trash as <paramref name="name"/> (the caller fsyncs if it matters).</summary>

@@ -166,6 +166,7 @@ internal static class TransactionEngine
         var manifest = package.Manifest;
         var resumed = resumable is not null;
         var tx = resumable ?? NewTx(package, installed, keyIds, options, StrategyName(CommitStrategy.Swap));
+        var installedAfter = InstalledAfter(package, installed);
 
         if (!resumed)
         {
@@ -214,7 +215,7 @@ internal static class TransactionEngine
             throw Recoverer.RolledBack(failure);
         try
         {
-            journal.MarkPatched(tx.Id, InstalledRecord.After(package.ManifestBytes, package.ManifestHash, installed));
+            journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult());
             progress?.Report(new PatchProgress(PatchPhase.CleaningUp, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
             Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log, plan);
         }
@@ -234,6 +235,15 @@ internal static class TransactionEngine
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Swap,
             resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
     }
+
+    /// <summary>
+    /// What the journal will say is installed once the switch is done, computed while staging waits on the disk
+    /// rather than between the switch and the <c>patched</c> row. (A first update of an install Patcher did not
+    /// install builds the previous version's manifest from the patch's base list: a full parse and serialisation,
+    /// about half a second at 100k files.) Pure computation, no file-system access.
+    /// </summary>
+    private static Task<InstalledRecord> InstalledAfter(PatchPackage package, InstalledRecord? installed) =>
+        Task.Run(() => InstalledRecord.After(package.ManifestBytes, package.ManifestHash, installed));
 
     /// <summary>
     /// Deletes the trash (this transaction's old tree and received blobs, and any an earlier process left), on a background task
@@ -265,6 +275,7 @@ internal static class TransactionEngine
         var manifest = package.Manifest;
         var resumed = resumable is not null;
         var tx = resumable ?? NewTx(package, installed, keyIds, options, "layered");
+        var installedAfter = InstalledAfter(package, installed);
         if (!resumed)
         {
             TreeOps.WriteDurably(fs, layout.PendingMarkerPath, System.Text.Encoding.UTF8.GetBytes(tx.Id));
@@ -342,7 +353,7 @@ internal static class TransactionEngine
             throw new PatcherException(failure.Code, failure.Message + ". The update was rolled back: the old version is intact", failure.Path, ex) { NativeError = failure.NativeError };
         }
 
-        journal.MarkPatched(tx.Id, InstalledRecord.After(package.ManifestBytes, package.ManifestHash, installed));
+        journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult());
         progress?.Report(new PatchProgress(PatchPhase.CleaningUp, changed, changed, stager.BytesWritten, stager.BytesWritten));
         Recoverer.FinishLayered(fs, layout, journal, tx.Id, retry, log);
         if (tx.KeepPrevious)
