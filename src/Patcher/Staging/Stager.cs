@@ -97,10 +97,38 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         _incomingDir = null;
     }
 
-    /// <summary>A file written from one received blob with the same executable bit: linked, not read again.</summary>
-    private bool TryLinkReceived(TargetFile f, string staged) =>
-        _incomingDir is not null && f.Parts.Count == 1 && _received.TryGetValue(f.Parts[0].Sha256, out var x) && x == f.Executable &&
-        fs.TryHardLink(Path.Join(_incomingDir, f.Parts[0].Sha256), staged);
+    /// <summary>
+    /// Places a file written from one received blob: a hard link to the received file for the first such file (with
+    /// the same executable bit), a copy of it for any other (a second file with the same content, or another mode),
+    /// so no two files of the install share an inode: a game that rewrites one of them in place must not change the
+    /// other. The received file was verified and fsynced; copying it reads no byte of the patch again.
+    /// </summary>
+    private bool TryPlaceReceived(TargetFile f, string staged)
+    {
+        if (_incomingDir is null || f.Parts.Count != 1 || !_received.TryGetValue(f.Parts[0].Sha256, out var x)) return false;
+        var received = Path.Join(_incomingDir, f.Parts[0].Sha256);
+        if (x == f.Executable && Claim("received:" + f.Parts[0].Sha256) && fs.TryHardLink(received, staged)) return true;
+        using var input = fs.OpenRead(received);
+        using var output = fs.Create(staged);
+        input.CopyTo(output, ContentHash.BufferSize);
+        if (f.Executable) fs.SetExecutable(staged, true); // before the fsync, as in WriteContent
+        fs.Sync(output);
+        return true;
+    }
+
+    /// <summary>Sources already hard-linked into the shadow tree: each may be linked once (see <see cref="TryPlaceReceived"/>).</summary>
+    private readonly ConcurrentDictionary<string, byte> _linked = new(StringComparer.Ordinal);
+
+    private bool Claim(string source) => _linked.TryAdd(source, 0);
+
+    /// <summary>
+    /// Install files that stay where they are (the layered strategy keeps unchanged files in place): a file staged
+    /// with the same content is copied from them, never linked, or the two paths would share an inode.
+    /// </summary>
+    public void KeepUnlinked(IEnumerable<string> installPaths)
+    {
+        foreach (var p in installPaths) Claim("install:" + p);
+    }
 
     public void Stage(string txId, string installDir, string stagingDir, ApplyPlan plan, PatchPackage? package,
         IReadOnlyDictionary<string, FileRow> verifiedRows, IProgress<PatchProgress>? progress, CancellationToken ct)
@@ -156,7 +184,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
                 {
                     Interlocked.Increment(ref reused);
                 }
-                else if (src.ReuseFrom is null && TryLinkReceived(f, staged))
+                else if (src.ReuseFrom is null && TryPlaceReceived(f, staged))
                 {
                     // Received and verified before the transaction began; its bytes were counted then.
                     rows.Enqueue(new FileRow(f.Path, f.Sha256, f.Parts[0].Sha256, "staged"));
@@ -254,7 +282,9 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         // The bit is the one the plan's walk saw moments ago: a chmod racing the apply could slip past it just as it
         // could slip between a fresh stat and the link, so the walk's answer is as good and saves a stat per file.
         if (src.ReuseInfo.Executable != src.File.Executable && !OperatingSystem.IsWindows()) return false;
-        return fs.TryHardLink(PathRules.Join(installDir, src.ReuseFrom!), staged);
+        // One link per source: a second file with the same content is copied (and verified) instead, so that the
+        // new install has no two files sharing an inode.
+        return Claim("install:" + src.ReuseFrom) && fs.TryHardLink(PathRules.Join(installDir, src.ReuseFrom!), staged);
     }
 
     private string WriteContent(string installDir, string staged, FileSource src, PatchPackage? package, Action<long> onBytes, CancellationToken ct)

@@ -295,6 +295,8 @@ internal static class TransactionEngine
         {
             var (ops, toStage) = LayeredCommit.Plan(fs, layout, plan);
             changed = toStage.Count;
+            var restaged = toStage.Select(t => t.File.Path).ToHashSet(StringComparer.Ordinal);
+            stager.KeepUnlinked(plan.Files.Select(f => f.File.Path).Where(p => !restaged.Contains(p)));
             var stagePlan = new ApplyPlan
             {
                 Manifest = manifest,

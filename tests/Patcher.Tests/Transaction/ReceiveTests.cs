@@ -40,6 +40,28 @@ public sealed class ReceiveTests
         Assert.That(Directory.Exists(Path.Join(s.ParentDir, ".game.patcher", "incoming")), Is.False);
     }
 
+    [TestCase(CommitStrategy.Swap)]
+    [TestCase(CommitStrategy.Layered)]
+    public void Apply_FilesWithTheSameContent_EachGetsItsOwnInode(CommitStrategy strategy)
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("inode identity is read through statx (Linux)");
+        using var s = new PatchScenario().WithSmallGame().Install();
+        // Two new files from one blob, and a new copy of a file the install keeps.
+        PatchScenario.Write(s.NewTree, "dup/a.bin", PatchScenario.Bytes("duplicate", 5000));
+        PatchScenario.Write(s.NewTree, "dup/b.bin", PatchScenario.Bytes("duplicate", 5000));
+        PatchScenario.Write(s.NewTree, "data/level1-copy.pak", PatchScenario.Bytes("level1", 40_000));
+        s.BuildPatch();
+
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = strategy });
+
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        string P(string rel) => Path.Join(s.InstallDir, rel);
+        Assert.That(ApplyTests.Inode(P("dup/a.bin")), Is.Not.EqualTo(ApplyTests.Inode(P("dup/b.bin"))), "a game rewriting one must not change the other");
+        Assert.That(ApplyTests.Inode(P("data/level1-copy.pak")), Is.Not.EqualTo(ApplyTests.Inode(P("data/level1.pak"))));
+        File.WriteAllText(P("dup/a.bin"), "rewritten in place");
+        Assert.That(File.ReadAllBytes(P("dup/b.bin")), Is.EqualTo(PatchScenario.Bytes("duplicate", 5000)));
+    }
+
     [Test]
     public void Apply_CorruptBlobWithAnInstalledVersion_RefusedAndTheWholeRootUnchanged()
     {
