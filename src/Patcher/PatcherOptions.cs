@@ -42,11 +42,12 @@ public sealed record PatcherOptions
     public bool KeepPreviousVersion { get; init; }
 
     /// <summary>
-    /// Delete the old version's files (swap strategy) on a background task after <see cref="Patcher.Apply"/> returns,
-    /// instead of before. The switch, the user's files and the journal's <c>done</c> row are durable before Apply
-    /// returns either way; only the removal of a tree nobody uses any more is deferred. Await
-    /// <see cref="ApplyResult.Cleanup"/> before exiting to let it finish; whatever a process leaves behind (it exited,
-    /// a file was busy) is removed by the next Apply. Default true.
+    /// Delete the old version's files (the swap strategy's old tree, the blobs received for staging) on a background
+    /// task after <see cref="Patcher.Apply"/> returns, instead of before. The switch, the user's files and the
+    /// journal's <c>done</c> row are durable before Apply returns either way; only the removal of files nobody uses
+    /// any more is deferred. Await <see cref="ApplyResult.Cleanup"/> before exiting to let it finish; whatever a process
+    /// leaves behind (it exited, a file was busy) is removed by the next <see cref="Patcher.Recover"/> (also in the
+    /// background, see <see cref="RecoveryResult.Cleanup"/>) or Apply. Default true.
     /// </summary>
     public bool CleanupInBackground { get; init; } = true;
 

@@ -69,7 +69,18 @@ public enum RecoveryOutcome
 }
 
 /// <summary>Result of <see cref="Patcher.Recover"/>.</summary>
-public sealed record RecoveryResult(RecoveryOutcome Outcome, string? TransactionId, string? InstalledVersion);
+/// <param name="Outcome">What recovery did.</param>
+/// <param name="TransactionId">The interrupted transaction, if there was one.</param>
+/// <param name="InstalledVersion">The version installed now, when the journal was read.</param>
+public sealed record RecoveryResult(RecoveryOutcome Outcome, string? TransactionId, string? InstalledVersion)
+{
+    /// <summary>
+    /// Completes when the old files a launcher left behind (it exited before its background cleanup finished) are
+    /// deleted: at once when there were none, or unless <see cref="PatcherOptions.CleanupInBackground"/> is on, in
+    /// which case the app starts without waiting for them. Never faults.
+    /// </summary>
+    public Task Cleanup { get; init; } = Task.CompletedTask;
+}
 
 /// <summary>What <see cref="Patcher.Status"/> knows about an install.</summary>
 /// <param name="Product">Product id of the installed version, if any patch was applied.</param>

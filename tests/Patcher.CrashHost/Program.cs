@@ -19,7 +19,9 @@ try
             Console.WriteLine($"{result.Status} {result.ToVersion}");
             return result.Status == ApplyStatus.Applied ? 0 : 5;
         case ["recover", var install]:
-            Console.WriteLine(Patcher.Recover(install).Outcome);
+            var recovered = Patcher.Recover(install);
+            recovered.Cleanup.GetAwaiter().GetResult();
+            Console.WriteLine(recovered.Outcome);
             return 0;
         default:
             Console.Error.WriteLine("usage: apply INSTALL PATCH TRUST.pub auto|swap|layered | recover INSTALL");

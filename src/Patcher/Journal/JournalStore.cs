@@ -61,7 +61,7 @@ internal sealed record InstalledRecord(string Product, string Version, string Ma
     {
         if (before is not null)
         {
-            // Runs between the switch and the patched row: only the product and version are needed here, so
+            // Computed while staging runs, for the patched row: only the product and version are needed here, so
             // the manifest is scanned for them rather than parsed whole (tens of milliseconds at 10k files).
             var (product, version) = ManifestIdentity.Read(manifestBytes);
             return new InstalledRecord(product, version, manifestHash, manifestBytes, before.Version, before.Manifest)
@@ -295,6 +295,9 @@ internal sealed class JournalStore : IDisposable
         manifest.Files.All(f => new FileInfo(PathRules.Join(installDir, f.Path)) is { Exists: true } fi && fi.Length == f.Size);
 
     private string _installDir = "";
+
+    /// <summary>Whether any transaction was ever begun or any version recorded in this journal.</summary>
+    public bool HasHistory() => Scalar(_db, "SELECT CASE WHEN EXISTS(SELECT 1 FROM tx) OR EXISTS(SELECT 1 FROM installed) THEN 1 ELSE 0 END") == "1";
 
     public TxRecord? Pending()
     {

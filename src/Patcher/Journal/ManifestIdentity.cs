@@ -6,7 +6,7 @@ namespace Patching.Journal;
 
 /// <summary>
 /// A manifest's product and version without parsing the whole manifest: what <see cref="InstalledRecord.After"/>
-/// needs between the switch and the patched row. A forward-only scan of the top-level properties, read the way
+/// needs for the patched row (computed on a background task while staging runs). A forward-only scan of the top-level properties, read the way
 /// <see cref="ManifestCodec.Deserialize"/> reads them (exact, case-sensitive names; a repeated name keeps its last
 /// value). Anything the scan does not recognise (not JSON, another codec, a missing or non-string value) falls back to
 /// the codec itself, so the answer is always the codec's.

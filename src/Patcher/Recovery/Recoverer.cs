@@ -203,8 +203,9 @@ internal static class Recoverer
     {
         var target = Path.Join(layout.TrashDir, name);
         if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) fs.CreateDirectory(layout.TrashDir);
-        // A resumed transaction trashes its incoming directory a second time; the first one is garbage too.
-        else TreeOps.DeleteTree(fs, target);
+        // A resumed transaction trashes its incoming directory a second time: a name of its own, rather than deleting
+        // the first here (another process may be emptying the trash at this moment).
+        else if (fs.Stat(target).Kind != EntryKind.Missing) target += "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
         try
         {
             fs.Rename(tree, target);
@@ -223,13 +224,22 @@ internal static class Recoverer
     /// </summary>
     public static void EmptyTrash(IFileOps fs, StateLayout layout, ILogger log)
     {
-        try
+        // Two deleters may meet (a launcher's background cleanup and the app's Recover, without the lock): the one
+        // that finds an entry gone under it starts over on what is left, a few times, before giving up for now.
+        for (var attempt = 1; ; attempt++)
         {
-            TreeOps.DeleteTree(fs, layout.TrashDir);
-        }
-        catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
-        {
-            log.LogWarning("Could not delete the old version's files in {Trash} yet ({Reason}); the next apply or recover retries", layout.TrashDir, ex.Message);
+            try
+            {
+                TreeOps.DeleteTree(fs, layout.TrashDir);
+                return;
+            }
+            catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
+            {
+                if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) return;
+                if (attempt < 3) continue;
+                log.LogWarning("Could not delete the old version's files in {Trash} yet ({Reason}); the next apply or recover retries", layout.TrashDir, ex.Message);
+                return;
+            }
         }
     }
 

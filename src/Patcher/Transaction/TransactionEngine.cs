@@ -79,8 +79,10 @@ internal static class TransactionEngine
             CheckFreeSpace(fs, layout, plan);
 
             // ---- From here on the disk changes; first the state directory and the journal. ----
+            var createdState = false;
             if (!stateExisted)
             {
+                createdState = fs.Stat(layout.StateDir).Kind == EntryKind.Missing;
                 if (!TryCreateStateDirectory(fs, layout, log))
                 {
                     // Nothing beside the install can be written: the only place left is inside it, and only the
@@ -90,6 +92,7 @@ internal static class TransactionEngine
                     layout = InsideLayout(engine, layout.InstallDir);
                     strategy = CommitStrategy.Layered;
                     log.LogWarning("Cannot write beside {Install}; keeping the update's state inside it at {State} (layered strategy)", layout.InstallDir, layout.StateDir);
+                    createdState = fs.Stat(layout.StateDir).Kind == EntryKind.Missing;
                     fs.CreateDirectory(layout.StateDir);
                     fs.SyncDirectory(layout.InstallDir);
                 }
@@ -111,7 +114,10 @@ internal static class TransactionEngine
             }
 
             // Every blob is read, hashed and written once, before the transaction's first journal row: a corrupt or
-            // hostile blob is refused with nothing to undo but what was received (and a state directory made just now).
+            // hostile blob is refused with nothing to undo but what was received, the marker (and a state directory
+            // made just now). The marker comes first, so that a crash while receiving is cleaned up by Recover.
+            var txId = resumable?.Id ?? NewTxId(options.TimeProvider);
+            if (resumable is null) TreeOps.WriteDurably(fs, layout.PendingMarkerPath, System.Text.Encoding.UTF8.GetBytes(txId));
             var stager = new Stager(fs, journal!, log);
             try
             {
@@ -121,14 +127,24 @@ internal static class TransactionEngine
             catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
             {
                 log.LogWarning("Receiving the patch's blobs failed ({Reason}); nothing was changed", ex.Message);
-                TreeOps.DeleteTree(fs, layout.IncomingDir);
-                if (!stateExisted)
+                try
                 {
-                    journal?.Dispose();
-                    journal = null;
-                    txLock?.Dispose();
-                    txLock = null;
-                    TreeOps.DeleteTree(fs, layout.StateDir);
+                    TreeOps.DeleteTree(fs, layout.IncomingDir);
+                    if (resumable is null) Recoverer.RemoveMarker(fs, layout);
+                    // The state directory goes too if this apply made it and nobody else has used it since: another
+                    // applier may have created it between our check and our mkdir, installed, and released the lock.
+                    if (createdState && journal is not null && !journal.HasHistory())
+                    {
+                        journal.Dispose();
+                        journal = null;
+                        RemoveStateDirectory(fs, layout, txLock);
+                        txLock = null;
+                    }
+                }
+                catch (Exception cleanup) when (cleanup is PatcherException || NativeErrors.IsEnvironmentFailure(cleanup))
+                {
+                    // The launcher needs the refusal's reason, not the follow-on failure.
+                    log.LogWarning("Could not remove what was received for the refused patch ({Reason}); the next apply does", cleanup.Message);
                 }
 
                 if (ex is OperationCanceledException)
@@ -140,8 +156,8 @@ internal static class TransactionEngine
             {
                 return strategy switch
                 {
-                    CommitStrategy.Swap => ApplySwap(fs, layout, journal!, stager, package, plan, installed, resumable, keyIds, options, progress, ct),
-                    _ => ApplyLayered(fs, layout, journal!, stager, package, plan, installed, resumable, keyIds, options, progress, ct),
+                    CommitStrategy.Swap => ApplySwap(fs, layout, journal!, stager, txId, package, plan, installed, resumable, keyIds, options, progress, ct),
+                    _ => ApplyLayered(fs, layout, journal!, stager, txId, package, plan, installed, resumable, keyIds, options, progress, ct),
                 };
             }
             catch (PatcherException)
@@ -158,20 +174,19 @@ internal static class TransactionEngine
         }
     }
 
-    private static ApplyResult ApplySwap(IFileOps fs, StateLayout layout, JournalStore journal, Stager stager, PatchPackage package, ApplyPlan plan,
+    private static ApplyResult ApplySwap(IFileOps fs, StateLayout layout, JournalStore journal, Stager stager, string txId, PatchPackage package, ApplyPlan plan,
         InstalledRecord? installed, TxRecord? resumable, IReadOnlyList<string> keyIds, PatcherOptions options,
         IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         var log = options.Logger;
         var manifest = package.Manifest;
         var resumed = resumable is not null;
-        var tx = resumable ?? NewTx(package, installed, keyIds, options, StrategyName(CommitStrategy.Swap));
+        var tx = resumable ?? NewTx(txId, package, installed, keyIds, options, StrategyName(CommitStrategy.Swap));
         var installedAfter = InstalledAfter(package, installed);
 
         if (!resumed)
         {
-            // The marker first: from now on, recovery must look at the journal.
-            TreeOps.WriteDurably(fs, layout.PendingMarkerPath, System.Text.Encoding.UTF8.GetBytes(tx.Id));
+            // The marker was written before the blobs were received: recovery already looks at the journal.
             journal.Begin(tx);
         }
         else
@@ -247,7 +262,7 @@ internal static class TransactionEngine
 
     /// <summary>
     /// Deletes the trash (this transaction's old tree and received blobs, and any an earlier process left), on a background task
-    /// when the options allow. Inline on a scheduler that runs one task at a time (a UI thread's, or the power-loss
+    /// when the options allow. Inline on a task scheduler that runs one task at a time (such as the power-loss
     /// simulation's, which needs the same sequence of file operations on every run). Runs without the transaction
     /// lock: nothing in the trash belongs to any version, and a concurrent deleter only makes it log and leave the rest.
     /// </summary>
@@ -267,20 +282,16 @@ internal static class TransactionEngine
     /// replace file by file through the lock layers, journaling each. A failure after the first file changed
     /// (a lock outlasting its budget, a full disk) rolls every file back before the error leaves.
     /// </summary>
-    private static ApplyResult ApplyLayered(IFileOps fs, StateLayout layout, JournalStore journal, Stager stager, PatchPackage package, ApplyPlan plan,
+    private static ApplyResult ApplyLayered(IFileOps fs, StateLayout layout, JournalStore journal, Stager stager, string txId, PatchPackage package, ApplyPlan plan,
         InstalledRecord? installed, TxRecord? resumable, IReadOnlyList<string> keyIds, PatcherOptions options,
         IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         var log = options.Logger;
         var manifest = package.Manifest;
         var resumed = resumable is not null;
-        var tx = resumable ?? NewTx(package, installed, keyIds, options, "layered");
+        var tx = resumable ?? NewTx(txId, package, installed, keyIds, options, "layered");
         var installedAfter = InstalledAfter(package, installed);
-        if (!resumed)
-        {
-            TreeOps.WriteDurably(fs, layout.PendingMarkerPath, System.Text.Encoding.UTF8.GetBytes(tx.Id));
-            journal.Begin(tx);
-        }
+        if (!resumed) journal.Begin(tx);
         else
         {
             log.LogInformation("Resuming interrupted staging of transaction {Tx}", tx.Id);
@@ -386,9 +397,9 @@ internal static class TransactionEngine
         }
     }
 
-    private static TxRecord NewTx(PatchPackage package, InstalledRecord? installed, IReadOnlyList<string> keyIds, PatcherOptions options, string strategy) => new()
+    private static TxRecord NewTx(string id, PatchPackage package, InstalledRecord? installed, IReadOnlyList<string> keyIds, PatcherOptions options, string strategy) => new()
     {
-        Id = NewTxId(options.TimeProvider),
+        Id = id,
         Kind = TxKind.Apply,
         Product = package.Manifest.Product,
         FromVersion = installed?.Version ?? package.Manifest.FromVersion,
@@ -433,6 +444,27 @@ internal static class TransactionEngine
         };
     }
 
+    /// <summary>
+    /// Removes a state directory this apply created, for a patch refused before its first journal row. It is renamed
+    /// aside while the lock is still held, so a process arriving meanwhile finds no state directory and makes its own,
+    /// rather than a half-deleted one (or a new lock file beside ours); then the lock is released and the renamed tree
+    /// deleted. Where the rename is refused (Windows, with the lock file open), the directory stays.
+    /// </summary>
+    private static void RemoveStateDirectory(IFileOps fs, StateLayout layout, TransactionLock? txLock)
+    {
+        var aside = layout.StateDir + ".refused-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+        try
+        {
+            fs.Rename(layout.StateDir, aside);
+        }
+        finally
+        {
+            txLock?.Dispose();
+        }
+
+        TreeOps.DeleteTree(fs, aside);
+    }
+
     /// <summary>Creates the state directory beside the install; false when the parent refuses (read-only, no permission).</summary>
     private static bool TryCreateStateDirectory(IFileOps fs, StateLayout layout, ILogger log)
     {
@@ -463,8 +495,10 @@ internal static class TransactionEngine
         // trash a launcher may have left when it exited before its background cleanup finished).
         if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing)
         {
-            if (fs.Stat(layout.TrashDir).Kind != EntryKind.Missing) Recoverer.EmptyTrash(fs, layout, options.Logger);
-            return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
+            // Left-over old files are deleted off the app's start-up path (a 20k-file trash takes seconds).
+            return fs.Stat(layout.TrashDir).Kind == EntryKind.Missing
+                ? new RecoveryResult(RecoveryOutcome.NothingPending, null, null)
+                : new RecoveryResult(RecoveryOutcome.NothingPending, null, null) { Cleanup = EmptyTrash(fs, layout, options) };
         }
 
         return RecoverPending(fs, layout, options);
@@ -492,8 +526,10 @@ internal static class TransactionEngine
             Recoverer.ResolveWithoutJournalRow(fs, layout, options.Logger);
         }
 
-        // A cleanup interrupted after the done row (the marker could not be removed) left its trash too.
+        // A cleanup interrupted after the done row (the marker could not be removed) left its trash too, and blobs
+        // received for a transaction that never began are of no use (under the lock, no apply is using them).
         Recoverer.EmptyTrash(fs, layout, options.Logger);
+        TreeOps.DeleteTree(fs, layout.IncomingDir);
         return new RecoveryResult(outcome, pending?.Id, journal.Installed()?.Version);
     }
 

@@ -77,7 +77,7 @@ internal sealed class FaultWorld : IDisposable
         return Directory.Exists(state)
             ? Directory.EnumerateFileSystemEntries(state).Select(p => Path.GetFileName(p)!)
                 .Where(x => x.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal)
-                    || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "trash").ToList()
+                    || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "trash" or "incoming").ToList()
             : [];
     }
 

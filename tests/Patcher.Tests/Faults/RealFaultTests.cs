@@ -201,7 +201,9 @@ public sealed class RealFaultTests
                 Chattr("-i", f);
         }
 
-        Assert.That(Patcher.Recover(install).Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
+        var recovered = Patcher.Recover(install);
+        Assert.That(recovered.Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
+        Assert.That(recovered.Cleanup.Wait(TimeSpan.FromSeconds(60)), Is.True, "the deletion runs off the app's start-up path");
         Assert.That(Directory.Exists(trash), Is.False, "the app's next start removed what the apply could not");
         Assert.That(w.Classify(install), Is.EqualTo(FaultWorld.Ended.New));
         Assert.That(FaultWorld.Leftovers(install), Is.Empty);

@@ -62,6 +62,7 @@ public sealed class CrashHarnessTests
             }
 
             var recovered = Patcher.Recover(install);
+            recovered.Cleanup.Wait(); // leftover old files are deleted in the background
             var listing = PatchScenario.Listing(install, IsUserPath);
             if (listing.SequenceEqual(oldListing)) endedOld++;
             else if (listing.SequenceEqual(newListing)) endedNew++;
@@ -75,7 +76,7 @@ public sealed class CrashHarnessTests
 
             var stateDir = Path.Join(runDir, ".game.patcher");
             var leftovers = Directory.Exists(stateDir)
-                ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName).Where(x => x!.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) || x == "pending").ToList()
+                ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName).Where(x => x!.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "incoming" or "trash").ToList()
                 : [];
             if (leftovers.Count > 0) failures.Add($"point {k} ({points[k - 1]}): leftovers {string.Join(",", leftovers)}");
 

@@ -25,7 +25,7 @@ public sealed class ApplyTests
         var stateDir = Path.Join(s.ParentDir, ".game.patcher");
         var leftovers = Directory.Exists(stateDir)
             ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName)
-                .Where(n => n!.StartsWith("staging-", StringComparison.Ordinal) || n.StartsWith("old-", StringComparison.Ordinal) || n is "pending" or "trash").ToList()
+                .Where(n => n!.StartsWith("staging-", StringComparison.Ordinal) || n.StartsWith("old-", StringComparison.Ordinal) || n is "pending" or "trash" or "incoming").ToList()
             : [];
         Assert.That(leftovers, Is.Empty, "staging, old tree, trash or pending marker left behind");
     }

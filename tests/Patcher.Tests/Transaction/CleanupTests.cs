@@ -61,6 +61,35 @@ public sealed class CleanupTests
     }
 
     [Test]
+    public void Recover_TrashLeftBehindWithBackgroundCleanup_ReturnsAtOnceAndItsCleanupEmptiesTheTrash()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+        for (var i = 0; i < 200; i++)
+            PatchScenario.Write(Path.Join(Trash(s), "20261121000000-deadbeef", "assets"), $"a{i:D3}.bin", "old bytes");
+
+        var outcome = Patcher.Recover(s.InstallDir, s.Options with { CleanupInBackground = true });
+
+        Assert.That(outcome.Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
+        Assert.That(outcome.Cleanup.Wait(TimeSpan.FromSeconds(60)), Is.True);
+        Assert.That(outcome.Cleanup.IsCompletedSuccessfully, Is.True);
+        Assert.That(Directory.Exists(Trash(s)), Is.False);
+    }
+
+    [Test]
+    public void Recover_NothingLeftBehind_CleanupAlreadyComplete()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+
+        var outcome = Patcher.Recover(s.InstallDir, s.Options with { CleanupInBackground = true });
+
+        Assert.That(outcome.Cleanup.IsCompleted, Is.True);
+    }
+
+    [Test]
     public void Apply_TrashLeftByAnEarlierApply_RemovedByTheNextApply()
     {
         if (!OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");

@@ -63,14 +63,55 @@ public sealed class ReceiveTests
     }
 
     [Test]
-    public void Apply_CorruptBlobWithAnInstalledVersion_RefusedAndTheWholeRootUnchanged()
+    public void Apply_CorruptBlobWhileAnotherApplierCreatedTheStateDirectory_TheirJournalKept()
     {
-        using var s = new PatchScenario().WithSmallGame(extraFiles: 30).Install();
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
+        using var s = new PatchScenario().WithSmallGame().Install();
         s.BuildPatch();
+        var full = Path.Join(s.Root, "full-v1");
+        s.BuildFull(s.OldTree, full, "1.0.0");
+        CorruptLargestBlob(s);
+        // Another launcher installs 1.0.0 through Patcher between this apply's check and its mkdir.
+        var racer = new RacingFileOps(FileOps.Instance, Path.Join(s.ParentDir, ".game.patcher"),
+            () => Patcher.Apply(s.InstallDir, full, s.Options with { Strategy = CommitStrategy.Swap }));
+
+        var ex = Assert.Throws<PatcherException>(() => TransactionEngine.Apply(new EngineSettings(racer), s.InstallDir, s.PatchDir,
+            s.Options with { Strategy = CommitStrategy.Swap }, null, CancellationToken.None));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BlobHashMismatch), ex.Message);
+        Assert.That(racer.Raced, Is.True);
+        Assert.That(Patcher.Status(s.InstallDir).InstalledVersion, Is.EqualTo("1.0.0"), "the other applier's journal survives the refusal");
+    }
+
+    [Test]
+    public void Apply_CorruptBlobOnAnUntrackedInstall_StateDirectoryCreatedForItIsRemoved()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        CorruptLargestBlob(s);
+        var before = PatchScenario.Listing(s.ParentDir);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BlobHashMismatch), ex.Message);
+        Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(before));
+        Assert.That(Directory.EnumerateFileSystemEntries(s.ParentDir, ".game.patcher*"), Is.Empty);
+    }
+
+    private static void CorruptLargestBlob(PatchScenario s)
+    {
         var blob = Directory.EnumerateFiles(Path.Join(s.PatchDir, "blobs"), "*", SearchOption.AllDirectories).OrderByDescending(f => new FileInfo(f).Length).First();
         var bytes = File.ReadAllBytes(blob);
         bytes[bytes.Length / 2] ^= 0x40;
         File.WriteAllBytes(blob, bytes);
+    }
+
+    [Test]
+    public void Apply_CorruptBlobWithAnInstalledVersion_RefusedAndTheWholeRootUnchanged()
+    {
+        using var s = new PatchScenario().WithSmallGame(extraFiles: 30).InstallThroughPatcher();
+        s.BuildPatch();
+        CorruptLargestBlob(s);
         var before = PatchScenario.Listing(s.ParentDir);
 
         var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options));
