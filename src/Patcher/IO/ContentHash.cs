@@ -42,51 +42,21 @@ internal static class ContentHash
     /// <paramref name="destination"/>, hashing them. The +1 lets the caller detect an over-long source
     /// without ever writing more than one extra byte's worth of reading.
     /// </summary>
+    /// <remarks>
+    /// A large copy (at least <see cref="PipelineThreshold"/>) overlaps its reads and hashing with its writes: while one
+    /// buffer is written (and the kernel throttles the writer to the disk's pace once enough pages are dirty), the next
+    /// is read and hashed on this thread. One thread would wait for the disk and the hash in turn; two overlap them, so
+    /// a large file costs about the slower of the two. Writes stay in order: a buffer is read into again only after its
+    /// previous write has returned.
+    /// </remarks>
     public static (long Length, string Sha256) CopyAndHash(Stream source, Stream destination, long maxBytes,
         Action<long>? onBytes, CancellationToken ct)
     {
-        if (maxBytes >= PipelineThreshold && destination != Stream.Null) return CopyAndHashPipelined(source, destination, maxBytes, onBytes, ct);
+        var overlap = maxBytes >= PipelineThreshold && destination != Stream.Null;
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-        long total = 0;
-        try
-        {
-            while (true)
-            {
-                ct.ThrowIfCancellationRequested();
-                var want = (int)Math.Min(BufferSize, maxBytes + 1 - total);
-                if (want <= 0) break;
-                var n = source.Read(buffer, 0, want);
-                if (n == 0) break;
-                total += n;
-                if (total > maxBytes) break;
-                hash.AppendData(buffer, 0, n);
-                destination.Write(buffer, 0, n);
-                onBytes?.Invoke(n);
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-
-        return (total, Convert.ToHexStringLower(hash.GetHashAndReset()));
-    }
-
-    /// <summary>Blobs at least this large are copied by <see cref="CopyAndHashPipelined"/>.</summary>
-    public const long PipelineThreshold = 16L << 20;
-
-    /// <summary>
-    /// <see cref="CopyAndHash"/> for one large blob: while one buffer is written (and the kernel throttles the writer
-    /// to the disk's pace once enough pages are dirty), the next is read and hashed on this thread. One thread would
-    /// wait for the disk and the hash in turn; two overlap them, so a large file costs about the slower of the two.
-    /// Writes stay in order: a buffer is read into again only after its previous write has returned.
-    /// </summary>
-    private static (long Length, string Sha256) CopyAndHashPipelined(Stream source, Stream destination, long maxBytes,
-        Action<long>? onBytes, CancellationToken ct)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[][] buffers = [ArrayPool<byte>.Shared.Rent(BufferSize), ArrayPool<byte>.Shared.Rent(BufferSize)];
+        byte[][] buffers = overlap
+            ? [ArrayPool<byte>.Shared.Rent(BufferSize), ArrayPool<byte>.Shared.Rent(BufferSize)]
+            : [ArrayPool<byte>.Shared.Rent(BufferSize)];
         var writing = Task.CompletedTask;
         long total = 0;
         var current = 0;
@@ -103,6 +73,13 @@ internal static class ContentHash
                 total += n;
                 if (total > maxBytes) break;
                 hash.AppendData(buffer, 0, n);
+                if (!overlap)
+                {
+                    destination.Write(buffer, 0, n);
+                    onBytes?.Invoke(n);
+                    continue;
+                }
+
                 writing.GetAwaiter().GetResult(); // the previous write, from the other buffer, has finished
                 writing = Task.Run(() =>
                 {
@@ -126,10 +103,12 @@ internal static class ContentHash
                 // Already rethrown above, or superseded by the failure that brought us here.
             }
 
-            ArrayPool<byte>.Shared.Return(buffers[0]);
-            ArrayPool<byte>.Shared.Return(buffers[1]);
+            foreach (var b in buffers) ArrayPool<byte>.Shared.Return(b);
         }
 
         return (total, Convert.ToHexStringLower(hash.GetHashAndReset()));
     }
+
+    /// <summary>Copies at least this large overlap reading and hashing with writing (see <see cref="CopyAndHash"/>).</summary>
+    public const long PipelineThreshold = 16L << 20;
 }
