@@ -29,23 +29,35 @@ internal sealed class TempDir : IDisposable
 
     public void Dispose()
     {
-        if (!Directory.Exists(Path)) return;
-        try
+        // A library call with CleanupInBackground (the default, as in the README example) may still be deleting its
+        // trash in here: entries can vanish under the walk, so a failed attempt is retried on what is left.
+        for (var attempt = 1; Directory.Exists(Path); attempt++)
         {
-            // Tests may leave read-only files or directories behind; make them deletable first.
-            foreach (var entry in new DirectoryInfo(Path).EnumerateFileSystemInfos("*", SearchOption.AllDirectories))
+            try
             {
-                if (entry.LinkTarget is null && entry.Attributes.HasFlag(FileAttributes.ReadOnly))
-                    entry.Attributes &= ~FileAttributes.ReadOnly;
-                if (!OperatingSystem.IsWindows() && entry is DirectoryInfo && entry.LinkTarget is null)
-                    File.SetUnixFileMode(entry.FullName, File.GetUnixFileMode(entry.FullName) | UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
+                // Tests may leave read-only files or directories behind; make them deletable first.
+                foreach (var entry in new DirectoryInfo(Path).EnumerateFileSystemInfos("*", SearchOption.AllDirectories))
+                {
+                    entry.Refresh();
+                    if (!entry.Exists || entry.LinkTarget is not null) continue;
+                    if (entry.Attributes.HasFlag(FileAttributes.ReadOnly)) entry.Attributes &= ~FileAttributes.ReadOnly;
+                    if (!OperatingSystem.IsWindows() && entry is DirectoryInfo)
+                        File.SetUnixFileMode(entry.FullName, File.GetUnixFileMode(entry.FullName) | UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                }
 
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            TestContext.Progress.WriteLine($"could not remove {Path}: {ex.Message}");
+                Directory.Delete(Path, recursive: true);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                if (attempt < 5)
+                {
+                    Thread.Sleep(50 * attempt);
+                    continue;
+                }
+
+                TestContext.Progress.WriteLine($"could not remove {Path}: {ex.Message}");
+                return;
+            }
         }
     }
 }
