@@ -225,6 +225,18 @@ public sealed class EngineCommandTests
     }
 
     [Test]
+    public void Recover_OldFilesLeftByAnExitedLauncher_DeletedBeforeTheCommandExits()
+    {
+        Run(0, Apply());
+        var trash = Path.Join(Path.GetDirectoryName(_install)!, "." + Path.GetFileName(_install) + ".patcher", "trash");
+        for (var i = 0; i < 50; i++) TreeFactory.WriteFile(Path.Join(trash, "20261121000000-deadbeef"), $"old/{i}.bin", new byte[100]);
+
+        Assert.That(Run(0, "recover", "--target", _install).Out, Does.Contain("nothing to recover"));
+
+        Assert.That(Directory.Exists(trash), Is.False, "the command waited for the background deletion");
+    }
+
+    [Test]
     public void VerifyInstall_AfterApply_IsIntact()
     {
         Run(0, Apply());

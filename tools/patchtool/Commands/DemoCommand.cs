@@ -141,6 +141,7 @@ internal sealed class DemoCommand : IToolCommand
             try
             {
                 var recovery = Patcher.Recover(install, options);
+                recovery.Cleanup.GetAwaiter().GetResult();
                 Out.WriteLine($"  Recover -> {recovery.Outcome}");
                 result = Patcher.Apply(install, W("patch"), options);
                 result.Cleanup.GetAwaiter().GetResult(); // the old version's files, deleted in the background

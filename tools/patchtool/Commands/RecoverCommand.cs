@@ -17,6 +17,9 @@ internal sealed class RecoverCommand() : InstallCommand("recover", "Finish or un
         else if (!busy)
             ctx.Out.WriteLine(Describe(result, target));
 
+        // Old files an earlier apply left behind are deleted in the background; a process that exits now would leave
+        // them again. Already complete when there were none (the usual start-up case).
+        result.Cleanup.GetAwaiter().GetResult();
         if (!busy) return ExitCodes.Ok;
         ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.Busy, $"another process holds the lock on '{target}' (an apply is running); nothing was done", null));
         return ExitCodes.Busy;
