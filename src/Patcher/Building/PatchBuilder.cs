@@ -76,14 +76,7 @@ internal static class PatchBuilder
             Created = TruncateToSeconds(request.Time.GetUtcNow()),
             Expires = request.Expires,
             Directories = target.Directories,
-            Files = target.Files.Select(f => new TargetFile
-            {
-                Path = f.Path,
-                Size = f.Size,
-                Sha256 = f.Sha256,
-                Executable = f.Executable,
-                Parts = f.Size == 0 ? [] : [new ContentPart { Sha256 = f.Sha256, Size = f.Size }],
-            }).ToList(),
+            Files = target.Files.Select(f => TargetFile.Whole(f.Path, f.Size, f.Sha256, f.Executable)).ToList(),
             Base = baseTree.Files.Select(f => new BaseFile { Path = f.Path, Size = f.Size, Sha256 = f.Sha256 }).ToList(),
             BaseDirectories = baseTree.Directories,
             Blobs = blobs,

@@ -79,13 +79,7 @@ internal sealed record InstalledRecord(string Product, string Version, string Ma
             Version = manifest.FromVersion,
             Created = manifest.Created,
             Directories = manifest.BaseDirectories,
-            Files = manifest.Base.Select(b => new TargetFile
-            {
-                Path = b.Path,
-                Size = b.Size,
-                Sha256 = b.Sha256,
-                Parts = b.Size == 0 ? [] : [new ContentPart { Sha256 = b.Sha256, Size = b.Size }],
-            }).ToList(),
+            Files = manifest.Base.Select(b => TargetFile.Whole(b.Path, b.Size, b.Sha256)).ToList(),
             Base = [],
             Blobs = [],
         };

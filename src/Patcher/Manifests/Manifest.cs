@@ -43,6 +43,16 @@ internal sealed record TargetFile
     /// the list shape lets chunked deltas arrive later without a format break.
     /// </summary>
     [JsonPropertyName("parts")] public required IReadOnlyList<ContentPart> Parts { get; init; }
+
+    /// <summary>A file stored whole: one part holding all of its content (none for an empty file), as format 1 writes.</summary>
+    public static TargetFile Whole(string path, long size, string sha256, bool executable = false) => new()
+    {
+        Path = path,
+        Size = size,
+        Sha256 = sha256,
+        Executable = executable,
+        Parts = size == 0 ? [] : [new ContentPart { Sha256 = sha256, Size = size }],
+    };
 }
 
 internal sealed record ContentPart

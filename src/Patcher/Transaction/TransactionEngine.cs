@@ -181,18 +181,8 @@ internal static class TransactionEngine
         var log = options.Logger;
         var manifest = package.Manifest;
         var resumed = resumable is not null;
-        var tx = resumable ?? NewTx(txId, package, installed, keyIds, options, StrategyName(CommitStrategy.Swap));
         var installedAfter = InstalledAfter(package, installed);
-
-        if (!resumed)
-        {
-            // The marker was written before the blobs were received: recovery already looks at the journal.
-            journal.Begin(tx);
-        }
-        else
-        {
-            log.LogInformation("Resuming interrupted staging of transaction {Tx}", tx.Id);
-        }
+        var tx = BeginOrResume(journal, txId, resumable, package, installed, keyIds, options, CommitStrategy.Swap);
 
         var staging = layout.StagingDir(tx.Id);
         EntryInfo identity = default;
@@ -289,13 +279,8 @@ internal static class TransactionEngine
         var log = options.Logger;
         var manifest = package.Manifest;
         var resumed = resumable is not null;
-        var tx = resumable ?? NewTx(txId, package, installed, keyIds, options, "layered");
         var installedAfter = InstalledAfter(package, installed);
-        if (!resumed) journal.Begin(tx);
-        else
-        {
-            log.LogInformation("Resuming interrupted staging of transaction {Tx}", tx.Id);
-        }
+        var tx = BeginOrResume(journal, txId, resumable, package, installed, keyIds, options, CommitStrategy.Layered);
 
         var retry = LockRetry.For(fs, options, layout.InstallDir);
         var commit = new LayeredCommit(fs, layout, journal, retry, log);
@@ -395,6 +380,24 @@ internal static class TransactionEngine
                 log.LogWarning("Stale backup area {Name} is still in use ({Reason}); left for later", name, ex.Message);
             }
         }
+    }
+
+    /// <summary>
+    /// The <c>started</c> row of a new transaction, or the interrupted one being resumed. (The pending marker was
+    /// written before the blobs were received: recovery already looks at the journal.)
+    /// </summary>
+    private static TxRecord BeginOrResume(JournalStore journal, string txId, TxRecord? resumable, PatchPackage package, InstalledRecord? installed,
+        IReadOnlyList<string> keyIds, PatcherOptions options, CommitStrategy strategy)
+    {
+        if (resumable is not null)
+        {
+            options.Logger.LogInformation("Resuming interrupted staging of transaction {Tx}", resumable.Id);
+            return resumable;
+        }
+
+        var tx = NewTx(txId, package, installed, keyIds, options, StrategyName(strategy));
+        journal.Begin(tx);
+        return tx;
     }
 
     private static TxRecord NewTx(string id, PatchPackage package, InstalledRecord? installed, IReadOnlyList<string> keyIds, PatcherOptions options, string strategy) => new()
