@@ -57,20 +57,20 @@ internal sealed record InstalledRecord(string Product, string Version, string Ma
     /// When Patcher did not install the old version itself (no row yet), the old version is described by the
     /// patch's own base list, so a kept previous version can still be rolled back to.
     /// </summary>
-    public static InstalledRecord After(byte[] manifestBytes, string manifestHash, InstalledRecord? before)
+    public static InstalledRecord After(byte[] manifestBytes, string manifestHash, InstalledRecord? before) =>
+        After(ManifestCodec.Deserialize(manifestBytes), manifestBytes, manifestHash, before);
+
+    /// <summary><see cref="After(byte[], string, InstalledRecord?)"/> for a caller that has the manifest parsed already.</summary>
+    public static InstalledRecord After(Manifest manifest, byte[] manifestBytes, string manifestHash, InstalledRecord? before)
     {
         if (before is not null)
         {
-            // Computed while staging runs, for the patched row: only the product and version are needed here, so
-            // the manifest is scanned for them rather than parsed whole (tens of milliseconds at 10k files).
-            var (product, version) = ManifestIdentity.Read(manifestBytes);
-            return new InstalledRecord(product, version, manifestHash, manifestBytes, before.Version, before.Manifest)
+            return new InstalledRecord(manifest.Product, manifest.Version, manifestHash, manifestBytes, before.Version, before.Manifest)
             {
                 PreviousManifestHash = before.ManifestHash,
             };
         }
 
-        var manifest = ManifestCodec.Deserialize(manifestBytes);
         if (manifest.FromVersion is null)
             return new InstalledRecord(manifest.Product, manifest.Version, manifestHash, manifestBytes, null, null);
         var previous = new Manifest

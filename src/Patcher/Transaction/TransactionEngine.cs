@@ -244,11 +244,11 @@ internal static class TransactionEngine
     /// <summary>
     /// What the journal will say is installed once the switch is done, computed while staging waits on the disk
     /// rather than between the switch and the <c>patched</c> row. (A first update of an install Patcher did not
-    /// install builds the previous version's manifest from the patch's base list: a full parse and serialisation,
+    /// install builds and serialises the previous version's manifest from the patch's base list,
     /// about half a second at 100k files.) Pure computation, no file-system access.
     /// </summary>
     private static Task<InstalledRecord> InstalledAfter(PatchPackage package, InstalledRecord? installed) =>
-        Task.Run(() => InstalledRecord.After(package.ManifestBytes, package.ManifestHash, installed));
+        Task.Run(() => InstalledRecord.After(package.Manifest, package.ManifestBytes, package.ManifestHash, installed));
 
     /// <summary>
     /// Deletes the trash (this transaction's old tree and received blobs, and any an earlier process left), on a background task
