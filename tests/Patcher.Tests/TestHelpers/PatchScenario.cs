@@ -170,14 +170,5 @@ internal sealed class PatchScenario : IDisposable
         return lines;
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            if (Directory.Exists(Root)) Directory.Delete(Root, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => TempDir.Remove(Root);
 }

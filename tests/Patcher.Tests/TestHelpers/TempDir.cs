@@ -27,16 +27,19 @@ internal sealed class TempDir : IDisposable
         return full;
     }
 
-    public void Dispose()
+    public void Dispose() => Remove(Path);
+
+    /// <summary>Deletes a test's folder, whatever it left behind (read-only entries, a background cleanup still running).</summary>
+    public static void Remove(string path)
     {
         // A library call with CleanupInBackground (the default, as in the README example) may still be deleting its
         // trash in here: entries can vanish under the walk, so a failed attempt is retried on what is left.
-        for (var attempt = 1; Directory.Exists(Path); attempt++)
+        for (var attempt = 1; Directory.Exists(path); attempt++)
         {
             try
             {
                 // Tests may leave read-only files or directories behind; make them deletable first.
-                foreach (var entry in new DirectoryInfo(Path).EnumerateFileSystemInfos("*", SearchOption.AllDirectories))
+                foreach (var entry in new DirectoryInfo(path).EnumerateFileSystemInfos("*", SearchOption.AllDirectories))
                 {
                     entry.Refresh();
                     if (!entry.Exists || entry.LinkTarget is not null) continue;
@@ -45,7 +48,7 @@ internal sealed class TempDir : IDisposable
                         File.SetUnixFileMode(entry.FullName, File.GetUnixFileMode(entry.FullName) | UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
                 }
 
-                Directory.Delete(Path, recursive: true);
+                Directory.Delete(path, recursive: true);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
             {
@@ -55,7 +58,7 @@ internal sealed class TempDir : IDisposable
                     continue;
                 }
 
-                TestContext.Progress.WriteLine($"could not remove {Path}: {ex.Message}");
+                TestContext.Progress.WriteLine($"could not remove {path}: {ex.Message}");
                 return;
             }
         }
