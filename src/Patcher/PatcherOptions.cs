@@ -51,6 +51,17 @@ public sealed record PatcherOptions
     /// </summary>
     public bool CleanupInBackground { get; init; } = true;
 
+    /// <summary>
+    /// Hard-link the patch's blobs into the install instead of copying them, where a blob is stored uncompressed on the
+    /// install's volume: each is still read and hashed (where it lies) before anything changes, but none is written
+    /// again, which saves the time and the disk space of a second copy. The installed file then shares its data with
+    /// the blob file: delete the patch after Apply, or leave it untouched (a game that rewrites such a file in place
+    /// changes the blob too, and a later Apply of that patch refuses it as corrupt). A blob file that a user other than
+    /// the one running Apply could have written is copied, never linked. Linux; elsewhere blobs are always copied.
+    /// Default false.
+    /// </summary>
+    public bool LinkPatchBlobs { get; init; }
+
     /// <summary>Clock for expiry checks and retry delays.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

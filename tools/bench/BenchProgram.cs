@@ -115,6 +115,7 @@ internal sealed class Bench(BenchOptions o)
 
     // Results.
     private readonly Samples _swapPatched = new(), _swapDone = new(), _layeredPatched = new(), _layeredDone = new();
+    private readonly Samples _linkPatched = new(), _linkDone = new(), _linkStage = new();
     private readonly Samples _phPre = new(), _phStage = new(), _phCommit = new(), _phClean = new(), _phTrash = new();
     private readonly Samples _phSig = new(), _phPlan = new(), _phFiles = new(), _phBackup = new();
     private readonly Samples _baseline = new(), _baselineCopy = new(), _baselineSync = new(), _rsync = new();
@@ -343,11 +344,11 @@ internal sealed class Bench(BenchOptions o)
 
     // ---------------------------------------------------------------- contenders
 
-    private ApplyTiming? ApplyInProcess(string install, string patch, CommitStrategy strategy)
+    private ApplyTiming? ApplyInProcess(string install, string patch, CommitStrategy strategy, bool linkBlobs = false)
     {
         var clock = new PhaseClock();
         var marks = new MarkLogger();
-        var options = new PatcherOptions { TrustedKeys = [_pubPem], Strategy = strategy, Logger = marks };
+        var options = new PatcherOptions { TrustedKeys = [_pubPem], Strategy = strategy, Logger = marks, LinkPatchBlobs = linkBlobs };
         var start = Stopwatch.GetTimestamp();
         ApplyResult result;
         try
@@ -418,7 +419,7 @@ internal sealed class Bench(BenchOptions o)
         var old = Path.Join(dir, "old");
         var next = Path.Join(dir, "new");
         if (!Proc.Exists("rsync")) throw new InvalidOperationException("rsync is missing: apt-get install -y rsync");
-        string[] contenders = ["swap", "layered", "baseline", "rsync"];
+        string[] contenders = ["swap", "swap-link", "layered", "baseline", "rsync"];
         var layeredAvailable = true;
         string? keep = null;
         for (var run = 0; run < o.Runs; run++)
@@ -436,6 +437,13 @@ internal sealed class Bench(BenchOptions o)
                 string line;
                 switch (c)
                 {
+                    case "swap-link":
+                        var tl = ApplyInProcess(install, patch, CommitStrategy.Swap, linkBlobs: true)!;
+                        _linkPatched.Add(tl.Patched);
+                        _linkDone.Add(tl.Done);
+                        _linkStage.Add(tl.Staging);
+                        line = $"patched {Fmt.Seconds(tl.Patched)}, done {Fmt.Seconds(tl.Done)} (staging {Fmt.Seconds(tl.Staging)}); {tl.Result.FilesWritten} written, {Fmt.Bytes(tl.Result.BytesWritten)} copied";
+                        break;
                     case "swap" or "layered":
                         var t = ApplyInProcess(install, patch, c == "swap" ? CommitStrategy.Swap : CommitStrategy.Layered);
                         if (t is null)
@@ -740,6 +748,14 @@ internal sealed class Bench(BenchOptions o)
             Row(sb, "Apply (swap) until `patched` vs physical baseline¹", _swapPatched, _baseline, swapVsBase, "≤ 1.3×", swapVsBase <= 1.3);
             Row(sb, "Apply (swap) until `patched` vs `rsync -a --delete --delay-updates` + sync²", _swapPatched, _rsync, swapVsRsync, "< 1.0×", swapVsRsync < 1.0);
             Row(sb, "Apply (swap) until `done` vs physical baseline", _swapDone, _baseline, _swapDone.Median / _baseline.Median, "—", null);
+            if (_linkPatched.Count > 0)
+            {
+                var linkVsBase = _linkPatched.Median / _baseline.Median;
+                Row(sb, "Apply (swap, `LinkPatchBlobs`⁴) until `patched` vs physical baseline", _linkPatched, _baseline, linkVsBase, "≤ 1.3×", linkVsBase <= 1.3);
+                Row(sb, "Apply (swap, `LinkPatchBlobs`⁴) until `patched` vs rsync + sync", _linkPatched, _rsync, _linkPatched.Median / _rsync.Median, "< 1.0×", _linkPatched.Median < _rsync.Median);
+                Row(sb, "Apply (swap, `LinkPatchBlobs`⁴) until `done` vs physical baseline", _linkDone, _baseline, _linkDone.Median / _baseline.Median, "—", null);
+            }
+
             if (_layeredPatched.Count > 0)
             {
                 Row(sb, "Apply (layered) until `patched` vs physical baseline", _layeredPatched, _baseline, _layeredPatched.Median / _baseline.Median, "—", null);
@@ -777,6 +793,8 @@ internal sealed class Bench(BenchOptions o)
             sb.AppendLine("¹ Physical baseline: copy just the changed and added files from the new tree into a copy of the old tree (`File.Copy`, in-kernel `copy_file_range`), delete the removed ones, then `sync -f` once. Not transactional and not verified: the floor for moving these bytes durably.");
             sb.AppendLine("² `--delete` added so the result equals the new version, as Patcher's does; `sync -f` afterwards, because rsync does not fsync and Patcher does.");
             if (_layeredPatched.Count == 0) sb.AppendLine(ic, $"³ {(_layeredNote.Length > 0 ? _layeredNote : "Layered strategy not measured.")}");
+            if (_linkPatched.Count > 0)
+                sb.AppendLine(ic, $"⁴ `PatcherOptions.LinkPatchBlobs` (off by default; `patchtool apply --link-blobs`): the patch's uncompressed blobs are hashed where they lie and hard-linked into the install instead of copied, so the new bytes are read once and never written again. The default row above copies them. Staging with links: {Fmt.Seconds(_linkStage.Median)} (median).");
             sb.AppendLine("`patched`: the switch and its journal row are durable (the engine reports CleaningUp); `done`: Apply returned (user files carried over, old tree moved to the trash, journal `done`; the trash is deleted afterwards on a background task, timed separately and awaited before the next run). In-process calls of the public API (`Patcher.ApplyAsync`), after a warm-up apply.");
             sb.AppendLine();
         }

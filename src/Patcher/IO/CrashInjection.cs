@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Win32.SafeHandles;
 
 namespace Patching.IO;
 
@@ -84,6 +85,12 @@ internal sealed class CrashingFileOps(IFileOps inner) : FileOpsDecorator(inner)
     {
         CrashInjection.Point("link " + newPath);
         return Inner.TryHardLink(existing, newPath);
+    }
+
+    public override bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable)
+    {
+        CrashInjection.Point("link-open " + newPath);
+        return Inner.TryLinkOpenFile(file, path, newPath, executable);
     }
 
     public override void DeleteFile(string path)

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using Patching.IO.Interop;
 
 namespace Patching.IO;
@@ -77,6 +78,57 @@ internal sealed partial class FileOps
         // EXDEV, EPERM (fs.protected_hardlinks, FAT), EMLINK, ENOTSUP: fall back to a copy.
         if (errno is 18 or 1 or 31 or 95 or 45) return false;
         throw NativeErrors.FromErrno(errno, $"hard link to '{newPath}'", existing);
+    }
+
+    /// <remarks>
+    /// Linux only (identity through statx). Whoever opened <paramref name="file"/> checked and hashed it through that
+    /// descriptor; <paramref name="path"/> could have been replaced since, so the new link is compared with the open file
+    /// and removed when it names another. The mode change and the fsync reach the file's one inode, which other names
+    /// (the patch's blob) share.
+    /// </remarks>
+    public bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable)
+    {
+        if (!OperatingSystem.IsLinux() || !TryHardLink(path, newPath)) return false;
+        if (Identity(newPath) != IdentityOf(file))
+        {
+            DeleteFile(newPath);
+            return false;
+        }
+
+        // Mode first, then fsync: the fsync makes the mode durable with the data (see Stager.WriteContent).
+        SetExecutable(newPath, executable);
+        if (Libc.fsync((int)file.DangerousGetHandle()) != 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), "fsync", newPath);
+        return true;
+    }
+
+    /// <summary>
+    /// True when <paramref name="file"/> is a regular file that only this process's user (or root) can ever have
+    /// written: owned by the effective user, readable and writable by it, and writable by no group or other (with
+    /// POSIX ACLs, a grant of write to anyone else shows as the group write bit). Such a file's data may be shared with
+    /// an installed file by a hard link: nobody who could change it later could not change the install directly.
+    /// </summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public static unsafe bool IsPrivateFile(SafeFileHandle file, out ulong device)
+    {
+        const uint S_IFMT = 0xF000, S_IFREG = 0x8000;
+        device = 0;
+        var buffer = stackalloc byte[256];
+        if (Libc.statx((int)file.DangerousGetHandle(), "", Libc.AT_EMPTY_PATH, Libc.STATX_BASIC_STATS, buffer) != 0) return false;
+        // statx layout: stx_uid at 20, stx_mode (u16) at 28, stx_dev_major/minor at 136/140.
+        uint mode = *(ushort*)(buffer + 28);
+        var uid = *(uint*)(buffer + 20);
+        device = ((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140);
+        return (mode & S_IFMT) == S_IFREG && uid == Libc.geteuid() && (mode & 0x12) == 0 && (mode & 0x180) == 0x180;
+    }
+
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static unsafe (ulong Device, ulong Inode) IdentityOf(SafeFileHandle file)
+    {
+        var buffer = stackalloc byte[256];
+        if (Libc.statx((int)file.DangerousGetHandle(), "", Libc.AT_EMPTY_PATH, Libc.STATX_BASIC_STATS, buffer) != 0) return (0, 1);
+        var ino = *(ulong*)(buffer + 32);
+        var dev = ((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140);
+        return (dev, ino);
     }
 
     public void SetExecutable(string path, bool executable)

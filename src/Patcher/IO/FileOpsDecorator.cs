@@ -1,3 +1,5 @@
+using Microsoft.Win32.SafeHandles;
+
 namespace Patching.IO;
 
 /// <summary>
@@ -19,6 +21,7 @@ internal abstract class FileOpsDecorator(IFileOps inner) : IFileOps
     public virtual void Rename(string from, string to) => Inner.Rename(from, to);
     public virtual bool TryExchange(string a, string b) => Inner.TryExchange(a, b);
     public virtual bool TryHardLink(string existing, string newPath) => Inner.TryHardLink(existing, newPath);
+    public virtual bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable) => Inner.TryLinkOpenFile(file, path, newPath, executable);
     public virtual void DeleteFile(string path) => Inner.DeleteFile(path);
     public virtual void DeleteDirectory(string path) => Inner.DeleteDirectory(path);
     public virtual void SetExecutable(string path, bool executable) => Inner.SetExecutable(path, executable);

@@ -1,3 +1,5 @@
+using Microsoft.Win32.SafeHandles;
+
 namespace Patching.IO;
 
 /// <summary>Kind of a directory entry, never following symlinks.</summary>
@@ -45,6 +47,14 @@ internal interface IFileOps
 
     /// <summary>Creates a hard link. Returns false where links are impossible (other volume, FAT, policy).</summary>
     bool TryHardLink(string existing, string newPath);
+
+    /// <summary>
+    /// Hard-links the file open as <paramref name="file"/> (opened at <paramref name="path"/>) at
+    /// <paramref name="newPath"/>, gives it the executable bit or takes it away, and makes its data and mode durable.
+    /// Returns false, leaving nothing at <paramref name="newPath"/>, where links are impossible or
+    /// <paramref name="path"/> no longer names the open file; the caller copies instead. Not supported by default.
+    /// </summary>
+    bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable) => false;
 
     void DeleteFile(string path);
 

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using Microsoft.Win32.SafeHandles;
 using Patching.IO;
 using Patching.Manifests;
 using Patching.Signing;
@@ -92,9 +93,48 @@ internal sealed class PatchPackage
         var blob = _blobs.Value[sha256];
         var path = BlobPath(blob);
         using var raw = FileOps.Instance.OpenRead(path);
+        CopyVerified(blob, path, raw, destination, onBytes, ct);
+    }
+
+    /// <summary>
+    /// Verifies a blob stored uncompressed where it lies and hard-links that very file at <paramref name="destination"/>
+    /// (through <paramref name="fs"/>, with <paramref name="executable"/> as its executable bit, durably): the install then
+    /// shares the blob's data instead of holding a second copy. Returns false, having read nothing and linked nothing,
+    /// where that is not allowed or not possible: a compressed blob, another volume, a blob file that a user other than
+    /// this process's could have written (<see cref="FileOps.IsPrivateFile"/>), a file system without links. The
+    /// caller then copies the blob. A blob that fails verification throws, as <see cref="CopyBlob"/> does.
+    /// </summary>
+    public bool TryLinkBlob(string sha256, IFileOps fs, string destination, bool executable, Action<long>? onBytes, CancellationToken ct)
+    {
+        var blob = _blobs.Value[sha256];
+        if (blob.Compression != BlobCompression.None || !OperatingSystem.IsLinux()) return false;
+        var path = BlobPath(blob);
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw NativeErrors.FromException(ex, "open for reading", path);
+        }
+
+        // The stream owns the handle: disposing it closes the descriptor after the link.
+        using var raw = new FileStream(handle, FileAccess.Read, bufferSize: 0);
+        if (!FileOps.IsPrivateFile(handle, out var device) || device != fs.Stat(Path.GetDirectoryName(destination)!).Device) return false;
+        Interlocked.Increment(ref _blobReads);
+        // Hashed through the descriptor that is then linked: what is verified is the file that is installed.
+        CopyVerified(blob, path, raw, Stream.Null, onBytes, ct);
+        return fs.TryLinkOpenFile(handle, path, destination, executable);
+    }
+
+    private static void CopyVerified(BlobEntry blob, string path, Stream raw, Stream destination, Action<long>? onBytes, CancellationToken ct)
+    {
         if (raw.Length != blob.StoredSize)
             throw new PatcherException(PatchErrorCode.BlobSizeMismatch, $"blob {blob.RelativePath} is {raw.Length} bytes, declared {blob.StoredSize}", path);
-        using Stream content = blob.Compression == BlobCompression.Brotli ? new BrotliStream(raw, CompressionMode.Decompress) : raw;
+        // The caller owns raw (TryLinkBlob links its descriptor afterwards).
+        using var brotli = blob.Compression == BlobCompression.Brotli ? new BrotliStream(raw, CompressionMode.Decompress, leaveOpen: true) : null;
+        var content = (Stream?)brotli ?? raw;
         long length;
         string hash;
         try

@@ -23,6 +23,9 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
     public int FilesWritten { get; private set; }
     public int FilesReused { get; private set; }
     public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+
+    /// <summary>Blobs <see cref="Receive"/> hard-linked from the patch instead of copying them.</summary>
+    public int BlobsLinked { get; private set; }
     private long _bytesWritten;
 
     /// <summary>Blobs received by <see cref="Receive"/>, by hash, with the executable bit their file was given.</summary>
@@ -37,7 +40,11 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
     /// fsynced (with its mode) before it is linked, so the link's directory fsync is all staging adds. Blobs that no
     /// single-part file is written from are hashed only: every blob the signed manifest lists is checked here.
     /// </summary>
-    public void Receive(string incomingDir, ApplyPlan plan, PatchPackage package, IProgress<PatchProgress>? progress, CancellationToken ct)
+    /// <remarks>
+    /// With <paramref name="linkBlobs"/> (<see cref="PatcherOptions.LinkPatchBlobs"/>), a blob stored uncompressed on the
+    /// install's volume is hashed where it lies and hard-linked instead of copied: no byte of it is written again.
+    /// </remarks>
+    public void Receive(string incomingDir, ApplyPlan plan, PatchPackage package, bool linkBlobs, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         package.CheckBlobsPresent();
         TreeOps.DeleteTree(fs, incomingDir); // what a crashed attempt received is not trusted
@@ -52,6 +59,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         var blobs = package.Manifest.Blobs.OrderByDescending(b => b.Size).ToList();
         long bytesDone = 0;
         var blobsDone = 0;
+        var linked = 0;
         ForEachFile(blobs, ct, blob =>
         {
             void OnBytes(long n)
@@ -66,8 +74,13 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
             else
             {
                 var path = Path.Join(incomingDir, blob.Sha256);
-                using (var output = fs.Create(path))
+                if (linkBlobs && package.TryLinkBlob(blob.Sha256, fs, path, x, OnBytes, ct))
                 {
+                    Interlocked.Increment(ref linked);
+                }
+                else
+                {
+                    using var output = fs.Create(path);
                     package.CopyBlob(blob.Sha256, output, n =>
                     {
                         OnBytes(n);
@@ -83,7 +96,8 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
 
             Interlocked.Increment(ref blobsDone);
         });
-        log.LogInformation("Received {Count} blobs ({Bytes} bytes) into {Incoming}", _received.Count, BytesWritten, incomingDir);
+        BlobsLinked = linked;
+        log.LogInformation("Received {Count} blobs into {Incoming}: {Linked} linked from the patch, {Bytes} bytes written", _received.Count, incomingDir, linked, BytesWritten);
     }
 
     /// <summary>

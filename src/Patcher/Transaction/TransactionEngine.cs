@@ -122,7 +122,7 @@ internal static class TransactionEngine
             try
             {
                 progress?.Report(new PatchProgress(PatchPhase.Staging, 0, manifest.Blobs.Count, 0, plan.BytesToWrite));
-                stager.Receive(layout.IncomingDir, plan, package, progress, ct);
+                stager.Receive(layout.IncomingDir, plan, package, options.LinkPatchBlobs, progress, ct);
             }
             catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
             {

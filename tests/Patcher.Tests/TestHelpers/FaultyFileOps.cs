@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using System.Globalization;
 using Patching.IO;
 
@@ -116,6 +117,12 @@ internal sealed class FaultyFileOps : FileOpsDecorator
     {
         Before(FileOpKind.HardLink, $"hard link to '{newPath}'", existing);
         return Inner.TryHardLink(existing, newPath);
+    }
+
+    public override bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable)
+    {
+        Before(FileOpKind.HardLink, $"hard link to '{newPath}'", path);
+        return Inner.TryLinkOpenFile(file, path, newPath, executable);
     }
 
     public override void DeleteFile(string path)

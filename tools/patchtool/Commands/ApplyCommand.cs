@@ -23,6 +23,11 @@ internal sealed class ApplyCommand : IToolCommand
     private readonly Option<bool> _allowDowngrade = new("--allow-downgrade") { Description = "Install even if the patch is not newer than the installed version" };
     private readonly Option<bool> _fullBaseHash = new("--full-base-hash") { Description = "Hash every base file before staging (default: compare sizes, hash while staging)" };
     private readonly Option<bool> _keepPrevious = new("--keep-previous") { Description = "Keep the old version so 'patchtool rollback' can restore it" };
+    private readonly Option<bool> _linkBlobs = new("--link-blobs")
+    {
+        Description = "Hard-link the patch's uncompressed blobs into the install instead of copying them (same volume, Linux); delete the patch afterwards",
+    };
+
     private readonly Option<string?> _stateDir = ToolOptions.StateDir();
     private readonly Option<bool> _json = ToolOptions.Json();
 
@@ -30,14 +35,14 @@ internal sealed class ApplyCommand : IToolCommand
     {
         var command = new Command("apply", "Apply a patch to an install, transactionally (the install ends as the old or the new version, never a mix)")
         {
-            _patch, _target, _trust, _threshold, _strategy, _allowDowngrade, _fullBaseHash, _keepPrevious, _stateDir, _json,
+            _patch, _target, _trust, _threshold, _strategy, _allowDowngrade, _fullBaseHash, _keepPrevious, _linkBlobs, _stateDir, _json,
         };
         command.SetAction((pr, ct) =>
         {
             var verbose = ToolOptions.Flag(pr, global.Verbose);
             var settings = new Settings(pr.GetValue(_patch)!, pr.GetValue(_target)!, pr.GetValue(_trust) ?? [], pr.GetValue(_threshold),
                 ParseStrategy(pr.GetValue(_strategy)), ToolOptions.Flag(pr, _allowDowngrade), ToolOptions.Flag(pr, _fullBaseHash), ToolOptions.Flag(pr, _keepPrevious),
-                pr.GetValue(_stateDir), ToolOptions.Flag(pr, _json), verbose);
+                ToolOptions.Flag(pr, _linkBlobs), pr.GetValue(_stateDir), ToolOptions.Flag(pr, _json), verbose);
             return CommandRunner.RunAsync(ctx, settings.Json, verbose, () => RunAsync(ctx, settings, ct));
         });
         return command;
@@ -45,7 +50,7 @@ internal sealed class ApplyCommand : IToolCommand
 
     internal sealed record Settings(
         string Patch, string Target, IReadOnlyList<string> Trust, int Threshold, CommitStrategy Strategy,
-        bool AllowDowngrade, bool FullBaseHash, bool KeepPrevious, string? StateDir, bool Json, bool Verbose);
+        bool AllowDowngrade, bool FullBaseHash, bool KeepPrevious, bool LinkBlobs, string? StateDir, bool Json, bool Verbose);
 
     internal static CommitStrategy ParseStrategy(string? value) => value switch
     {
@@ -68,6 +73,7 @@ internal sealed class ApplyCommand : IToolCommand
             AllowDowngrade = s.AllowDowngrade,
             VerifyBaseHashes = s.FullBaseHash,
             KeepPreviousVersion = s.KeepPrevious,
+            LinkPatchBlobs = s.LinkBlobs,
         };
         var target = Path.GetFullPath(s.Target);
         var patch = Path.GetFullPath(s.Patch);

@@ -15,6 +15,7 @@ internal static partial class Libc
     internal const uint RENAME_EXCHANGE = 2;
     internal const uint RENAME_SWAP_MACOS = 2;
     internal const int AT_SYMLINK_NOFOLLOW = 0x100;
+    internal const int AT_EMPTY_PATH = 0x1000;
     internal const int STATX_BASIC_STATS = 0x7ff;
     internal const int STATX_MNT_ID = 0x1000;
 }

@@ -1,0 +1,12 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Versioning;
+
+namespace Patching.IO.Interop;
+
+internal static partial class Libc
+{
+    /// <summary>geteuid(2): whose files only this process's own user could have written (see FileOps.TryLinkOpenFile).</summary>
+    [LibraryImport(Name)]
+    [UnsupportedOSPlatform("windows")]
+    internal static partial uint geteuid();
+}
