@@ -11,7 +11,9 @@ try
             var options = new PatcherOptions
             {
                 TrustedKeys = [File.ReadAllText(trustFile)],
-                Strategy = Enum.Parse<CommitStrategy>(strategy, ignoreCase: true),
+                // "swap-link": the swap strategy with the patch's blobs hard-linked instead of copied.
+                Strategy = Enum.Parse<CommitStrategy>(strategy.Replace("-link", "", StringComparison.Ordinal), ignoreCase: true),
+                LinkPatchBlobs = strategy.EndsWith("-link", StringComparison.Ordinal),
             };
             var result = Patcher.Apply(install, patch, options);
             // The old tree is deleted in the background; waiting lets the harness kill the process there too.
@@ -24,7 +26,7 @@ try
             Console.WriteLine(recovered.Outcome);
             return 0;
         default:
-            Console.Error.WriteLine("usage: apply INSTALL PATCH TRUST.pub auto|swap|layered | recover INSTALL");
+            Console.Error.WriteLine("usage: apply INSTALL PATCH TRUST.pub auto|swap|layered|swap-link | recover INSTALL");
             return 2;
     }
 }

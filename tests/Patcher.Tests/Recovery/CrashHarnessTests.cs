@@ -1,3 +1,5 @@
+using Patching.Manifests;
+using Patching.Sources;
 using Patching.Tests.TestHelpers;
 
 namespace Patching.Tests.Recovery;
@@ -21,10 +23,21 @@ public sealed class CrashHarnessTests
 
     [TestCase("swap")]
     [TestCase("layered")]
+    [TestCase("swap-link")]
     public void Apply_KilledAtEveryCrashPoint_RecoveryYieldsOldOrNewExactly(string strategy)
     {
-        if (strategy == "swap" && !OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
+        if (strategy != "layered" && !OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy (and linking blobs) needs Linux");
         using var s = new PatchScenario("crash").WithSmallGame(extraFiles: 3);
+        if (strategy == "swap-link")
+        {
+            // Incompressible content is stored raw, so these blobs are hard-linked (LinkPatchBlobs) instead of copied.
+            var noise = new byte[40_000];
+            new Random(7).NextBytes(noise);
+            PatchScenario.Write(s.NewTree, "data/level1.pak", noise);
+            new Random(8).NextBytes(noise);
+            PatchScenario.Write(s.NewTree, "bin/new-tool", noise, executable: true);
+        }
+
         s.BuildPatch();
         var trust = Path.Join(s.Root, "trust.pub");
         File.WriteAllText(trust, s.PublicKey);
@@ -39,9 +52,12 @@ public sealed class CrashHarnessTests
         Assert.That(dry.ExitCode, Is.EqualTo(0), dry.StdErr);
         var points = File.ReadAllLines(log);
         var n = points.Length;
-        string[] expectedPoints = strategy == "swap"
-            ? ["journal begin", "journal backup-complete", "journal patched", "journal done", "exchange"]
-            : ["journal begin", "journal ops", "journal backup-complete", "journal op", "journal patched", "journal done", "rename", "link"];
+        string[] expectedPoints = strategy switch
+        {
+            "swap" => ["journal begin", "journal backup-complete", "journal patched", "journal done", "exchange"],
+            "swap-link" => ["link-open", "journal begin", "journal backup-complete", "journal patched", "journal done", "exchange"],
+            _ => ["journal begin", "journal ops", "journal backup-complete", "journal op", "journal patched", "journal done", "rename", "link"],
+        };
         foreach (var state in expectedPoints)
             Assert.That(points.Any(p => p.Contains(state, StringComparison.Ordinal)), Is.True, $"no crash point at '{state}'");
 
@@ -92,6 +108,8 @@ public sealed class CrashHarnessTests
             Directory.Delete(runDir, recursive: true);
         }
 
+        // The patch itself is never written: after every kill its blobs still verify (linked ones included).
+        PatchPackage.Open(s.PatchDir, ManifestLimits.Default).VerifyAllBlobs(CancellationToken.None);
         TestContext.Out.WriteLine($"crash harness ({strategy}): N={n} crash points, {n - failedPoints.Count} exact recoveries ({endedOld} ended old, {endedNew} ended new)");
         Assert.That(failures, Is.Empty);
         Assert.That(endedOld, Is.GreaterThan(0), "some kills must land before the commit");
