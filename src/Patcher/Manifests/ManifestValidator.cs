@@ -142,7 +142,9 @@ internal static class ManifestValidator
     public const string EmptySha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     public static bool IsSha256Hex(string s) =>
-        s is { Length: 64 } && s.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
+        s is { Length: 64 } && !s.AsSpan().ContainsAnyExcept(LowerHexDigits);
+
+    private static readonly System.Buffers.SearchValues<char> LowerHexDigits = System.Buffers.SearchValues.Create("0123456789abcdef");
 
     private static PatcherException Malformed(string message, string? path = null) =>
         new(PatchErrorCode.ManifestMalformed, message, path);

@@ -86,14 +86,19 @@ internal sealed class ApplyPlan
             string? reuse = null;
             if (f.Parts.Count == 1 && baseBySha.TryGetValue(f.Sha256, out var candidates))
             {
-                // Prefer the file at the same path; any intact base file with the same content will do.
-                foreach (var b in candidates.OrderBy(b => b.Path == f.Path ? 0 : 1))
+                // Prefer the file at the same path; any intact base file with the same content will do. (No sort: this
+                // runs for every unchanged file.)
+                BaseFile? samePath = null;
+                foreach (var b in candidates)
                 {
-                    if (b.Size == f.Size && BaseFileIntact(b))
-                    {
-                        reuse = b.Path;
-                        break;
-                    }
+                    if (b.Path == f.Path) samePath = b;
+                }
+
+                if (samePath is not null && samePath.Size == f.Size && BaseFileIntact(samePath)) reuse = samePath.Path;
+                foreach (var b in candidates)
+                {
+                    if (reuse is not null) break;
+                    if (!ReferenceEquals(b, samePath) && b.Size == f.Size && BaseFileIntact(b)) reuse = b.Path;
                 }
 
                 if (reuse is null && !blobs.Contains(f.Sha256))

@@ -41,6 +41,10 @@ public sealed class PathRulesTests
     [TestCase("trailing.", "dot or space")]
     [TestCase("trailing /x", "dot or space")]
     [TestCase("e\u0301.txt", "normalization form C")]
+    [TestCase("dir/nul .txt", "reserved name 'nul'")]
+    [TestCase("a/COM\u00b9.log", "reserved name 'COM\u00b9'")]
+    [TestCase("CONOUT$", "reserved name")]
+    [TestCase(".Patcher/state", "where Patcher keeps its state")]
     public void Check_UnsafePath_NamesTheRule(string path, string reason)
     {
         Assert.That(PathRules.Check(path), Does.Contain(reason));
