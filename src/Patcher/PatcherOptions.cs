@@ -57,7 +57,9 @@ public sealed record PatcherOptions
     /// again, which saves the time and the disk space of a second copy. The installed file then shares its data with
     /// the blob file: delete the patch after Apply, or leave it untouched (a game that rewrites such a file in place
     /// changes the blob too, and a later Apply of that patch refuses it as corrupt). A blob file that a user other than
-    /// the one running Apply could have written is copied, never linked. Linux; elsewhere blobs are always copied.
+    /// the one running Apply could have written is copied, never linked; so is one with a second name, special mode bits or
+    /// extended attributes, or one open for writing. A linked file gets the mode a copy would get. Linux; elsewhere blobs
+    /// are always copied.
     /// Default false.
     /// </summary>
     public bool LinkPatchBlobs { get; init; }

@@ -60,12 +60,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         if (StateInside(layout) && newFiles.Keys.Concat(newDirs).Any(p => IsStatePath(layout, p)))
             throw new PatcherException(PatchErrorCode.UnsafePath, $"the patch writes to '{InsideStateName}', where Patcher keeps its state in this install", layout.InstallDir);
 
-        // The plan's walk: taken after recovery, before this transaction touched the install; since then Patcher changed
-        // only its own state (filtered out here). A file another program creates meanwhile is missed by it, as it would
-        // be when created after a second walk: a second walk would narrow that window, not close it.
-        var entries = plan.InstallEntries is { } walked
-            ? walked.Where(e => !IsStatePath(layout, e.Path)).ToList()
-            : TreeOps.Walk(fs, layout.InstallDir, rel => IsStatePath(layout, rel));
+        var entries = TreeOps.Walk(fs, layout.InstallDir, rel => IsStatePath(layout, rel));
         var byPath = entries.ToDictionary(e => e.Path, StringComparer.Ordinal);
         var ops = new List<OpRow>();
         var gone = new HashSet<string>(StringComparer.Ordinal); // paths that will be free when the files are placed

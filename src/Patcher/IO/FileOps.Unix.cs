@@ -83,42 +83,76 @@ internal sealed partial class FileOps
     /// <remarks>
     /// Linux only (identity through statx). Whoever opened <paramref name="file"/> checked and hashed it through that
     /// descriptor; <paramref name="path"/> could have been replaced since, so the new link is compared with the open file
-    /// and removed when it names another. The mode change and the fsync reach the file's one inode, which other names
-    /// (the patch's blob) share.
+    /// and removed when it names another. The file then gets exactly the mode a copy would get (0666 less the umask, plus
+    /// the executable bits), whatever mode the blob had, and the fsync makes mode and data durable. Both reach the file's
+    /// one inode, which the patch's blob shares.
     /// </remarks>
     public bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable)
     {
-        if (!OperatingSystem.IsLinux() || !TryHardLink(path, newPath)) return false;
+        if (!OperatingSystem.IsLinux() || ProcessUmask.Value is not { } umask || !TryHardLink(path, newPath)) return false;
         if (Identity(newPath) != IdentityOf(file))
         {
             DeleteFile(newPath);
             return false;
         }
 
-        // Mode first, then fsync: the fsync makes the mode durable with the data (see Stager.WriteContent).
-        SetExecutable(newPath, executable);
+        const UnixFileMode exec = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        var mode = (UnixFileMode)(0x1B6 & ~umask) | (executable ? exec : 0); // 0666 & ~umask, as a new file gets
+        try
+        {
+            File.SetUnixFileMode(file, mode);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw NativeErrors.FromException(ex, "set permissions of", newPath);
+        }
+
         if (Libc.fsync((int)file.DangerousGetHandle()) != 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), "fsync", newPath);
         return true;
     }
 
+    /// <summary>This process's umask, from /proc/self/status (Linux 4.7+); null where it cannot be read.</summary>
+    private static readonly Lazy<int?> ProcessUmask = new(() =>
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("Umask:", StringComparison.Ordinal));
+            return line is null ? null : Convert.ToInt32(line["Umask:".Length..].Trim(), 8);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return null;
+        }
+    });
+
     /// <summary>
-    /// True when <paramref name="file"/> is a regular file that only this process's user (or root) can ever have
-    /// written: owned by the effective user, readable and writable by it, and writable by no group or other (with
-    /// POSIX ACLs, a grant of write to anyone else shows as the group write bit). Such a file's data may be shared with
-    /// an installed file by a hard link: nobody who could change it later could not change the install directly.
+    /// True when the installed file may share <paramref name="file"/>'s inode: a regular file with one name, owned by the
+    /// effective user, readable and writable by it, writable by no group or other (a POSIX ACL granting write to anyone
+    /// else shows as the group write bit), without setuid, setgid or sticky bits and without extended attributes (a
+    /// capability, an ACL, a security label would come along with the inode), and open for writing nowhere (a read
+    /// lease is refused while any descriptor or shared mapping can write it). Whoever could change such a file later
+    /// runs as this user (or as root) and could change the install directly.
     /// </summary>
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     public static unsafe bool IsPrivateFile(SafeFileHandle file, out ulong device)
     {
         const uint S_IFMT = 0xF000, S_IFREG = 0x8000;
         device = 0;
+        var fd = (int)file.DangerousGetHandle();
         var buffer = stackalloc byte[256];
-        if (Libc.statx((int)file.DangerousGetHandle(), "", Libc.AT_EMPTY_PATH, Libc.STATX_BASIC_STATS, buffer) != 0) return false;
-        // statx layout: stx_uid at 20, stx_mode (u16) at 28, stx_dev_major/minor at 136/140.
+        if (Libc.statx(fd, "", Libc.AT_EMPTY_PATH, Libc.STATX_BASIC_STATS, buffer) != 0) return false;
+        // statx layout: stx_nlink at 16, stx_uid at 20, stx_mode (u16) at 28, stx_dev_major/minor at 136/140.
         uint mode = *(ushort*)(buffer + 28);
+        var links = *(uint*)(buffer + 16);
         var uid = *(uint*)(buffer + 20);
         device = ((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140);
-        return (mode & S_IFMT) == S_IFREG && uid == Libc.geteuid() && (mode & 0x12) == 0 && (mode & 0x180) == 0x180;
+        // 0x0E12: setuid, setgid, sticky, group write, other write; 0x180: owner read and write.
+        if ((mode & S_IFMT) != S_IFREG || links != 1 || uid != Libc.geteuid() || (mode & 0xE12) != 0 || (mode & 0x180) != 0x180) return false;
+        var attributes = Libc.flistxattr(fd, null, 0);
+        if (attributes > 0 || (attributes < 0 && Marshal.GetLastPInvokeError() != Libc.ENOTSUP_LINUX)) return false;
+        if (Libc.fcntl(fd, Libc.F_SETLEASE_LINUX, Libc.F_RDLCK_LINUX) != 0) return false;
+        _ = Libc.fcntl(fd, Libc.F_SETLEASE_LINUX, Libc.F_UNLCK_LINUX);
+        return true;
     }
 
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]

@@ -104,11 +104,14 @@ internal static class TransactionEngine
                 // power-loss simulation the journal lives on the real disk, outside the simulated file system.)
                 if (layout.JournalDir == layout.StateDir) fs.SyncDirectory(layout.StateDir);
                 resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
-                if (journal.Installed() is { } raced)
+                var raced = journal.Installed();
+                if (raced is not null || !createdState)
                 {
-                    // Another applier finished between our checks and our lock: check again against what it installed.
+                    // Another applier made the state directory between our check and our mkdir. It may have finished
+                    // (check again against what it installed), or crashed, in which case the recovery above may have
+                    // changed the install since our walk: plan again from the install as it is now.
                     installed = raced;
-                    installedManifest = Preflight(installed, manifest, options);
+                    if (raced is not null) installedManifest = Preflight(installed, manifest, options);
                     plan = CreatePlan(fs, layout, manifest, installedManifest, options, ct);
                 }
             }
@@ -444,7 +447,6 @@ internal static class TransactionEngine
             UserEntries = plan.UserEntries.Where(e => !LayeredCommit.IsStatePath(layout, e.Path)).ToList(),
             OldVersionPaths = plan.OldVersionPaths,
             BytesToWrite = plan.BytesToWrite,
-            InstallEntries = plan.InstallEntries,
         };
     }
 

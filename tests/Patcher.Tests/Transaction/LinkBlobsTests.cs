@@ -97,6 +97,92 @@ public sealed class LinkBlobsTests
     }
 
     [Test]
+    public void Apply_LinkPatchBlobs_SetuidBlob_IsCopiedWithoutTheBit()
+    {
+        using var s = Scenario();
+        var blob = BlobOf(s, "bin/tool");
+        File.SetUnixFileMode(blob, File.GetUnixFileMode(blob) | UnixFileMode.SetUser | UnixFileMode.UserExecute);
+
+        Patcher.Apply(s.InstallDir, s.PatchDir, LinkOptions(s));
+
+        var installed = Installed(s, "bin/tool");
+        Assert.That(ApplyTests.Inode(installed), Is.Not.EqualTo(ApplyTests.Inode(blob)), "a setuid blob is never linked");
+        Assert.That(File.GetUnixFileMode(installed) & UnixFileMode.SetUser, Is.EqualTo((UnixFileMode)0));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+    }
+
+    [Test]
+    public void Apply_LinkPatchBlobs_LinkedFile_GetsTheModeACopyWouldGet()
+    {
+        using var s = Scenario();
+        var blob = BlobOf(s, "data/level9.pak");
+        File.SetUnixFileMode(blob, UnixFileMode.UserRead | UnixFileMode.UserWrite); // 0600: the download's mode
+        var tool = BlobOf(s, "bin/tool");
+        File.SetUnixFileMode(tool, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+
+        Patcher.Apply(s.InstallDir, s.PatchDir, LinkOptions(s));
+
+        Assert.That(ApplyTests.Inode(Installed(s, "data/level9.pak")), Is.EqualTo(ApplyTests.Inode(blob)), "linked");
+        var umask = Umask();
+        Assert.That((int)File.GetUnixFileMode(Installed(s, "data/level9.pak")), Is.EqualTo(0x1B6 & ~umask), "0666 less the umask, not the blob's 0600");
+        Assert.That((int)File.GetUnixFileMode(Installed(s, "bin/tool")), Is.EqualTo((0x1B6 & ~umask) | 0x49), "and the executable bits");
+    }
+
+    [Test]
+    public void Apply_LinkPatchBlobs_BlobOwnedByAnotherUser_IsCopied()
+    {
+        using var s = Scenario();
+        if (Environment.UserName != "root") Assert.Ignore("changing a file's owner needs root");
+        var blob = BlobOf(s, "data/level9.pak");
+        Chown(blob, 65534);
+
+        Patcher.Apply(s.InstallDir, s.PatchDir, LinkOptions(s));
+
+        Assert.That(ApplyTests.Inode(Installed(s, "data/level9.pak")), Is.Not.EqualTo(ApplyTests.Inode(blob)));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+    }
+
+    [Test]
+    public void Apply_LinkPatchBlobs_BlobWithASecondName_IsCopied()
+    {
+        using var s = Scenario();
+        var blob = BlobOf(s, "data/level9.pak");
+        Assert.That(FileOps.Instance.TryHardLink(blob, Path.Join(s.Root, "elsewhere.pak")), Is.True); // e.g. a download cache made with cp -al
+
+        Patcher.Apply(s.InstallDir, s.PatchDir, LinkOptions(s));
+
+        Assert.That(ApplyTests.Inode(Installed(s, "data/level9.pak")), Is.Not.EqualTo(ApplyTests.Inode(blob)), "the install shares no inode with unrelated names");
+        Assert.That(ApplyTests.Inode(Installed(s, "bin/tool")), Is.EqualTo(ApplyTests.Inode(BlobOf(s, "bin/tool"))));
+    }
+
+    [Test]
+    public void Apply_LinkPatchBlobs_BlobOpenForWriting_IsCopied()
+    {
+        using var s = Scenario();
+        var blob = BlobOf(s, "data/level9.pak");
+        // A downloader still holding the file open for writing could change it after the hash.
+        using var writer = new FileStream(blob, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+
+        Patcher.Apply(s.InstallDir, s.PatchDir, LinkOptions(s));
+
+        Assert.That(ApplyTests.Inode(Installed(s, "data/level9.pak")), Is.Not.EqualTo(ApplyTests.Inode(blob)));
+        Assert.That(ApplyTests.Inode(Installed(s, "bin/tool")), Is.EqualTo(ApplyTests.Inode(BlobOf(s, "bin/tool"))));
+    }
+
+    private static int Umask()
+    {
+        var line = File.ReadLines("/proc/self/status").First(l => l.StartsWith("Umask:", StringComparison.Ordinal));
+        return Convert.ToInt32(line["Umask:".Length..].Trim(), 8);
+    }
+
+    private static void Chown(string path, int uid)
+    {
+        using var p = System.Diagnostics.Process.Start("chown", [uid.ToString(System.Globalization.CultureInfo.InvariantCulture), path])!;
+        p.WaitForExit();
+        Assert.That(p.ExitCode, Is.EqualTo(0));
+    }
+
+    [Test]
     public void Apply_LinkPatchBlobs_BlobWithTheExecutableBit_InstalledAsTheManifestSays()
     {
         using var s = Scenario();

@@ -5,8 +5,11 @@ namespace Patching.IO.Interop;
 
 internal static partial class Libc
 {
-    /// <summary>fcntl(2) with an int argument; used for F_FULLFSYNC on macOS, where fsync does not flush the drive cache.</summary>
+    /// <summary>
+    /// fcntl(2) with an int argument: F_FULLFSYNC on macOS, where fsync does not flush the drive cache; F_SETLEASE on
+    /// Linux, to learn whether anyone has a file open for writing (FileOps.IsPrivateFile).
+    /// </summary>
     [LibraryImport(Name, SetLastError = true)]
-    [SupportedOSPlatform("macos")]
+    [UnsupportedOSPlatform("windows")]
     internal static partial int fcntl(int fd, int cmd, int arg);
 }

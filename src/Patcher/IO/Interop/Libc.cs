@@ -12,6 +12,10 @@ internal static partial class Libc
     internal const int O_CLOEXEC_LINUX = 0x80000;
     internal const int O_CLOEXEC_MACOS = 0x1000000;
     internal const int F_FULLFSYNC = 51;
+    internal const int F_SETLEASE_LINUX = 1024;
+    internal const int F_RDLCK_LINUX = 0;
+    internal const int F_UNLCK_LINUX = 2;
+    internal const int ENOTSUP_LINUX = 95;
     internal const uint RENAME_EXCHANGE = 2;
     internal const uint RENAME_SWAP_MACOS = 2;
     internal const int AT_SYMLINK_NOFOLLOW = 0x100;
