@@ -50,7 +50,8 @@ internal interface IFileOps
 
     /// <summary>
     /// Hard-links the file open as <paramref name="file"/> (opened at <paramref name="path"/>) at
-    /// <paramref name="newPath"/>, gives it the executable bit or takes it away, and makes its data and mode durable.
+    /// <paramref name="newPath"/>, gives it the mode a new file gets (with the executable bits or without), and makes its
+    /// data and mode durable.
     /// Returns false, leaving nothing at <paramref name="newPath"/>, where links are impossible or
     /// <paramref name="path"/> no longer names the open file; the caller copies instead. Not supported by default.
     /// </summary>

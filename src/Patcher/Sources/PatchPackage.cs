@@ -99,10 +99,10 @@ internal sealed class PatchPackage
     /// <summary>
     /// Verifies a blob stored uncompressed where it lies and hard-links that very file at <paramref name="destination"/>
     /// (through <paramref name="fs"/>, with <paramref name="executable"/> as its executable bit, durably): the install then
-    /// shares the blob's data instead of holding a second copy. Returns false, having read nothing and linked nothing,
-    /// where that is not allowed or not possible: a compressed blob, another volume, a blob file that a user other than
-    /// this process's could have written (<see cref="FileOps.IsPrivateFile"/>), a file system without links. The
-    /// caller then copies the blob. A blob that fails verification throws, as <see cref="CopyBlob"/> does.
+    /// shares the blob's data instead of holding a second copy. Returns false, having linked nothing, where that is not
+    /// allowed or not possible: a compressed blob, another volume, a blob file that fails <see cref="FileOps.IsPrivateFile"/>
+    /// (read nothing then), or a link that failed or named another file after the hash (read once then). The caller then
+    /// copies the blob. A blob that fails verification throws, as <see cref="CopyBlob"/> does.
     /// </summary>
     public bool TryLinkBlob(string sha256, IFileOps fs, string destination, bool executable, Action<long>? onBytes, CancellationToken ct)
     {
