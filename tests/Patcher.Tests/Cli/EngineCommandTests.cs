@@ -54,6 +54,24 @@ public sealed class EngineCommandTests
     }
 
     [Test]
+    public void Apply_LinkBlobs_RawBlobsAreLinkedNotWritten()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("blobs are hard-linked on Linux only");
+        var expected = ExpectedAfter("v2");
+
+        var blobs = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(Path.Join(_patch, "manifest.json"))).RootElement.GetProperty("blobs")
+            .EnumerateArray().Select(b => (Compression: b.GetProperty("compression").GetString(), Size: b.GetProperty("size").GetInt64())).ToList();
+        Assert.That(blobs.Count(b => b.Compression == "none"), Is.GreaterThan(0), "the sample stores some blobs raw");
+
+        var json = Run(0, Apply("--link-blobs", "--json")).Json();
+
+        Assert.That(json.GetProperty("status").GetString(), Is.EqualTo("Applied"));
+        Assert.That(json.GetProperty("bytesWritten").GetInt64(), Is.EqualTo(blobs.Where(b => b.Compression != "none").Sum(b => b.Size)),
+            "only the compressed blobs are written; the raw ones are linked");
+        Assert.That(HashListing.Of(_install), Is.EqualTo(expected));
+    }
+
+    [Test]
     public void Apply_NotATerminal_PrintsPlainPhaseLinesAndSummary()
     {
         var result = Run(0, Apply());
