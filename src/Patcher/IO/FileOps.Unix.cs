@@ -150,8 +150,31 @@ internal sealed partial class FileOps
         if ((mode & S_IFMT) != S_IFREG || links != 1 || uid != Libc.geteuid() || (mode & 0xE12) != 0 || (mode & 0x180) != 0x180) return false;
         var attributes = Libc.flistxattr(fd, null, 0);
         if (attributes > 0 || (attributes < 0 && Marshal.GetLastPInvokeError() != Libc.ENOTSUP_LINUX)) return false;
+        return NoWriters(file);
+    }
+
+    /// <summary>
+    /// True when nobody has <paramref name="file"/> open for writing: the kernel refuses a read lease while any descriptor
+    /// or shared mapping can write the file. The lease is released at once (after <paramref name="whileLeased"/>, a hook
+    /// for tests). A process that opens the file for writing meanwhile waits for the release, and the kernel signals the
+    /// lease holder: by default with SIGIO, which would terminate this process, so SIGURG (ignored unless handled) is
+    /// asked for instead. False where leases are unsupported (some network and FUSE file systems).
+    /// </summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    internal static bool NoWriters(SafeFileHandle file, Action? whileLeased = null)
+    {
+        var fd = (int)file.DangerousGetHandle();
+        if (Libc.fcntl(fd, Libc.F_SETSIG_LINUX, Libc.SIGURG_LINUX) != 0) return false;
         if (Libc.fcntl(fd, Libc.F_SETLEASE_LINUX, Libc.F_RDLCK_LINUX) != 0) return false;
-        _ = Libc.fcntl(fd, Libc.F_SETLEASE_LINUX, Libc.F_UNLCK_LINUX);
+        try
+        {
+            whileLeased?.Invoke();
+        }
+        finally
+        {
+            _ = Libc.fcntl(fd, Libc.F_SETLEASE_LINUX, Libc.F_UNLCK_LINUX);
+        }
+
         return true;
     }
 

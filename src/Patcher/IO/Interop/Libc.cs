@@ -12,6 +12,8 @@ internal static partial class Libc
     internal const int O_CLOEXEC_LINUX = 0x80000;
     internal const int O_CLOEXEC_MACOS = 0x1000000;
     internal const int F_FULLFSYNC = 51;
+    internal const int F_SETSIG_LINUX = 10;
+    internal const int SIGURG_LINUX = 23;
     internal const int F_SETLEASE_LINUX = 1024;
     internal const int F_RDLCK_LINUX = 0;
     internal const int F_UNLCK_LINUX = 2;
