@@ -14,11 +14,9 @@ public sealed class LeaseProbeTests
     [Test]
     public void NoWriters_WriterOpensWhileLeased_ThisProcessSurvivesAndTheWriterProceeds()
     {
-        if (!OperatingSystem.IsLinux()) Assert.Ignore("file leases are Linux");
         using var temp = TempDir.ForCurrentTest();
         var path = temp["blob"];
-        File.WriteAllText(path, "data");
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var handle = OpenForReading(path);
         Process? writer = null;
 
         // With the kernel's default lease-break signal (SIGIO) this test host would be killed here.
@@ -37,13 +35,19 @@ public sealed class LeaseProbeTests
     [Test]
     public void NoWriters_FileOpenForWriting_IsFalse()
     {
-        if (!OperatingSystem.IsLinux()) Assert.Ignore("file leases are Linux");
         using var temp = TempDir.ForCurrentTest();
         var path = temp["blob"];
-        File.WriteAllText(path, "data");
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var handle = OpenForReading(path);
         using (new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
             Assert.That(FileOps.NoWriters(handle), Is.False);
         Assert.That(FileOps.NoWriters(handle), Is.True, "once the writer closed it");
+    }
+
+    /// <summary>Writes a small file and opens it read-only, as a blob is opened before the probe.</summary>
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle OpenForReading(string path)
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("file leases are Linux");
+        File.WriteAllText(path, "data");
+        return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
     }
 }
