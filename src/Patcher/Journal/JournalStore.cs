@@ -215,11 +215,7 @@ internal sealed class JournalStore : IDisposable
                             backup INTEGER NOT NULL, user INTEGER NOT NULL, state TEXT NOT NULL, layer TEXT, PRIMARY KEY(tx_id, seq));
                         """, t);
                     schema = SchemaVersion.ToString(CultureInfo.InvariantCulture);
-                    using var cmd = db.CreateCommand();
-                    cmd.Transaction = t;
-                    cmd.CommandText = "INSERT INTO meta(key, value) VALUES('schema', $v)";
-                    cmd.Parameters.AddWithValue("$v", schema);
-                    cmd.ExecuteNonQuery();
+                    Exec(db, "INSERT INTO meta(key, value) VALUES('schema', $v)", t, ("$v", schema));
                 }
 
                 t.Commit();
@@ -352,54 +348,28 @@ internal sealed class JournalStore : IDisposable
         CrashInjection.Point("journal begin " + tx.Id);
         // The binding, the pruning, the manifest and the transaction row become durable together, in one SQLite transaction.
         using var t = _db.BeginTransaction();
-        using (var bind = _db.CreateCommand())
-        {
-            // Bound (or re-bound after a move, see CheckInstall) just before the first transaction row is written.
-            bind.Transaction = t;
-            bind.CommandText = "INSERT INTO meta(key, value) VALUES('install', $v) ON CONFLICT(key) DO UPDATE SET value = $v";
-            bind.Parameters.AddWithValue("$v", _installDir);
-            bind.ExecuteNonQuery();
-        }
+        // Bound (or re-bound after a move, see CheckInstall) just before the first transaction row is written.
+        Exec(_db, "INSERT INTO meta(key, value) VALUES('install', $v) ON CONFLICT(key) DO UPDATE SET value = $v", t, ("$v", _installDir));
 
-        using (var prune = _db.CreateCommand())
-        {
-            // Manifests of transactions that ended before this one began, unless still installed or kept as the
-            // previous version: Pending() and Installed() read no others. Done here rather than when a transaction
-            // ends, so the last one's rows stay whole for inspection until the next update.
-            prune.Transaction = t;
-            prune.CommandText = """
-                DELETE FROM manifests
-                WHERE hash <> $hash
-                  AND hash NOT IN (SELECT manifest_hash FROM tx WHERE state NOT IN ('done','rolled-back'))
-                  AND hash NOT IN (SELECT manifest_hash FROM installed)
-                  AND hash NOT IN (SELECT previous_manifest_hash FROM installed WHERE previous_manifest_hash IS NOT NULL)
-                """;
-            prune.Parameters.AddWithValue("$hash", tx.ManifestHash);
-            prune.ExecuteNonQuery();
-        }
+        // Manifests of transactions that ended before this one began, unless still installed or kept as the
+        // previous version: Pending() and Installed() read no others. Done here rather than when a transaction
+        // ends, so the last one's rows stay whole for inspection until the next update.
+        Exec(_db, """
+            DELETE FROM manifests
+            WHERE hash <> $hash
+              AND hash NOT IN (SELECT manifest_hash FROM tx WHERE state NOT IN ('done','rolled-back'))
+              AND hash NOT IN (SELECT manifest_hash FROM installed)
+              AND hash NOT IN (SELECT previous_manifest_hash FROM installed WHERE previous_manifest_hash IS NOT NULL)
+            """, t, ("$hash", tx.ManifestHash));
 
         StoreManifest(t, tx.ManifestHash, tx.Manifest);
-        using (var cmd = _db.CreateCommand())
-        {
-            cmd.Transaction = t;
-            cmd.CommandText = """
-                INSERT INTO tx(id, seq, kind, product, from_version, to_version, manifest_hash, signature, key_ids, strategy, state, keep_previous, created, updated)
-                VALUES($id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tx), $kind, $product, $from, $to, $hash, $sig, $keys, $strategy, $state, $keep, $now, $now)
-                """;
-            cmd.Parameters.AddWithValue("$id", tx.Id);
-            cmd.Parameters.AddWithValue("$kind", tx.Kind);
-            cmd.Parameters.AddWithValue("$product", tx.Product);
-            cmd.Parameters.AddWithValue("$from", (object?)tx.FromVersion ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$to", tx.ToVersion);
-            cmd.Parameters.AddWithValue("$hash", tx.ManifestHash);
-            cmd.Parameters.AddWithValue("$sig", (object?)tx.Signature ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$keys", (object?)tx.KeyIds ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$strategy", tx.Strategy);
-            cmd.Parameters.AddWithValue("$state", tx.State);
-            cmd.Parameters.AddWithValue("$keep", tx.KeepPrevious ? 1 : 0);
-            cmd.Parameters.AddWithValue("$now", Now());
-            cmd.ExecuteNonQuery();
-        }
+        Exec(_db, """
+            INSERT INTO tx(id, seq, kind, product, from_version, to_version, manifest_hash, signature, key_ids, strategy, state, keep_previous, created, updated)
+            VALUES($id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tx), $kind, $product, $from, $to, $hash, $sig, $keys, $strategy, $state, $keep, $now, $now)
+            """, t,
+            ("$id", tx.Id), ("$kind", tx.Kind), ("$product", tx.Product), ("$from", tx.FromVersion), ("$to", tx.ToVersion),
+            ("$hash", tx.ManifestHash), ("$sig", tx.Signature), ("$keys", tx.KeyIds), ("$strategy", tx.Strategy), ("$state", tx.State),
+            ("$keep", tx.KeepPrevious ? 1 : 0), ("$now", Now()));
 
         t.Commit();
     }
@@ -407,26 +377,15 @@ internal sealed class JournalStore : IDisposable
     public void SetState(string txId, string state)
     {
         CrashInjection.Point($"journal {state} {txId}");
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = "UPDATE tx SET state = $state, updated = $now WHERE id = $id";
-        cmd.Parameters.AddWithValue("$state", state);
-        cmd.Parameters.AddWithValue("$now", Now());
-        cmd.Parameters.AddWithValue("$id", txId);
-        cmd.ExecuteNonQuery();
+        UpdateState(txId, state);
     }
 
     /// <summary>Records the staged tree's identity and moves to backup-complete in one durable step.</summary>
     public void MarkBackupComplete(string txId, ulong device, ulong inode)
     {
         CrashInjection.Point($"journal {TxState.BackupComplete} {txId}");
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = "UPDATE tx SET state = $state, staging_dev = $dev, staging_ino = $ino, updated = $now WHERE id = $id";
-        cmd.Parameters.AddWithValue("$state", TxState.BackupComplete);
-        cmd.Parameters.AddWithValue("$dev", unchecked((long)device));
-        cmd.Parameters.AddWithValue("$ino", unchecked((long)inode));
-        cmd.Parameters.AddWithValue("$now", Now());
-        cmd.Parameters.AddWithValue("$id", txId);
-        cmd.ExecuteNonQuery();
+        Exec(_db, "UPDATE tx SET state = $state, staging_dev = $dev, staging_ino = $ino, updated = $now WHERE id = $id", null,
+            ("$state", TxState.BackupComplete), ("$dev", unchecked((long)device)), ("$ino", unchecked((long)inode)), ("$now", Now()), ("$id", txId));
     }
 
     /// <summary>
@@ -446,34 +405,15 @@ internal sealed class JournalStore : IDisposable
         }
 
         using var t = _db.BeginTransaction();
-        using (var cmd = _db.CreateCommand())
-        {
-            cmd.Transaction = t;
-            cmd.CommandText = "UPDATE tx SET state = $state, updated = $now WHERE id = $id";
-            cmd.Parameters.AddWithValue("$state", TxState.Patched);
-            cmd.Parameters.AddWithValue("$now", Now());
-            cmd.Parameters.AddWithValue("$id", txId);
-            cmd.ExecuteNonQuery();
-        }
-
+        UpdateState(txId, TxState.Patched, t);
         StoreManifest(t, installed.ManifestHash, installed.Manifest);
         if (installed.PreviousManifest is { } previousBytes) StoreManifest(t, previousHash!, previousBytes);
-        using (var cmd = _db.CreateCommand())
-        {
-            cmd.Transaction = t;
-            cmd.CommandText = """
-                INSERT INTO installed(id, product, version, manifest_hash, previous_version, previous_manifest_hash)
-                VALUES(1, $p, $v, $h, $pv, $ph)
-                ON CONFLICT(id) DO UPDATE SET product=$p, version=$v, manifest_hash=$h, previous_version=$pv, previous_manifest_hash=$ph
-                """;
-            cmd.Parameters.AddWithValue("$p", installed.Product);
-            cmd.Parameters.AddWithValue("$v", installed.Version);
-            cmd.Parameters.AddWithValue("$h", installed.ManifestHash);
-            cmd.Parameters.AddWithValue("$pv", (object?)installed.PreviousVersion ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("$ph", (object?)previousHash ?? DBNull.Value);
-            cmd.ExecuteNonQuery();
-        }
-
+        Exec(_db, """
+            INSERT INTO installed(id, product, version, manifest_hash, previous_version, previous_manifest_hash)
+            VALUES(1, $p, $v, $h, $pv, $ph)
+            ON CONFLICT(id) DO UPDATE SET product=$p, version=$v, manifest_hash=$h, previous_version=$pv, previous_manifest_hash=$ph
+            """, t,
+            ("$p", installed.Product), ("$v", installed.Version), ("$h", installed.ManifestHash), ("$pv", installed.PreviousVersion), ("$ph", previousHash));
         t.Commit();
     }
 
@@ -547,13 +487,7 @@ internal sealed class JournalStore : IDisposable
     {
         CrashInjection.Point($"journal ops {txId}");
         using var t = _db.BeginTransaction();
-        using (var del = _db.CreateCommand())
-        {
-            del.Transaction = t;
-            del.CommandText = "DELETE FROM layered_ops WHERE tx_id = $tx";
-            del.Parameters.AddWithValue("$tx", txId);
-            del.ExecuteNonQuery();
-        }
+        Exec(_db, "DELETE FROM layered_ops WHERE tx_id = $tx", t, ("$tx", txId));
 
         using var cmd = _db.CreateCommand();
         cmd.Transaction = t;
@@ -606,26 +540,9 @@ internal sealed class JournalStore : IDisposable
     {
         CrashInjection.Point($"journal {TxState.BackupComplete} {txId}");
         using var t = _db.BeginTransaction();
-        using (var cmd = _db.CreateCommand())
-        {
-            cmd.Transaction = t;
-            cmd.CommandText = "UPDATE layered_ops SET state = $state WHERE tx_id = $tx AND backup = 1 AND state = $pending";
-            cmd.Parameters.AddWithValue("$state", OpState.BackedUp);
-            cmd.Parameters.AddWithValue("$pending", OpState.Pending);
-            cmd.Parameters.AddWithValue("$tx", txId);
-            cmd.ExecuteNonQuery();
-        }
-
-        using (var cmd = _db.CreateCommand())
-        {
-            cmd.Transaction = t;
-            cmd.CommandText = "UPDATE tx SET state = $state, updated = $now WHERE id = $id";
-            cmd.Parameters.AddWithValue("$state", TxState.BackupComplete);
-            cmd.Parameters.AddWithValue("$now", Now());
-            cmd.Parameters.AddWithValue("$id", txId);
-            cmd.ExecuteNonQuery();
-        }
-
+        Exec(_db, "UPDATE layered_ops SET state = $state WHERE tx_id = $tx AND backup = 1 AND state = $pending", t,
+            ("$state", OpState.BackedUp), ("$pending", OpState.Pending), ("$tx", txId));
+        UpdateState(txId, TxState.BackupComplete, t);
         t.Commit();
     }
 
@@ -633,26 +550,27 @@ internal sealed class JournalStore : IDisposable
     public void SetOpState(string txId, int seq, string state, string? layer = null)
     {
         CrashInjection.Point($"journal op {seq} {state} {txId}");
-        using var cmd = _db.CreateCommand();
-        cmd.CommandText = "UPDATE layered_ops SET state = $state, layer = COALESCE($layer, layer) WHERE tx_id = $tx AND seq = $seq";
-        cmd.Parameters.AddWithValue("$state", state);
-        cmd.Parameters.AddWithValue("$layer", (object?)layer ?? DBNull.Value);
-        cmd.Parameters.AddWithValue("$tx", txId);
-        cmd.Parameters.AddWithValue("$seq", seq);
-        cmd.ExecuteNonQuery();
+        Exec(_db, "UPDATE layered_ops SET state = $state, layer = COALESCE($layer, layer) WHERE tx_id = $tx AND seq = $seq", null,
+            ("$state", state), ("$layer", layer), ("$tx", txId), ("$seq", seq));
     }
 
     public void Dispose() => _db.Dispose();
 
     private static string Now() => DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture);
 
-    private static void Exec(SqliteConnection db, string sql, SqliteTransaction? t = null)
+    /// <summary>Runs one statement, inside <paramref name="t"/> when given; a null parameter value is stored as SQL NULL.</summary>
+    private static void Exec(SqliteConnection db, string sql, SqliteTransaction? t = null, params (string Name, object? Value)[] parameters)
     {
         using var cmd = db.CreateCommand();
         cmd.Transaction = t;
         cmd.CommandText = sql;
+        foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
         cmd.ExecuteNonQuery();
     }
+
+    /// <summary>Moves a transaction to <paramref name="state"/>, inside <paramref name="t"/> when given.</summary>
+    private void UpdateState(string txId, string state, SqliteTransaction? t = null) =>
+        Exec(_db, "UPDATE tx SET state = $state, updated = $now WHERE id = $id", t, ("$state", state), ("$now", Now()), ("$id", txId));
 
     private static string? Scalar(SqliteConnection db, string sql)
     {
