@@ -23,6 +23,12 @@ internal sealed class ApplyPlan
     public required IReadOnlySet<string> OldVersionPaths { get; init; }
     public required long BytesToWrite { get; init; }
 
+    /// <summary>
+    /// The walk of the install this plan was made from, when it was made from one: the layered commit plans its
+    /// operations from it instead of walking the install a second time (at 100k files a walk costs about 0.3 s).
+    /// </summary>
+    public IReadOnlyList<TreeEntry>? InstallEntries { get; init; }
+
     /// <summary>Entries that belong to neither the old nor the new version.</summary>
     public static List<TreeEntry> FindUserEntries(IEnumerable<TreeEntry> entries, IReadOnlySet<string> oldVersion, IReadOnlySet<string> newVersion) =>
         entries.Where(e => !oldVersion.Contains(e.Path) && !newVersion.Contains(e.Path)).ToList();
@@ -129,6 +135,7 @@ internal sealed class ApplyPlan
             UserEntries = user,
             OldVersionPaths = owned,
             BytesToWrite = bytesToWrite,
+            InstallEntries = entries,
         };
     }
 }

@@ -447,6 +447,7 @@ internal static class TransactionEngine
             UserEntries = plan.UserEntries.Where(e => !LayeredCommit.IsStatePath(layout, e.Path)).ToList(),
             OldVersionPaths = plan.OldVersionPaths,
             BytesToWrite = plan.BytesToWrite,
+            InstallEntries = plan.InstallEntries,
         };
     }
 

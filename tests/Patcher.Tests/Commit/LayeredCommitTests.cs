@@ -181,6 +181,30 @@ public sealed class LayeredCommitTests
     }
 
     [Test]
+    public void Apply_UserFileCreatedAtNewPathWhileReceiving_MovedAsideNotRolledBack()
+    {
+        // The layered commit plans from the walk taken before the blobs are received; a file another program
+        // creates meanwhile where the new version adds one must still be seen, and kept.
+        using var s = Scenario();
+        var created = false;
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase != PatchPhase.Staging || created) return;
+            created = true;
+            PatchScenario.Write(s.InstallDir, "data/level3.pak", "made while the patch was received");
+        });
+
+        var result = TransactionEngine.Apply(new EngineSettings(FileOps.Instance), s.InstallDir, s.PatchDir,
+            Options(s, new FakeTimeProvider(), new ListLogger()), progress, CancellationToken.None);
+
+        Assert.That(created, Is.True);
+        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That(PatchScenario.Listing(s.InstallDir, IsUserPath), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        var kept = Path.Join(StateDir(s), "preserved-" + result.TransactionId, "data", "level3.pak");
+        Assert.That(File.ReadAllText(kept), Is.EqualTo("made while the patch was received"));
+    }
+
+    [Test]
     public void Apply_UserFileCollisionThenLockOutlastsBudget_UserFileBackInPlace()
     {
         using var s = Scenario();

@@ -376,9 +376,4 @@ public sealed class RealFaultTests
             return false;
         }
     }
-
-    private sealed class SyncProgress(Action<PatchProgress> onReport) : IProgress<PatchProgress>
-    {
-        public void Report(PatchProgress value) => onReport(value);
-    }
 }

@@ -394,9 +394,4 @@ public sealed class ApplyTests
 
     internal static ulong Inode(string path) =>
         Patching.IO.FileOps.Instance.Stat(path).Inode;
-
-    private sealed class SyncProgress(Action<PatchProgress> onReport) : IProgress<PatchProgress>
-    {
-        public void Report(PatchProgress value) => onReport(value);
-    }
 }
