@@ -57,6 +57,15 @@ internal interface IFileOps
     /// </summary>
     bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable) => false;
 
+    /// <summary>
+    /// A hint before many <see cref="Sync"/> calls: writes back everything dirty on the file system holding
+    /// <paramref name="path"/> in one pass, so that the per-file syncs that follow find little left to do and share one
+    /// journal commit. It never replaces them: they remain the durability point. Nothing by default.
+    /// </summary>
+    void FlushFileSystem(string path)
+    {
+    }
+
     void DeleteFile(string path);
 
     /// <summary>Removes an empty directory.</summary>

@@ -60,42 +60,61 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         long bytesDone = 0;
         var blobsDone = 0;
         var linked = 0;
-        ForEachFile(blobs, ct, blob =>
+        // In windows of files: write each window, write it back in one pass, then fsync each file through the descriptor
+        // that wrote it (which would report a failed write-back of that file). See IFileOps.FlushFileSystem.
+        foreach (var window in blobs.Chunk(SyncWindow))
         {
-            void OnBytes(long n)
+            var written = new ConcurrentQueue<Stream>();
+            try
             {
-                progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Add(ref bytesDone, n), plan.BytesToWrite));
-            }
-
-            if (!executable.TryGetValue(blob.Sha256, out var x))
-            {
-                package.CopyBlob(blob.Sha256, Stream.Null, null, ct);
-            }
-            else
-            {
-                var path = Path.Join(incomingDir, blob.Sha256);
-                if (linkBlobs && package.TryLinkBlob(blob.Sha256, fs, path, x, OnBytes, ct))
+                ForEachFile(window, ct, blob =>
                 {
-                    Interlocked.Increment(ref linked);
-                }
-                else
-                {
-                    using var output = fs.Create(path);
-                    package.CopyBlob(blob.Sha256, output, n =>
+                    void OnBytes(long n)
                     {
-                        OnBytes(n);
-                        Interlocked.Add(ref _bytesWritten, n);
-                    }, ct);
-                    // The mode is inode metadata: set before the fsync, or a power cut could lose it (see WriteContent).
-                    if (x) fs.SetExecutable(path, true);
-                    fs.Sync(output);
+                        progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Add(ref bytesDone, n), plan.BytesToWrite));
+                    }
+
+                    if (!executable.TryGetValue(blob.Sha256, out var x))
+                    {
+                        package.CopyBlob(blob.Sha256, Stream.Null, null, ct);
+                    }
+                    else
+                    {
+                        var path = Path.Join(incomingDir, blob.Sha256);
+                        if (linkBlobs && package.TryLinkBlob(blob.Sha256, fs, path, x, OnBytes, ct))
+                        {
+                            Interlocked.Increment(ref linked);
+                        }
+                        else
+                        {
+                            var output = fs.Create(path);
+                            written.Enqueue(output);
+                            package.CopyBlob(blob.Sha256, output, n =>
+                            {
+                                OnBytes(n);
+                                Interlocked.Add(ref _bytesWritten, n);
+                            }, ct);
+                            // The mode is inode metadata: set before the fsync, or a power cut could lose it (see WriteContent).
+                            if (x) fs.SetExecutable(path, true);
+                        }
+
+                        _received[blob.Sha256] = x;
+                    }
+
+                    Interlocked.Increment(ref blobsDone);
+                });
+                if (!written.IsEmpty)
+                {
+                    fs.FlushFileSystem(incomingDir);
+                    ForEachFile(written.ToList(), ct, fs.Sync);
                 }
-
-                _received[blob.Sha256] = x;
             }
+            finally
+            {
+                foreach (var output in written) output.Dispose();
+            }
+        }
 
-            Interlocked.Increment(ref blobsDone);
-        });
         BlobsLinked = linked;
         log.LogInformation("Received {Count} blobs into {Incoming}: {Linked} linked from the patch, {Bytes} bytes written", _received.Count, incomingDir, linked, BytesWritten);
     }
@@ -268,6 +287,9 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
     /// (measured in docs/benchmarks.md: 1,000 fsynced files took a third less time with 16 at once than with 2).
     /// </summary>
     private static readonly int IoWorkers = Math.Clamp(Environment.ProcessorCount * 4, 4, 16);
+
+    /// <summary>Received files written before one write-back and their fsyncs (bounds the descriptors held open).</summary>
+    private const int SyncWindow = 256;
 
     /// <summary>
     /// Parallel over the files, unless the caller runs on a task scheduler that admits one task at a time (a UI

@@ -40,6 +40,66 @@ public sealed class ReceiveTests
         Assert.That(Directory.Exists(Path.Join(s.ParentDir, ".game.patcher", "incoming")), Is.False);
     }
 
+    [Test]
+    public void Apply_ManyBlobs_EachReceivedFileFsyncedThroughItsWriterAfterItsWindowWasFlushed()
+    {
+        // 300 changed files: two windows of received files (Stager.SyncWindow is 256).
+        using var s = new PatchScenario().WithSmallGame(extraFiles: 300, changeEvery: 1).Install();
+        s.BuildPatch();
+        var incoming = Path.Join(s.ParentDir, ".game.patcher", "incoming");
+        var fs = new SyncRecordingFileOps(FileOps.Instance, incoming);
+
+        var result = TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, s.PatchDir, s.Options, null, CancellationToken.None);
+
+        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        var created = fs.Events.Where(e => e.StartsWith("create ", StringComparison.Ordinal)).Select(e => e[7..]).ToList();
+        Assert.That(created, Has.Count.GreaterThan(256));
+        Assert.That(fs.Events.Count(e => e == "flush"), Is.EqualTo(2), "one write-back per window");
+        foreach (var name in created)
+        {
+            var createdAt = fs.Events.IndexOf("create " + name);
+            var syncedAt = fs.Events.IndexOf("sync " + name);
+            Assert.That(fs.Events.Count(e => e == "sync " + name), Is.EqualTo(1), name);
+            Assert.That(fs.Events.FindIndex(createdAt, e => e == "flush"), Is.InRange(createdAt, syncedAt), $"{name}: its window is flushed before its fsync");
+        }
+    }
+
+    /// <summary>Records, in order, files created under one directory, their fsyncs (by the stream that wrote them) and file-system flushes.</summary>
+    private sealed class SyncRecordingFileOps(IFileOps inner, string directory) : FileOpsDecorator(inner)
+    {
+        private readonly Dictionary<Stream, string> _names = [];
+        public List<string> Events { get; } = [];
+
+        public override Stream Create(string path)
+        {
+            var stream = Inner.Create(path);
+            if (Path.GetDirectoryName(path) != directory) return stream;
+            lock (Events)
+            {
+                _names[stream] = Path.GetFileName(path);
+                Events.Add("create " + Path.GetFileName(path));
+            }
+
+            return stream;
+        }
+
+        public override void Sync(Stream stream)
+        {
+            Inner.Sync(stream);
+            lock (Events)
+            {
+                if (_names.TryGetValue(stream, out var name)) Events.Add("sync " + name);
+            }
+        }
+
+        public override void FlushFileSystem(string path)
+        {
+            Inner.FlushFileSystem(path);
+            lock (Events) Events.Add("flush");
+        }
+    }
+
     [TestCase(CommitStrategy.Swap)]
     [TestCase(CommitStrategy.Layered)]
     public void Apply_FilesWithTheSameContent_EachGetsItsOwnInode(CommitStrategy strategy)
