@@ -64,6 +64,8 @@ internal sealed record ApplyTiming(double Patched, double Done, double Preflight
     public double Plan { get; init; } = double.NaN;
     /// <summary>Staging until the engine logs "Staged", then journal backup-complete until Committing.</summary>
     public double StageFiles { get; init; } = double.NaN;
+    /// <summary>The part of <see cref="StageFiles"/> until the engine logs "Received" (every blob read, hashed, written and fsynced).</summary>
+    public double Receive { get; init; } = double.NaN;
     public double BackupComplete { get; init; } = double.NaN;
     /// <summary>From Apply's return until its background cleanup (deleting the old tree) finished.</summary>
     public double Trash { get; init; } = double.NaN;
@@ -117,7 +119,7 @@ internal sealed class Bench(BenchOptions o)
     private readonly Samples _swapPatched = new(), _swapDone = new(), _layeredPatched = new(), _layeredDone = new();
     private readonly Samples _linkPatched = new(), _linkDone = new(), _linkStage = new();
     private readonly Samples _phPre = new(), _phStage = new(), _phCommit = new(), _phClean = new(), _phTrash = new();
-    private readonly Samples _phSig = new(), _phPlan = new(), _phFiles = new(), _phBackup = new();
+    private readonly Samples _phSig = new(), _phPlan = new(), _phFiles = new(), _phBackup = new(), _phReceive = new(), _phLinks = new();
     private readonly Samples _baseline = new(), _baselineCopy = new(), _baselineSync = new(), _rsync = new();
     private readonly Samples _verify = new(), _sha = new(), _recover = new(), _version = new(), _recoverInProc = new();
     private string _layeredNote = "";
@@ -380,6 +382,7 @@ internal sealed class Bench(BenchOptions o)
             Signature = S(start, verified),
             Plan = S(verified, staging),
             StageFiles = S(staging, staged),
+            Receive = S(staging, marks.At("Received ")),
             BackupComplete = S(staged, committing),
             Trash = S(end, trashed),
         };
@@ -465,11 +468,13 @@ internal sealed class Bench(BenchOptions o)
                             _phSig.Add(t.Signature);
                             _phPlan.Add(t.Plan);
                             _phFiles.Add(t.StageFiles);
+                            _phReceive.Add(t.Receive);
+                            _phLinks.Add(t.StageFiles - t.Receive);
                             _phBackup.Add(t.BackupComplete);
                             _mainResult = t.Result;
                         }
 
-                        line = $"patched {Fmt.Seconds(t.Patched)}, done {Fmt.Seconds(t.Done)} (signature {Fmt.Seconds(t.Signature)}, plan {Fmt.Seconds(t.Plan)}, files {Fmt.Seconds(t.StageFiles)}, backup-complete {Fmt.Seconds(t.BackupComplete)}, commit {Fmt.Seconds(t.Commit)}, cleanup {Fmt.Seconds(t.Cleanup)}; old tree deleted in the background {Fmt.Seconds(t.Trash)} after); " +
+                        line = $"patched {Fmt.Seconds(t.Patched)}, done {Fmt.Seconds(t.Done)} (signature {Fmt.Seconds(t.Signature)}, plan {Fmt.Seconds(t.Plan)}, files {Fmt.Seconds(t.StageFiles)} of which receiving {Fmt.Seconds(t.Receive)}, backup-complete {Fmt.Seconds(t.BackupComplete)}, commit {Fmt.Seconds(t.Commit)}, cleanup {Fmt.Seconds(t.Cleanup)}; old tree deleted in the background {Fmt.Seconds(t.Trash)} after); " +
                                $"{t.Result.FilesWritten} written, {t.Result.FilesReused} reused";
                         break;
                     case "baseline":
@@ -671,7 +676,7 @@ internal sealed class Bench(BenchOptions o)
             }
 
             _scaling.Add((n, pair.OldBytes, pair.Written.Count, pair.WrittenBytes, patched, done, baseline, layered, rss, new FileInfo(Path.Join(patch, "manifest.json")).Length));
-            TreeWriter.DeleteTree(dir);
+            if (!o.Keep) TreeWriter.DeleteTree(dir);
         }
     }
 
@@ -809,12 +814,14 @@ internal sealed class Bench(BenchOptions o)
             var phases = new[]
             {
                 ("preflight", _phPre), ("  open patch, parse manifest, verify signature", _phSig), ("  scan install, plan, free space, lock, journal open", _phPlan),
-                ("staging", _phStage), ("  blobs received once (read + hashed + written + fsynced), marker, journal begin, directories, hard links, user files, directory fsyncs", _phFiles), ("  journal backup-complete", _phBackup),
+                ("staging", _phStage), ("  blobs received once (read + hashed + written + fsynced), marker, journal begin, directories, hard links, user files, directory fsyncs", _phFiles),
+                ("    of which receiving the blobs (read + hashed + written + fsynced)", _phReceive), ("    of which the rest (journal begin, directories, hard links, user files, directory fsyncs)", _phLinks),
+                ("  journal backup-complete", _phBackup),
                 ("commit: exchange, directory fsyncs, journal `patched`", _phCommit),
                 ("cleanup: sweep user files, old tree to the trash, journal `done`, marker", _phClean),
             };
             foreach (var (name, s) in phases)
-                sb.AppendLine(ic, $"| {(name.StartsWith("  ", StringComparison.Ordinal) ? "&nbsp;&nbsp;– " + name.Trim() : name)} | {Fmt.Seconds(s.Median)} | {100 * s.Median / total:0}% |");
+                sb.AppendLine(ic, $"| {string.Concat(Enumerable.Repeat("&nbsp;&nbsp;", (name.Length - name.TrimStart().Length) / 2))}{(name.StartsWith("  ", StringComparison.Ordinal) ? "– " : "")}{name.Trim()} | {Fmt.Seconds(s.Median)} | {100 * s.Median / total:0}% |");
             sb.AppendLine(ic, $"| after `done`, on a background task: delete the old tree (`ApplyResult.Cleanup`) | {Fmt.Seconds(_phTrash.Median)} | (not in `done`) |");
             sb.AppendLine(ic, $"| physical baseline, for comparison: copy / sync | {Fmt.Seconds(_baselineCopy.Median)} / {Fmt.Seconds(_baselineSync.Median)} | |");
             if (_mainResult is { } mr) sb.AppendLine(ic, $"| (apply wrote {mr.FilesWritten} files / {Fmt.Bytes(mr.BytesWritten)}, reused {mr.FilesReused}) | | |");
@@ -841,7 +848,10 @@ internal sealed class Bench(BenchOptions o)
             var perFile = (last.Patched.Median - first.Patched.Median) / (last.Files - first.Files);
             sb.AppendLine(ic, $"Does the cost follow the changed bytes or the size of the install? Installs of {Fmt.Bytes(first.Bytes)} with different file counts; each patch rewrites the same {first.Written} files / {Fmt.Bytes(first.WrittenBytes)}. Medians of {first.Patched.Count} runs.");
             sb.AppendLine();
-            sb.AppendLine(ic, $"Verdict: {(growth <= 1.5 ? "**holds**" : "**does not hold**")}: from {Fmt.Count(first.Files)} to {Fmt.Count(last.Files)} files the apply until `patched` grows {growth:0.0}× " +
+            if (_scaling.Count < 2)
+                sb.AppendLine("Verdict: none (one install size was measured; `--scale-files` needs at least two to compare).");
+            else
+                sb.AppendLine(ic, $"Verdict: {(growth <= 1.5 ? "**holds**" : "**does not hold**")}: from {Fmt.Count(first.Files)} to {Fmt.Count(last.Files)} files the apply until `patched` grows {growth:0.0}× " +
                               $"(about {perFile * 1e6:0} µs per extra install file: the walk, a hard link and several stats per file, and the manifest grows with the file count), while the physical baseline stays flat. " +
                               $"The layered strategy, which touches only the changed files (and stats the others), grows {last.Layered.Median / first.Layered.Median:0.0}× " +
                               $"(about {(last.Layered.Median - first.Layered.Median) / (last.Files - first.Files) * 1e6:0} µs per extra install file).");
