@@ -60,9 +60,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         if (StateInside(layout) && newFiles.Keys.Concat(newDirs).Any(p => IsStatePath(layout, p)))
             throw new PatcherException(PatchErrorCode.UnsafePath, $"the patch writes to '{InsideStateName}', where Patcher keeps its state in this install", layout.InstallDir);
 
-        var entries = plan.InstallEntries is { } walked
-            ? Refresh(fs, layout, walked, newFiles.Keys.Concat(newDirs))
-            : TreeOps.Walk(fs, layout.InstallDir, rel => IsStatePath(layout, rel));
+        var entries = Refresh(fs, layout, plan);
         var byPath = entries.ToDictionary(e => e.Path, StringComparer.Ordinal);
         var ops = new List<OpRow>();
         var gone = new HashSet<string>(StringComparer.Ordinal); // paths that will be free when the files are placed
@@ -132,26 +130,51 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
 
     /// <summary>
     /// The plan's walk, brought up to date where it matters, instead of a second walk of the whole install (at 100k
-    /// files a walk costs about 0.3 s). The walk was taken after recovery and before the blobs were received; since
-    /// then this transaction changed only its own state, which is left out here. Another program may have created
-    /// entries meanwhile: at a path the new version needs, such an entry must be moved aside, not overwritten, so
-    /// every such path the walk found free is looked at again (one stat each: the files and directories the patch
-    /// adds). Entries created elsewhere are the user's and stay where they are, as with a second walk; one created
-    /// after this point, like one created after a second walk, makes the commit stop and roll back rather than
-    /// overwrite it (<see cref="Place"/>).
+    /// files a walk costs about 0.3 s). The walk was taken before the blobs were received (after recovery, except where
+    /// the journal lives outside the state directory, as in the power-loss simulation); since then this transaction
+    /// changed only its own state, which is left out here. Another program may have changed the install meanwhile, so
+    /// every path the new version writes is looked at again: each of its directories, and each file whose content
+    /// comes from the patch or from another path (one stat each). An entry found there now is moved aside, never
+    /// overwritten; a directory gone since the walk is made again. Paths are looked at parents first, and only below
+    /// what is now a real directory: like the walk, this never follows a symlink (DESIGN §6). Unchanged files that stay
+    /// in place, and old files that go, keep what the walk saw; their steps check the disk when they run. Whatever
+    /// changes after this point makes a step stop and the commit roll back rather than overwrite it (<see cref="Place"/>).
     /// </summary>
-    private static List<TreeEntry> Refresh(IFileOps fs, StateLayout layout, IReadOnlyList<TreeEntry> walked, IEnumerable<string> newPaths)
+    private static List<TreeEntry> Refresh(IFileOps fs, StateLayout layout, ApplyPlan plan)
     {
+        var walked = plan.InstallEntries ?? throw new InvalidOperationException("the layered commit plans from the apply plan's walk of the install");
         var entries = walked.Where(e => !IsStatePath(layout, e.Path)).ToList();
-        var seen = entries.Select(e => e.Path).ToHashSet(StringComparer.Ordinal);
+        var index = new Dictionary<string, int>(entries.Count, StringComparer.Ordinal);
+        for (var i = 0; i < entries.Count; i++) index[entries[i].Path] = i;
+        EntryKind KindNow(string path) => index.TryGetValue(path, out var i) ? entries[i].Info.Kind : EntryKind.Missing;
+
+        var written = plan.Manifest.Directories.Concat(plan.Files.Where(src => src.ReuseFrom != src.File.Path).Select(src => src.File.Path));
+        var removed = false;
         // Ordinal order puts a directory before the paths below it, as the walk does (displacing relies on it).
-        foreach (var path in newPaths.Where(p => !seen.Contains(p)).Order(StringComparer.Ordinal))
+        foreach (var path in written.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
         {
-            var info = fs.Stat(PathRules.Join(layout.InstallDir, path));
-            if (info.Kind != EntryKind.Missing) entries.Add(new TreeEntry(path, info));
+            var parent = PathRules.Parent(path);
+            var info = parent.Length == 0 || KindNow(parent) == EntryKind.Directory ? fs.Stat(PathRules.Join(layout.InstallDir, path)) : default;
+            if (index.TryGetValue(path, out var at))
+            {
+                if (info.Kind != EntryKind.Missing)
+                {
+                    entries[at] = new TreeEntry(path, info);
+                    continue;
+                }
+
+                entries[at] = default;
+                index.Remove(path);
+                removed = true;
+            }
+            else if (info.Kind != EntryKind.Missing)
+            {
+                index[path] = entries.Count;
+                entries.Add(new TreeEntry(path, info));
+            }
         }
 
-        return entries;
+        return removed ? entries.Where(e => e.Path is not null).ToList() : entries;
     }
 
     private string Install(string rel) => PathRules.Join(layout.InstallDir, rel);

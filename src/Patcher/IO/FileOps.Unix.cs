@@ -47,23 +47,25 @@ internal sealed partial class FileOps
     }
 
     /// <summary>
-    /// On Linux, syncfs(2) on the directory. Each fsync on ext4 with a journal commits the journal and flushes the disk's
-    /// cache; after one syncfs has written everything back, the fsyncs of the files it covered find their transaction
-    /// committed and return without either (docs/decisions.md has the measurements). Elsewhere nothing: the per-file
-    /// syncs do all the work.
+    /// On Linux, syncfs(2) on the directory. On ext4 with a journal, each fsync of a newly written file commits the
+    /// journal; after one syncfs has written the files back and committed, their fsyncs find that transaction committed
+    /// and skip the commit (each still asks the disk to flush its cache). docs/decisions.md has the measurements.
+    /// Elsewhere nothing: the per-file syncs do all the work.
     /// </summary>
     /// <remarks>
     /// syncfs also writes back other programs' dirty data on the same file system, so it can wait for a large
-    /// concurrent write. A failure is reported (the per-file fsyncs would report it for our files anyway).
+    /// concurrent write. Its error (since Linux 5.8 any write-back error on the file system, other programs' included;
+    /// or a sandbox refusing the call) is not ours to report: it returns false, and the per-file fsyncs report a
+    /// failed write-back of our files.
     /// </remarks>
-    public void FlushFileSystem(string path)
+    public bool FlushFileSystem(string path)
     {
-        if (!OperatingSystem.IsLinux()) return;
+        if (!OperatingSystem.IsLinux()) return false;
         var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_DIRECTORY_LINUX | Libc.O_CLOEXEC_LINUX);
-        if (fd < 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), "open directory for syncfs", path);
+        if (fd < 0) return false;
         try
         {
-            if (Libc.syncfs(fd) != 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), "syncfs", path);
+            return Libc.syncfs(fd) == 0;
         }
         finally
         {

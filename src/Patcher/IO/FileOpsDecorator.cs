@@ -28,7 +28,7 @@ internal abstract class FileOpsDecorator(IFileOps inner) : IFileOps
     public virtual void CopySymlink(string from, string to) => Inner.CopySymlink(from, to);
     public virtual long AvailableFreeSpace(string path) => Inner.AvailableFreeSpace(path);
     public virtual bool IsMountPoint(string directory) => Inner.IsMountPoint(directory);
-    public virtual void FlushFileSystem(string path) => Inner.FlushFileSystem(path);
+    public virtual bool FlushFileSystem(string path) => Inner.FlushFileSystem(path);
     public virtual void CopyMode(string from, string to) => Inner.CopyMode(from, to);
     public virtual DateTime? LastWriteUtc(string path) => Inner.LastWriteUtc(path);
     public virtual void SetLastWriteUtc(string path, DateTime value) => Inner.SetLastWriteUtc(path, value);

@@ -59,12 +59,11 @@ internal interface IFileOps
 
     /// <summary>
     /// A hint before many <see cref="Sync"/> calls: writes back everything dirty on the file system holding
-    /// <paramref name="path"/> in one pass, so that the per-file syncs that follow find little left to do and share one
-    /// journal commit. It never replaces them: they remain the durability point. Nothing by default.
+    /// <paramref name="path"/> in one pass, so that the per-file syncs that follow find little left to do. It never
+    /// replaces them: they remain the durability point, and they report a failed write-back of their file. Returns
+    /// false where it did nothing (not supported, or failed: the caller goes on). Nothing by default.
     /// </summary>
-    void FlushFileSystem(string path)
-    {
-    }
+    bool FlushFileSystem(string path) => false;
 
     void DeleteFile(string path);
 

@@ -60,59 +60,70 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         long bytesDone = 0;
         var blobsDone = 0;
         var linked = 0;
-        // In windows of files: write each window, write it back in one pass, then fsync each file through the descriptor
-        // that wrote it (which would report a failed write-back of that file). See IFileOps.FlushFileSystem.
-        foreach (var window in blobs.Chunk(SyncWindow))
+        // Received files are fsynced in batches, not one by one as they are written: once SyncBatch files are written, the
+        // worker that wrote the last of them writes the file system back in one pass and fsyncs each file of the batch
+        // through the descriptor that wrote it, while the other workers go on receiving (IFileOps.FlushFileSystem).
+        var batch = new List<Stream>();
+        var gate = new object();
+        void Written(Stream output)
         {
-            var written = new ConcurrentQueue<Stream>();
-            try
+            List<Stream>? full = null;
+            lock (gate)
             {
-                ForEachFile(window, ct, blob =>
+                batch.Add(output);
+                if (batch.Count >= SyncBatch)
                 {
-                    void OnBytes(long n)
-                    {
-                        progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Add(ref bytesDone, n), plan.BytesToWrite));
-                    }
+                    full = batch;
+                    batch = [];
+                }
+            }
 
-                    if (!executable.TryGetValue(blob.Sha256, out var x))
+            if (full is not null) SyncReceived(incomingDir, full, ct);
+        }
+
+        try
+        {
+            ForEachFile(blobs, ct, blob =>
+            {
+                void OnBytes(long n)
+                {
+                    progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Add(ref bytesDone, n), plan.BytesToWrite));
+                }
+
+                if (!executable.TryGetValue(blob.Sha256, out var x))
+                {
+                    package.CopyBlob(blob.Sha256, Stream.Null, null, ct);
+                }
+                else
+                {
+                    var path = Path.Join(incomingDir, blob.Sha256);
+                    if (linkBlobs && package.TryLinkBlob(blob.Sha256, fs, path, x, OnBytes, ct))
                     {
-                        package.CopyBlob(blob.Sha256, Stream.Null, null, ct);
+                        Interlocked.Increment(ref linked);
                     }
                     else
                     {
-                        var path = Path.Join(incomingDir, blob.Sha256);
-                        if (linkBlobs && package.TryLinkBlob(blob.Sha256, fs, path, x, OnBytes, ct))
+                        var output = OpenReceived(path, ct);
+                        package.CopyBlob(blob.Sha256, output, n =>
                         {
-                            Interlocked.Increment(ref linked);
-                        }
-                        else
-                        {
-                            var output = fs.Create(path);
-                            written.Enqueue(output);
-                            package.CopyBlob(blob.Sha256, output, n =>
-                            {
-                                OnBytes(n);
-                                Interlocked.Add(ref _bytesWritten, n);
-                            }, ct);
-                            // The mode is inode metadata: set before the fsync, or a power cut could lose it (see WriteContent).
-                            if (x) fs.SetExecutable(path, true);
-                        }
-
-                        _received[blob.Sha256] = x;
+                            OnBytes(n);
+                            Interlocked.Add(ref _bytesWritten, n);
+                        }, ct);
+                        // The mode is inode metadata: set before the fsync, or a power cut could lose it (see WriteContent).
+                        if (x) fs.SetExecutable(path, true);
+                        Written(output);
                     }
 
-                    Interlocked.Increment(ref blobsDone);
-                });
-                if (!written.IsEmpty)
-                {
-                    fs.FlushFileSystem(incomingDir);
-                    ForEachFile(written.ToList(), ct, fs.Sync);
+                    _received[blob.Sha256] = x;
                 }
-            }
-            finally
-            {
-                foreach (var output in written) output.Dispose();
-            }
+
+                Interlocked.Increment(ref blobsDone);
+            });
+            SyncReceived(incomingDir, batch, ct);
+        }
+        finally
+        {
+            foreach (var output in _open.Keys) CloseReceived(output);
         }
 
         BlobsLinked = linked;
@@ -288,8 +299,48 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
     /// </summary>
     private static readonly int IoWorkers = Math.Clamp(Environment.ProcessorCount * 4, 4, 16);
 
-    /// <summary>Received files written before one write-back and their fsyncs (bounds the descriptors held open).</summary>
-    private const int SyncWindow = 256;
+    /// <summary>Received files written back together, then fsynced (bounds the descriptors held open).</summary>
+    private const int SyncBatch = 256;
+
+    /// <summary>
+    /// Makes a batch of received files durable: one write-back of the file system (a hint; where it fails or is not
+    /// supported, the fsyncs do all the work), then an fsync of each file through the descriptor that wrote it, which
+    /// reports a failed write-back of that file. Closes the descriptors.
+    /// </summary>
+    private void SyncReceived(string incomingDir, List<Stream> batch, CancellationToken ct)
+    {
+        if (batch.Count == 0) return;
+        if (!fs.FlushFileSystem(incomingDir)) log.LogDebug("No write-back of the file system holding {Incoming}; fsyncing each received file", incomingDir);
+        ForEachFile(batch, ct, fs.Sync);
+        foreach (var output in batch) CloseReceived(output);
+    }
+
+    /// <summary>Received files open for writing or waiting for their fsync; at most two batches (writers wait for the older one's fsyncs).</summary>
+    private readonly ConcurrentDictionary<Stream, byte> _open = new();
+    private readonly SemaphoreSlim _openSlots = new(2 * SyncBatch);
+
+    private Stream OpenReceived(string path, CancellationToken ct)
+    {
+        _openSlots.Wait(ct);
+        try
+        {
+            var output = fs.Create(path);
+            _open[output] = 0;
+            return output;
+        }
+        catch
+        {
+            _openSlots.Release();
+            throw;
+        }
+    }
+
+    private void CloseReceived(Stream output)
+    {
+        if (!_open.TryRemove(output, out _)) return;
+        output.Dispose();
+        _openSlots.Release();
+    }
 
     /// <summary>
     /// Parallel over the files, unless the caller runs on a task scheduler that admits one task at a time (a UI

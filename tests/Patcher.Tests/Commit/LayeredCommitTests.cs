@@ -181,10 +181,11 @@ public sealed class LayeredCommitTests
     }
 
     [Test]
-    public void Apply_UserFileCreatedAtNewPathWhileReceiving_MovedAsideNotRolledBack()
+    public void Apply_UserFileCreatedAtNewPathAfterPlanning_MovedAsideNotRolledBack()
     {
-        // The layered commit plans from the walk taken before the blobs are received; a file another program
-        // creates meanwhile where the new version adds one must still be seen, and kept.
+        // The layered commit plans from the walk taken before the blobs are received (the first Staging report comes
+        // after that walk); a file another program creates meanwhile where the new version adds one must still be
+        // seen, and kept.
         using var s = Scenario();
         var created = false;
         var progress = new SyncProgress(p =>
@@ -202,6 +203,57 @@ public sealed class LayeredCommitTests
         Assert.That(PatchScenario.Listing(s.InstallDir, IsUserPath), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
         var kept = Path.Join(StateDir(s), "preserved-" + result.TransactionId, "data", "level3.pak");
         Assert.That(File.ReadAllText(kept), Is.EqualTo("made while the patch was received"));
+    }
+
+    [Test]
+    public void Apply_DirectoryRemovedAfterPlanning_MadeAgainAndApplied()
+    {
+        // Every file in assets/ changes; the player deletes the whole folder after the walk. The plan's walk says the
+        // directory is there, so without a fresh look no step would make it and placing its files would fail.
+        using var s = new PatchScenario("layered").WithSmallGame(extraFiles: 4, changeEvery: 1).Install();
+        s.BuildPatch();
+        var removed = false;
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase != PatchPhase.Staging || removed) return;
+            removed = true;
+            Directory.Delete(Path.Join(s.InstallDir, "assets"), recursive: true);
+        });
+
+        var result = TransactionEngine.Apply(new EngineSettings(FileOps.Instance), s.InstallDir, s.PatchDir,
+            Options(s, new FakeTimeProvider(), new ListLogger()), progress, CancellationToken.None);
+
+        Assert.That(removed, Is.True);
+        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+    }
+
+    [Test]
+    public void Apply_OwnedDirectoryReplacedBySymlinkThenLockOutlastsBudget_NothingReachedThroughTheLinkAndRolledBack()
+    {
+        // A player moved data/ to another disk and left a symlink. Planning must not look through it (the walk does
+        // not): a file seen through it would be backed up and "restored" into the new real directory on rollback.
+        if (OperatingSystem.IsWindows()) Assert.Ignore("symlinks need privileges on Windows");
+        using var s = new PatchScenario("layered").WithSmallGame().InstallThroughPatcher();
+        var moved = Path.Join(s.Root, "moved-data");
+        Directory.Move(Path.Join(s.InstallDir, "data"), moved);
+        Directory.CreateSymbolicLink(Path.Join(s.InstallDir, "data"), moved);
+        var full = Path.Join(s.Root, "full-v2");
+        s.BuildFull(s.NewTree, full, "2.0.0");
+        var before = PatchScenario.Listing(s.InstallDir);
+        var movedBefore = PatchScenario.Listing(moved);
+        var fs = new LockingFileOps();
+        fs.LockForever(Path.Join(s.InstallDir, "game.exe"), 32); // placed after the data/ files, so they are rolled back
+        var time = new FakeTimeProvider();
+
+        var ex = Assert.Throws<PatcherException>(() => TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, full,
+            Options(s, time, new ListLogger(), TimeSpan.FromSeconds(20)), null, CancellationToken.None));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.FileLocked), ex.Message);
+        Assert.That(ex.Message, Does.Contain("rolled back"));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before), "the symlink and everything else as it was");
+        Assert.That(PatchScenario.Listing(moved), Is.EqualTo(movedBefore), "nothing behind the symlink touched");
+        Assert.That(Patcher.Status(s.InstallDir).PendingTransactionId, Is.Null);
     }
 
     [Test]

@@ -41,10 +41,10 @@ public sealed class ReceiveTests
     }
 
     [Test]
-    public void Apply_ManyBlobs_EachReceivedFileFsyncedThroughItsWriterAfterItsWindowWasFlushed()
+    public void Apply_ManyBlobs_EachReceivedFileFsyncedThroughItsWriterAfterItsBatchWasWrittenBack()
     {
-        // 300 changed files: two windows of received files (Stager.SyncWindow is 256).
-        using var s = new PatchScenario().WithSmallGame(extraFiles: 300, changeEvery: 1).Install();
+        // 700 changed files: three batches of received files (Stager.SyncBatch is 256).
+        using var s = new PatchScenario().WithSmallGame(extraFiles: 700, changeEvery: 1).Install();
         s.BuildPatch();
         var incoming = Path.Join(s.ParentDir, ".game.patcher", "incoming");
         var fs = new SyncRecordingFileOps(FileOps.Instance, incoming);
@@ -54,15 +54,31 @@ public sealed class ReceiveTests
         Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
         Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
         var created = fs.Events.Where(e => e.StartsWith("create ", StringComparison.Ordinal)).Select(e => e[7..]).ToList();
-        Assert.That(created, Has.Count.GreaterThan(256));
-        Assert.That(fs.Events.Count(e => e == "flush"), Is.EqualTo(2), "one write-back per window");
+        Assert.That(created, Has.Count.GreaterThan(2 * 256));
+        Assert.That(fs.Events.Count(e => e == "flush"), Is.EqualTo(3), "one write-back per batch");
         foreach (var name in created)
         {
             var createdAt = fs.Events.IndexOf("create " + name);
             var syncedAt = fs.Events.IndexOf("sync " + name);
             Assert.That(fs.Events.Count(e => e == "sync " + name), Is.EqualTo(1), name);
-            Assert.That(fs.Events.FindIndex(createdAt, e => e == "flush"), Is.InRange(createdAt, syncedAt), $"{name}: its window is flushed before its fsync");
+            Assert.That(fs.Events.FindIndex(createdAt, e => e == "flush"), Is.InRange(createdAt, syncedAt), $"{name}: its batch is written back before its fsync");
         }
+
+        var executable = fs.Events.Where(e => e.StartsWith("chmod ", StringComparison.Ordinal)).Select(e => e[6..]).ToList();
+        Assert.That(executable, Is.Not.Empty, "game.exe's new content is received with its executable bit");
+        foreach (var name in executable)
+            Assert.That(fs.Events.IndexOf("chmod " + name), Is.LessThan(fs.Events.IndexOf("sync " + name)), $"{name}: the mode is set before the fsync");
+
+        // Descriptors held open are bounded: two batches (writers wait while the older one is fsynced).
+        var openNow = 0;
+        var mostOpen = 0;
+        foreach (var e in fs.Events)
+        {
+            if (e.StartsWith("create ", StringComparison.Ordinal)) mostOpen = Math.Max(mostOpen, ++openNow);
+            else if (e.StartsWith("sync ", StringComparison.Ordinal)) openNow--;
+        }
+
+        Assert.That(mostOpen, Is.LessThanOrEqualTo(2 * 256));
     }
 
     /// <summary>Records, in order, files created under one directory, their fsyncs (by the stream that wrote them) and file-system flushes.</summary>
@@ -84,6 +100,13 @@ public sealed class ReceiveTests
             return stream;
         }
 
+        public override void SetExecutable(string path, bool executable)
+        {
+            Inner.SetExecutable(path, executable);
+            if (Path.GetDirectoryName(path) != directory) return;
+            lock (Events) Events.Add("chmod " + Path.GetFileName(path));
+        }
+
         public override void Sync(Stream stream)
         {
             Inner.Sync(stream);
@@ -93,10 +116,10 @@ public sealed class ReceiveTests
             }
         }
 
-        public override void FlushFileSystem(string path)
+        public override bool FlushFileSystem(string path)
         {
-            Inner.FlushFileSystem(path);
             lock (Events) Events.Add("flush");
+            return Inner.FlushFileSystem(path);
         }
     }
 
