@@ -23,8 +23,9 @@ internal static class LayeredOpKind
 /// Commit by replacing the install's files one by one, each step journaled (DESIGN §4, layered). Before the
 /// first file changes, every file to be replaced is hard-linked (or copied) into the backup area and the
 /// transaction is backup-complete; each replacement is then one rename (layers 0–3, see <see cref="LockRetry"/>)
-/// and its row advances to replaced. Recovery rolls forward when every remaining staged file verifies, and back
-/// otherwise, by looking at the disk for each row, so every step is idempotent.
+/// made durable (directory fsyncs) before the next, and the rows of durable steps advance to replaced, 64 to a
+/// journal commit. Recovery rolls forward when every remaining staged file verifies, and back otherwise, by
+/// looking at the disk for each row, so every step is idempotent: a row still pending may describe a step done.
 /// </summary>
 /// <remarks>
 /// Atomicity is per file, not per tree: between two files the install is a mix, and only recovery (which the
@@ -216,17 +217,30 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     {
         var ops = journal.Ops(txId);
         var done = 0;
+        var replaced = new List<(int Seq, string? Layer)>(RowBatch);
         foreach (var op in ops)
         {
             if (op.State != OpState.Replaced)
             {
-                var layer = ForwardStep(txId, op);
-                journal.SetOpState(txId, op.Seq, OpState.Replaced, layer);
+                replaced.Add((op.Seq, ForwardStep(txId, op)));
+                if (replaced.Count == RowBatch)
+                {
+                    journal.MarkOpsReplaced(txId, replaced);
+                    replaced.Clear();
+                }
             }
 
             progress?.Report(++done);
         }
+
+        journal.MarkOpsReplaced(txId, replaced);
     }
+
+    /// <summary>
+    /// Steps whose rows advance together. A row only records a step that is already durable; a step done before a crash
+    /// whose row was still pending is found done on the disk when it runs again (every step checks first).
+    /// </summary>
+    private const int RowBatch = 64;
 
     private string? ForwardStep(string txId, OpRow op)
     {
@@ -236,8 +250,10 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         {
             case LayeredOpKind.Displace:
             {
-                if (fs.Stat(target).Kind == EntryKind.Missing) return null; // done before a crash
+                // Done before a crash whose row had not advanced: the entry is in the backup area (only this step puts
+                // anything at its number), and whatever is at the path now may be what a later step placed there.
                 var to = Backup(txId, op);
+                if (fs.Stat(to).Kind != EntryKind.Missing || fs.Stat(target).Kind == EntryKind.Missing) return null;
                 var layer = retry.Run(op.Path, "move aside", null, () => fs.Rename(target, to), null);
                 fs.SyncDirectory(parent);
                 fs.SyncDirectory(BackupDir(layout, txId));

@@ -546,12 +546,30 @@ internal sealed class JournalStore : IDisposable
         t.Commit();
     }
 
-    /// <summary>One file's step is done and durable on disk: its row advances (one durable SQLite commit per file).</summary>
-    public void SetOpState(string txId, int seq, string state, string? layer = null)
+    /// <summary>
+    /// Steps done and durable on disk: their rows advance to replaced, with the lock layer each used, in one SQLite
+    /// transaction (one durable commit for a batch of files, not one per file).
+    /// </summary>
+    public void MarkOpsReplaced(string txId, IReadOnlyList<(int Seq, string? Layer)> done)
     {
-        CrashInjection.Point($"journal op {seq} {state} {txId}");
-        Exec(_db, "UPDATE layered_ops SET state = $state, layer = COALESCE($layer, layer) WHERE tx_id = $tx AND seq = $seq", null,
-            ("$state", state), ("$layer", layer), ("$tx", txId), ("$seq", seq));
+        if (done.Count == 0) return;
+        CrashInjection.Point($"journal op {done[0].Seq}-{done[^1].Seq} {OpState.Replaced} {txId}");
+        using var t = _db.BeginTransaction();
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = t;
+        cmd.CommandText = "UPDATE layered_ops SET state = $state, layer = COALESCE($layer, layer) WHERE tx_id = $tx AND seq = $seq";
+        cmd.Parameters.AddWithValue("$state", OpState.Replaced);
+        cmd.Parameters.AddWithValue("$tx", txId);
+        var pSeq = cmd.Parameters.Add("$seq", SqliteType.Integer);
+        var pLayer = cmd.Parameters.Add("$layer", SqliteType.Text);
+        foreach (var (seq, layer) in done)
+        {
+            pSeq.Value = seq;
+            pLayer.Value = (object?)layer ?? DBNull.Value;
+            cmd.ExecuteNonQuery();
+        }
+
+        t.Commit();
     }
 
     public void Dispose() => _db.Dispose();

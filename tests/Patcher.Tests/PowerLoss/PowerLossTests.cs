@@ -314,11 +314,6 @@ public sealed class PowerLossTests
         Assert.That(tally.Total, Is.EqualTo(2 * n * OutcomesPerPoint));
     }
 
-    private sealed class SyncProgress(Action<PatchProgress> onReport) : IProgress<PatchProgress>
-    {
-        public void Report(PatchProgress value) => onReport(value);
-    }
-
     /// <summary>
     /// The negative control: the same experiment against an engine whose fsyncs are silently skipped must find
     /// torn installs. If it did not, the simulation would be too kind to prove the real ordering right.

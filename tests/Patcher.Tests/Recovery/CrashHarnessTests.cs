@@ -41,12 +41,15 @@ public sealed class CrashHarnessTests
         s.BuildPatch();
         var trust = Path.Join(s.Root, "trust.pub");
         File.WriteAllText(trust, s.PublicKey);
-        var oldListing = PatchScenario.Listing(s.OldTree, IsUserPath);
+        // Layered: the player also has a file where the new version adds one, so a step moves it aside and a later
+        // step places the new file at the same path (kills between them, before their journal rows, included).
+        var collision = strategy == "layered";
+        var oldListing = PatchScenario.Listing(PrepareInstall(s, Path.Join(s.Root, "old-listing"), collision), IsUserPath);
         var newListing = PatchScenario.Listing(s.NewTree, IsUserPath);
 
         // Dry run with logging only: how many crash points does this apply have, and which?
         var countRun = Path.Join(s.Root, "count");
-        var countInstall = PrepareInstall(s, countRun);
+        var countInstall = PrepareInstall(s, countRun, collision);
         var log = Path.Join(s.Root, "points.log");
         var dry = CrashHost.Start(["apply", countInstall, s.PatchDir, trust, strategy], crashLog: log);
         Assert.That(dry.ExitCode, Is.EqualTo(0), dry.StdErr);
@@ -69,7 +72,7 @@ public sealed class CrashHarnessTests
         {
             var failuresBefore = failures.Count;
             var runDir = Path.Join(s.Root, "k" + k);
-            var install = PrepareInstall(s, runDir);
+            var install = PrepareInstall(s, runDir, collision);
             var run = CrashHost.Start(["apply", install, s.PatchDir, trust, strategy], crashAt: k);
             if (!run.Killed)
             {
@@ -91,6 +94,9 @@ public sealed class CrashHarnessTests
             }
 
             var stateDir = Path.Join(runDir, ".game.patcher");
+            if (collision && listing.SequenceEqual(newListing)
+                && !Directory.EnumerateFiles(stateDir, "*", SearchOption.AllDirectories).Any(f => f.EndsWith(CollisionFile, StringComparison.Ordinal) && File.ReadAllText(f) == "user " + CollisionFile))
+                failures.Add($"point {k} ({points[k - 1]}): the player's {CollisionFile} was not kept in preserved-*");
             var leftovers = Directory.Exists(stateDir)
                 ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName).Where(x => x!.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "incoming" or "trash").ToList()
                 : [];
@@ -141,11 +147,15 @@ public sealed class CrashHarnessTests
         Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
     }
 
-    private static string PrepareInstall(PatchScenario s, string runDir)
+    /// <summary>A file of the player's where the new version adds one (<see cref="PatchScenario.WithSmallGame"/> adds it).</summary>
+    private const string CollisionFile = "data/level3.pak";
+
+    private static string PrepareInstall(PatchScenario s, string runDir, bool collision = false)
     {
         var install = Path.Join(runDir, "game");
         PatchScenario.CopyTree(s.OldTree, install);
         foreach (var f in UserFiles) PatchScenario.Write(install, f, "user " + f);
+        if (collision) PatchScenario.Write(install, CollisionFile, "user " + CollisionFile);
         return install;
     }
 }
