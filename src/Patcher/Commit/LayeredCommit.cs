@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Patching.IO;
 using Patching.Journal;
 using Patching.Manifests;
+using Patching.Recovery;
 using Patching.Staging;
 using Patching.Transaction;
 
@@ -465,16 +466,30 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     }
 
     /// <summary>
-    /// Removes the staging and backup areas of a transaction. A file that is still in use (an old executable
-    /// running from the backup area, a hard-linked backup of a file another process locks, a delete pending while
-    /// someone holds the file: Win32 5, 32, 33, or 145 "directory not empty"; .NET reports some of these as plain
-    /// IOFailure, hence the numbers) is left with a warning and removed by the next
-    /// update. Any other failure propagates, and the transaction stays pending so recovery finishes the cleanup.
+    /// Removes the staging and backup areas of a transaction: each is renamed into the trash (one rename, nothing in it
+    /// belongs to any version any more), which is emptied after Apply returns (<see cref="ApplyResult.Cleanup"/>) or by
+    /// recovery. Where the rename is refused (on Windows, a directory holding a running executable), the area is
+    /// deleted here instead. A file that is still in use (an old executable running from the backup area, a
+    /// hard-linked backup of a file another process locks, a delete pending while someone holds the file: Win32 5, 32,
+    /// 33, or 145 "directory not empty"; .NET reports some of these as plain IOFailure, hence the numbers) is left with
+    /// a warning and removed by the next update. Any other failure propagates, and the transaction stays pending so
+    /// recovery finishes the cleanup.
     /// </summary>
     public void DeleteLeftovers(string txId)
     {
         foreach (var dir in new[] { layout.StagingDir(txId), BackupDir(layout, txId) })
         {
+            if (fs.Stat(dir).Kind == EntryKind.Missing) continue;
+            try
+            {
+                Recoverer.MoveToTrash(fs, layout, dir, Path.GetFileName(dir));
+                continue;
+            }
+            catch (PatcherException ex)
+            {
+                log.LogInformation("Could not move {Dir} to the trash ({Reason}); deleting it now", dir, ex.Message);
+            }
+
             try
             {
                 TreeOps.DeleteTree(fs, dir);

@@ -120,6 +120,14 @@ internal sealed class LockingFileOps(IFileOps inner) : FileOpsDecorator(inner), 
     {
         Check(to, $"rename over '{to}'", movingAway: false);
         Check(from, $"rename to '{to}'", movingAway: true);
+        lock (_gate)
+        {
+            // Windows refuses to rename a directory while a file below it is open (a running image included).
+            var prefix = Path.GetFullPath(from) + Path.DirectorySeparatorChar;
+            if (_rules.Keys.Any(k => k.StartsWith(prefix, StringComparison.Ordinal)))
+                throw NativeErrors.FromWin32(5, $"rename to '{to}' (a file below it is open)", from);
+        }
+
         Inner.Rename(from, to);
         lock (_gate)
         {
