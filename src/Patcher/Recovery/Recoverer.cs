@@ -205,7 +205,7 @@ internal static class Recoverer
         if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) fs.CreateDirectory(layout.TrashDir);
         // A resumed transaction trashes its incoming directory a second time: a name of its own, rather than deleting
         // the first here (another process may be emptying the trash at this moment).
-        else if (fs.Stat(target).Kind != EntryKind.Missing) target += "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+        else if (fs.Stat(target).Kind != EntryKind.Missing) target += "-" + StateLayout.RandomTag();
         try
         {
             fs.Rename(tree, target);

@@ -53,6 +53,12 @@ internal sealed class StateLayout
     /// </summary>
     public string TrashDir => Path.Join(StateDir, "trash");
 
+    /// <summary>
+    /// Eight random hex digits: what makes a transaction id, a trash entry or a refused state directory's name unique
+    /// among processes that may pick one at the same second.
+    /// </summary>
+    public static string RandomTag() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+
     /// <summary>User files that collided with a file of the new version are kept here, never deleted.</summary>
     public string PreservedDir(string txId) => Path.Join(StateDir, "preserved-" + txId);
 }

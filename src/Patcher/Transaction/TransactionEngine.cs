@@ -459,7 +459,7 @@ internal static class TransactionEngine
     /// </summary>
     private static void RemoveStateDirectory(IFileOps fs, StateLayout layout, TransactionLock? txLock)
     {
-        var aside = layout.StateDir + ".refused-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+        var aside = layout.StateDir + ".refused-" + StateLayout.RandomTag();
         try
         {
             fs.Rename(layout.StateDir, aside);
@@ -655,5 +655,5 @@ internal static class TransactionEngine
     private static ApplyResult Busy(CommitStrategy strategy) => new(ApplyStatus.Busy, null, null, null, strategy, false, 0, 0, 0);
 
     private static string NewTxId(TimeProvider time) =>
-        time.GetUtcNow().ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+        time.GetUtcNow().ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture) + "-" + StateLayout.RandomTag();
 }
