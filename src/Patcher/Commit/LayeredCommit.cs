@@ -211,8 +211,8 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     }
 
     /// <summary>
-    /// Runs every step not yet replaced, journaling each. A lock that outlasts the budget, or any other failure,
-    /// propagates; the caller then rolls back with <see cref="RollBack"/>.
+    /// Runs every step not yet replaced, journaling them in batches (<see cref="RowBatch"/>). A lock that outlasts the
+    /// budget, or any other failure, propagates; the caller then rolls back with <see cref="RollBack"/>.
     /// </summary>
     public void Forward(string txId, IProgress<int>? progress = null)
     {
@@ -224,7 +224,10 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             if (op.State != OpState.Replaced)
             {
                 replaced.Add((op.Seq, ForwardStep(txId, op)));
-                if (replaced.Count == RowBatch)
+                // A move aside that found nothing to move leaves nothing on the disk to say it ran. Its row must be durable
+                // before a later step puts something at its path (the new file, or a directory the new version needs
+                // there), or running it again after a crash would move that away.
+                if (replaced.Count == RowBatch || (op.Kind == LayeredOpKind.Displace && fs.Stat(Backup(txId, op)).Kind == EntryKind.Missing))
                 {
                     journal.MarkOpsReplaced(txId, replaced);
                     replaced.Clear();
@@ -239,7 +242,8 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
 
     /// <summary>
     /// Steps whose rows advance together. A row only records a step that is already durable; a step done before a crash
-    /// whose row was still pending is found done on the disk when it runs again (every step checks first).
+    /// whose row was still pending is found done on the disk when it runs again (every step checks first; a move aside
+    /// that moved nothing has its row written at once, see <see cref="Forward"/>).
     /// </summary>
     private const int RowBatch = 64;
 
@@ -443,8 +447,8 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     }
 
     /// <summary>
-    /// After the commit: the user's displaced entries go to the preserved folder, the backups and the staging
-    /// area are deleted. Idempotent. A backup that cannot be deleted (an old executable still running on
+    /// After the commit: the user's displaced entries go to the preserved folder, then the backups and the staging
+    /// area go (<see cref="DeleteLeftovers"/>). Idempotent. A backup that cannot be deleted (an old executable still running on
     /// Windows) is left with a warning; the next update removes it.
     /// </summary>
     public void Finish(string txId)
@@ -480,14 +484,21 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         foreach (var dir in new[] { layout.StagingDir(txId), BackupDir(layout, txId) })
         {
             if (fs.Stat(dir).Kind == EntryKind.Missing) continue;
+            var moved = false;
             try
             {
                 Recoverer.MoveToTrash(fs, layout, dir, Path.GetFileName(dir));
-                continue;
+                moved = true;
             }
             catch (PatcherException ex)
             {
                 log.LogInformation("Could not move {Dir} to the trash ({Reason}); deleting it now", dir, ex.Message);
+            }
+
+            if (moved)
+            {
+                Recoverer.SyncTrash(fs, layout);
+                continue;
             }
 
             try

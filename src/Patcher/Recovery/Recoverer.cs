@@ -184,10 +184,10 @@ internal static class Recoverer
     }
 
     /// <summary>
-    /// Makes the trash's new entries durable (so a power cut cannot orphan the old tree's inodes). A trash that another
+    /// Makes the trash's new entries durable (so a power cut cannot orphan the inodes of what was moved there). A trash that another
     /// process's cleanup removed meanwhile took the entries with it: nothing left to sync.
     /// </summary>
-    private static void SyncTrash(IFileOps fs, StateLayout layout)
+    public static void SyncTrash(IFileOps fs, StateLayout layout)
     {
         try
         {

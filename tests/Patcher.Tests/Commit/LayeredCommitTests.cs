@@ -257,6 +257,44 @@ public sealed class LayeredCommitTests
     }
 
     [Test]
+    public void Recover_CrashAfterPlacingWhereAMoveAsideFoundNothing_FinishesWithoutMovingTheNewFile()
+    {
+        // The player's file where the new version adds one is planned to move aside, but something deletes it before
+        // that step (a mod manager); the step moves nothing, and the new file is placed at the path. A crash then,
+        // before the batch of rows is journaled, must not make recovery run the move aside again: it would move the
+        // new file away.
+        using var s = Scenario();
+        PatchScenario.Write(s.InstallDir, "data/level3.pak", "my own level");
+        var target = Path.Join(s.InstallDir, "data", "level3.pak");
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase == PatchPhase.Committing && File.Exists(target)) File.Delete(target);
+        });
+        var fs = new CrashAfterRenameFileOps(FileOps.Instance, target);
+
+        Assert.Throws<SimulatedCrash>(() => TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, s.PatchDir,
+            Options(s, new FakeTimeProvider(), new ListLogger()), progress, CancellationToken.None));
+        Assert.That(Patcher.Status(s.InstallDir).PendingTransactionId, Is.Not.Null, "the crash left the transaction pending");
+
+        var recovered = Patcher.Recover(s.InstallDir, s.Options);
+
+        Assert.That(recovered.Outcome, Is.EqualTo(RecoveryOutcome.RolledForward));
+        Assert.That(PatchScenario.Listing(s.InstallDir, IsUserPath), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+    }
+
+    private sealed class SimulatedCrash : Exception;
+
+    /// <summary>Stops the apply right after a rename onto one path, as a kill would (no fsync, no journal row after it).</summary>
+    private sealed class CrashAfterRenameFileOps(IFileOps inner, string crashAfterRenameTo) : FileOpsDecorator(inner)
+    {
+        public override void Rename(string from, string to)
+        {
+            Inner.Rename(from, to);
+            if (to == crashAfterRenameTo) throw new SimulatedCrash();
+        }
+    }
+
+    [Test]
     public void Apply_UserFileCollisionThenLockOutlastsBudget_UserFileBackInPlace()
     {
         using var s = Scenario();

@@ -95,7 +95,7 @@ public sealed class CrashHarnessTests
 
             var stateDir = Path.Join(runDir, ".game.patcher");
             if (collision && listing.SequenceEqual(newListing)
-                && !Directory.EnumerateFiles(stateDir, "*", SearchOption.AllDirectories).Any(f => f.EndsWith(CollisionFile, StringComparison.Ordinal) && File.ReadAllText(f) == "user " + CollisionFile))
+                && !Directory.EnumerateDirectories(stateDir, "preserved-*").Select(d => Path.Join(d, CollisionFile)).Any(f => File.Exists(f) && File.ReadAllText(f) == "user " + CollisionFile))
                 failures.Add($"point {k} ({points[k - 1]}): the player's {CollisionFile} was not kept in preserved-*");
             var leftovers = Directory.Exists(stateDir)
                 ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName).Where(x => x!.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "incoming" or "trash").ToList()
