@@ -223,11 +223,12 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         {
             if (op.State != OpState.Replaced)
             {
-                replaced.Add((op.Seq, ForwardStep(txId, op)));
-                // A move aside that found nothing to move leaves nothing on the disk to say it ran. Its row must be durable
-                // before a later step puts something at its path (the new file, or a directory the new version needs
-                // there), or running it again after a crash would move that away.
-                if (replaced.Count == RowBatch || (op.Kind == LayeredOpKind.Displace && fs.Stat(Backup(txId, op)).Kind == EntryKind.Missing))
+                var layer = ForwardStep(txId, op);
+                replaced.Add((op.Seq, layer));
+                // A move aside that found nothing to move (no layer) leaves nothing on the disk to say it ran. Its row must
+                // be durable before a later step puts something at its path (the new file, or a directory the new version
+                // needs there), or running it again after a crash would move that away.
+                if (replaced.Count == RowBatch || (op.Kind == LayeredOpKind.Displace && layer is null))
                 {
                     journal.MarkOpsReplaced(txId, replaced);
                     replaced.Clear();
@@ -256,7 +257,8 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             case LayeredOpKind.Displace:
             {
                 // Done before a crash whose row had not advanced: the entry is in the backup area (only this step puts
-                // anything at its number), and whatever is at the path now may be what a later step placed there.
+                // anything at its number), and whatever is at the path now may be what a later step placed there. No
+                // layer (null) means nothing was moved now; Forward relies on it.
                 var to = Backup(txId, op);
                 if (fs.Stat(to).Kind != EntryKind.Missing || fs.Stat(target).Kind == EntryKind.Missing) return null;
                 var layer = retry.Run(op.Path, "move aside", null, () => fs.Rename(target, to), null);
@@ -484,31 +486,31 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         foreach (var dir in new[] { layout.StagingDir(txId), BackupDir(layout, txId) })
         {
             if (fs.Stat(dir).Kind == EntryKind.Missing) continue;
-            var moved = false;
             try
             {
                 Recoverer.MoveToTrash(fs, layout, dir, Path.GetFileName(dir));
-                moved = true;
             }
             catch (PatcherException ex)
             {
                 log.LogInformation("Could not move {Dir} to the trash ({Reason}); deleting it now", dir, ex.Message);
-            }
-
-            if (moved)
-            {
-                Recoverer.SyncTrash(fs, layout);
+                DeleteInPlace(dir);
                 continue;
             }
 
-            try
-            {
-                TreeOps.DeleteTree(fs, dir);
-            }
-            catch (PatcherException ex) when (retry.IsLock(ex) || (retry.Win32Semantics && ex.NativeError is 5 or 32 or 33 or 145))
-            {
-                log.LogWarning("Could not remove {Dir} ({Reason}); it is removed by the next update", dir, ex.Message);
-            }
+            Recoverer.SyncTrash(fs, layout);
+        }
+    }
+
+    /// <summary>Deletes an area the trash would not take; what is still in use stays, with a warning (see <see cref="DeleteLeftovers"/>).</summary>
+    private void DeleteInPlace(string dir)
+    {
+        try
+        {
+            TreeOps.DeleteTree(fs, dir);
+        }
+        catch (PatcherException ex) when (retry.IsLock(ex) || (retry.Win32Semantics && ex.NativeError is 5 or 32 or 33 or 145))
+        {
+            log.LogWarning("Could not remove {Dir} ({Reason}); it is removed by the next update", dir, ex.Message);
         }
     }
 

@@ -31,10 +31,7 @@ internal sealed partial class FileOps
             return;
         }
 
-        var flags = Libc.O_RDONLY | (OperatingSystem.IsMacOS()
-            ? Libc.O_DIRECTORY_MACOS | Libc.O_CLOEXEC_MACOS
-            : Libc.O_DIRECTORY_LINUX | Libc.O_CLOEXEC_LINUX);
-        var fd = Libc.open(path, flags);
+        var fd = OpenDirectory(path);
         if (fd < 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), "open directory for fsync", path);
         try
         {
@@ -61,7 +58,7 @@ internal sealed partial class FileOps
     public bool FlushFileSystem(string path)
     {
         if (!OperatingSystem.IsLinux()) return false;
-        var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_DIRECTORY_LINUX | Libc.O_CLOEXEC_LINUX);
+        var fd = OpenDirectory(path);
         if (fd < 0) return false;
         try
         {
@@ -72,6 +69,13 @@ internal sealed partial class FileOps
             _ = Libc.close(fd);
         }
     }
+
+    /// <summary>A read-only, close-on-exec descriptor of a directory (to fsync or syncfs it), or -1 with errno set.</summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static int OpenDirectory(string path) =>
+        Libc.open(path, Libc.O_RDONLY | (OperatingSystem.IsMacOS()
+            ? Libc.O_DIRECTORY_MACOS | Libc.O_CLOEXEC_MACOS
+            : Libc.O_DIRECTORY_LINUX | Libc.O_CLOEXEC_LINUX));
 
     public void Rename(string from, string to)
     {
