@@ -4,7 +4,8 @@ using System.Text.Json;
 namespace Patching.Manifests;
 
 /// <summary>
-/// The one seam between the manifest model and its wire format (System.Text.Json, source generated).
+/// The one seam between the manifest model and its wire format: written by System.Text.Json (source generated),
+/// read by <see cref="ManifestReader"/>.
 /// Swapping the codec (e.g. to MessagePack) is a change to this file only.
 /// </summary>
 internal static class ManifestCodec
@@ -63,22 +64,12 @@ internal static class ManifestCodec
 
         try
         {
-            var manifest = JsonSerializer.Deserialize(bytes, ManifestJsonContext.Default.Manifest)
-                ?? throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest is null", path);
-            // A duplicated "format" key: the peek above saw the first, the deserializer keeps the last.
-            if (manifest.Format != format)
-                throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest names its format twice, with different values", path);
-            // An optional list left out of the JSON arrives as null despite its default; the format says [].
-            if (manifest.BaseDirectories is null) manifest = manifest with { BaseDirectories = [] };
-            // Nullable annotations are enforced on properties, not on list elements: "files": [null] parses.
-            if (manifest.Directories.Any(d => d is null) || manifest.BaseDirectories.Any(d => d is null) ||
-                manifest.Files.Any(f => f is null || f.Parts is null || f.Parts.Any(p => p is null)) ||
-                manifest.Base.Any(b => b is null) || manifest.Blobs.Any(b => b is null))
-                throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest has a null entry in a list", path);
-            return manifest;
+            // The duplicated-key rule of the reader also covers a second "format" that the peek above did not see.
+            return ManifestReader.Read(bytes);
         }
-        catch (JsonException ex)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a string that is not valid UTF-8 surfaces when the reader decodes it.
             throw new PatcherException(PatchErrorCode.ManifestMalformed, $"manifest does not match format {format}: {ex.Message}", path, ex);
         }
     }
