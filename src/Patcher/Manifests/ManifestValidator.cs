@@ -18,8 +18,10 @@ internal static class ManifestValidator
 
         // Target tree: directories and files share one namespace, compared case- and normalisation-insensitively
         // because the install may live on NTFS or APFS.
-        var targetKeys = new Dictionary<string, string>(StringComparer.Ordinal);
+        var targetKeys = new Dictionary<string, string>(PathRules.CollisionComparer);
         var dirs = new HashSet<string>(StringComparer.Ordinal);
+        // Parents are looked up as spans of the child's path: no substring per file.
+        var dirsBySpan = dirs.GetAlternateLookup<ReadOnlySpan<char>>();
         foreach (var d in m.Directories)
         {
             CheckPath(d);
@@ -32,9 +34,9 @@ internal static class ManifestValidator
         {
             CheckPath(f.Path);
             AddUnique(targetKeys, f.Path);
-            var parent = PathRules.Parent(f.Path);
-            if (parent.Length > 0 && !dirs.Contains(parent))
-                throw Malformed($"file '{f.Path}' is in directory '{parent}', which the manifest does not list", f.Path);
+            var parent = PathRules.ParentLength(f.Path);
+            if (parent > 0 && !dirsBySpan.Contains(f.Path.AsSpan(0, parent)))
+                throw Malformed($"file '{f.Path}' is in directory '{PathRules.Parent(f.Path)}', which the manifest does not list", f.Path);
             CheckSizeAndHash(f.Size, f.Sha256, f.Path, limits);
             total += f.Size;
             if (total > limits.MaxTotalBytes)
@@ -58,12 +60,12 @@ internal static class ManifestValidator
 
         foreach (var d in m.Directories)
         {
-            var parent = PathRules.Parent(d);
-            if (parent.Length > 0 && !dirs.Contains(parent))
-                throw Malformed($"directory '{d}' is in '{parent}', which the manifest does not list", d);
+            var parent = PathRules.ParentLength(d);
+            if (parent > 0 && !dirsBySpan.Contains(d.AsSpan(0, parent)))
+                throw Malformed($"directory '{d}' is in '{PathRules.Parent(d)}', which the manifest does not list", d);
         }
 
-        var baseKeys = new Dictionary<string, string>(StringComparer.Ordinal);
+        var baseKeys = new Dictionary<string, string>(PathRules.CollisionComparer);
         foreach (var d in m.BaseDirectories)
         {
             CheckPath(d);
@@ -122,7 +124,7 @@ internal static class ManifestValidator
 
     private static void AddUnique(Dictionary<string, string> keys, string path)
     {
-        var key = PathRules.CollisionKey(path);
+        var key = PathRules.CollisionForm(path);
         if (!keys.TryAdd(key, path))
         {
             throw new PatcherException(PatchErrorCode.UnsafePath,

@@ -59,9 +59,53 @@ public sealed class PathRulesTests
 
     [TestCase("Readme.TXT", "readme.txt")]
     [TestCase("caf\u00e9", "CAFE\u0301")]
-    public void CollisionKey_SameNameOnCaseInsensitiveNormalisingFs_Collides(string a, string b)
+    public void CollisionComparer_SameNameOnCaseInsensitiveNormalisingFs_Collides(string a, string b)
     {
-        Assert.That(PathRules.CollisionKey(a), Is.EqualTo(PathRules.CollisionKey(b)));
+        Assert.That(PathRules.CollisionComparer.Equals(PathRules.CollisionForm(a), PathRules.CollisionForm(b)), Is.True);
+    }
+
+    [Test]
+    public void CollisionComparer_EveryCharacter_CollidesAsUpperCasedFormC()
+    {
+        // The comparer replaced upper-cased form C copies of every path: it must call exactly the same names equal,
+        // including a non-ASCII letter against the ASCII letter it upper-cases to.
+        static string Reference(string s) => s.Normalize(System.Text.NormalizationForm.FormC).ToUpperInvariant();
+        var rng = new Random(7);
+        var mismatches = new List<string>();
+        for (var i = 0; i <= char.MaxValue; i++)
+        {
+            var c = (char)i;
+            if (!IsValidText(c)) continue;
+            foreach (var other in new[] { char.ToUpperInvariant(c), char.ToLowerInvariant(c), (char)rng.Next(0xD800), (char)(i ^ 0x20) })
+            {
+                if (!IsValidText(other)) continue;
+                foreach (var (a, b) in new[] { ($"x/{c}", $"x/{other}"), ($"{c}.txt", $"{other}.TXT") })
+                {
+                    var expected = Reference(a) == Reference(b);
+                    if (PathRules.CollisionComparer.Equals(PathRules.CollisionForm(a), PathRules.CollisionForm(b)) != expected) mismatches.Add($"{a} / {b}");
+                }
+            }
+        }
+
+        Assert.That(mismatches, Is.Empty);
+    }
+
+    private static bool IsValidText(char c) => !char.IsSurrogate(c) && c != '\uFFFE';
+
+    [Test]
+    public void Check_TextThatIsNotValidUnicode_IsRefusedNotThrown()
+    {
+        // Built in code: a lone surrogate in an attribute's string would be replaced when the test assembly is compiled.
+        foreach (var path in new[] { "data/" + '\uFFFE' + ".dat", "data/a" + '\uD800' + ".dat" })
+            Assert.That(PathRules.Check(path), Is.EqualTo("path contains text that is not valid Unicode"), $"{path.Length} chars");
+    }
+
+    [Test]
+    public void CollisionForm_AsciiPath_IsTheSameString()
+    {
+        const string path = "data/Levels/level1.dat";
+
+        Assert.That(PathRules.CollisionForm(path), Is.SameAs(path));
     }
 
     [Test]
