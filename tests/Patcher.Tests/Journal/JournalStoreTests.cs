@@ -358,9 +358,8 @@ public sealed class JournalStoreTests
     {
         var bytes = ManifestBytes("2.0.0", "1.0.0");
         var json = Encoding.UTF8.GetString(bytes);
-        // An escaped value, and names repeated: the deserializer keeps the last value of a repeated name.
-        json = json.Replace("\"version\": \"2.0.0\"", "\"version\": \"0.0.1\", \"product\": \"other\", \"version\": \"2\\u002E0.0\"", StringComparison.Ordinal);
-        json = json.Replace("\"product\": \"demo-game\"", "\"product\": \"x\", \"product\": \"demo-game\"", StringComparison.Ordinal);
+        // An escaped value: read as the codec reads it. (A repeated name is refused by the codec, and so here: see below.)
+        json = json.Replace("\"version\": \"2.0.0\"", "\"version\": \"2\\u002E0.0\"", StringComparison.Ordinal);
         var tricky = Encoding.UTF8.GetBytes(json);
         var parsed = ManifestCodec.Deserialize(tricky);
         var before = new InstalledRecord("demo-game", "1.0.0", "h1", ManifestBytes("1.0.0"), null, null);
@@ -371,6 +370,19 @@ public sealed class JournalStoreTests
         Assert.That(after.Version, Is.EqualTo("2.0.0"));
         Assert.That((after.PreviousVersion, after.PreviousManifestHash), Is.EqualTo(("1.0.0", "h1")));
         Assert.That(after.PreviousManifest, Is.SameAs(before.Manifest));
+    }
+
+    [Test]
+    public void After_WithInstalledVersionAndANameRepeated_FailsAsTheCodecDoes()
+    {
+        var before = new InstalledRecord("demo-game", "1.0.0", "h1", ManifestBytes("1.0.0"), null, null);
+        var json = Encoding.UTF8.GetString(ManifestBytes("2.0.0", "1.0.0"))
+            .Replace("\"product\": \"demo-game\"", "\"product\": \"x\", \"product\": \"demo-game\"", StringComparison.Ordinal);
+
+        var ex = Assert.Throws<PatcherException>(() => InstalledRecord.After(Encoding.UTF8.GetBytes(json), "h2", before));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.ManifestMalformed));
+        Assert.That(ex.Message, Does.Contain("names product twice"));
     }
 
     [Test]
