@@ -12,23 +12,51 @@ internal static class TreeOps
     /// Lists every entry below <paramref name="root"/>, parents before children. Symlinks are reported, not
     /// followed, so nothing outside the root is ever visited.
     /// </summary>
+    /// <remarks>
+    /// Listing directories and stat-ing their entries is kernel work on cached metadata, bound by the CPU (about 3 µs per
+    /// entry here; 0.3–0.45 s for an install of 100k files). Directories are independent, so each level of the tree is
+    /// read in parallel; the result is then put together in exactly the order the one-directory-at-a-time walk gives
+    /// (callers rely on parents before children, and deterministic order keeps logs and tests stable). One directory at a
+    /// time on a task scheduler that runs one task at a time (a UI thread's, the power-loss simulation's).
+    /// <paramref name="exclude"/> may be called from several threads.
+    /// </remarks>
     public static List<TreeEntry> Walk(IFileOps fs, string root, Func<string, bool>? exclude = null)
     {
+        var children = new System.Collections.Concurrent.ConcurrentDictionary<string, List<TreeEntry>>(StringComparer.Ordinal);
+        void Read(string rel)
+        {
+            var names = fs.ListNames(rel.Length == 0 ? root : PathRules.Join(root, rel)).ToList();
+            names.Sort(StringComparer.Ordinal);
+            var entries = new List<TreeEntry>(names.Count);
+            foreach (var name in names)
+            {
+                var childRel = rel.Length == 0 ? name : rel + "/" + name;
+                if (exclude?.Invoke(childRel) == true) continue;
+                entries.Add(new TreeEntry(childRel, fs.Stat(PathRules.Join(root, childRel))));
+            }
+
+            children[rel] = entries;
+        }
+
+        var parallel = TaskScheduler.Current.MaximumConcurrencyLevel != 1;
+        List<string> level = [""];
+        while (level.Count > 0)
+        {
+            if (parallel && level.Count > 1) Parallelism.ForEach(level, CancellationToken.None, Read);
+            else level.ForEach(Read);
+            level = level.SelectMany(d => children[d]).Where(e => e.Info.Kind == EntryKind.Directory).Select(e => e.Path).ToList();
+        }
+
+        // The order of the sequential walk: a stack of directories, each one's entries in name order.
         var result = new List<TreeEntry>();
         var pending = new Stack<string>();
         pending.Push("");
         while (pending.Count > 0)
         {
-            var rel = pending.Pop();
-            var names = fs.ListNames(rel.Length == 0 ? root : PathRules.Join(root, rel)).ToList();
-            names.Sort(StringComparer.Ordinal);
-            foreach (var name in names)
+            foreach (var e in children[pending.Pop()])
             {
-                var childRel = rel.Length == 0 ? name : rel + "/" + name;
-                if (exclude?.Invoke(childRel) == true) continue;
-                var info = fs.Stat(PathRules.Join(root, childRel));
-                result.Add(new TreeEntry(childRel, info));
-                if (info.Kind == EntryKind.Directory) pending.Push(childRel);
+                result.Add(e);
+                if (e.Info.Kind == EntryKind.Directory) pending.Push(e.Path);
             }
         }
 

@@ -1,0 +1,67 @@
+using Patching.IO;
+using Patching.Manifests;
+using Patching.Tests.TestHelpers;
+
+namespace Patching.Tests.IO;
+
+public sealed class TreeOpsTests
+{
+    /// <summary>The walk as it was before directories were read in parallel: one directory at a time, from a stack.</summary>
+    private static List<TreeEntry> OneDirectoryAtATime(string root)
+    {
+        var result = new List<TreeEntry>();
+        var pending = new Stack<string>();
+        pending.Push("");
+        while (pending.Count > 0)
+        {
+            var rel = pending.Pop();
+            var names = FileOps.Instance.ListNames(rel.Length == 0 ? root : PathRules.Join(root, rel)).ToList();
+            names.Sort(StringComparer.Ordinal);
+            foreach (var name in names)
+            {
+                var childRel = rel.Length == 0 ? name : rel + "/" + name;
+                var info = FileOps.Instance.Stat(PathRules.Join(root, childRel));
+                result.Add(new TreeEntry(childRel, info));
+                if (info.Kind == EntryKind.Directory) pending.Push(childRel);
+            }
+        }
+
+        return result;
+    }
+
+    [Test]
+    public void Walk_ManyDirectoriesAtSeveralLevels_SameEntriesInTheSameOrderAsOneDirectoryAtATime()
+    {
+        using var temp = TempDir.ForCurrentTest();
+        var root = temp["tree"];
+        for (var a = 0; a < 6; a++)
+        for (var b = 0; b < 5; b++)
+        {
+            var dir = Path.Join(root, $"g{a}", $"d{b}", b % 2 == 0 ? "deep" : "");
+            Directory.CreateDirectory(dir);
+            for (var f = 0; f < 4; f++) File.WriteAllText(Path.Join(dir, $"f{f}.txt"), new string('x', a + b + f));
+        }
+
+        Directory.CreateDirectory(Path.Join(root, "empty"));
+        File.WriteAllText(Path.Join(root, "top.txt"), "t");
+
+        var walked = TreeOps.Walk(FileOps.Instance, root);
+
+        Assert.That(walked, Is.EqualTo(OneDirectoryAtATime(root)));
+        Assert.That(walked, Has.Count.EqualTo(1 + 1 + 6 + 30 + 18 + 120));
+    }
+
+    [Test]
+    public void Walk_ExcludedDirectory_NeitherListedNorEntered()
+    {
+        using var temp = TempDir.ForCurrentTest();
+        var root = temp["tree"];
+        Directory.CreateDirectory(Path.Join(root, "keep", "inner"));
+        Directory.CreateDirectory(Path.Join(root, "skip", "inner"));
+        File.WriteAllText(Path.Join(root, "skip", "inner", "f.txt"), "x");
+
+        var walked = TreeOps.Walk(FileOps.Instance, root, rel => rel == "skip");
+
+        Assert.That(walked.Select(e => e.Path), Is.EqualTo(new[] { "keep", "keep/inner" }));
+    }
+}
