@@ -76,7 +76,7 @@ internal static class Recoverer
                     return false;
                 }
 
-                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, journal.Installed()));
+                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, journal.Installed(), tx.KeepPrevious));
                 FinishPatched(fs, layout, journal, tx, log);
                 return true;
 
@@ -278,7 +278,7 @@ internal static class Recoverer
                 }
 
                 var installed = journal.Installed();
-                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, installed));
+                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, installed, keepsPreviousTree: false));
                 FinishLayered(fs, layout, journal, tx.Id, retry, log);
                 return true;
 

@@ -184,8 +184,8 @@ internal static class TransactionEngine
         var log = options.Logger;
         var manifest = package.Manifest;
         var resumed = resumable is not null;
-        var installedAfter = InstalledAfter(package, installed);
         var tx = BeginOrResume(journal, txId, resumable, package, installed, keyIds, options, CommitStrategy.Swap);
+        var installedAfter = InstalledAfter(package, installed, tx.KeepPrevious);
 
         var staging = layout.StagingDir(tx.Id);
         EntryInfo identity = default;
@@ -247,11 +247,11 @@ internal static class TransactionEngine
     /// <summary>
     /// What the journal will say is installed once the switch is done, computed while staging waits on the disk
     /// rather than between the switch and the <c>patched</c> row. (A first update of an install Patcher did not
-    /// install builds and serialises the previous version's manifest from the patch's base list,
-    /// about half a second at 100k files.) Pure computation, no file-system access.
+    /// install, when it keeps the old tree, builds and serialises the previous version's manifest from the patch's base
+    /// list: about half a second at 100k files.) Pure computation, no file-system access.
     /// </summary>
-    private static Task<InstalledRecord> InstalledAfter(PatchPackage package, InstalledRecord? installed) =>
-        Task.Run(() => InstalledRecord.After(package.Manifest, package.ManifestBytes, package.ManifestHash, installed));
+    private static Task<InstalledRecord> InstalledAfter(PatchPackage package, InstalledRecord? installed, bool keepsPreviousTree) =>
+        Task.Run(() => InstalledRecord.After(package.Manifest, package.ManifestBytes, package.ManifestHash, installed, keepsPreviousTree));
 
     /// <summary>
     /// Deletes the trash (this transaction's old tree and received blobs, and any an earlier process left), on a background task
@@ -282,8 +282,9 @@ internal static class TransactionEngine
         var log = options.Logger;
         var manifest = package.Manifest;
         var resumed = resumable is not null;
-        var installedAfter = InstalledAfter(package, installed);
         var tx = BeginOrResume(journal, txId, resumable, package, installed, keyIds, options, CommitStrategy.Layered);
+        // The layered strategy keeps no old tree (KeepPreviousVersion is not supported there, see below).
+        var installedAfter = InstalledAfter(package, installed, keepsPreviousTree: false);
 
         var retry = LockRetry.For(fs, options, layout.InstallDir);
         var commit = new LayeredCommit(fs, layout, journal, retry, log);

@@ -53,12 +53,12 @@ public sealed class JournalStoreTests
     };
 
     /// <summary>Begin, backup-complete, patched, done: what one successful apply writes.</summary>
-    private static void ApplyThrough(JournalStore store, string id, byte[] manifest, string to)
+    private static void ApplyThrough(JournalStore store, string id, byte[] manifest, string to, bool keepsPreviousTree = true)
     {
         var before = store.Installed();
         store.Begin(Tx(id, manifest, to, before?.Version));
         store.MarkBackupComplete(id, 1, 2);
-        store.MarkPatched(id, InstalledRecord.After(manifest, ManifestCodec.Hash(manifest), before));
+        store.MarkPatched(id, InstalledRecord.After(manifest, ManifestCodec.Hash(manifest), before, keepsPreviousTree));
         store.SetState(id, TxState.Done);
     }
 
@@ -110,7 +110,7 @@ public sealed class JournalStoreTests
         {
             store.Begin(Tx("tx-1", manifest, from: null));
             store.MarkBackupComplete("tx-1", 1, 2);
-            store.MarkPatched("tx-1", InstalledRecord.After(manifest, ManifestCodec.Hash(manifest), before: null));
+            store.MarkPatched("tx-1", InstalledRecord.After(manifest, ManifestCodec.Hash(manifest), before: null, keepsPreviousTree: true));
         }
 
         using (var db = Raw(dir))
@@ -215,6 +215,21 @@ public sealed class JournalStoreTests
         var previous = ManifestCodec.Deserialize(installed.PreviousManifest!);
         Assert.That(previous.Files.Select(f => f.Path), Is.EqualTo(new[] { "data/old.pak" }));
         Assert.That(StoredHashes(dir), Has.Count.EqualTo(2));
+    }
+
+    [Test]
+    public void MarkPatched_FirstUpdateNotKeepingTheOldTree_PreviousVersionRecordedWithoutAManifest()
+    {
+        using var dir = TempDir.ForCurrentTest();
+        var v2 = ManifestBytes("2.0.0", "1.0.0");
+        using var store = Open(dir);
+        ApplyThrough(store, "tx-1", v2, "2.0.0", keepsPreviousTree: false);
+
+        var installed = store.Installed()!;
+
+        Assert.That(installed.PreviousVersion, Is.EqualTo("1.0.0"));
+        Assert.That(installed.PreviousManifest, Is.Null);
+        Assert.That(StoredHashes(dir), Is.EqualTo(new[] { ManifestCodec.Hash(v2) }));
     }
 
     [Test]
@@ -364,7 +379,7 @@ public sealed class JournalStoreTests
         var parsed = ManifestCodec.Deserialize(tricky);
         var before = new InstalledRecord("demo-game", "1.0.0", "h1", ManifestBytes("1.0.0"), null, null);
 
-        var after = InstalledRecord.After(tricky, ManifestCodec.Hash(tricky), before);
+        var after = InstalledRecord.After(tricky, ManifestCodec.Hash(tricky), before, keepsPreviousTree: false);
 
         Assert.That((after.Product, after.Version), Is.EqualTo((parsed.Product, parsed.Version)));
         Assert.That(after.Version, Is.EqualTo("2.0.0"));
@@ -379,7 +394,7 @@ public sealed class JournalStoreTests
         var json = Encoding.UTF8.GetString(ManifestBytes("2.0.0", "1.0.0"))
             .Replace("\"product\": \"demo-game\"", "\"product\": \"x\", \"product\": \"demo-game\"", StringComparison.Ordinal);
 
-        var ex = Assert.Throws<PatcherException>(() => InstalledRecord.After(Encoding.UTF8.GetBytes(json), "h2", before));
+        var ex = Assert.Throws<PatcherException>(() => InstalledRecord.After(Encoding.UTF8.GetBytes(json), "h2", before, keepsPreviousTree: false));
 
         Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.ManifestMalformed));
         Assert.That(ex.Message, Does.Contain("names product twice"));
@@ -391,7 +406,7 @@ public sealed class JournalStoreTests
         var before = new InstalledRecord("demo-game", "1.0.0", "h1", ManifestBytes("1.0.0"), null, null);
         var garbage = Encoding.UTF8.GetBytes("{\"format\": 1, \"product\": \"demo-game\", \"version\": \"2.0.0\"} trailing");
 
-        var ex = Assert.Throws<PatcherException>(() => InstalledRecord.After(garbage, "h2", before));
+        var ex = Assert.Throws<PatcherException>(() => InstalledRecord.After(garbage, "h2", before, keepsPreviousTree: false));
 
         Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.ManifestMalformed));
     }
