@@ -187,11 +187,11 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         }
 
         // Directories first, parents before children: the new version's, then the user's.
-        var dirs = new SortedSet<string>(manifest.Directories, StringComparer.Ordinal);
+        var dirs = new SortedSet<string>(plan.StagesWholeTree ? manifest.Directories : plan.Files.SelectMany(f => Ancestors(f.File.Path)), StringComparer.Ordinal);
         foreach (var e in plan.UserEntries)
         {
             if (e.Info.Kind == EntryKind.Directory) dirs.Add(e.Path);
-            for (var p = PathRules.Parent(e.Path); p.Length > 0; p = PathRules.Parent(p)) dirs.Add(p);
+            dirs.UnionWith(Ancestors(e.Path));
         }
 
         foreach (var d in dirs)
@@ -361,6 +361,12 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
             ct.ThrowIfCancellationRequested();
             body(item);
         }
+    }
+
+    /// <summary>Every proper ancestor directory of a relative path, nearest first.</summary>
+    private static IEnumerable<string> Ancestors(string path)
+    {
+        for (var p = PathRules.Parent(path); p.Length > 0; p = PathRules.Parent(p)) yield return p;
     }
 
     private bool TryLink(string installDir, FileSource src, string staged)

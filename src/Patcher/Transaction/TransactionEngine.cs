@@ -304,6 +304,7 @@ internal static class TransactionEngine
                 UserEntries = [],
                 OldVersionPaths = plan.OldVersionPaths,
                 BytesToWrite = toStage.Where(s => s.ReuseFrom is null).Sum(s => s.File.Size),
+                StagesWholeTree = false,
             };
             progress?.Report(new PatchProgress(PatchPhase.Staging, 0, toStage.Count, 0, stagePlan.BytesToWrite));
             stager.Stage(tx.Id, layout.InstallDir, staging, stagePlan, package, resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(), progress, ct);
