@@ -76,19 +76,30 @@ internal sealed class ApplyPlan
 
         var targetPaths = TargetPaths(manifest);
 
-        // Content available in the install: base files that are really there, keyed by hash.
-        var contentIndex = new Dictionary<string, string>(StringComparer.Ordinal);
-        var baseBySha = manifest.Base.GroupBy(b => b.Sha256).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        var checkedBase = new Dictionary<string, bool>(StringComparer.Ordinal);
+        // Base files by content. Most hashes occur once: one dictionary entry each, and a list only for content that
+        // several base files share (building a list per hash cost a list per file at 100k files).
+        var firstBySha = new Dictionary<string, BaseFile>(manifest.Base.Count, StringComparer.Ordinal);
+        Dictionary<string, List<BaseFile>>? moreBySha = null;
+        foreach (var b in manifest.Base)
+        {
+            if (firstBySha.TryAdd(b.Sha256, b)) continue;
+            moreBySha ??= new Dictionary<string, List<BaseFile>>(StringComparer.Ordinal);
+            if (!moreBySha.TryGetValue(b.Sha256, out var more)) moreBySha[b.Sha256] = more = [];
+            more.Add(b);
+        }
 
+        // A base file may be asked about twice only when its content is shared; remembered so it is hashed once.
+        var checkedBase = new Dictionary<string, bool>(StringComparer.Ordinal);
         bool BaseFileIntact(BaseFile b)
         {
-            if (checkedBase.TryGetValue(b.Path, out var ok)) return ok;
-            ok = byPath.TryGetValue(b.Path, out var e) && e.Info.Kind == EntryKind.File && e.Info.Size == b.Size
-                 && (!fullHash || ContentHash.OfFile(fs, PathRules.Join(installDir, b.Path), ct) == b.Sha256);
-            checkedBase[b.Path] = ok;
+            if (fullHash && checkedBase.TryGetValue(b.Path, out var known)) return known;
+            var ok = byPath.TryGetValue(b.Path, out var e) && e.Info.Kind == EntryKind.File && e.Info.Size == b.Size
+                     && (!fullHash || ContentHash.OfFile(fs, PathRules.Join(installDir, b.Path), ct) == b.Sha256);
+            if (fullHash) checkedBase[b.Path] = ok;
             return ok;
         }
+
+        bool Reusable(BaseFile b, TargetFile f) => b.Size == f.Size && BaseFileIntact(b);
 
         var blobs = manifest.Blobs.Select(b => b.Sha256).ToHashSet(StringComparer.Ordinal);
         var sources = new List<FileSource>(manifest.Files.Count);
@@ -97,29 +108,30 @@ internal sealed class ApplyPlan
         {
             ct.ThrowIfCancellationRequested();
             string? reuse = null;
-            if (f.Parts.Count == 1 && baseBySha.TryGetValue(f.Sha256, out var candidates))
+            if (f.Parts.Count == 1 && firstBySha.TryGetValue(f.Sha256, out var first))
             {
-                // Prefer the file at the same path; any intact base file with the same content will do. (No sort: this
-                // runs for every unchanged file.)
-                BaseFile? samePath = null;
-                foreach (var b in candidates)
+                // Prefer the file at the same path; any intact base file with the same content will do, in base order.
+                var more = moreBySha?.GetValueOrDefault(f.Sha256);
+                var samePath = first.Path == f.Path ? first : more?.Find(b => b.Path == f.Path);
+                if (samePath is not null && Reusable(samePath, f)) reuse = samePath.Path;
+                if (reuse is null && !ReferenceEquals(first, samePath) && Reusable(first, f)) reuse = first.Path;
+                if (reuse is null && more is not null)
                 {
-                    if (b.Path == f.Path) samePath = b;
-                }
-
-                if (samePath is not null && samePath.Size == f.Size && BaseFileIntact(samePath)) reuse = samePath.Path;
-                foreach (var b in candidates)
-                {
-                    if (reuse is not null) break;
-                    if (!ReferenceEquals(b, samePath) && b.Size == f.Size && BaseFileIntact(b)) reuse = b.Path;
+                    foreach (var b in more)
+                    {
+                        if (!ReferenceEquals(b, samePath) && Reusable(b, f))
+                        {
+                            reuse = b.Path;
+                            break;
+                        }
+                    }
                 }
 
                 if (reuse is null && !blobs.Contains(f.Sha256))
                 {
-                    var b = candidates[0];
                     throw new PatcherException(PatchErrorCode.BaseMismatch,
-                        $"'{b.Path}' does not match the version this patch expects ({manifest.FromVersion}); it is missing or was modified. Repair the install or use a full package",
-                        b.Path);
+                        $"'{first.Path}' does not match the version this patch expects ({manifest.FromVersion}); it is missing or was modified. Repair the install or use a full package",
+                        first.Path);
                 }
             }
             else if (f.Parts.Any(p => !blobs.Contains(p.Sha256)))
