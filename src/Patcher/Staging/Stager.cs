@@ -63,8 +63,19 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         // Received files are fsynced in batches, not one by one as they are written: once SyncBatch files are written, the
         // worker that wrote the last of them writes the file system back in one pass and fsyncs each file of the batch
         // through the descriptor that wrote it, while the other workers go on receiving (IFileOps.FlushFileSystem).
+        // A written blob counts as done once its fsync returned, so that the count reaches the total only when every
+        // received file is durable (the bytes count what was written; the batch's write-back comes after them).
         var batch = new List<Stream>();
         var gate = new object();
+        void Report() => progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
+        void Durable(List<Stream> written)
+        {
+            if (written.Count == 0) return;
+            SyncReceived(incomingDir, written, ct);
+            Interlocked.Add(ref blobsDone, written.Count);
+            Report();
+        }
+
         void Written(Stream output)
         {
             List<Stream>? full = null;
@@ -78,7 +89,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
                 }
             }
 
-            if (full is not null) SyncReceived(incomingDir, full, ct);
+            if (full is not null) Durable(full);
         }
 
         try
@@ -87,19 +98,23 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
             {
                 void OnBytes(long n)
                 {
-                    progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Add(ref bytesDone, n), plan.BytesToWrite));
+                    Interlocked.Add(ref bytesDone, n);
+                    Report();
                 }
 
                 if (!executable.TryGetValue(blob.Sha256, out var x))
                 {
                     package.CopyBlob(blob.Sha256, Stream.Null, null, ct);
+                    Interlocked.Increment(ref blobsDone);
                 }
                 else
                 {
                     var path = Path.Join(incomingDir, blob.Sha256);
                     if (linkBlobs && package.TryLinkBlob(blob.Sha256, fs, path, x, OnBytes, ct))
                     {
+                        // Linked and fsynced by TryLinkBlob.
                         Interlocked.Increment(ref linked);
+                        Interlocked.Increment(ref blobsDone);
                     }
                     else
                     {
@@ -116,10 +131,8 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
 
                     _received[blob.Sha256] = x;
                 }
-
-                Interlocked.Increment(ref blobsDone);
             });
-            SyncReceived(incomingDir, batch, ct);
+            Durable(batch);
         }
         finally
         {

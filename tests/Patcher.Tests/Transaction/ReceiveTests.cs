@@ -81,6 +81,36 @@ public sealed class ReceiveTests
         Assert.That(mostOpen, Is.LessThanOrEqualTo(2 * 256));
     }
 
+    [Test]
+    public void Apply_ManyBlobs_BlobsReportedDoneOnlyOnceTheirFilesWereFsynced()
+    {
+        using var s = new PatchScenario().WithSmallGame(extraFiles: 300, changeEvery: 1).Install();
+        s.BuildPatch();
+        var fs = new SyncRecordingFileOps(FileOps.Instance, Path.Join(s.ParentDir, ".game.patcher", "incoming"));
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase == PatchPhase.Staging) lock (fs.Events) fs.Events.Add($"done {p.FilesDone}");
+        });
+
+        TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, s.PatchDir, s.Options, progress, CancellationToken.None);
+
+        // Until the last received file is fsynced, the count of blobs done never runs ahead of the fsyncs (every blob here
+        // is written: none is only hashed or linked). Staging's own counts come after.
+        var lastSync = fs.Events.FindLastIndex(e => e.StartsWith("sync ", StringComparison.Ordinal));
+        Assert.That(fs.Events.Count(e => e.StartsWith("sync ", StringComparison.Ordinal)), Is.GreaterThan(256), "two batches of received files");
+        var synced = 0;
+        var ahead = new List<string>();
+        foreach (var e in fs.Events.Take(lastSync + 1))
+        {
+            if (e.StartsWith("sync ", StringComparison.Ordinal)) synced++;
+            else if (e.StartsWith("done ", StringComparison.Ordinal) && int.Parse(e[5..], System.Globalization.CultureInfo.InvariantCulture) > synced) ahead.Add($"{e} after {synced} fsyncs");
+        }
+
+        Assert.That(ahead, Is.Empty);
+        Assert.That(fs.Events.Skip(lastSync).Any(e => e == $"done {fs.Events.Count(x => x.StartsWith("sync ", StringComparison.Ordinal))}"), Is.True,
+            "every received blob is reported done once the last fsync returned");
+    }
+
     /// <summary>Records, in order, files created under one directory, their fsyncs (by the stream that wrote them) and file-system flushes.</summary>
     private sealed class SyncRecordingFileOps(IFileOps inner, string directory) : FileOpsDecorator(inner)
     {
