@@ -205,6 +205,8 @@ internal static class TransactionEngine
             try
             {
                 Recoverer.RollBackStarted(fs, layout, journal, tx.Id, log);
+                // What was received goes too (to the trash, emptied below): nothing of this update is left behind.
+                stager.ReleaseReceived(layout, tx.Id);
             }
             catch (Exception rollbackFailure) when (rollbackFailure is PatcherException || NativeErrors.IsEnvironmentFailure(rollbackFailure))
             {
@@ -229,19 +231,26 @@ internal static class TransactionEngine
         }
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
-            // The switch happened: the install is the new version. What failed is bookkeeping (journal row,
-            // carrying over late user files, removing the old tree); the transaction stays pending and the next
-            // Recover or Apply finishes it. Say so, rather than the pre-commit "old version intact".
-            var cleanup = NativeErrors.FromException(ex, "finish the update", layout.InstallDir);
-            throw new PatcherException(cleanup.Code,
-                $"{cleanup.Message}; the new version {manifest.Version} is in place, and the next Patcher.Recover finishes the cleanup",
-                cleanup.Path, ex) { NativeError = cleanup.NativeError };
+            throw NewVersionInPlace(ex, layout, manifest.Version);
         }
 
         progress?.Report(new PatchProgress(PatchPhase.Done, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
         log.LogInformation("Installed {Product} {Version} (transaction {Tx})", manifest.Product, manifest.Version, tx.Id);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Swap,
             resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
+    }
+
+    /// <summary>
+    /// A failure after the commit: the install is the new version. What failed is bookkeeping (carrying over late user
+    /// files or displaced ones, removing the old tree or the backups, the done row); the transaction stays pending and
+    /// the next Recover or Apply finishes it. The launcher is told so, rather than the pre-commit "old version intact".
+    /// </summary>
+    private static PatcherException NewVersionInPlace(Exception ex, StateLayout layout, string version)
+    {
+        var cleanup = NativeErrors.FromException(ex, "finish the update", layout.InstallDir);
+        return new PatcherException(cleanup.Code,
+            $"{cleanup.Message}; the new version {version} is in place, and the next Patcher.Recover finishes the cleanup",
+            cleanup.Path, ex) { NativeError = cleanup.NativeError };
     }
 
     /// <summary>
@@ -319,6 +328,7 @@ internal static class TransactionEngine
             try
             {
                 Recoverer.RollBackLayeredStarted(fs, layout, journal, tx.Id, retry, log);
+                stager.ReleaseReceived(layout, tx.Id);
             }
             catch (Exception rollbackFailure) when (rollbackFailure is PatcherException || NativeErrors.IsEnvironmentFailure(rollbackFailure))
             {
@@ -358,7 +368,15 @@ internal static class TransactionEngine
 
         journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult());
         progress?.Report(new PatchProgress(PatchPhase.CleaningUp, changed, changed, stager.BytesWritten, stager.BytesWritten));
-        Recoverer.FinishLayered(fs, layout, journal, tx.Id, retry, log);
+        try
+        {
+            Recoverer.FinishLayered(fs, layout, journal, tx.Id, retry, log);
+        }
+        catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
+        {
+            throw NewVersionInPlace(ex, layout, manifest.Version);
+        }
+
         if (tx.KeepPrevious)
             log.LogWarning("KeepPreviousVersion is not supported by the layered strategy: only the replaced files were backed up, and they are removed");
         progress?.Report(new PatchProgress(PatchPhase.Done, changed, changed, stager.BytesWritten, stager.BytesWritten));

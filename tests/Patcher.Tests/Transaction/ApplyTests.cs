@@ -1,3 +1,5 @@
+using Patching.IO;
+using Patching.Transaction;
 using Patching.Tests.TestHelpers;
 
 namespace Patching.Tests.Transaction;
@@ -25,9 +27,9 @@ public sealed class ApplyTests
         var stateDir = Path.Join(s.ParentDir, ".game.patcher");
         var leftovers = Directory.Exists(stateDir)
             ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName)
-                .Where(n => n!.StartsWith("staging-", StringComparison.Ordinal) || n.StartsWith("old-", StringComparison.Ordinal) || n is "pending" or "trash" or "incoming").ToList()
+                .Where(n => n!.StartsWith("staging-", StringComparison.Ordinal) || n.StartsWith("backup-", StringComparison.Ordinal) || n.StartsWith("old-", StringComparison.Ordinal) || n is "pending" or "trash" or "incoming").ToList()
             : [];
-        Assert.That(leftovers, Is.Empty, "staging, old tree, trash or pending marker left behind");
+        Assert.That(leftovers, Is.Empty, "staging, backups, old tree, trash, received blobs or pending marker left behind");
     }
 
     [Test]
@@ -199,25 +201,35 @@ public sealed class ApplyTests
         Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(before));
     }
 
-    [Test]
-    public void ApplyAsync_CancelledMidStaging_OldTreeIntactAndNoLeftovers()
+    [TestCase(CommitStrategy.Swap, "receiving")]
+    [TestCase(CommitStrategy.Swap, "staging")]
+    [TestCase(CommitStrategy.Layered, "receiving")]
+    [TestCase(CommitStrategy.Layered, "staging")]
+    public void ApplyAsync_CancelledMidStaging_OldTreeIntactAndNoLeftovers(CommitStrategy strategy, string when)
     {
+        if (strategy == CommitStrategy.Swap && !OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
         using var s = new PatchScenario().WithSmallGame(extraFiles: 300).Install();
         s.BuildPatch();
         AddUserFiles(s.InstallDir);
         var before = PatchScenario.Listing(s.InstallDir);
         using var cts = new CancellationTokenSource();
+        // Receiving reports blobs done against the blob count, and every blob done only once all are durable; the
+        // staging of the files reports after that.
+        var received = false;
         var progress = new SyncProgress(p =>
         {
-            if (p.Phase == PatchPhase.Staging && p.FilesDone >= 3) cts.Cancel();
+            if (p.Phase != PatchPhase.Staging) return;
+            if (when == "receiving" && p.BytesDone > 0) cts.Cancel();
+            if (when == "staging" && received) cts.Cancel();
+            if (p.FilesTotal > 0 && p.FilesDone == p.FilesTotal) received = true;
         });
 
-        var ex = Assert.ThrowsAsync<PatcherException>(() => Patcher.ApplyAsync(s.InstallDir, s.PatchDir, s.Options, progress, cts.Token));
+        var ex = Assert.ThrowsAsync<PatcherException>(() => Patcher.ApplyAsync(s.InstallDir, s.PatchDir, s.Options with { Strategy = strategy }, progress, cts.Token));
 
         Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.Cancelled));
         Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before));
         AssertNoLeftovers(s);
-        Assert.That(Patcher.Apply(s.InstallDir, s.PatchDir, s.Options).Status, Is.EqualTo(ApplyStatus.Applied), "a later apply still works");
+        Assert.That(Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = strategy }).Status, Is.EqualTo(ApplyStatus.Applied), "a later apply still works");
     }
 
     [Test]
@@ -237,6 +249,42 @@ public sealed class ApplyTests
         Patcher.ApplyAsync(s.InstallDir, s.PatchDir, s.Options, progress).GetAwaiter().GetResult();
 
         Assert.That(phases, Is.EqualTo(new[] { PatchPhase.Verifying, PatchPhase.Staging, PatchPhase.Committing, PatchPhase.CleaningUp, PatchPhase.Done }));
+    }
+
+    [TestCase(CommitStrategy.Swap)]
+    [TestCase(CommitStrategy.Layered)]
+    public void Apply_FailureAfterTheCommit_ErrorSaysTheNewVersionIsInPlaceAndRecoverFinishes(CommitStrategy strategy)
+    {
+        if (strategy == CommitStrategy.Swap && !OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
+        // A dry run counts the directory fsyncs made before cleanup starts; the real run fails the first one after.
+        int SyncsBeforeCleanup()
+        {
+            using var dry = new PatchScenario().WithSmallGame().Install();
+            dry.BuildPatch();
+            var recording = FaultyFileOps.Recording(FileOps.Instance);
+            var count = -1;
+            var progress = new SyncProgress(p =>
+            {
+                if (p.Phase == PatchPhase.CleaningUp && count < 0) count = recording.CountOf(FileOpKind.SyncDirectory);
+            });
+            TransactionEngine.Apply(new EngineSettings(recording), dry.InstallDir, dry.PatchDir, dry.Options with { Strategy = strategy }, progress, CancellationToken.None);
+            return count;
+        }
+
+        var k = SyncsBeforeCleanup() + 1;
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        var faulty = FaultyFileOps.AtKind(FileOps.Instance, FileOpKind.SyncDirectory, k, FaultyFileOps.EIO);
+
+        var ex = Assert.Throws<PatcherException>(() =>
+            TransactionEngine.Apply(new EngineSettings(faulty), s.InstallDir, s.PatchDir, s.Options with { Strategy = strategy }, null, CancellationToken.None));
+
+        Assert.That(faulty.Fired, Is.Not.Null);
+        Assert.That(ex!.Message, Does.Contain("the new version 2.0.0 is in place"));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        Assert.That(Patcher.Recover(s.InstallDir, s.Options).Outcome, Is.EqualTo(RecoveryOutcome.RolledForward));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        Assert.That(Patcher.Status(s.InstallDir).InstalledVersion, Is.EqualTo("2.0.0"));
     }
 
     [Test]
