@@ -48,8 +48,9 @@ internal static class ManifestCodec
                 reader.Skip();
             }
         }
-        catch (JsonException ex)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a property name escaping a lone surrogate, met while looking for "format".
             throw new PatcherException(PatchErrorCode.ManifestMalformed, $"manifest is not valid JSON: {ex.Message}", path, ex);
         }
 

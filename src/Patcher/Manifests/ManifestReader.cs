@@ -20,7 +20,9 @@ namespace Patching.Manifests;
 /// kept the last value. Two readers that disagree on which duplicate counts could read different content from the
 /// same signed bytes.
 /// </para>
-/// Every failure is a <see cref="JsonException"/> naming the place (<c>$.files[3].size</c>); the codec maps it.
+/// A failure is a <see cref="JsonException"/> naming the place (<c>$.files[3].size</c>), or an
+/// <see cref="InvalidOperationException"/> from the reader for text that is not valid UTF-8 or escapes a lone surrogate;
+/// the codec maps both.
 /// </remarks>
 internal static class ManifestReader
 {

@@ -81,7 +81,24 @@ internal static class PathRules
     /// equal under this comparer: the same as comparing the paths in normalisation form C, upper-cased with the
     /// invariant culture, without making that copy of every ASCII path (200k copies at 100k files).
     /// </summary>
-    public static StringComparer CollisionComparer => StringComparer.OrdinalIgnoreCase;
+    public static IEqualityComparer<string> CollisionComparer { get; } = new CollisionFormComparer();
+
+    /// <summary>
+    /// ASCII case folded where either side is ASCII; two non-ASCII forms (already upper-cased) compared exactly. The
+    /// framework's own case tables can fold letters the culture data does not upper-case (scripts added in a newer Unicode
+    /// version than the system's ICU): folding those would call names equal that the upper-cased key keeps apart.
+    /// An ASCII path can only equal a form that is ASCII too, so ignoring ASCII case there is exact. The hash ignores case
+    /// throughout, which is consistent with both.
+    /// </summary>
+    private sealed class CollisionFormComparer : IEqualityComparer<string>
+    {
+        public bool Equals(string? x, string? y) =>
+            x is null || y is null ? ReferenceEquals(x, y)
+            : Ascii.IsValid(x) || Ascii.IsValid(y) ? string.Equals(x, y, StringComparison.OrdinalIgnoreCase)
+            : string.Equals(x, y, StringComparison.Ordinal);
+
+        public int GetHashCode(string obj) => StringComparer.OrdinalIgnoreCase.GetHashCode(obj);
+    }
 
     /// <summary>
     /// An ASCII path as it is (the comparer folds ASCII case exactly as upper-casing would); any other path in form C and

@@ -33,7 +33,7 @@ public sealed class ManifestReaderTests
                 return null;
             return m.BaseDirectories is null ? m with { BaseDirectories = [] } : m;
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
             return null;
         }
@@ -46,7 +46,7 @@ public sealed class ManifestReaderTests
         {
             return ManifestReader.Read(bytes);
         }
-        catch (JsonException ex)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
             error = ex.Message;
             return null;
@@ -97,6 +97,17 @@ public sealed class ManifestReaderTests
         Assert.That(Serializer(duplicated), Is.Not.Null, "the serializer keeps the last of two equal values");
         Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.ManifestMalformed));
         Assert.That(ex.Message, Does.Contain("$.files[0] names path twice"));
+    }
+
+    [TestCase("{\"\\udc00\": 1, \"format\": 1}")]
+    [TestCase("{\"format\": 1, \"\\ud800\": 1}")]
+    [TestCase("{\"format\": 1, \"product\": \"\\ud800\"}")]
+    public void Deserialize_NameOrValueEscapingALoneSurrogate_ManifestMalformed(string json)
+    {
+        // Regression (review): a lone surrogate in a name before "format" escaped as InvalidOperationException.
+        var ex = Assert.Throws<PatcherException>(() => ManifestCodec.Deserialize(Encoding.UTF8.GetBytes(json)));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.ManifestMalformed));
     }
 
     [Test]
