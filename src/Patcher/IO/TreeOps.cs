@@ -17,8 +17,8 @@ internal static class TreeOps
     /// entry here; 0.3–0.45 s for an install of 100k files). Directories are independent, so each level of the tree is
     /// read in parallel; the result is then put together in exactly the order the one-directory-at-a-time walk gives
     /// (callers rely on parents before children, and deterministic order keeps logs and tests stable). One directory at a
-    /// time on a task scheduler that runs one task at a time (a UI thread's, the power-loss simulation's).
-    /// <paramref name="exclude"/> may be called from several threads.
+    /// time inside a task on a scheduler that runs one task at a time (the power-loss simulation's). <paramref name="exclude"/>
+    /// may be called from several threads. When several directories cannot be read, which failure is reported is not fixed.
     /// </remarks>
     public static List<TreeEntry> Walk(IFileOps fs, string root, Func<string, bool>? exclude = null)
     {

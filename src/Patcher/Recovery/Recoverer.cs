@@ -320,6 +320,16 @@ internal static class Recoverer
     public static void FinishLayered(IFileOps fs, StateLayout layout, JournalStore journal, string txId, LockRetry retry, ILogger log)
     {
         new LayeredCommit(fs, layout, journal, retry, log).Finish(txId);
+        // A tree an earlier swap kept (KeepPreviousVersion) is no longer the version before this one: the installed row
+        // now names this update's base as the previous version, and the layered strategy keeps no old tree. Left in
+        // place, a rollback would put that older tree back under the wrong version number.
+        if (fs.Stat(layout.PreviousDir).Kind != EntryKind.Missing)
+        {
+            MoveToTrash(fs, layout, layout.PreviousDir, txId + "-previous");
+            fs.SyncDirectory(layout.StateDir);
+            SyncTrash(fs, layout);
+        }
+
         journal.SetState(txId, TxState.Done);
         RemoveMarker(fs, layout);
     }

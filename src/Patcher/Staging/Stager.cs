@@ -67,7 +67,15 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         // received file is durable (the bytes count what was written; the batch's write-back comes after them).
         var batch = new List<Stream>();
         var gate = new object();
-        void Report() => progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
+        // Counters are read and reported under one lock, so that a worker that read them before another's batch was
+        // counted cannot report after it: the counts a launcher sees never go back.
+        var reporting = new object();
+        void Report()
+        {
+            if (progress is null) return;
+            lock (reporting) progress.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
+        }
+
         void Durable(List<Stream> written)
         {
             if (written.Count == 0) return;

@@ -205,8 +205,6 @@ internal static class TransactionEngine
             try
             {
                 Recoverer.RollBackStarted(fs, layout, journal, tx.Id, log);
-                // What was received goes too (to the trash, emptied below): nothing of this update is left behind.
-                stager.ReleaseReceived(layout, tx.Id);
             }
             catch (Exception rollbackFailure) when (rollbackFailure is PatcherException || NativeErrors.IsEnvironmentFailure(rollbackFailure))
             {
@@ -214,6 +212,8 @@ internal static class TransactionEngine
                 // finishes the rollback. The launcher needs the original cause, not the follow-on failure.
                 log.LogWarning("Rolling back {Tx} failed too ({Reason}); recovery will finish it", tx.Id, rollbackFailure.Message);
             }
+
+            ReleaseReceivedAfterRollback(stager, layout, tx.Id, log);
 
             if (ex is OperationCanceledException)
                 throw new PatcherException(PatchErrorCode.Cancelled, "apply was cancelled before commit; the old version is intact", layout.InstallDir, ex);
@@ -238,6 +238,23 @@ internal static class TransactionEngine
         log.LogInformation("Installed {Product} {Version} (transaction {Tx})", manifest.Product, manifest.Version, tx.Id);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Swap,
             resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
+    }
+
+    /// <summary>
+    /// After staging failed and was rolled back: what was received goes to the trash (emptied when the error leaves), so
+    /// nothing of the update is left behind. Best effort: the next Apply or Recover removes it otherwise, and the launcher
+    /// needs the staging failure's reason, not this one.
+    /// </summary>
+    private static void ReleaseReceivedAfterRollback(Stager stager, StateLayout layout, string txId, ILogger log)
+    {
+        try
+        {
+            stager.ReleaseReceived(layout, txId);
+        }
+        catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
+        {
+            log.LogWarning("Could not move the blobs received for {Tx} to the trash ({Reason}); the next Apply or Recover removes them", txId, ex.Message);
+        }
     }
 
     /// <summary>
@@ -328,7 +345,6 @@ internal static class TransactionEngine
             try
             {
                 Recoverer.RollBackLayeredStarted(fs, layout, journal, tx.Id, retry, log);
-                stager.ReleaseReceived(layout, tx.Id);
             }
             catch (Exception rollbackFailure) when (rollbackFailure is PatcherException || NativeErrors.IsEnvironmentFailure(rollbackFailure))
             {
@@ -336,6 +352,8 @@ internal static class TransactionEngine
                 // finishes the rollback. The launcher needs the original cause, not the follow-on failure.
                 log.LogWarning("Rolling back {Tx} failed too ({Reason}); recovery will finish it", tx.Id, rollbackFailure.Message);
             }
+
+            ReleaseReceivedAfterRollback(stager, layout, tx.Id, log);
 
             if (ex is OperationCanceledException)
                 throw new PatcherException(PatchErrorCode.Cancelled, "apply was cancelled before commit; the old version is intact", layout.InstallDir, ex);
@@ -366,10 +384,11 @@ internal static class TransactionEngine
             throw new PatcherException(failure.Code, failure.Message + ". The update was rolled back: the old version is intact", failure.Path, ex) { NativeError = failure.NativeError };
         }
 
-        journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult());
-        progress?.Report(new PatchProgress(PatchPhase.CleaningUp, changed, changed, stager.BytesWritten, stager.BytesWritten));
         try
         {
+            // Every file is placed: from here on a failure leaves the new version, as after the swap's exchange.
+            journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult());
+            progress?.Report(new PatchProgress(PatchPhase.CleaningUp, changed, changed, stager.BytesWritten, stager.BytesWritten));
             Recoverer.FinishLayered(fs, layout, journal, tx.Id, retry, log);
         }
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))

@@ -288,6 +288,31 @@ public sealed class ApplyTests
     }
 
     [Test]
+    public void Apply_LayeredAfterASwapThatKeptThePreviousVersion_KeptTreeDroppedAndRollbackRefused()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
+        // Regression (review): the layered update left the tree kept by the swap, while the journal named 2.0.0 as the
+        // previous version; a rollback then put the 1.0.0 tree in place as "2.0.0".
+        using var s = new PatchScenario().WithSmallGame().InstallThroughPatcher();
+        s.BuildPatch();
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = CommitStrategy.Swap, KeepPreviousVersion = true });
+        Assert.That(Patcher.Status(s.InstallDir).PreviousVersion, Is.EqualTo("1.0.0"));
+        var v3 = s.Dir("v3");
+        PatchScenario.CopyTree(s.NewTree, v3);
+        PatchScenario.Write(v3, "data/v3-only.txt", "new in 3.0.0");
+        var patch3 = Path.Join(s.Root, "patch3");
+        s.BuildPatch(version: "3.0.0", fromVersion: "2.0.0", outDir: patch3, fromDir: s.NewTree, toDir: v3);
+
+        Patcher.Apply(s.InstallDir, patch3, s.Options with { Strategy = CommitStrategy.Layered });
+
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(v3)));
+        Assert.That(Patcher.Status(s.InstallDir).PreviousVersion, Is.Null);
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Rollback(s.InstallDir));
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.NothingToRollBack));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(v3)));
+    }
+
+    [Test]
     public void Rollback_AfterApplyKeepingPrevious_RestoresOldVersionWithUserFiles()
     {
         using var s = new PatchScenario().WithSmallGame().InstallThroughPatcher();
