@@ -242,6 +242,14 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     }
 
     /// <summary>
+    /// Whether two paths name one file: what a rename leaves when a power cut makes its new name durable but not the removal
+    /// of its old one (possible where a file system does not journal a rename as one unit; the power-loss simulation
+    /// produces it). Only where the file system reports identities (inode numbers); elsewhere it is never assumed.
+    /// </summary>
+    private static bool HalfRenamed(EntryInfo a, EntryInfo b) =>
+        a.Kind == EntryKind.File && b.Kind == EntryKind.File && a.Inode != 0 && a.Inode == b.Inode && a.Device == b.Device;
+
+    /// <summary>
     /// Steps whose rows advance together. A row only records a step that is already durable; a step done before a crash
     /// whose row was still pending is found done on the disk when it runs again (every step checks first; a move aside
     /// that moved nothing has its row written at once, see <see cref="Forward"/>).
@@ -260,7 +268,18 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
                 // anything at its number), and whatever is at the path now may be what a later step placed there. No
                 // layer (null) means nothing was moved now; Forward relies on it.
                 var to = Backup(txId, op);
-                if (fs.Stat(to).Kind != EntryKind.Missing || fs.Stat(target).Kind == EntryKind.Missing) return null;
+                var moved = fs.Stat(to);
+                var here = fs.Stat(target);
+                if (HalfRenamed(moved, here))
+                {
+                    // A power cut kept both names of this step's rename (the file systems that do not journal a rename as
+                    // one unit can): the backup area has the file, so the name left here goes.
+                    fs.DeleteFile(target);
+                    fs.SyncDirectory(parent);
+                    return null;
+                }
+
+                if (moved.Kind != EntryKind.Missing || here.Kind == EntryKind.Missing) return null;
                 var layer = retry.Run(op.Path, "move aside", null, () => fs.Rename(target, to), null);
                 fs.SyncDirectory(parent);
                 fs.SyncDirectory(BackupDir(layout, txId));
@@ -312,7 +331,18 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             return null;
         }
 
-        var there = fs.Stat(target).Kind;
+        var thereInfo = fs.Stat(target);
+        if (!op.Backup && HalfRenamed(fs.Stat(staged), thereInfo))
+        {
+            // A power cut kept both names of this placement's rename: the file is in place, the staged name goes. (A
+            // replacement in that state is simply renamed again below: a rename onto another name of the same file
+            // changes nothing, and the staged name goes with the staging area.)
+            fs.DeleteFile(staged);
+            fs.SyncDirectory(stagedParent);
+            return null;
+        }
+
+        var there = thereInfo.Kind;
         string layer;
         if (there == EntryKind.Missing)
         {
@@ -404,8 +434,17 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             case LayeredOpKind.Displace:
             {
                 var backup = Backup(txId, op);
-                if (fs.Stat(backup).Kind == EntryKind.Missing) return false;
-                if (fs.Stat(target).Kind != EntryKind.Missing)
+                var backedUp = fs.Stat(backup);
+                if (backedUp.Kind == EntryKind.Missing) return false;
+                var here = fs.Stat(target);
+                if (HalfRenamed(backedUp, here))
+                {
+                    // Both names of a cut rename: the entry is still here; only the backup's name goes.
+                    fs.DeleteFile(backup);
+                    return true;
+                }
+
+                if (here.Kind != EntryKind.Missing)
                     throw new PatcherException(PatchErrorCode.IOFailure, $"cannot put '{op.Path}' back: something else is there now", target);
                 retry.Run(op.Path, "restore", null, () => fs.Rename(backup, target), null);
                 return true;
@@ -421,7 +460,15 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         var staged = Staged(txId, op.Path);
         var backup = Backup(txId, op);
         var aside = Aside(txId, op);
-        if (fs.Stat(staged).Kind == EntryKind.File)
+        var stagedInfo = fs.Stat(staged);
+        if (HalfRenamed(stagedInfo, fs.Stat(target)))
+        {
+            // Placed, with the staged name surviving a power cut too: undo it as a placement. The staged name goes
+            // with the staging area.
+            stagedInfo = default;
+        }
+
+        if (stagedInfo.Kind == EntryKind.File)
         {
             // Not placed. Only an interrupted layer 3 can have left the path empty: the old file is aside.
             if (fs.Stat(target).Kind != EntryKind.Missing) return false;

@@ -294,6 +294,76 @@ public sealed class LayeredCommitTests
         }
     }
 
+    /// <summary>
+    /// A power cut can keep both names of a rename (the new one durable, the old one's removal not), on file systems that do
+    /// not journal a rename as one unit; the power-loss simulation found recovery then left an old file in the new version
+    /// or refused to finish. Here the state is made on the real disk: the rename is replaced by a hard link, then the
+    /// process "dies". Recovery must finish the step (forward) or undo it (rollback, forced through the journal).
+    /// </summary>
+    [TestCase("move aside", false)]
+    [TestCase("move aside", true)]
+    [TestCase("place", false)]
+    [TestCase("place", true)]
+    public void Recover_RenameCutWithBothNamesKept_FinishesOrUndoesTheStep(string step, bool rollBack)
+    {
+        using var s = Scenario();
+        PatchScenario.Write(s.InstallDir, "data/level3.pak", "my own level");
+        var before = PatchScenario.Listing(s.InstallDir);
+        var path = Path.Join(s.InstallDir, "data", "level3.pak");
+        // The player's file is moved aside from the path the new version adds a file at, then the new file is placed there.
+        var fs = new HalfRenameFileOps(FileOps.Instance, step == "move aside" ? (from, _) => from == path : (_, to) => to == path);
+
+        Assert.Throws<SimulatedCrash>(() => Apply(s, fs, Options(s, new FakeTimeProvider(), new ListLogger())));
+        Assert.That(fs.Cut, Is.True);
+        if (rollBack) ForceRollback(s);
+
+        var recovered = Patcher.Recover(s.InstallDir, s.Options);
+
+        if (rollBack)
+        {
+            Assert.That(recovered.Outcome, Is.EqualTo(RecoveryOutcome.RolledBack));
+            Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before));
+        }
+        else
+        {
+            Assert.That(recovered.Outcome, Is.EqualTo(RecoveryOutcome.RolledForward));
+            Assert.That(PatchScenario.Listing(s.InstallDir, IsUserPath), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+            var kept = Directory.EnumerateFiles(StateDir(s), "level3.pak", SearchOption.AllDirectories).ToList();
+            Assert.That(kept.Select(File.ReadAllText), Is.EqualTo(new[] { "my own level" }), "the player's file is kept in preserved-<tx>");
+        }
+
+        Assert.That(Leftovers(StateDir(s)), Is.Empty);
+    }
+
+    /// <summary>Marks the last transaction rolling-back, as if the process had died after deciding to roll back.</summary>
+    private static void ForceRollback(PatchScenario s)
+    {
+        using var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Join(StateDir(s), "journal.db")};Pooling=False");
+        db.Open();
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = "UPDATE tx SET state = 'rolling-back' WHERE seq = (SELECT MAX(seq) FROM tx)";
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Makes one rename leave both names (a hard link instead), then stops the apply as a kill would.</summary>
+    private sealed class HalfRenameFileOps(IFileOps inner, Func<string, string, bool> cutThis) : FileOpsDecorator(inner)
+    {
+        public bool Cut { get; private set; }
+
+        public override void Rename(string from, string to)
+        {
+            if (Cut || !cutThis(from, to))
+            {
+                Inner.Rename(from, to);
+                return;
+            }
+
+            Cut = true;
+            if (!Inner.TryHardLink(from, to)) throw new InvalidOperationException("this test needs hard links");
+            throw new SimulatedCrash();
+        }
+    }
+
     [Test]
     public void Apply_UserFileCollisionThenLockOutlastsBudget_UserFileBackInPlace()
     {

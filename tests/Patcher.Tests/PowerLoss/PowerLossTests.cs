@@ -29,12 +29,13 @@ public sealed class PowerLossTests
     // saves/slot2.sav is the save the game writes while an update is staged (one test); absent elsewhere.
     private static bool IsUserPath(string rel) => UserFiles.Contains(rel) || rel is "saves" or "legacy" or "saves/slot2.sav";
 
-    [TestCase(true, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(exchange)")]
-    [TestCase(false, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(two renames)")]
-    public void Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(bool exchange)
+    [TestCase(true, CommitStrategy.Swap, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(exchange)")]
+    [TestCase(false, CommitStrategy.Swap, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(two renames)")]
+    [TestCase(true, CommitStrategy.Layered, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(layered)")]
+    public void Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(bool exchange, CommitStrategy strategy)
     {
         RequireLinux();
-        using var w = new World(exchange);
+        using var w = new World(exchange, strategy);
         var tally = new Tally();
         var n = w.ForEveryCut(w.Fs, (cut, sim, journal) =>
         {
@@ -47,7 +48,8 @@ public sealed class PowerLossTests
             }
         }, tally.Failures);
 
-        Report($"power loss ({(exchange ? "exchange" : "two renames")}): {n} mutating calls x 2 moments = {2 * n} crash points x {OutcomesPerPoint} outcomes", tally, $"powerloss-{(exchange ? "exchange" : "renames")}");
+        var name = strategy == CommitStrategy.Layered ? "layered" : exchange ? "exchange" : "two renames";
+        Report($"power loss ({name}): {n} mutating calls x 2 moments = {2 * n} crash points x {OutcomesPerPoint} outcomes", tally, $"powerloss-{name.Replace(' ', '-')}");
         Assert.That(tally.Total, Is.EqualTo(2 * n * OutcomesPerPoint));
         Assert.That(tally.Old, Is.GreaterThan(0), "some cuts must land before the commit");
         Assert.That(tally.New, Is.GreaterThan(0), "some cuts must land after the commit");
@@ -78,11 +80,12 @@ public sealed class PowerLossTests
     /// A launcher that does not call Recover first: the next Apply of the same patch after the reboot resumes an
     /// interrupted staging (trusting the journaled per-file rows) or recovers, and must end on the new version.
     /// </summary>
-    [Test]
-    public void Apply_PowerLossAtEveryPoint_NextApplyEndsOnNewVersionExactly()
+    [TestCase(CommitStrategy.Swap)]
+    [TestCase(CommitStrategy.Layered)]
+    public void Apply_PowerLossAtEveryPoint_NextApplyEndsOnNewVersionExactly(CommitStrategy strategy)
     {
         RequireLinux();
-        using var w = new World(exchange: true);
+        using var w = new World(exchange: true, strategy);
         var tally = new Tally();
         var resumed = 0;
         var n = w.ForEveryCut(w.Fs, (cut, sim, journal) =>
@@ -114,7 +117,7 @@ public sealed class PowerLossTests
             }
         }, tally.Failures);
 
-        Report($"power loss then apply again (exchange): {2 * n} crash points x {OutcomesPerPoint} outcomes ({resumed} resumed staging)", tally, "powerloss-reapply");
+        Report($"power loss then apply again ({Name(strategy)}): {2 * n} crash points x {OutcomesPerPoint} outcomes ({resumed} resumed staging)", tally, $"powerloss-reapply-{Name(strategy)}");
         Assert.That(tally.New, Is.EqualTo(tally.Total));
         Assert.That(resumed, Is.GreaterThan(0), "some cuts during staging must be resumed, not restarted");
     }
@@ -123,11 +126,12 @@ public sealed class PowerLossTests
     /// Power lost again while recovery runs: for every cut of the apply (one outcome each), recovery is cut at each
     /// of its own mutating calls, and the second recovery must still end on the old or the new version exactly.
     /// </summary>
-    [Test]
-    public void Recover_PowerLossDuringRecovery_SecondRecoveryYieldsOldOrNewExactly()
+    [TestCase(CommitStrategy.Swap)]
+    [TestCase(CommitStrategy.Layered)]
+    public void Recover_PowerLossDuringRecovery_SecondRecoveryYieldsOldOrNewExactly(CommitStrategy strategy)
     {
         RequireLinux();
-        using var w = new World(exchange: true);
+        using var w = new World(exchange: true, strategy);
         var tally = new Tally();
         var recoveryCuts = 0;
         var n = w.ForEveryCut(w.Fs, (cut, sim, journal) =>
@@ -164,7 +168,7 @@ public sealed class PowerLossTests
             }
         }, tally.Failures, moments: [CrashMoment.Before]);
 
-        Report($"power loss during recovery (exchange): {n} apply cuts, {recoveryCuts} recovery cuts", tally, "powerloss-recovery");
+        Report($"power loss during recovery ({Name(strategy)}): {n} apply cuts, {recoveryCuts} recovery cuts", tally, $"powerloss-recovery-{Name(strategy)}");
         Assert.That(recoveryCuts, Is.GreaterThan(n), "recovery has crash points of its own for most states");
     }
 
@@ -391,6 +395,8 @@ public sealed class PowerLossTests
         public override string ToString() => $"{Moment} {Call}";
     }
 
+    private static string Name(CommitStrategy strategy) => strategy == CommitStrategy.Layered ? "layered" : "exchange";
+
     /// <summary>Drops fsyncs on the way to the simulation: a deliberately broken engine for the negative control.</summary>
     private sealed class SkippingSyncFileOps(IFileOps inner, bool files, bool directories) : FileOpsDecorator(inner)
     {
@@ -409,11 +415,13 @@ public sealed class PowerLossTests
     private sealed class World : IDisposable
     {
         private readonly bool _exchange;
+        private readonly CommitStrategy _strategy;
         private readonly string _journals;
 
-        public World(bool exchange)
+        public World(bool exchange, CommitStrategy strategy = CommitStrategy.Swap)
         {
             _exchange = exchange;
+            _strategy = strategy;
             S = new PatchScenario("powerloss").WithSmallGame(extraFiles: 2);
             // The journal is real SQLite doing real fsyncs, thousands of times: on tmpfs when there is one, so the
             // suite measures the engine's ordering, not the disk's flush latency.
@@ -422,7 +430,7 @@ public sealed class PowerLossTests
             S.BuildPatch();
             OldListing = PatchScenario.Listing(S.OldTree, IsUserPath);
             NewListing = PatchScenario.Listing(S.NewTree, IsUserPath);
-            Options = new PatcherOptions { TrustedKeys = [S.PublicKey], Strategy = CommitStrategy.Swap };
+            Options = new PatcherOptions { TrustedKeys = [S.PublicKey], Strategy = strategy };
         }
 
         public PatchScenario S { get; }
@@ -474,7 +482,9 @@ public sealed class PowerLossTests
                 dry =>
                 {
                     Assert.That(dry.Listing(Install, IsUserPath), Is.EqualTo(NewListing), "a full apply in the simulation ends on the new version");
-                    Assert.That(dry.OperationLog, Has.Some.Contains(_exchange ? " exchange " : " rename " + Install + " -> "));
+                    // The commit itself: the exchange, the first of the two renames, or a layered placement into the install.
+                    Assert.That(dry.OperationLog, Has.Some.Contains(
+                        _strategy == CommitStrategy.Layered ? " -> " + Install + "/" : _exchange ? " exchange " : " rename " + Install + " -> "));
                     calls = dry.OperationLog.Count;
                 },
                 experiment, failures, moments, dryMustBeDurable);
@@ -613,7 +623,8 @@ public sealed class PowerLossTests
                 if (content is null || Encoding.UTF8.GetString(content) != expected) Fail($"user file {f} lost or changed");
             }
 
-            var leftovers = fs.Names(StateDir).Where(x => x.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x == "pending").ToList();
+            var leftovers = fs.Names(StateDir).Where(x => x.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) ||
+                x.StartsWith("old-", StringComparison.Ordinal) || x == "pending").ToList();
             if (leftovers.Count > 0) Fail("leftovers in the state directory: " + string.Join(",", leftovers));
             return ended;
         }
