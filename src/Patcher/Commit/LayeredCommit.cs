@@ -219,17 +219,32 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         var ops = journal.Ops(txId);
         var done = 0;
         var replaced = new List<(int Seq, string? Layer)>(RowBatch);
+        // Placements leave their directories' fsyncs here, and consecutive placements share them: a batch of files in one
+        // directory costs two fsyncs instead of two per file. They are done before any row records a step (a row only
+        // records what is durable) and before any other kind of step, which may depend on what came before being
+        // durable (a placement depends on its parent's mkdir and on the move aside from its path, both synced at once).
+        // Placements do not depend on each other: each has its own path, and its old content is in the backup area,
+        // linked and fsynced before the commit began.
+        var unsynced = new HashSet<string>(StringComparer.Ordinal);
+        void SyncPlacements()
+        {
+            foreach (var dir in unsynced) fs.SyncDirectory(dir);
+            unsynced.Clear();
+        }
+
         foreach (var op in ops)
         {
             if (op.State != OpState.Replaced)
             {
-                var layer = ForwardStep(txId, op);
+                if (op.Kind != LayeredOpKind.Place) SyncPlacements();
+                var layer = ForwardStep(txId, op, unsynced);
                 replaced.Add((op.Seq, layer));
                 // A move aside that found nothing to move (no layer) leaves nothing on the disk to say it ran. Its row must
                 // be durable before a later step puts something at its path (the new file, or a directory the new version
                 // needs there), or running it again after a crash would move that away.
                 if (replaced.Count == RowBatch || (op.Kind == LayeredOpKind.Displace && layer is null))
                 {
+                    SyncPlacements();
                     journal.MarkOpsReplaced(txId, replaced);
                     replaced.Clear();
                 }
@@ -238,6 +253,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             progress?.Report(++done);
         }
 
+        SyncPlacements();
         journal.MarkOpsReplaced(txId, replaced);
     }
 
@@ -256,7 +272,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     /// </summary>
     private const int RowBatch = 64;
 
-    private string? ForwardStep(string txId, OpRow op)
+    private string? ForwardStep(string txId, OpRow op, HashSet<string> unsynced)
     {
         var target = Install(op.Path);
         var parent = Path.GetDirectoryName(target)!;
@@ -312,14 +328,15 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             }
 
             case LayeredOpKind.Place:
-                return Place(txId, op, target, parent);
+                return Place(txId, op, target, parent, unsynced);
 
             default:
                 throw new PatcherException(PatchErrorCode.JournalCorrupt, $"unknown layered step '{op.Kind}'", op.Path);
         }
     }
 
-    private string? Place(string txId, OpRow op, string target, string parent)
+    /// <summary>Places one staged file; the two directories it changed are added to <paramref name="unsynced"/> for the caller to fsync.</summary>
+    private string? Place(string txId, OpRow op, string target, string parent, HashSet<string> unsynced)
     {
         var staged = Staged(txId, op.Path);
         var stagedParent = Path.GetDirectoryName(staged)!;
@@ -364,8 +381,8 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' appeared during the commit; refusing to overwrite it", target);
         }
 
-        fs.SyncDirectory(parent);
-        fs.SyncDirectory(stagedParent);
+        unsynced.Add(parent);
+        unsynced.Add(stagedParent);
         return layer;
     }
 
