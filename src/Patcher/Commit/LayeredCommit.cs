@@ -226,6 +226,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         // Placements do not depend on each other: each has its own path, and its old content is in the backup area,
         // linked and fsynced before the commit began.
         var unsynced = new HashSet<string>(StringComparer.Ordinal);
+        var steps = new StepsByPath(ops);
         void SyncPlacements()
         {
             foreach (var dir in unsynced) fs.SyncDirectory(dir);
@@ -237,7 +238,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             if (op.State != OpState.Replaced)
             {
                 if (op.Kind != LayeredOpKind.Place) SyncPlacements();
-                var layer = ForwardStep(txId, op, unsynced);
+                var layer = ForwardStep(txId, op, steps, unsynced);
                 replaced.Add((op.Seq, layer));
                 // A move aside that found nothing to move (no layer) leaves nothing on the disk to say it ran. Its row must
                 // be durable before a later step puts something at its path (the new file, or a directory the new version
@@ -266,13 +267,43 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         a.Kind == EntryKind.File && b.Kind == EntryKind.File && a.Inode != 0 && a.Inode == b.Inode && a.Device == b.Device;
 
     /// <summary>
+    /// Two names of one file are not always a cut rename: a staged file linked from an old file shares its inode with any
+    /// other name the player gave that file, possibly at the very path the new file goes to. These tell the cases apart
+    /// from the other step at the same path.
+    /// </summary>
+    private sealed class StepsByPath(IReadOnlyList<OpRow> ops)
+    {
+        private readonly Dictionary<string, OpRow> _place = Index(ops, LayeredOpKind.Place);
+        private readonly Dictionary<string, OpRow> _displace = Index(ops, LayeredOpKind.Displace);
+
+        private static Dictionary<string, OpRow> Index(IReadOnlyList<OpRow> ops, string kind)
+        {
+            var index = new Dictionary<string, OpRow>(StringComparer.Ordinal);
+            foreach (var o in ops) if (o.Kind == kind) index.TryAdd(o.Path, o);
+            return index;
+        }
+
+        public OpRow? PlaceAt(string path) => _place.GetValueOrDefault(path);
+
+        public OpRow? DisplaceAt(string path) => _displace.GetValueOrDefault(path);
+    }
+
+    /// <summary>Whether the placement at <paramref name="path"/>, if there is one, has run (its staged file is gone).</summary>
+    private bool PlacedAlready(string txId, string path, StepsByPath steps) =>
+        steps.PlaceAt(path) is not null && fs.Stat(Staged(txId, path)).Kind == EntryKind.Missing;
+
+    /// <summary>Whether the player's entry at <paramref name="path"/>, if one was to be moved aside, is still there (not moved yet).</summary>
+    private bool StillThePlayers(string txId, string path, StepsByPath steps) =>
+        steps.DisplaceAt(path) is { } displace && fs.Stat(Backup(txId, displace)).Kind == EntryKind.Missing;
+
+    /// <summary>
     /// Steps whose rows advance together. A row only records a step that is already durable; a step done before a crash
     /// whose row was still pending is found done on the disk when it runs again (every step checks first; a move aside
     /// that moved nothing has its row written at once, see <see cref="Forward"/>).
     /// </summary>
     private const int RowBatch = 64;
 
-    private string? ForwardStep(string txId, OpRow op, HashSet<string> unsynced)
+    private string? ForwardStep(string txId, OpRow op, StepsByPath steps, HashSet<string> unsynced)
     {
         var target = Install(op.Path);
         var parent = Path.GetDirectoryName(target)!;
@@ -286,10 +317,12 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
                 var to = Backup(txId, op);
                 var moved = fs.Stat(to);
                 var here = fs.Stat(target);
-                if (HalfRenamed(moved, here))
+                if (HalfRenamed(moved, here) && !PlacedAlready(txId, op.Path, steps))
                 {
                     // A power cut kept both names of this step's rename (the file systems that do not journal a rename as
-                    // one unit can): the backup area has the file, so the name left here goes.
+                    // one unit can): the backup area has the file, so the name left here goes. Not when this path's
+                    // placement already ran: then the file here is the new one, which can share the moved entry's inode
+                    // (staged by a link from an old file the player had also linked here).
                     fs.DeleteFile(target);
                     fs.SyncDirectory(parent);
                     return null;
@@ -417,12 +450,13 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     public void RollBack(string txId)
     {
         var ops = journal.Ops(txId);
+        var steps = new StepsByPath(ops);
         for (var i = ops.Count - 1; i >= 0; i--)
         {
             var op = ops[i];
             var target = Install(op.Path);
             // Sync only what this undo changed: the parent of a step that never ran may not even exist.
-            if (!UndoStep(txId, op, target)) continue;
+            if (!UndoStep(txId, op, target, steps)) continue;
             var parent = Path.GetDirectoryName(target)!;
             if (fs.Stat(parent).Kind == EntryKind.Directory) fs.SyncDirectory(parent);
         }
@@ -432,12 +466,12 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     }
 
     /// <summary>Undoes one step if the disk shows it (or part of it) happened. Returns whether anything changed.</summary>
-    private bool UndoStep(string txId, OpRow op, string target)
+    private bool UndoStep(string txId, OpRow op, string target, StepsByPath steps)
     {
         switch (op.Kind)
         {
             case LayeredOpKind.Place:
-                return UndoPlace(txId, op, target);
+                return UndoPlace(txId, op, target, steps);
             case LayeredOpKind.MakeDir:
                 if (fs.Stat(target).Kind != EntryKind.Directory) return false;
                 if (fs.ListNames(target).Any())
@@ -472,13 +506,13 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         }
     }
 
-    private bool UndoPlace(string txId, OpRow op, string target)
+    private bool UndoPlace(string txId, OpRow op, string target, StepsByPath steps)
     {
         var staged = Staged(txId, op.Path);
         var backup = Backup(txId, op);
         var aside = Aside(txId, op);
         var stagedInfo = fs.Stat(staged);
-        if (HalfRenamed(stagedInfo, fs.Stat(target)))
+        if (HalfRenamed(stagedInfo, fs.Stat(target)) && !StillThePlayers(txId, op.Path, steps))
         {
             // Placed, with the staged name surviving a power cut too: undo it as a placement. The staged name goes
             // with the staging area.

@@ -335,6 +335,55 @@ public sealed class LayeredCommitTests
         Assert.That(Leftovers(StateDir(s)), Is.Empty);
     }
 
+    /// <summary>
+    /// The player hard-linked docs/manual.txt (which the new version drops) at docs/guide.txt, where the new version adds a
+    /// file with the same content: staging links the new guide.txt from manual.txt, so the staged file and the player's
+    /// file are one inode without any rename having been cut. From review: the rollback took that for a cut placement
+    /// and deleted the player's file; recovery after a crash right after the placement deleted the new file and failed.
+    /// </summary>
+    [TestCase("commit fails before the player's file is moved aside")]
+    [TestCase("crash right after the new file is placed")]
+    public void Recover_PlayersHardLinkWhereTheNewVersionAddsTheSameContent_NotTakenForACutRename(string when)
+    {
+        using var s = Scenario();
+        var guide = Path.Join(s.InstallDir, "docs", "guide.txt");
+        Assert.That(FileOps.Instance.TryHardLink(Path.Join(s.InstallDir, "docs", "manual.txt"), guide), Is.True);
+        var before = PatchScenario.Listing(s.InstallDir);
+        var options = Options(s, new FakeTimeProvider(), new ListLogger());
+
+        if (when.StartsWith("commit fails", StringComparison.Ordinal))
+        {
+            var oldOnly = Path.Join(s.InstallDir, "data", "old-only.txt");
+            var fs = new FailRenameFileOps(FileOps.Instance, (from, _) => from == oldOnly);
+            Assert.Throws<PatcherException>(() => Apply(s, fs, options));
+
+            Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before), "rolled back: the player's link is still there");
+        }
+        else
+        {
+            Assert.Throws<SimulatedCrash>(() => Apply(s, new CrashAfterRenameFileOps(FileOps.Instance, guide), options));
+
+            var recovered = Patcher.Recover(s.InstallDir, s.Options);
+
+            Assert.That(recovered.Outcome, Is.EqualTo(RecoveryOutcome.RolledForward));
+            Assert.That(PatchScenario.Listing(s.InstallDir, IsUserPath), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+            Assert.That(Directory.EnumerateFiles(StateDir(s), "guide.txt", SearchOption.AllDirectories).Select(File.ReadAllText), Is.EqualTo(new[] { "manual" }),
+                "the player's guide.txt is kept in preserved-<tx>");
+        }
+
+        Assert.That(Leftovers(StateDir(s)), Is.Empty);
+    }
+
+    /// <summary>Fails one rename as an I/O error would.</summary>
+    private sealed class FailRenameFileOps(IFileOps inner, Func<string, string, bool> failThis) : FileOpsDecorator(inner)
+    {
+        public override void Rename(string from, string to)
+        {
+            if (failThis(from, to)) throw new PatcherException(PatchErrorCode.IOFailure, "injected I/O error", from);
+            Inner.Rename(from, to);
+        }
+    }
+
     /// <summary>Marks the last transaction rolling-back, as if the process had died after deciding to roll back.</summary>
     private static void ForceRollback(PatchScenario s)
     {
