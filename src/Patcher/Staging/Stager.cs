@@ -153,13 +153,34 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
 
     /// <summary>
     /// After staging, the received files live on as links in the shadow tree; the incoming directory goes to the trash
-    /// (one rename) and is deleted with the old tree, off the critical path.
+    /// (one rename) and is deleted with the old tree, off the critical path. On Windows it is deleted at once (below).
     /// </summary>
     public void ReleaseReceived(StateLayout layout, string txId)
     {
-        if (_incomingDir is null || fs.Stat(_incomingDir).Kind != EntryKind.Directory) return;
-        Recoverer.MoveToTrash(fs, layout, _incomingDir, txId + "-incoming");
+        var incoming = _incomingDir;
+        if (incoming is null || fs.Stat(incoming).Kind != EntryKind.Directory) return;
         _incomingDir = null;
+        if (OperatingSystem.IsWindows())
+        {
+            // A received file is another name of a file the update installs (staging linked it). On Windows, deleting a
+            // name opens the file for DELETE access, and while that handle exists, opening any name of the file without
+            // FILE_SHARE_DELETE (what File.ReadAllBytes and most games do) fails with a sharing violation. So the names
+            // are deleted here, before the commit, rather than from the trash after Apply returned, when the game may
+            // already be reading its new files. (The likely cause of a Wine scenario that failed once, reading the
+            // install right after Apply; not proven.) A name that cannot be deleted now (a scanner holding the file)
+            // goes to the trash as before.
+            try
+            {
+                TreeOps.DeleteTree(fs, incoming);
+                return;
+            }
+            catch (PatcherException ex)
+            {
+                log.LogInformation("Could not delete the received blobs in {Incoming} now ({Reason}); moving them to the trash", incoming, ex.Message);
+            }
+        }
+
+        Recoverer.MoveToTrash(fs, layout, incoming, txId + "-incoming");
     }
 
     /// <summary>
