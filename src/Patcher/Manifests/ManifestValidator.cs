@@ -22,6 +22,12 @@ internal static class ManifestValidator
         var dirs = new HashSet<string>(StringComparer.Ordinal);
         // Parents are looked up as spans of the child's path: no substring per file.
         var dirsBySpan = dirs.GetAlternateLookup<ReadOnlySpan<char>>();
+        bool ParentListed(string path)
+        {
+            var parent = PathRules.ParentLength(path);
+            return parent <= 0 || dirsBySpan.Contains(path.AsSpan(0, parent));
+        }
+
         foreach (var d in m.Directories)
         {
             CheckPath(d);
@@ -34,8 +40,7 @@ internal static class ManifestValidator
         {
             CheckPath(f.Path);
             AddUnique(targetKeys, f.Path);
-            var parent = PathRules.ParentLength(f.Path);
-            if (parent > 0 && !dirsBySpan.Contains(f.Path.AsSpan(0, parent)))
+            if (!ParentListed(f.Path))
                 throw Malformed($"file '{f.Path}' is in directory '{PathRules.Parent(f.Path)}', which the manifest does not list", f.Path);
             CheckSizeAndHash(f.Size, f.Sha256, f.Path, limits);
             total += f.Size;
@@ -60,8 +65,7 @@ internal static class ManifestValidator
 
         foreach (var d in m.Directories)
         {
-            var parent = PathRules.ParentLength(d);
-            if (parent > 0 && !dirsBySpan.Contains(d.AsSpan(0, parent)))
+            if (!ParentListed(d))
                 throw Malformed($"directory '{d}' is in '{PathRules.Parent(d)}', which the manifest does not list", d);
         }
 

@@ -115,6 +115,12 @@ internal static class PathRules
     public static string Join(string root, string relative) =>
         Path.Join(root, Path.DirectorySeparatorChar == '/' ? relative : relative.Replace('/', Path.DirectorySeparatorChar));
 
+    /// <summary>Every proper ancestor directory of a relative path, nearest first.</summary>
+    public static IEnumerable<string> Ancestors(string relative)
+    {
+        for (var p = Parent(relative); p.Length > 0; p = Parent(p)) yield return p;
+    }
+
     /// <summary>Parent of a relative path, or empty string at the root.</summary>
     public static string Parent(string relative)
     {

@@ -171,8 +171,7 @@ internal static class Recoverer
             swap.SweepUserFiles(tx.Id, oldTree, oldVersion, ApplyPlan.TargetPaths(manifest));
             // Renames only, within the state directory: fsyncs of it and of the trash make them durable. A crash in
             // between reruns this with less to do (the old tree stays at its staging/old path until it moved).
-            if (fs.Stat(layout.PreviousDir).Kind != EntryKind.Missing)
-                MoveToTrash(fs, layout, layout.PreviousDir, tx.Id + "-previous");
+            TrashKeptPrevious(fs, layout, tx.Id);
             if (tx.KeepPrevious) fs.Rename(oldTree, layout.PreviousDir);
             else MoveToTrash(fs, layout, oldTree, tx.Id);
             fs.SyncDirectory(layout.StateDir);
@@ -181,6 +180,14 @@ internal static class Recoverer
 
         journal.SetState(tx.Id, TxState.Done);
         RemoveMarker(fs, layout);
+    }
+
+    /// <summary>Moves the tree an earlier update kept as the previous version to the trash, if there is one (the caller syncs).</summary>
+    private static bool TrashKeptPrevious(IFileOps fs, StateLayout layout, string txId)
+    {
+        if (fs.Stat(layout.PreviousDir).Kind == EntryKind.Missing) return false;
+        MoveToTrash(fs, layout, layout.PreviousDir, txId + "-previous");
+        return true;
     }
 
     /// <summary>
@@ -323,9 +330,8 @@ internal static class Recoverer
         // A tree an earlier swap kept (KeepPreviousVersion) is no longer the version before this one: the installed row
         // now names this update's base as the previous version, and the layered strategy keeps no old tree. Left in
         // place, a rollback would put that older tree back under the wrong version number.
-        if (fs.Stat(layout.PreviousDir).Kind != EntryKind.Missing)
+        if (TrashKeptPrevious(fs, layout, txId))
         {
-            MoveToTrash(fs, layout, layout.PreviousDir, txId + "-previous");
             fs.SyncDirectory(layout.StateDir);
             SyncTrash(fs, layout);
         }

@@ -41,15 +41,7 @@ internal sealed class ApplyPlan
         entries.Where(e => !oldVersion.Contains(e.Path) && !newVersion.Contains(e.Path)).ToList();
 
     /// <summary>True when a proper ancestor of <paramref name="path"/> is in <paramref name="set"/>.</summary>
-    public static bool HasAncestorIn(string path, IReadOnlySet<string> set)
-    {
-        for (var a = PathRules.Parent(path); a.Length > 0; a = PathRules.Parent(a))
-        {
-            if (set.Contains(a)) return true;
-        }
-
-        return false;
-    }
+    public static bool HasAncestorIn(string path, IReadOnlySet<string> set) => PathRules.Ancestors(path).Any(set.Contains);
 
     /// <summary>Every file and directory path a manifest's target describes.</summary>
     public static HashSet<string> TargetPaths(Manifest m) =>

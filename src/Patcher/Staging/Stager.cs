@@ -229,11 +229,11 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         }
 
         // Directories first, parents before children: the new version's, then the user's.
-        var dirs = new SortedSet<string>(plan.StagesWholeTree ? manifest.Directories : plan.Files.SelectMany(f => Ancestors(f.File.Path)), StringComparer.Ordinal);
+        var dirs = new SortedSet<string>(plan.StagesWholeTree ? manifest.Directories : plan.Files.SelectMany(f => PathRules.Ancestors(f.File.Path)), StringComparer.Ordinal);
         foreach (var e in plan.UserEntries)
         {
             if (e.Info.Kind == EntryKind.Directory) dirs.Add(e.Path);
-            dirs.UnionWith(Ancestors(e.Path));
+            dirs.UnionWith(PathRules.Ancestors(e.Path));
         }
 
         foreach (var d in dirs)
@@ -403,12 +403,6 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
             ct.ThrowIfCancellationRequested();
             body(item);
         }
-    }
-
-    /// <summary>Every proper ancestor directory of a relative path, nearest first.</summary>
-    private static IEnumerable<string> Ancestors(string path)
-    {
-        for (var p = PathRules.Parent(path); p.Length > 0; p = PathRules.Parent(p)) yield return p;
     }
 
     private bool TryLink(string installDir, FileSource src, string staged)
