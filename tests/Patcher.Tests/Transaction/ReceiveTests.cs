@@ -55,6 +55,9 @@ public sealed class ReceiveTests
         Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
         var created = fs.Events.Where(e => e.StartsWith("create ", StringComparison.Ordinal)).Select(e => e[7..]).ToList();
         Assert.That(created, Has.Count.GreaterThan(2 * 256));
+        // Spread over subdirectories by the hash's first hex digit, so that creates do not queue on one directory's lock.
+        Assert.That(fs.Created, Has.All.Matches<string>(p => p == Path.Join(Path.GetFileName(p)[..1], Path.GetFileName(p))));
+        Assert.That(fs.Created.Select(p => p[0]).Distinct().Count(), Is.EqualTo(16), "700 random hashes use every first digit");
         Assert.That(fs.Events.Count(e => e == "flush"), Is.EqualTo(3), "one write-back per batch");
         foreach (var name in created)
         {
@@ -111,20 +114,26 @@ public sealed class ReceiveTests
             "every received blob is reported done once the last fsync returned");
     }
 
-    /// <summary>Records, in order, files created under one directory, their fsyncs (by the stream that wrote them) and file-system flushes.</summary>
+    /// <summary>Records, in order, files created anywhere below one directory, their fsyncs (by the stream that wrote them) and file-system flushes.</summary>
     private sealed class SyncRecordingFileOps(IFileOps inner, string directory) : FileOpsDecorator(inner)
     {
+        private bool Under(string path) => path.StartsWith(directory + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+
+        /// <summary>Where each recorded file was created, relative to the directory.</summary>
+        public List<string> Created { get; } = [];
+
         private readonly Dictionary<Stream, string> _names = [];
         public List<string> Events { get; } = [];
 
         public override Stream Create(string path)
         {
             var stream = Inner.Create(path);
-            if (Path.GetDirectoryName(path) != directory) return stream;
+            if (!Under(path)) return stream;
             lock (Events)
             {
                 _names[stream] = Path.GetFileName(path);
                 Events.Add("create " + Path.GetFileName(path));
+                Created.Add(Path.GetRelativePath(directory, path));
             }
 
             return stream;
@@ -133,7 +142,7 @@ public sealed class ReceiveTests
         public override void SetExecutable(string path, bool executable)
         {
             Inner.SetExecutable(path, executable);
-            if (Path.GetDirectoryName(path) != directory) return;
+            if (!Under(path)) return;
             lock (Events) Events.Add("chmod " + Path.GetFileName(path));
         }
 
