@@ -133,9 +133,16 @@ internal sealed class Bench(BenchOptions o)
     private readonly List<(int Files, long Bytes, int Written, long WrittenBytes, Samples Patched, Samples Done, Samples Baseline, Samples Layered, long CliRss, long ManifestBytes)> _scaling = [];
     private string? _straceSummary;
 
+    /// <summary>Whether every timed run's directory was placed by ext4 as a top-level one (<see cref="TreeWriter.MakeSpreadingDirectory"/>).</summary>
+    private bool _spread;
+
+    private string Placement => _spread
+        ? "each run in a directory of its own that ext4 places as a top-level one (`chattr +T` on its parent)."
+        : "`chattr +T` was not available: runs share their parent's block group.";
+
     public void RunAll()
     {
-        Directory.CreateDirectory(o.Work);
+        _spread = TreeWriter.MakeSpreadingDirectory(o.Work);
         _machine = Machine.Describe(o.Work);
         Log($"bench {o.Mode} run in {o.Work}");
 #if DEBUG
@@ -307,10 +314,11 @@ internal sealed class Bench(BenchOptions o)
         return (pair, BuildPatch(dir, pair, gen, quiet));
     }
 
-    private static double Generate(string dir, TreePair pair)
+    private double Generate(string dir, TreePair pair)
     {
         var old = Path.Join(dir, "old");
         var sw = Stopwatch.StartNew();
+        _spread &= TreeWriter.MakeSpreadingDirectory(dir);
         TreeWriter.Write(old, pair.Old);
         TreeWriter.WriteNext(old, Path.Join(dir, "new"), pair);
         Proc.SyncFs(dir);
@@ -740,7 +748,7 @@ internal sealed class Bench(BenchOptions o)
                               $"next version writes {Fmt.Count(_main.Written.Count)} files / {Fmt.Bytes(_main.WrittenBytes)} ({100.0 * _main.WrittenBytes / _main.OldBytes:0.0}% of bytes, " +
                               $"{_main.New.Count(f => !_main.Old.Any(x => x.Path == f.Path))} added), removes {_main.Removed.Count}; " +
                               $"signed patch {Fmt.Bytes(_mainPatchBytes)} uncompressed, built by `patchtool build` in {Fmt.Seconds(_mainBuildSeconds)}. " +
-                              $"Medians of {o.Runs} runs, contenders interleaved; page cache warm; `sync -f` before each run.");
+                              $"Medians of {o.Runs} runs, contenders interleaved; page cache warm; `sync -f` before each run; {Placement}");
             sb.AppendLine();
         }
 
