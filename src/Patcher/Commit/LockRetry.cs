@@ -114,13 +114,14 @@ internal sealed class LockRetry
         var attempts = 0;
         if (layer0 is not null)
         {
-            attempts++;
+            // Counted only when it was tried: where the system cannot (false), no attempt was made.
             try
             {
-                if (layer0()) return Succeeded(path, operation, ReplaceLayer.PosixRename, attempts, start);
+                if (layer0()) return Succeeded(path, operation, ReplaceLayer.PosixRename, ++attempts, start);
             }
             catch (PatcherException ex) when (IsLock(ex))
             {
+                attempts++;
                 last = ex;
                 _log.LogDebug("{Path}: layer 0 refused ({Error})", path, ex.Message);
             }

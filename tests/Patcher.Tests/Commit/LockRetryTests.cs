@@ -93,9 +93,24 @@ public sealed class LockRetryTests
     [Test]
     public void Run_Layer0Available_UsedFirstAndNothingElse()
     {
-        var retry = new LockRetry(TimeSpan.FromSeconds(1), new FakeTimeProvider(), new ListLogger(), accessDeniedMayBeLock: true);
+        var log = new ListLogger();
+        var retry = new LockRetry(TimeSpan.FromSeconds(1), new FakeTimeProvider(), log, accessDeniedMayBeLock: true);
         var layer = retry.Run("f", "replace", () => true, () => Assert.Fail("layer 1 must not run"), null);
         Assert.That(layer, Is.EqualTo(ReplaceLayer.PosixRename));
+        Assert.That(log.Lines, Has.Some.Contains("after 1 attempt(s)"));
+    }
+
+    [Test]
+    public void Run_Layer0NotAvailable_NotCountedAsAnAttempt()
+    {
+        // Linux, or a Windows volume without POSIX renames: layer 0 returns false without trying. Every replace used to
+        // log "after 2 attempt(s)" there, as if its first try had failed.
+        var log = new ListLogger();
+        var retry = new LockRetry(TimeSpan.FromSeconds(1), new FakeTimeProvider(), log, accessDeniedMayBeLock: true);
+        var layer = retry.Run("f", "replace", () => false, () => { }, null);
+        Assert.That(layer, Is.EqualTo(ReplaceLayer.MoveFileEx));
+        Assert.That(log.Lines, Has.Some.Contains("after 1 attempt(s)"));
+        Assert.That(log.Lines, Has.None.Contains("after 2 attempt(s)"));
     }
 
     [Test]
