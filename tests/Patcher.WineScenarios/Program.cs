@@ -47,6 +47,7 @@ var scenarios = new (string Name, Func<ScenarioLog, bool> Run)[]
     ("held-exclusive-then-released", Scenarios.HeldExclusiveThenReleased),
     ("held-exclusive-forever", Scenarios.HeldExclusiveForever),
     ("held-with-delete-sharing", Scenarios.HeldWithDeleteSharing),
+    ("case-only-renames", Scenarios.CaseOnlyRenames),
 };
 
 Console.WriteLine($"platform: {Environment.OSVersion} ({System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier}), wine: {Scenarios.WineVersion() ?? "no"}");

@@ -144,6 +144,50 @@ internal static class Scenarios
         return !log.Failed;
     }
 
+    /// <summary>
+    /// A patch that changes only the case of a directory's and a file's names. Windows (and macOS) compare names without
+    /// case, so the new paths are found where the old ones are: the update must apply all the same, and leave the names
+    /// spelt as the new version spells them (the next update's base check looks for those).
+    /// </summary>
+    public static bool CaseOnlyRenames(ScenarioLog log)
+    {
+        using var w = new World("caserename", (v1, v2) =>
+        {
+            World.Write(v1, "Maps/Forest.map", World.Content("forest-old", 5_000));
+            World.Write(v1, "Maps/Desert.map", World.Content("desert", 6_000));
+            World.Write(v1, "Readme.TXT", World.Content("readme", 700));
+            World.Write(v2, "maps/forest.map", World.Content("forest-new", 5_100));
+            World.Write(v2, "maps/desert.map", World.Content("desert", 6_000));
+            World.Write(v2, "readme.txt", World.Content("readme", 700));
+        });
+
+        // First a rollback after the directory steps: a placement that stays locked (files are placed after 'Maps' was
+        // removed and 'maps' made). The old version must come back exactly, old spelling included.
+        var before = w.Listing(w.InstallDir);
+        PatcherException? error = null;
+        using (new FileStream(w.Install(Locked), FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        {
+            try
+            {
+                w.Apply(log, TimeSpan.FromMilliseconds(500));
+            }
+            catch (PatcherException ex)
+            {
+                error = ex;
+            }
+        }
+
+        log.Check(error?.Code == PatchErrorCode.FileLocked, $"a locked '{Locked}' rolled the update back: {error?.Code}");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(before), "old version exactly, 'Maps' and 'Readme.TXT' spelt as before");
+
+        var result = w.Apply(log, TimeSpan.FromSeconds(5));
+
+        log.Check(result is not null, "apply succeeded");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(w.NewListing), "install equals the new version exactly, names spelt as in it");
+        log.Check(w.Leftovers().Count == 0, "no staging or backup left: " + string.Join(",", w.Leftovers()));
+        return !log.Failed;
+    }
+
     public static string? WineVersion()
     {
         if (!OperatingSystem.IsWindows()) return null;
@@ -163,11 +207,14 @@ internal sealed class World : IDisposable
 {
     private readonly string _root;
 
-    public World(string name)
+    /// <param name="name">Names the scenario's folder.</param>
+    /// <param name="more">Writes more files into the old and the new tree (<see cref="Write"/>), before the patch is built.</param>
+    public World(string name, Action<string, string>? more = null)
     {
         _root = Path.Join(Path.GetTempPath(), "patcher-wine", name + "-" + Guid.NewGuid().ToString("N")[..8]);
         var oldTree = Path.Join(_root, "v1");
         var newTree = Path.Join(_root, "v2");
+        more?.Invoke(oldTree, newTree);
         Write(oldTree, "game.exe", Encoding.UTF8.GetBytes("engine v1"));
         Write(oldTree, "data/level1.pak", Content("level1", 40_000));
         Write(oldTree, "data/level2.pak", Content("level2-old", 20_000));
@@ -245,7 +292,7 @@ internal sealed class World : IDisposable
         return result;
     }
 
-    private static void Write(string root, string rel, byte[] content)
+    public static void Write(string root, string rel, byte[] content)
     {
         var path = Path.Join(root, rel.Replace('/', Path.DirectorySeparatorChar));
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);

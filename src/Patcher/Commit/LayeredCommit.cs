@@ -53,7 +53,15 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     /// directories appear or go. Order: old files out, user entries in the way out, old directories out
     /// (deepest first), new directories in (parents first), then the files.
     /// </summary>
-    public static (List<OpRow> Ops, List<FileSource> ToStage) Plan(IFileOps fs, StateLayout layout, ApplyPlan plan)
+    /// <remarks>
+    /// <c>namesIgnoreCase</c>: whether the install's file system compares names without case
+    /// (<see cref="PathRules.PlatformIgnoresCase"/> by default). There, a new directory whose name differs from an old
+    /// one's only in case is found where the old one is, but the old one is removed before the files are placed: it is
+    /// made again, with the new spelling. Skipping it, as a directory that exists, left the new files without their
+    /// directory and rolled every such update back; keeping the old spelling instead would make the next update's base
+    /// check miss its files.
+    /// </remarks>
+    public static (List<OpRow> Ops, List<FileSource> ToStage) Plan(IFileOps fs, StateLayout layout, ApplyPlan plan, bool? namesIgnoreCase = null)
     {
         var manifest = plan.Manifest;
         var owned = plan.OldVersionPaths;
@@ -107,11 +115,13 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             gone.Add(d);
         }
 
-        // 4. New directories, parents first.
+        // 4. New directories, parents first. Where names ignore case, a directory found at the path may be an old one
+        //    that step 3 removes (a case-only rename): made again then.
+        var goneIgnoringCase = namesIgnoreCase ?? PathRules.PlatformIgnoresCase ? new HashSet<string>(gone, StringComparer.OrdinalIgnoreCase) : gone;
         foreach (var d in manifest.Directories.Order(StringComparer.Ordinal))
         {
             var there = byPath.TryGetValue(d, out var e) ? e.Info.Kind : EntryKind.Missing;
-            if (there == EntryKind.Directory && !gone.Contains(d)) continue;
+            if (there == EntryKind.Directory && !goneIgnoringCase.Contains(d)) continue;
             Add(LayeredOpKind.MakeDir, d);
         }
 

@@ -269,7 +269,7 @@ internal sealed class JournalStore : IDisposable
     {
         _installDir = installDir;
         var bound = Scalar(_db, "SELECT value FROM meta WHERE key='install'");
-        var comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        var comparison = PathRules.PlatformIgnoresCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
         if (bound is null || string.Equals(bound, installDir, comparison)) return;
         string? reason = null;
         if (Directory.Exists(bound)) reason = "still exists";

@@ -77,6 +77,12 @@ internal static class PathRules
     }
 
     /// <summary>
+    /// Whether this platform's file systems compare names without case by default (NTFS on Windows, APFS and HFS+ on
+    /// macOS). A Linux directory with ext4's casefold attribute does too, and is not detected.
+    /// </summary>
+    public static bool PlatformIgnoresCase => OperatingSystem.IsWindows() || OperatingSystem.IsMacOS();
+
+    /// <summary>
     /// Two paths collide on a case-insensitive, normalising file system when their <see cref="CollisionForm"/>s are
     /// equal under this comparer: the same as comparing the paths in normalisation form C, upper-cased with the
     /// invariant culture, without making that copy of every ASCII path (200k copies at 100k files).

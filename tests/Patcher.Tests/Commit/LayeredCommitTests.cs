@@ -55,6 +55,33 @@ public sealed class LayeredCommitTests
         Assert.That(Patcher.Verify(s.InstallDir).IsIntact, Is.True);
     }
 
+    [TestCase(true)]
+    [TestCase(false)]
+    public void Plan_DirectoryRenamedOnlyInCase_OldRemovedAndNewMade(bool namesIgnoreCase)
+    {
+        // Windows and macOS: 'maps' is found where 'Maps' is, but 'Maps' is removed before the files are placed, so
+        // 'maps' must be made all the same (the Wine scenario case-only-renames applies such a patch for real).
+        // A stand-in for that file system: 'maps' exists here as the directory the stat would have found.
+        using var s = new PatchScenario("casedir").WithSmallGame();
+        PatchScenario.Write(s.OldTree, "Maps/Forest.map", PatchScenario.Bytes("forest-old", 5_000));
+        PatchScenario.Write(s.NewTree, "maps/forest.map", PatchScenario.Bytes("forest-new", 5_100));
+        s.Install();
+        s.BuildPatch();
+        Directory.CreateDirectory(Path.Join(s.InstallDir, "maps"));
+        var engine = new EngineSettings(FileOps.Instance);
+        var manifest = Patching.Sources.PatchPackage.Open(s.PatchDir, s.Options.Limits).Manifest;
+        var plan = Patching.Staging.ApplyPlan.Create(FileOps.Instance, s.InstallDir, manifest, null, false, CancellationToken.None);
+
+        var (ops, _) = LayeredCommit.Plan(FileOps.Instance, engine.Layout(s.InstallDir, s.Options), plan, namesIgnoreCase);
+
+        Assert.That(ops.Any(o => o.Kind == LayeredOpKind.RemoveDir && o.Path == "Maps"), Is.True);
+        Assert.That(ops.Any(o => o.Kind == LayeredOpKind.MakeDir && o.Path == "maps"), Is.EqualTo(namesIgnoreCase),
+            "a directory found at the new path is made again only where it may be the old one");
+        Assert.That(ops.FindIndex(o => o.Path == "Maps" && o.Kind == LayeredOpKind.RemoveDir), Is.LessThan(ops.FindIndex(o => o.Kind == LayeredOpKind.Place)));
+        Assert.That(ops.Any(o => o.Kind == LayeredOpKind.Displace && o.Path == "Maps/Forest.map"), Is.True);
+        Assert.That(ops.Any(o => o.Kind == LayeredOpKind.Place && o.Path == "maps/forest.map"), Is.True);
+    }
+
     [Test]
     public void Apply_LayeredUnchangedFiles_AreNotTouched()
     {
