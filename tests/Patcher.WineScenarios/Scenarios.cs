@@ -11,7 +11,7 @@ using Patching.Transaction;
 
 namespace Patching.WineScenarios;
 
-/// <summary>Collects the library's log lines and the scenario's own checks.</summary>
+/// <summary>Collects the library's log lines (Debug and above: a replace that succeeds at its first try is logged at Debug) and the scenario's own checks.</summary>
 internal sealed class ScenarioLog : ILogger
 {
     private readonly ConcurrentQueue<string> _lines = new();
@@ -37,7 +37,7 @@ internal sealed class ScenarioLog : ILogger
     public IDisposable? BeginScope<TState>(TState state)
         where TState : notnull => null;
 
-    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {

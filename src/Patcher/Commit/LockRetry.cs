@@ -200,9 +200,15 @@ internal sealed class LockRetry
         }
     }
 
+    /// <summary>
+    /// Logs the layer that succeeded: at Information when it took more than one attempt (a lock came and went, or a later
+    /// layer was needed), at Debug when the first try of layer 0 or 1 did it, which is every file of an ordinary update
+    /// (1,394 lines per apply of the benchmark's main patch).
+    /// </summary>
     private string Succeeded(string path, string operation, string layer, int attempts, long start)
     {
-        _log.LogInformation("{Operation} '{Path}': layer {Layer} succeeded after {Attempts} attempt(s), {Elapsed} ms", operation, path, layer, attempts,
+        var level = attempts == 1 && layer is ReplaceLayer.PosixRename or ReplaceLayer.MoveFileEx ? LogLevel.Debug : LogLevel.Information;
+        _log.Log(level, "{Operation} '{Path}': layer {Layer} succeeded after {Attempts} attempt(s), {Elapsed} ms", operation, path, layer, attempts,
             (long)_time.GetElapsedTime(start).TotalMilliseconds);
         return layer;
     }

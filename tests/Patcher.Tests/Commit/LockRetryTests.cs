@@ -114,6 +114,24 @@ public sealed class LockRetryTests
     }
 
     [Test]
+    public void Run_FirstTrySucceeds_LoggedAtDebugWhileRetriesAreLoggedAtInformation()
+    {
+        // An ordinary update replaces every file on its first try: one Information line per file would bury the few
+        // that met a lock.
+        var log = new ListLogger();
+        var retry = new LockRetry(TimeSpan.FromSeconds(10), new FakeTimeProvider(), log, accessDeniedMayBeLock: true);
+        retry.Run("plain", "replace", null, () => { }, null);
+        var calls = 0;
+        retry.Run("held", "replace", null, () =>
+        {
+            if (++calls < 3) throw Sharing();
+        }, null);
+
+        Assert.That(log.Lines, Has.Some.StartsWith("Debug: replace 'plain': layer 1"));
+        Assert.That(log.Lines, Has.Some.StartsWith("Information: replace 'held': layer 1").And.Contains("after 3 attempt(s)"));
+    }
+
+    [Test]
     public void Run_NotALock_PropagatesAtOnce()
     {
         var time = new FakeTimeProvider();
