@@ -48,6 +48,7 @@ var scenarios = new (string Name, Func<ScenarioLog, bool> Run)[]
     ("held-exclusive-forever", Scenarios.HeldExclusiveForever),
     ("held-with-delete-sharing", Scenarios.HeldWithDeleteSharing),
     ("case-only-renames", Scenarios.CaseOnlyRenames),
+    ("case-only-rename-with-player-file", Scenarios.CaseOnlyRenameWithPlayerFile),
 };
 
 Console.WriteLine($"platform: {Environment.OSVersion} ({System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier}), wine: {Scenarios.WineVersion() ?? "no"}");

@@ -147,38 +147,21 @@ internal static class Scenarios
     /// <summary>
     /// A patch that changes only the case of a directory's and a file's names. Windows (and macOS) compare names without
     /// case, so the new paths are found where the old ones are: the update must apply all the same, and leave the names
-    /// spelt as the new version spells them (the next update's base check looks for those).
+    /// spelt as the new version spells them (the next update's base check looks for those). Before that, two rollbacks:
+    /// one stopped by a locked old file while the old directory is being emptied, one stopped by a locked placement
+    /// after the directory steps. Each must give the old version back exactly, and leave nothing pending.
     /// </summary>
     public static bool CaseOnlyRenames(ScenarioLog log)
     {
-        using var w = new World("caserename", (v1, v2) =>
-        {
-            World.Write(v1, "Maps/Forest.map", World.Content("forest-old", 5_000));
-            World.Write(v1, "Maps/Desert.map", World.Content("desert", 6_000));
-            World.Write(v1, "Readme.TXT", World.Content("readme", 700));
-            World.Write(v2, "maps/forest.map", World.Content("forest-new", 5_100));
-            World.Write(v2, "maps/desert.map", World.Content("desert", 6_000));
-            World.Write(v2, "readme.txt", World.Content("readme", 700));
-        });
-
-        // First a rollback after the directory steps: a placement that stays locked (files are placed after 'Maps' was
-        // removed and 'maps' made). The old version must come back exactly, old spelling included.
+        using var w = new World("caserename", CaseRenamedTrees);
         var before = w.Listing(w.InstallDir);
-        PatcherException? error = null;
-        using (new FileStream(w.Install(Locked), FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        foreach (var locked in new[] { "Maps/Forest.map", Locked })
         {
-            try
-            {
-                w.Apply(log, TimeSpan.FromMilliseconds(500));
-            }
-            catch (PatcherException ex)
-            {
-                error = ex;
-            }
+            var error = ApplyHolding(w, log, locked);
+            log.Check(error?.Code == PatchErrorCode.FileLocked, $"a locked '{locked}' rolled the update back: {error?.Code} {error?.Message}");
+            log.Check(w.Listing(w.InstallDir).SequenceEqual(before), $"old version exactly after '{locked}' was locked, 'Maps' and 'Readme.TXT' spelt as before");
+            log.Check(Patcher.Status(w.InstallDir).PendingTransactionId is null, "nothing pending");
         }
-
-        log.Check(error?.Code == PatchErrorCode.FileLocked, $"a locked '{Locked}' rolled the update back: {error?.Code}");
-        log.Check(w.Listing(w.InstallDir).SequenceEqual(before), "old version exactly, 'Maps' and 'Readme.TXT' spelt as before");
 
         var result = w.Apply(log, TimeSpan.FromSeconds(5));
 
@@ -186,6 +169,58 @@ internal static class Scenarios
         log.Check(w.Listing(w.InstallDir).SequenceEqual(w.NewListing), "install equals the new version exactly, names spelt as in it");
         log.Check(w.Leftovers().Count == 0, "no staging or backup left: " + string.Join(",", w.Leftovers()));
         return !log.Failed;
+    }
+
+    /// <summary>
+    /// The same patch where the player keeps a file in the directory whose name changes case: the old directory stays
+    /// (it holds the player's file) and takes the new files. A rollback after the directory steps must not take it for
+    /// the directory the update made.
+    /// </summary>
+    public static bool CaseOnlyRenameWithPlayerFile(ScenarioLog log)
+    {
+        using var w = new World("caseplayer", CaseRenamedTrees);
+        World.Write(w.InstallDir, "Maps/custom.map", Encoding.UTF8.GetBytes("the player's map"));
+        var before = w.Listing(w.InstallDir);
+
+        var error = ApplyHolding(w, log, Locked);
+        log.Check(error?.Code == PatchErrorCode.FileLocked, $"a locked '{Locked}' rolled the update back: {error?.Code} {error?.Message}");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(before), "old version exactly, the player's map included");
+        log.Check(Patcher.Status(w.InstallDir).PendingTransactionId is null, "nothing pending");
+
+        var result = w.Apply(log, TimeSpan.FromSeconds(5));
+
+        log.Check(result is not null, "apply succeeded");
+        static IEnumerable<string> Folded(IEnumerable<string> listing) => listing.Select(l => l.ToLowerInvariant()).Order(StringComparer.Ordinal);
+        var expected = w.NewListing.Append($"maps/custom.map {"the player's map".Length} {Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes("the player's map")))}");
+        log.Check(Folded(w.Listing(w.InstallDir)).SequenceEqual(Folded(expected)), "the new version's files and the player's map, names compared without case");
+        log.Check(File.Exists(w.Install("Maps/custom.map")), "the player's map is where it was");
+        log.Check(w.Leftovers().Count == 0, "no staging or backup left: " + string.Join(",", w.Leftovers()));
+        return !log.Failed;
+    }
+
+    private static void CaseRenamedTrees(string v1, string v2)
+    {
+        World.Write(v1, "Maps/Forest.map", World.Content("forest-old", 5_000));
+        World.Write(v1, "Maps/Desert.map", World.Content("desert", 6_000));
+        World.Write(v1, "Readme.TXT", World.Content("readme", 700));
+        World.Write(v2, "maps/forest.map", World.Content("forest-new", 5_100));
+        World.Write(v2, "maps/desert.map", World.Content("desert", 6_000));
+        World.Write(v2, "readme.txt", World.Content("readme", 700));
+    }
+
+    /// <summary>Applies with a short lock budget while another handle holds <paramref name="rel"/> without sharing; returns the error.</summary>
+    private static PatcherException? ApplyHolding(World w, ScenarioLog log, string rel)
+    {
+        using var h = new FileStream(w.Install(rel), FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+        try
+        {
+            w.Apply(log, TimeSpan.FromMilliseconds(500));
+            return null;
+        }
+        catch (PatcherException ex)
+        {
+            return ex;
+        }
     }
 
     public static string? WineVersion()

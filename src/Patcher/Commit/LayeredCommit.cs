@@ -483,7 +483,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             case LayeredOpKind.Place:
                 return UndoPlace(txId, op, target, steps);
             case LayeredOpKind.MakeDir:
-                if (fs.Stat(target).Kind != EntryKind.Directory) return false;
+                if (fs.Stat(target).Kind != EntryKind.Directory || !SpeltAs(target)) return false;
                 if (fs.ListNames(target).Any())
                     throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' was created by this update but now holds files that are not the update's; move them out and recover again", target);
                 retry.Run(op.Path, "remove directory", null, () => fs.DeleteDirectory(target), null);
@@ -515,6 +515,15 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
                 return false;
         }
     }
+
+    /// <summary>
+    /// Whether the entry found at <paramref name="target"/> has exactly that name. Where names ignore case, a stat of
+    /// 'maps/desert.map' also finds the old 'Maps/Desert.map' (a case-only rename): an undo must not take the old
+    /// version's directory, or an old file an earlier pass restored, for what this update made. Elsewhere a stat finds
+    /// only the exact name, and nothing is listed.
+    /// </summary>
+    private bool SpeltAs(string target) =>
+        !PathRules.PlatformIgnoresCase || fs.ListNames(Path.GetDirectoryName(target)!).Contains(Path.GetFileName(target), StringComparer.Ordinal);
 
     private bool UndoPlace(string txId, OpRow op, string target, StepsByPath steps)
     {
@@ -548,7 +557,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             return true;
         }
 
-        if (fs.Stat(target).Kind != EntryKind.File) return false;
+        if (fs.Stat(target).Kind != EntryKind.File || !SpeltAs(target)) return false;
         // Only our own new file may go. A rerun of an interrupted rollback finds here what an earlier undo put
         // back (a user's file that had been displaced from this path): different content, and it must stay.
         if (op.Expected is null || ContentHash.OfFile(fs, target) != op.Expected) return false;
