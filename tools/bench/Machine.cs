@@ -55,8 +55,11 @@ internal static class Machine
         var virtio = dev.StartsWith("vd", StringComparison.Ordinal) ? "virtio block device, " : "";
         // ext4 without a journal skips inodes freed in the last minute when it allocates one (see docs/benchmarks.md,
         // sixth round), so whether there is one matters to every contender that creates files.
+        // /proc/fs/jbd2 names journals by the kernel's device name (dm-0, not vg-root), found through MAJ:MIN.
+        var majMin = Proc.Run("findmnt", ["-n", "-o", "MAJ:MIN", "-T", dir]).Out.Trim();
+        var kernelDev = Safe(() => Path.GetFileName(new DirectoryInfo(Path.Join("/sys/dev/block", majMin)).LinkTarget ?? dev), dev);
         var journal = fstype == "ext4" && Directory.Exists("/proc/fs/jbd2")
-            ? Directory.EnumerateDirectories("/proc/fs/jbd2", dev + "-*").Any() ? ", with a journal" : ", no journal"
+            ? Directory.EnumerateDirectories("/proc/fs/jbd2", kernelDev + "-*").Any() ? ", with a journal" : ", no journal (or an external one)"
             : "";
         return $"{source} ({virtio}{rot}{(model.Length > 0 ? ", " + model : "")}), {fstype}{journal} ({opts}), " +
                $"{Fmt.Bytes(drive.TotalSize)} total, {Fmt.Bytes(drive.AvailableFreeSpace)} free; scheduler {sched}";

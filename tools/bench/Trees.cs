@@ -265,10 +265,11 @@ internal static class TreeWriter
     /// Makes <paramref name="dir"/> and marks it a top of a directory hierarchy (<c>chattr +T</c>, ext2/3/4), so that
     /// ext4 places each directory made in it in a block group of its own choosing with free inodes, as it does for
     /// directories at the root of the file system, rather than near the parent. Every timed run gets its own
-    /// directory in <paramref name="dir"/>, so none allocates inodes among the inodes that the bench freed a few
-    /// seconds earlier: on ext4 without a journal each of those is skipped, one inode-table lookup each, for a minute
-    /// after it was freed (six while its inode-table block is dirty), and the bench frees thousands per run
-    /// (docs/benchmarks.md, sixth round). Returns false where the flag is not supported; the runs then share the parent's group.
+    /// directory in <paramref name="dir"/>, which ext4 puts in a group with above-average free inodes and few
+    /// directories; usually not one where the bench freed inodes seconds earlier (a group it just emptied can be chosen).
+    /// On ext4 without a journal each such inode is skipped, one inode-table lookup each, for a minute after it was
+    /// freed (six while its inode-table block is dirty), and the bench frees thousands per run (docs/benchmarks.md,
+    /// sixth round). Returns false where the flag is not supported; the runs then share the parent's group.
     /// </summary>
     public static bool MakeSpreadingDirectory(string dir)
     {
