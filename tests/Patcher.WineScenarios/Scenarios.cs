@@ -80,24 +80,15 @@ internal static class Scenarios
     public static bool HeldExclusiveForever(ScenarioLog log)
     {
         using var w = new World("forever");
-        var target = w.Install(Locked);
         var before = w.Listing(w.InstallDir);
         // The budget comes from the environment variable here, as a launcher's operator might set it.
         var saved = Environment.GetEnvironmentVariable("PATCHER_FILE_LOCK_TIMEOUT");
         Environment.SetEnvironmentVariable("PATCHER_FILE_LOCK_TIMEOUT", "3s");
-        PatcherException? error = null;
+        PatcherException? error;
         var watch = Stopwatch.StartNew();
         try
         {
-            using var h = new FileStream(target, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
-            try
-            {
-                w.Apply(log, budget: null);
-            }
-            catch (PatcherException ex)
-            {
-                error = ex;
-            }
+            error = ApplyHolding(w, log, Locked, budget: null);
         }
         finally
         {
@@ -157,7 +148,7 @@ internal static class Scenarios
         var before = w.Listing(w.InstallDir);
         foreach (var locked in new[] { "Maps/Forest.map", Locked })
         {
-            var error = ApplyHolding(w, log, locked);
+            var error = ApplyHolding(w, log, locked, TimeSpan.FromMilliseconds(500));
             log.Check(error?.Code == PatchErrorCode.FileLocked, $"a locked '{locked}' rolled the update back: {error?.Code} {error?.Message}");
             log.Check(w.Listing(w.InstallDir).SequenceEqual(before), $"old version exactly after '{locked}' was locked, 'Maps' and 'Readme.TXT' spelt as before");
             log.Check(Patcher.Status(w.InstallDir).PendingTransactionId is null, "nothing pending");
@@ -182,7 +173,7 @@ internal static class Scenarios
         World.Write(w.InstallDir, "Maps/custom.map", Encoding.UTF8.GetBytes("the player's map"));
         var before = w.Listing(w.InstallDir);
 
-        var error = ApplyHolding(w, log, Locked);
+        var error = ApplyHolding(w, log, Locked, TimeSpan.FromMilliseconds(500));
         log.Check(error?.Code == PatchErrorCode.FileLocked, $"a locked '{Locked}' rolled the update back: {error?.Code} {error?.Message}");
         log.Check(w.Listing(w.InstallDir).SequenceEqual(before), "old version exactly, the player's map included");
         log.Check(Patcher.Status(w.InstallDir).PendingTransactionId is null, "nothing pending");
@@ -208,13 +199,13 @@ internal static class Scenarios
         World.Write(v2, "readme.txt", World.Content("readme", 700));
     }
 
-    /// <summary>Applies with a short lock budget while another handle holds <paramref name="rel"/> without sharing; returns the error.</summary>
-    private static PatcherException? ApplyHolding(World w, ScenarioLog log, string rel)
+    /// <summary>Applies while another handle holds <paramref name="rel"/> without sharing; returns the error, if any.</summary>
+    private static PatcherException? ApplyHolding(World w, ScenarioLog log, string rel, TimeSpan? budget)
     {
         using var h = new FileStream(w.Install(rel), FileMode.Open, FileAccess.ReadWrite, FileShare.None);
         try
         {
-            w.Apply(log, TimeSpan.FromMilliseconds(500));
+            w.Apply(log, budget);
             return null;
         }
         catch (PatcherException ex)

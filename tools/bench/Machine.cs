@@ -42,11 +42,12 @@ internal static class Machine
 
     private static string Disk(string dir) => Safe(() =>
     {
-        var mnt = Proc.Run("findmnt", ["-n", "-o", "SOURCE,FSTYPE,OPTIONS", "-T", dir]).Out.Trim();
+        var mnt = Proc.Run("findmnt", ["-n", "-o", "MAJ:MIN,SOURCE,FSTYPE,OPTIONS", "-T", dir]).Out.Trim();
         var parts = mnt.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var source = parts.ElementAtOrDefault(0) ?? "?";
-        var fstype = parts.ElementAtOrDefault(1) ?? "?";
-        var opts = parts.ElementAtOrDefault(2) ?? "";
+        var majMin = parts.ElementAtOrDefault(0) ?? "?";
+        var source = parts.ElementAtOrDefault(1) ?? "?";
+        var fstype = parts.ElementAtOrDefault(2) ?? "?";
+        var opts = parts.ElementAtOrDefault(3) ?? "";
         var drive = new DriveInfo(dir);
         var dev = Path.GetFileName(source);
         var rot = Safe(() => File.ReadAllText($"/sys/block/{dev}/queue/rotational").Trim() == "1" ? "rotational" : "non-rotational");
@@ -56,7 +57,6 @@ internal static class Machine
         // ext4 without a journal skips inodes freed in the last minute when it allocates one (see docs/benchmarks.md,
         // sixth round), so whether there is one matters to every contender that creates files.
         // /proc/fs/jbd2 names journals by the kernel's device name (dm-0, not vg-root), found through MAJ:MIN.
-        var majMin = Proc.Run("findmnt", ["-n", "-o", "MAJ:MIN", "-T", dir]).Out.Trim();
         var kernelDev = Safe(() => Path.GetFileName(new DirectoryInfo(Path.Join("/sys/dev/block", majMin)).LinkTarget ?? dev), dev);
         var journal = fstype == "ext4" && Directory.Exists("/proc/fs/jbd2")
             ? Directory.EnumerateDirectories("/proc/fs/jbd2", kernelDev + "-*").Any() ? ", with a journal" : ", no journal (or an external one)"

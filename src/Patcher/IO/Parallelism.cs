@@ -9,6 +9,13 @@ namespace Patching.IO;
 /// </summary>
 internal static class Parallelism
 {
+    /// <summary>
+    /// Whether the caller runs on a task scheduler that admits one task at a time (a UI thread's, or the power-loss
+    /// simulation's, which needs the same sequence of file operations on every run): work that would go parallel or to
+    /// the background is done inline, in order, instead.
+    /// </summary>
+    public static bool OneTaskAtATime => TaskScheduler.Current.MaximumConcurrencyLevel == 1;
+
     /// <summary>CPU-bound work (hashing): one worker per core.</summary>
     public static void ForEach<T>(IEnumerable<T> items, CancellationToken ct, Action<T> body)
     {

@@ -38,7 +38,7 @@ internal static class TreeOps
             children[rel] = entries;
         }
 
-        var parallel = TaskScheduler.Current.MaximumConcurrencyLevel != 1;
+        var parallel = !Parallelism.OneTaskAtATime;
         List<string> level = [""];
         while (level.Count > 0)
         {

@@ -156,7 +156,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
     /// <summary>
     /// Received files are spread over up to 16 subdirectories by the first hex digit of their hash. Creating a file
     /// holds its directory's lock while the file system allocates the inode, and on ext4 without a journal that
-    /// allocation scans past every inode freed in the last few seconds (a deleted old tree, an earlier attempt): with
+    /// allocation scans past every inode of its group freed in the last minute (a deleted old tree, an earlier attempt): with
     /// one directory the workers took turns behind that lock (a profile showed them spinning on it), with sixteen they
     /// create in parallel. Measured in docs/benchmarks.md (sixth round).
     /// </summary>
@@ -405,7 +405,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
     /// </summary>
     private static void ForEachFile<T>(IReadOnlyList<T> items, CancellationToken ct, Action<T> body)
     {
-        if (TaskScheduler.Current.MaximumConcurrencyLevel != 1)
+        if (!Parallelism.OneTaskAtATime)
         {
             Parallelism.ForEachIo(items, IoWorkers, ct, body);
             return;

@@ -287,7 +287,7 @@ internal static class TransactionEngine
     /// </summary>
     private static Task EmptyTrash(IFileOps fs, StateLayout layout, PatcherOptions options)
     {
-        if (!options.CleanupInBackground || TaskScheduler.Current.MaximumConcurrencyLevel == 1)
+        if (!options.CleanupInBackground || Parallelism.OneTaskAtATime)
         {
             Recoverer.EmptyTrash(fs, layout, options.Logger);
             return Task.CompletedTask;
