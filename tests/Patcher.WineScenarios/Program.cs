@@ -49,6 +49,7 @@ var scenarios = new (string Name, Func<ScenarioLog, bool> Run)[]
     ("held-with-delete-sharing", Scenarios.HeldWithDeleteSharing),
     ("case-only-renames", Scenarios.CaseOnlyRenames),
     ("case-only-rename-with-player-file", Scenarios.CaseOnlyRenameWithPlayerFile),
+    ("refused-first-patch-leaves-nothing", Scenarios.RefusedFirstPatchLeavesNothing),
 };
 
 Console.WriteLine($"platform: {Environment.OSVersion} ({System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier}), wine: {Scenarios.WineVersion() ?? "no"}");

@@ -189,6 +189,37 @@ internal static class Scenarios
         return !log.Failed;
     }
 
+    /// <summary>
+    /// The first update of an install Patcher has never touched, with a tampered blob: it is refused while receiving,
+    /// after the state directory beside the install was made. A refused patch changes nothing on disk, so that directory
+    /// must go too, although Windows will not rename or delete a directory while the lock file inside it is open.
+    /// </summary>
+    public static bool RefusedFirstPatchLeavesNothing(ScenarioLog log)
+    {
+        using var w = new World("refusedfirst");
+        var blob = Directory.EnumerateFiles(Path.Join(w.PatchDir, "blobs"), "*", SearchOption.AllDirectories).First();
+        var bytes = File.ReadAllBytes(blob);
+        bytes[0] ^= 0xFF;
+        File.WriteAllBytes(blob, bytes);
+        var parent = Path.GetDirectoryName(w.InstallDir)!;
+        var before = w.Listing(parent);
+
+        PatcherException? error = null;
+        try
+        {
+            w.Apply(log, TimeSpan.FromSeconds(5));
+        }
+        catch (PatcherException ex)
+        {
+            error = ex;
+        }
+
+        log.Check(error?.Code == PatchErrorCode.BlobHashMismatch, $"the tampered blob was refused: {error?.Code} {error?.Message}");
+        var after = w.Listing(parent);
+        log.Check(after.SequenceEqual(before), "the install's parent is byte-identical, no state directory left: " + string.Join(",", after.Except(before)));
+        return !log.Failed;
+    }
+
     private static void CaseRenamedTrees(string v1, string v2)
     {
         World.Write(v1, "Maps/Forest.map", World.Content("forest-old", 5_000));

@@ -494,13 +494,25 @@ internal static class TransactionEngine
     /// Removes a state directory this apply created, for a patch refused before its first journal row. It is renamed
     /// aside while the lock is still held, so a process arriving meanwhile finds no state directory and makes its own,
     /// rather than a half-deleted one (or a new lock file beside ours); then the lock is released and the renamed tree
-    /// deleted. Where the rename is refused (Windows, with the lock file open), the directory stays.
+    /// deleted.
     /// </summary>
+    /// <remarks>
+    /// Windows refuses to rename a directory while a file in it is open, and our lock file is. There the lock is released
+    /// first and the rename tried once more. A process that took the lock in between holds the lock file open, so the
+    /// rename is refused again and the directory stays: it is that process's now. One that had only seen the directory
+    /// exist and opens the lock after the rename gets an error, not a half-deleted state.
+    /// </remarks>
     private static void RemoveStateDirectory(IFileOps fs, StateLayout layout, TransactionLock? txLock)
     {
         var aside = layout.StateDir + ".refused-" + StateLayout.RandomTag();
         try
         {
+            fs.Rename(layout.StateDir, aside);
+        }
+        catch (PatcherException ex) when (txLock is not null && ex.Code is PatchErrorCode.AccessDenied or PatchErrorCode.FileLocked)
+        {
+            txLock.Dispose();
+            txLock = null;
             fs.Rename(layout.StateDir, aside);
         }
         finally

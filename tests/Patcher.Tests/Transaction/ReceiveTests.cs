@@ -220,6 +220,48 @@ public sealed class ReceiveTests
         Assert.That(Directory.EnumerateFileSystemEntries(s.ParentDir, ".game.patcher*"), Is.Empty);
     }
 
+    /// <summary>
+    /// Windows refuses to rename a directory while a file in it is open, and the refusal happens while this apply still
+    /// holds its lock file open inside the state directory it made. Before the fix the directory stayed behind.
+    /// </summary>
+    [Test]
+    public void Apply_CorruptBlobOnAnUntrackedInstallWhereAnOpenFilePinsItsDirectory_StateDirectoryStillRemoved()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        CorruptLargestBlob(s);
+        var before = PatchScenario.Listing(s.ParentDir);
+        var fs = new OpenLockPinsDirectoryFileOps(FileOps.Instance, Path.Join(s.ParentDir, ".game.patcher"));
+
+        var ex = Assert.Throws<PatcherException>(() => TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, s.PatchDir, s.Options, null, CancellationToken.None));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BlobHashMismatch), ex.Message);
+        Assert.That(fs.RefusedRenames, Is.EqualTo(1), "the first rename met the open lock file, as on Windows");
+        Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(before));
+        Assert.That(Directory.EnumerateFileSystemEntries(s.ParentDir, ".game.patcher*"), Is.Empty);
+    }
+
+    /// <summary>Refuses to rename the state directory while its lock file is held, with Windows' error for that case.</summary>
+    private sealed class OpenLockPinsDirectoryFileOps(IFileOps inner, string stateDir) : FileOpsDecorator(inner)
+    {
+        public int RefusedRenames { get; private set; }
+
+        public override void Rename(string from, string to)
+        {
+            if (from == stateDir)
+            {
+                using var probe = TransactionLock.TryAcquire(Path.Join(stateDir, "lock"));
+                if (probe is null)
+                {
+                    RefusedRenames++;
+                    throw new PatcherException(PatchErrorCode.AccessDenied, "a file in the directory is open (emulated Windows rule)", from);
+                }
+            }
+
+            base.Rename(from, to);
+        }
+    }
+
     private static void CorruptLargestBlob(PatchScenario s)
     {
         var blob = Directory.EnumerateFiles(Path.Join(s.PatchDir, "blobs"), "*", SearchOption.AllDirectories).OrderByDescending(f => new FileInfo(f).Length).First();
