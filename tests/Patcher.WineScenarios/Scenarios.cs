@@ -165,7 +165,7 @@ internal static class Scenarios
     /// <summary>
     /// The same patch where the player keeps a file in the directory whose name changes case: the old directory stays
     /// (it holds the player's file) and takes the new files. A rollback after the directory steps must not take it for
-    /// the directory the update made.
+    /// the directory the update made. The next update names the new spelling: it must apply over the old one.
     /// </summary>
     public static bool CaseOnlyRenameWithPlayerFile(ScenarioLog log)
     {
@@ -186,6 +186,24 @@ internal static class Scenarios
         log.Check(Folded(w.Listing(w.InstallDir)).SequenceEqual(Folded(expected)), "the new version's files and the player's map, names compared without case");
         log.Check(File.Exists(w.Install("Maps/custom.map")), "the player's map is where it was");
         log.Check(w.Leftovers().Count == 0, "no staging or backup left: " + string.Join(",", w.Leftovers()));
+
+        // The next update names 'maps/desert.map' as the new version spells it; on disk it is 'Maps/desert.map'.
+        var next = w.BuildNextPatch("3.0.0", v3 => World.Write(v3, "maps/desert.map", World.Content("desert-3", 6_100)));
+        PatcherException? refused = null;
+        try
+        {
+            w.Apply(log, TimeSpan.FromSeconds(5), next);
+        }
+        catch (PatcherException ex)
+        {
+            refused = ex;
+        }
+
+        log.Check(refused is null, $"the next update applies over the old spelling: {refused?.Code} {refused?.Message}");
+        log.Check(File.Exists(w.Install("Maps/custom.map")), "the player's map is still there");
+        log.Check(File.ReadAllBytes(w.Install("maps/desert.map")).AsSpan().SequenceEqual(World.Content("desert-3", 6_100)), "the changed map has the new version's content");
+        var report = Patcher.Verify(w.InstallDir);
+        log.Check(report.Version == "3.0.0" && report.IsIntact, $"Verify: {report.Version}, intact {report.IsIntact} (missing {string.Join(",", report.Missing)}; modified {string.Join(",", report.Modified)})");
         return !log.Failed;
     }
 
@@ -305,11 +323,33 @@ internal sealed class World : IDisposable
 
     public string Install(string rel) => Path.Join(InstallDir, rel.Replace('/', Path.DirectorySeparatorChar));
 
+    /// <summary>
+    /// Builds a patch from the new version to a next one: the new tree copied, then changed by <paramref name="change"/>.
+    /// Returns the patch's directory, for <see cref="Apply(ScenarioLog, TimeSpan?, string?)"/>.
+    /// </summary>
+    public string BuildNextPatch(string version, Action<string> change)
+    {
+        var next = Path.Join(_root, "v-" + version);
+        Copy(Path.Join(_root, "v2"), next);
+        change(next);
+        var patch = Path.Join(_root, "patch-" + version);
+        PatchBuilder.Build(new BuildRequest
+        {
+            FromDir = Path.Join(_root, "v2"),
+            ToDir = next,
+            OutDir = patch,
+            Product = "wine-game",
+            Version = version,
+            FromVersion = "2.0.0",
+        });
+        return patch;
+    }
+
     /// <summary>Layered apply through the production engine, minus the signature check (see Program.cs).</summary>
-    public ApplyResult? Apply(ScenarioLog log, TimeSpan? budget)
+    public ApplyResult? Apply(ScenarioLog log, TimeSpan? budget, string? patchDir = null)
     {
         var options = new PatcherOptions { Strategy = CommitStrategy.Layered, Logger = log, FileLockTimeout = budget };
-        var package = PatchPackage.Open(PatchDir, options.Limits);
+        var package = PatchPackage.Open(patchDir ?? PatchDir, options.Limits);
         return TransactionEngine.ApplyVerified(new EngineSettings(FileOps.Instance), InstallDir, package, ["unsigned-wine-scenario"], options, null, CancellationToken.None);
     }
 

@@ -43,6 +43,51 @@ internal sealed class ApplyPlan
     /// <summary>True when a proper ancestor of <paramref name="path"/> is in <paramref name="set"/>.</summary>
     public static bool HasAncestorIn(string path, IReadOnlySet<string> set) => PathRules.Ancestors(path).Any(set.Contains);
 
+    /// <summary>
+    /// Where names ignore case, the install may spell a path differently from the manifests: a directory whose name
+    /// changed only in case keeps its old spelling while it holds the player's files, and another installer may have
+    /// written other spellings. The file system takes either spelling for the same entry, so an entry that no manifest
+    /// names exactly, but one names without case, is taken under the manifest's spelling (and so are the entries below
+    /// a directory taken so). Without it the base check refused such an install for good. Entries the manifests name
+    /// exactly keep their spelling: a patch that renames <c>Maps</c> to <c>maps</c> lists both. If two entries would
+    /// end up with one spelling (a case-sensitive directory on such a platform), the walk is kept as it was.
+    /// </summary>
+    /// <remarks>Compares with <see cref="StringComparer.OrdinalIgnoreCase"/>, as the layered commit does; it does not fold Unicode normalisation.</remarks>
+    internal static List<TreeEntry> SpellAsKnown(List<TreeEntry> entries, IReadOnlySet<string> owned, IReadOnlySet<string> target)
+    {
+        Dictionary<string, string>? spelling = null; // made when an entry is first not named exactly (a player's file)
+        var respelt = new Dictionary<string, string>(StringComparer.Ordinal); // directories: as walked -> as taken
+        var result = new List<TreeEntry>(entries.Count);
+        var seen = new HashSet<string>(entries.Count, StringComparer.Ordinal);
+        var changed = false;
+        foreach (var e in entries)
+        {
+            var slash = e.Path.LastIndexOf('/');
+            var path = slash > 0 && respelt.TryGetValue(e.Path[..slash], out var parent) ? parent + e.Path[slash..] : e.Path;
+            if (!owned.Contains(path) && !target.Contains(path))
+            {
+                if (spelling is null)
+                {
+                    spelling = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+                    foreach (var name in target.Concat(owned)) spelling.TryAdd(name, name);
+                }
+
+                if (spelling.TryGetValue(path, out var known)) path = known;
+            }
+
+            if (!seen.Add(path)) return entries;
+            if (path == e.Path) result.Add(e);
+            else
+            {
+                changed = true;
+                if (e.Info.Kind == EntryKind.Directory) respelt[e.Path] = path;
+                result.Add(e with { Path = path });
+            }
+        }
+
+        return changed ? result : entries;
+    }
+
     /// <summary>Every file and directory path a manifest's target describes.</summary>
     public static HashSet<string> TargetPaths(Manifest m) =>
         new(m.Files.Select(f => f.Path).Concat(m.Directories), StringComparer.Ordinal);
@@ -50,12 +95,13 @@ internal sealed class ApplyPlan
     /// <summary>
     /// Builds the plan and checks the base: every file the patch reuses must be a regular file of the
     /// declared size (and hash, when <paramref name="fullHash"/>), reached without passing a symlink.
+    /// <c>namesIgnoreCase</c>: whether the install's file system compares names without case
+    /// (<see cref="PathRules.PlatformIgnoresCase"/> by default). There, install entries are taken under the manifests'
+    /// spelling (<see cref="SpellAsKnown"/>).
     /// </summary>
-    public static ApplyPlan Create(IFileOps fs, string installDir, Manifest manifest, Manifest? installed, bool fullHash, CancellationToken ct)
+    public static ApplyPlan Create(IFileOps fs, string installDir, Manifest manifest, Manifest? installed, bool fullHash, CancellationToken ct,
+        bool? namesIgnoreCase = null)
     {
-        var entries = TreeOps.Walk(fs, installDir);
-        var byPath = entries.ToDictionary(e => e.Path, StringComparer.Ordinal);
-
         // What the old version owns: the patch's base list, plus what the journal says is installed.
         var owned = new HashSet<string>(StringComparer.Ordinal);
         foreach (var b in manifest.Base) owned.Add(b.Path);
@@ -67,6 +113,9 @@ internal sealed class ApplyPlan
         }
 
         var targetPaths = TargetPaths(manifest);
+        var entries = TreeOps.Walk(fs, installDir);
+        if (namesIgnoreCase ?? PathRules.PlatformIgnoresCase) entries = SpellAsKnown(entries, owned, targetPaths);
+        var byPath = entries.ToDictionary(e => e.Path, StringComparer.Ordinal);
 
         // Base files by content. Most hashes occur once: one dictionary entry each, and a list only for content that
         // several base files share (building a list per hash cost a list per file at 100k files).

@@ -82,6 +82,58 @@ public sealed class LayeredCommitTests
         Assert.That(ops.Any(o => o.Kind == LayeredOpKind.Place && o.Path == "maps/forest.map"), Is.True);
     }
 
+    [TestCase(true)]
+    [TestCase(false)]
+    public void Plan_InstallSpellsADirectoryOtherwiseThanTheManifests_TakenUnderTheirSpellingWhereNamesIgnoreCase(bool namesIgnoreCase)
+    {
+        // After a case-only rename of 'Maps' to 'maps' while the player kept a file in it, the install keeps 'Maps' (Wine
+        // scenario case-only-rename-with-player-file). The next update names 'maps/...': before the fix its base check
+        // refused the install for good. A stand-in for Windows and macOS, where either spelling reaches the same entry.
+        using var s = new PatchScenario("casespelt").WithSmallGame();
+        PatchScenario.Write(s.OldTree, "maps/desert.map", PatchScenario.Bytes("desert", 6_000));
+        PatchScenario.Write(s.OldTree, "maps/forest.map", PatchScenario.Bytes("forest", 5_000));
+        PatchScenario.Write(s.NewTree, "maps/desert.map", PatchScenario.Bytes("desert-3", 6_100));
+        PatchScenario.Write(s.NewTree, "maps/forest.map", PatchScenario.Bytes("forest", 5_000));
+        s.Install();
+        s.BuildPatch();
+        Directory.Move(Path.Join(s.InstallDir, "maps"), Path.Join(s.InstallDir, "Maps"));
+        PatchScenario.Write(s.InstallDir, "Maps/custom.map", PatchScenario.Bytes("the player's map", 300));
+        var manifest = Patching.Sources.PatchPackage.Open(s.PatchDir, s.Options.Limits).Manifest;
+        Patching.Staging.ApplyPlan Create() => Patching.Staging.ApplyPlan.Create(FileOps.Instance, s.InstallDir, manifest, null, false, CancellationToken.None, namesIgnoreCase);
+
+        if (!namesIgnoreCase)
+        {
+            // Where names keep their case, 'Maps' is another directory: 'maps/forest.map' is really missing.
+            Assert.That(Assert.Throws<PatcherException>(() => Create())!.Code, Is.EqualTo(PatchErrorCode.BaseMismatch));
+            return;
+        }
+
+        var plan = Create();
+        var fs = new StatIgnoringCaseFileOps(FileOps.Instance);
+        var (ops, _) = LayeredCommit.Plan(fs, new EngineSettings(fs).Layout(s.InstallDir, s.Options), plan, namesIgnoreCase);
+
+        Assert.That(plan.Files.Single(f => f.File.Path == "maps/forest.map").ReuseFrom, Is.EqualTo("maps/forest.map"), "the unchanged map is reused where it is");
+        Assert.That(plan.UserEntries.Select(e => e.Path), Does.Contain("maps/custom.map"), "the player's map is recognised as the player's");
+        Assert.That(ops.Where(o => o.Path.StartsWith("maps", StringComparison.OrdinalIgnoreCase)).Select(o => $"{o.Kind} {o.Path}"),
+            Is.EqualTo(new[] { "place maps/desert.map" }), "only the changed map is replaced; the directory is neither removed nor made");
+    }
+
+    /// <summary>Stat finds an entry under any spelling of its name, as on NTFS or APFS (by default).</summary>
+    private sealed class StatIgnoringCaseFileOps(IFileOps inner) : FileOpsDecorator(inner)
+    {
+        public override EntryInfo Stat(string path) => Inner.Stat(Resolve(path));
+
+        private string Resolve(string path)
+        {
+            var parent = Path.GetDirectoryName(path);
+            if (Inner.Stat(path).Kind != EntryKind.Missing || parent is null) return path;
+            var resolved = Resolve(parent);
+            if (Inner.Stat(resolved).Kind != EntryKind.Directory) return path;
+            var spelt = Inner.ListNames(resolved).FirstOrDefault(n => string.Equals(n, Path.GetFileName(path), StringComparison.OrdinalIgnoreCase));
+            return spelt is null ? path : Path.Join(resolved, spelt);
+        }
+    }
+
     [Test]
     public void Apply_LayeredUnchangedFiles_AreNotTouched()
     {
