@@ -80,10 +80,12 @@ internal static class TransactionEngine
 
             // ---- From here on the disk changes; first the state directory and the journal. ----
             var createdState = false;
+            List<string> madeParents = [];
             if (!stateExisted)
             {
                 createdState = fs.Stat(layout.StateDir).Kind == EntryKind.Missing;
-                if (!TryCreateStateDirectory(fs, layout, log))
+                if (TryCreateStateDirectory(fs, layout, log) is { } parents) madeParents = parents;
+                else
                 {
                     // Nothing beside the install can be written: the only place left is inside it, and only the
                     // layered commit works from there (a swap would rename the directory holding its own state).
@@ -140,7 +142,7 @@ internal static class TransactionEngine
                     {
                         journal.Dispose();
                         journal = null;
-                        RemoveStateDirectory(fs, layout, txLock);
+                        RemoveStateDirectory(fs, layout, txLock, madeParents);
                         txLock = null;
                     }
                 }
@@ -502,7 +504,7 @@ internal static class TransactionEngine
     /// rename is refused again and the directory stays: it is that process's now. One that had only seen the directory
     /// exist and opens the lock after the rename gets an error, not a half-deleted state.
     /// </remarks>
-    private static void RemoveStateDirectory(IFileOps fs, StateLayout layout, TransactionLock? txLock)
+    private static void RemoveStateDirectory(IFileOps fs, StateLayout layout, TransactionLock? txLock, List<string> madeParents)
     {
         var aside = layout.StateDir + ".refused-" + StateLayout.RandomTag();
         try
@@ -521,23 +523,52 @@ internal static class TransactionEngine
         }
 
         TreeOps.DeleteTree(fs, aside);
+        RemoveEmptyDirectories(fs, madeParents);
     }
 
-    /// <summary>Creates the state directory beside the install; false when the parent refuses (read-only, no permission).</summary>
-    private static bool TryCreateStateDirectory(IFileOps fs, StateLayout layout, ILogger log)
+    /// <summary>
+    /// Creates the state directory beside the install, or where <see cref="PatcherOptions.StateDirectory"/> says, with
+    /// any of its parents that do not exist yet (a launcher's folder on its first run). Each directory made is fsynced
+    /// in its parent: the journal is only durable if every name on its path is. Returns the parents made, deepest first;
+    /// null when a parent refuses (read-only, no permission), after removing what it made.
+    /// </summary>
+    private static List<string>? TryCreateStateDirectory(IFileOps fs, StateLayout layout, ILogger log)
     {
+        var missing = new Stack<string>();
+        for (var dir = Path.GetDirectoryName(layout.StateDir); dir is not null && fs.Stat(dir).Kind == EntryKind.Missing; dir = Path.GetDirectoryName(dir))
+            missing.Push(dir);
+        var made = new List<string>();
         try
         {
+            foreach (var dir in missing)
+            {
+                fs.CreateDirectory(dir);
+                made.Insert(0, dir);
+                fs.SyncDirectory(Path.GetDirectoryName(dir)!);
+            }
+
             fs.CreateDirectory(layout.StateDir);
         }
         catch (PatcherException ex) when (ex.Code == PatchErrorCode.AccessDenied && !LayeredCommit.StateInside(layout))
         {
             log.LogInformation("Cannot create {State}: {Reason}", layout.StateDir, ex.Message);
-            return false;
+            RemoveEmptyDirectories(fs, made);
+            return null;
         }
 
         fs.SyncDirectory(Path.GetDirectoryName(layout.StateDir)!);
-        return true;
+        return made;
+    }
+
+    /// <summary>Removes directories this apply made, deepest first, stopping at the first that something else now uses.</summary>
+    private static void RemoveEmptyDirectories(IFileOps fs, List<string> made)
+    {
+        foreach (var dir in made)
+        {
+            if (fs.ListNames(dir).Any()) return;
+            fs.DeleteDirectory(dir);
+            fs.SyncDirectory(Path.GetDirectoryName(dir)!);
+        }
     }
 
     public static RecoveryResult Recover(string installDir, PatcherOptions options) => Recover(Default, installDir, options);

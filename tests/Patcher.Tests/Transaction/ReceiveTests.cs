@@ -241,6 +241,44 @@ public sealed class ReceiveTests
         Assert.That(Directory.EnumerateFileSystemEntries(s.ParentDir, ".game.patcher*"), Is.Empty);
     }
 
+    /// <summary>
+    /// A launcher's own <see cref="PatcherOptions.StateDirectory"/> whose parents do not exist yet (first run): the
+    /// apply makes them, and a refused patch removes them again. Before, the parents stayed.
+    /// </summary>
+    [Test]
+    public void Apply_CorruptBlobWithAStateDirectoryWhoseParentsAreMissing_ParentsMadeForItAreRemoved()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        CorruptLargestBlob(s);
+        var appData = Path.Join(s.Root, "appdata");
+        Directory.CreateDirectory(appData);
+        var options = s.Options with { StateDirectory = Path.Join(appData, "launcher", "games", "game") };
+        var before = PatchScenario.Listing(s.Root);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, options));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BlobHashMismatch), ex.Message);
+        Assert.That(Directory.EnumerateFileSystemEntries(appData), Is.Empty, "nothing left under the launcher's folder");
+        Assert.That(PatchScenario.Listing(s.Root), Is.EqualTo(before));
+    }
+
+    /// <summary>The same state directory for a patch that applies: its parents are made and it works as the default one.</summary>
+    [Test]
+    public void Apply_StateDirectoryWhoseParentsAreMissing_ParentsMadeAndTheUpdateApplies()
+    {
+        using var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        var state = Path.Join(s.Root, "appdata", "launcher", "game");
+        var options = s.Options with { StateDirectory = state };
+
+        var result = Patcher.Apply(s.InstallDir, s.PatchDir, options);
+
+        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That(File.Exists(Path.Join(state, "journal.db")), Is.True);
+        Assert.That(Patcher.Status(s.InstallDir, options).InstalledVersion, Is.EqualTo(result.ToVersion));
+    }
+
     /// <summary>Refuses to rename the state directory while its lock file is held, with Windows' error for that case.</summary>
     private sealed class OpenLockPinsDirectoryFileOps(IFileOps inner, string stateDir) : FileOpsDecorator(inner)
     {
