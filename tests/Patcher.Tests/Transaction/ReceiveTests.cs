@@ -263,20 +263,49 @@ public sealed class ReceiveTests
         Assert.That(PatchScenario.Listing(s.Root), Is.EqualTo(before));
     }
 
-    /// <summary>The same state directory for a patch that applies: its parents are made and it works as the default one.</summary>
+    /// <summary>
+    /// The same state directory for a patch that applies: its parents are made, each synced in its own parent after it
+    /// was made (the journal is durable only if every name on its path is), and it works as the default one.
+    /// </summary>
     [Test]
-    public void Apply_StateDirectoryWhoseParentsAreMissing_ParentsMadeAndTheUpdateApplies()
+    public void Apply_StateDirectoryWhoseParentsAreMissing_ParentsMadeDurablyAndTheUpdateApplies()
     {
         using var s = new PatchScenario().WithSmallGame().Install();
         s.BuildPatch();
         var state = Path.Join(s.Root, "appdata", "launcher", "game");
         var options = s.Options with { StateDirectory = state };
+        var fs = new DirectoryEventFileOps(FileOps.Instance);
 
-        var result = Patcher.Apply(s.InstallDir, s.PatchDir, options);
+        var result = TransactionEngine.Apply(new EngineSettings(fs), s.InstallDir, s.PatchDir, options, null, CancellationToken.None);
+
+        foreach (var made in new[] { Path.Join(s.Root, "appdata"), Path.Join(s.Root, "appdata", "launcher"), state })
+        {
+            var at = fs.Events.IndexOf("mkdir " + made);
+            Assert.That(at, Is.GreaterThanOrEqualTo(0), made);
+            Assert.That(fs.Events.Skip(at + 1).Contains("sync " + Path.GetDirectoryName(made)), Is.True, $"{made} synced in its parent");
+        }
 
         Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
         Assert.That(File.Exists(Path.Join(state, "journal.db")), Is.True);
         Assert.That(Patcher.Status(s.InstallDir, options).InstalledVersion, Is.EqualTo(result.ToVersion));
+    }
+
+    /// <summary>Records directory creations and directory syncs, in order.</summary>
+    private sealed class DirectoryEventFileOps(IFileOps inner) : FileOpsDecorator(inner)
+    {
+        public List<string> Events { get; } = [];
+
+        public override void CreateDirectory(string path)
+        {
+            base.CreateDirectory(path);
+            lock (Events) Events.Add("mkdir " + path);
+        }
+
+        public override void SyncDirectory(string path)
+        {
+            base.SyncDirectory(path);
+            lock (Events) Events.Add("sync " + path);
+        }
     }
 
     /// <summary>Refuses to rename the state directory while its lock file is held, with Windows' error for that case.</summary>
