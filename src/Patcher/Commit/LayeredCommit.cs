@@ -229,26 +229,30 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         var ops = journal.Ops(txId);
         var done = 0;
         var replaced = new List<(int Seq, string? Layer)>(RowBatch);
-        // Placements leave their directories' fsyncs here, and consecutive placements share them: a batch of files in one
-        // directory costs two fsyncs instead of two per file. They are done before any row records a step (a row only
-        // records what is durable) and before any other kind of step, which may depend on what came before being
-        // durable (a placement depends on its parent's mkdir and on the move aside from its path, both synced at once).
-        // Placements do not depend on each other: each has its own path, and its old content is in the backup area,
-        // linked and fsynced before the commit began.
+        // Placements and moves aside leave their directories' fsyncs here, and consecutive steps of one kind share them: a
+        // batch of files in one directory costs two fsyncs instead of two per file. They are done before any row records
+        // a step (a row only records what is durable) and before any step of another kind, which may depend on what came
+        // before being durable (a placement depends on its parent's mkdir and on the move aside from its path; a
+        // directory's removal on the moves aside out of it). Steps of one kind do not depend on each other: each has its
+        // own path; a placement's old content is in the backup area, linked and fsynced before the commit began, and each
+        // move aside has its own number there.
         var unsynced = new HashSet<string>(StringComparer.Ordinal);
+        string? unsyncedKind = null;
         var steps = new StepsByPath(ops);
         void SyncPlacements()
         {
             foreach (var dir in unsynced) fs.SyncDirectory(dir);
             unsynced.Clear();
+            unsyncedKind = null;
         }
 
         foreach (var op in ops)
         {
             if (op.State != OpState.Replaced)
             {
-                if (op.Kind != LayeredOpKind.Place) SyncPlacements();
+                if (op.Kind != unsyncedKind) SyncPlacements();
                 var layer = ForwardStep(txId, op, steps, unsynced);
+                if (unsynced.Count > 0) unsyncedKind = op.Kind;
                 replaced.Add((op.Seq, layer));
                 // A move aside that found nothing to move (no layer) leaves nothing on the disk to say it ran. Its row must
                 // be durable before a later step puts something at its path (the new file, or a directory the new version
@@ -340,8 +344,8 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
 
                 if (moved.Kind != EntryKind.Missing || here.Kind == EntryKind.Missing) return null;
                 var layer = retry.Run(op.Path, "move aside", null, () => fs.Rename(target, to), null);
-                fs.SyncDirectory(parent);
-                fs.SyncDirectory(BackupDir(layout, txId));
+                unsynced.Add(parent);
+                unsynced.Add(BackupDir(layout, txId));
                 return layer;
             }
 
@@ -578,7 +582,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             var backup = Backup(txId, op);
             if (fs.Stat(backup).Kind == EntryKind.Missing) continue;
             var keep = PathRules.Join(layout.PreservedDir(txId), op.Path);
-            EnsureDirectories(Path.GetDirectoryName(keep)!, touched);
+            EnsureDirectories(Path.GetDirectoryName(keep)!);
             fs.Rename(backup, keep);
             touched.Add(Path.GetDirectoryName(keep)!);
             log.LogWarning("User entry '{Path}' was where the new version puts a file or directory; kept it at {Kept}", op.Path, keep);
@@ -652,11 +656,16 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         return true;
     }
 
-    private void EnsureDirectories(string path, HashSet<string> touched)
+    /// <summary>
+    /// Makes <paramref name="path"/> and its missing parents, each durable in its parent at once: a file is renamed into
+    /// it next, and a power cut that kept that rename but not the directory's own entry would lose the file (the
+    /// power-loss simulation found it with a player's file moved to the preserved folder).
+    /// </summary>
+    private void EnsureDirectories(string path)
     {
         if (fs.Stat(path).Kind == EntryKind.Directory) return;
-        EnsureDirectories(Path.GetDirectoryName(path)!, touched);
+        EnsureDirectories(Path.GetDirectoryName(path)!);
         fs.CreateDirectory(path);
-        touched.Add(Path.GetDirectoryName(path)!);
+        fs.SyncDirectory(Path.GetDirectoryName(path)!);
     }
 }

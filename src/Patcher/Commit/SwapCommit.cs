@@ -99,11 +99,11 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
                 if (e.Info.Kind == EntryKind.Directory)
                 {
                     // Its files follow one by one (the walk lists them); this keeps an empty one too.
-                    EnsureDirectories(layout.StateDir, keepRel, touched);
+                    EnsureDirectories(layout.StateDir, keepRel);
                     continue;
                 }
 
-                EnsureDirectories(layout.StateDir, PathRules.Parent(keepRel), touched);
+                EnsureDirectories(layout.StateDir, PathRules.Parent(keepRel));
                 fs.Rename(from, keep);
                 touched.Add(Path.GetDirectoryName(keep)!);
                 log.LogWarning("User file '{Path}' is where the new version has a file; kept it at {Kept}", e.Path, keep);
@@ -116,7 +116,7 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
             {
                 if (there.Kind == EntryKind.Missing)
                 {
-                    EnsureDirectories(install, e.Path, touched);
+                    EnsureDirectories(install, e.Path);
                 }
 
                 continue;
@@ -131,14 +131,14 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
                 // Both copies changed since staging and the one in the new tree is newer: the game saved again
                 // after the switch. It stays; the older copy is kept aside, not thrown away.
                 var keep = PathRules.Join(layout.PreservedDir(txId), e.Path);
-                EnsureDirectories(layout.StateDir, PathRules.Parent(Path.GetRelativePath(layout.StateDir, keep).Replace('\\', '/')), touched);
+                EnsureDirectories(layout.StateDir, PathRules.Parent(Path.GetRelativePath(layout.StateDir, keep).Replace('\\', '/')));
                 fs.Rename(from, keep);
                 touched.Add(Path.GetDirectoryName(keep)!);
                 log.LogWarning("User file '{Path}' changed in both trees; kept the newer one and put the older at {Kept}", e.Path, keep);
                 continue;
             }
 
-            EnsureDirectories(install, PathRules.Parent(e.Path), touched);
+            EnsureDirectories(install, PathRules.Parent(e.Path));
             fs.Rename(from, to);
             touched.Add(Path.GetDirectoryName(to)!);
         }
@@ -146,13 +146,18 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
         foreach (var dir in touched) fs.SyncDirectory(dir);
     }
 
-    private void EnsureDirectories(string root, string rel, HashSet<string> touched)
+    /// <summary>
+    /// Makes <paramref name="rel"/> under <paramref name="root"/> and its missing parents, each durable in its parent at
+    /// once: a file is renamed into it next, and a power cut that kept that rename but not the directory's own entry
+    /// would lose the file (as the power-loss simulation found for the layered commit's preserved folder).
+    /// </summary>
+    private void EnsureDirectories(string root, string rel)
     {
         if (rel.Length == 0) return;
         var path = PathRules.Join(root, rel);
         if (fs.Stat(path).Kind == EntryKind.Directory) return;
-        EnsureDirectories(root, PathRules.Parent(rel), touched);
+        EnsureDirectories(root, PathRules.Parent(rel));
         fs.CreateDirectory(path);
-        touched.Add(Path.GetDirectoryName(path)!);
+        fs.SyncDirectory(Path.GetDirectoryName(path)!);
     }
 }

@@ -84,6 +84,34 @@ public sealed class PowerLossTests
     }
 
     /// <summary>
+    /// The player keeps a file where the new version adds one. The layered commit moves it aside and places the new file at
+    /// its path (the move aside must be durable before the placement is); the swap leaves it in the old tree. After the
+    /// commit either moves it into a new preserved folder. Before the fix, a cut that kept that last rename but not the
+    /// preserved folder's own entry lost the player's file (9 of 2,000 layered outcomes).
+    /// </summary>
+    [TestCase(CommitStrategy.Layered)]
+    [TestCase(CommitStrategy.Swap)]
+    public void Apply_PlayersFileWhereTheNewVersionAddsOne_PowerLossAtEveryPoint_PlayersFileNeverLost(CommitStrategy strategy)
+    {
+        RequireLinux();
+        using var w = new World(exchange: true, strategy, inTheWay: "data/level3.pak");
+        var tally = new Tally();
+        var n = w.ForEveryCut(w.Fs, (cut, sim, journal) =>
+        {
+            for (var o = 0; o < OutcomesPerPoint; o++)
+            {
+                var seed = cut.Seed(o);
+                var choices = new List<string>();
+                tally.Add(w.RecoverAndCheck(sim.AfterPowerLoss(new Random(seed), choices), journal, $"{cut} seed {seed}", choices, tally.Failures));
+            }
+        }, tally.Failures);
+
+        Report($"power loss ({strategy}, a player's file where the new version adds one): {n} mutating calls x 2 moments x {OutcomesPerPoint} outcomes", tally, $"powerloss-{strategy.ToString().ToLowerInvariant()}-in-the-way");
+        Assert.That(tally.Old, Is.GreaterThan(0));
+        Assert.That(tally.New, Is.GreaterThan(0));
+    }
+
+    /// <summary>
     /// Reproducibility: the k-th crash point must be the same call on every run, or a seed would not reproduce a
     /// failure. The transaction id (time and random bytes) is the only difference allowed.
     /// </summary>
@@ -446,22 +474,31 @@ public sealed class PowerLossTests
         private readonly CommitStrategy _strategy;
         private readonly string _journals;
 
-        public World(bool exchange, CommitStrategy strategy = CommitStrategy.Swap, int extraFiles = 2, int changeEvery = 10)
+        /// <param name="inTheWay">
+        /// A path the new version adds where the player already keeps a file of their own: the old version keeps it there,
+        /// the new one moves it to the state directory's preserved folder. Listings leave that path out; <see cref="Check"/>
+        /// checks its content on each side.
+        /// </param>
+        public World(bool exchange, CommitStrategy strategy = CommitStrategy.Swap, int extraFiles = 2, int changeEvery = 10, string? inTheWay = null)
         {
             _exchange = exchange;
             _strategy = strategy;
+            InTheWay = inTheWay;
             S = new PatchScenario("powerloss").WithSmallGame(extraFiles, changeEvery);
             // The journal is real SQLite doing real fsyncs, thousands of times: on tmpfs when there is one, so the
             // suite measures the engine's ordering, not the disk's flush latency.
             var fast = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
             _journals = Path.Join(fast, "patcher-tests", "powerloss-" + Guid.NewGuid().ToString("N")[..8]);
             S.BuildPatch();
-            OldListing = PatchScenario.Listing(S.OldTree, IsUserPath);
-            NewListing = PatchScenario.Listing(S.NewTree, IsUserPath);
+            OldListing = PatchScenario.Listing(S.OldTree, Excluded);
+            NewListing = PatchScenario.Listing(S.NewTree, Excluded);
             Options = new PatcherOptions { TrustedKeys = [S.PublicKey], Strategy = strategy };
         }
 
         public PatchScenario S { get; }
+        public string? InTheWay { get; }
+        private const string PlayersContent = "the player's own file";
+        private bool Excluded(string rel) => IsUserPath(rel) || rel == InTheWay;
         public List<string> OldListing { get; }
         public List<string> NewListing { get; }
         public PatcherOptions Options { get; }
@@ -475,6 +512,7 @@ public sealed class PowerLossTests
             var fs = new SimulatedFileSystem { SupportsExchange = _exchange };
             fs.ImportTree(S.OldTree, Install);
             foreach (var f in UserFiles) fs.WriteDurably(Install + "/" + f, Encoding.UTF8.GetBytes("user " + f));
+            if (InTheWay is not null) fs.WriteDurably(Install + "/" + InTheWay, Encoding.UTF8.GetBytes(PlayersContent));
             return fs;
         }
 
@@ -509,7 +547,7 @@ public sealed class PowerLossTests
                 (sim, journal) => SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(engineFs(sim), journal), Install, S.PatchDir, Options, null, CancellationToken.None)),
                 dry =>
                 {
-                    Assert.That(dry.Listing(Install, IsUserPath), Is.EqualTo(NewListing), "a full apply in the simulation ends on the new version");
+                    Assert.That(dry.Listing(Install, Excluded), Is.EqualTo(NewListing), "a full apply in the simulation ends on the new version");
                     // The commit itself: the exchange, the first of the two renames, or a layered placement into the install.
                     Assert.That(dry.OperationLog, Has.Some.Contains(
                         _strategy == CommitStrategy.Layered ? " -> " + Install + "/" : _exchange ? " exchange " : " rename " + Install + " -> "));
@@ -601,7 +639,7 @@ public sealed class PowerLossTests
                     try
                     {
                         SimulatedFsRunner.Run(() => TransactionEngine.Apply(new EngineSettings(fs, journal), Install, S.PatchDir, Options, null, CancellationToken.None));
-                        if (!fs.Listing(Install, IsUserPath).SequenceEqual(NewListing)) failures.Add($"{label}: apply after recovery did not produce the new version");
+                        if (!fs.Listing(Install, Excluded).SequenceEqual(NewListing)) failures.Add($"{label}: apply after recovery did not produce the new version");
                     }
                     catch (Exception ex)
                     {
@@ -630,7 +668,7 @@ public sealed class PowerLossTests
         {
             void Fail(string what) => failures.Add($"{label}: {what} [choices: {string.Join("; ", choices)}]");
 
-            var listing = fs.Listing(Install, IsUserPath);
+            var listing = fs.Listing(Install, Excluded);
             var ended = listing.SequenceEqual(OldListing) ? Ended.Old : listing.SequenceEqual(NewListing) ? Ended.New : Ended.Neither;
             if (ended == Ended.Neither)
                 Fail($"the tree is neither old nor new: -{string.Join(" -", NewListing.Except(listing).Take(4))} +{string.Join(" +", listing.Except(NewListing).Take(4))}");
@@ -650,6 +688,19 @@ public sealed class PowerLossTests
             {
                 var content = fs.ReadAllBytes(Install + "/" + f);
                 if (content is null || Encoding.UTF8.GetString(content) != expected) Fail($"user file {f} lost or changed");
+            }
+
+            if (InTheWay is not null && ended != Ended.Neither)
+            {
+                // Old: the player's file where it was. New: the new version's file there, the player's in a preserved folder.
+                var here = fs.ReadAllBytes(Install + "/" + InTheWay);
+                var players = ended == Ended.Old ? here
+                    : fs.Names(StateDir).Where(x => x.StartsWith("preserved-", StringComparison.Ordinal))
+                        .Select(x => fs.ReadAllBytes($"{StateDir}/{x}/{InTheWay}")).FirstOrDefault(c => c is not null);
+                if (players is null || Encoding.UTF8.GetString(players) != PlayersContent)
+                    Fail($"the player's {InTheWay} is lost (tree is {ended})");
+                if (ended == Ended.New && (here is null || !here.AsSpan().SequenceEqual(File.ReadAllBytes(Path.Join(S.NewTree, InTheWay)))))
+                    Fail($"{InTheWay} does not hold the new version's content");
             }
 
             var leftovers = fs.Names(StateDir).Where(x => x.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) ||
