@@ -154,6 +154,89 @@ internal sealed class JournalStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// Opens the journal only to read it (Status, Verify): it is never created, set up, migrated or moved aside, so an
+    /// install on a read-only file system, or a state directory this user may not write, can still be asked. Null for a
+    /// journal with no tables yet (its creation never completed): nothing was recorded.
+    /// </summary>
+    /// <remarks>
+    /// A journal in WAL mode is read through SQLite's shared-memory file beside it, which a read-only file system does not
+    /// let SQLite create. When that fails and no write-ahead log is left over (a writer that closed normally leaves none),
+    /// the journal is read as immutable: its file then holds everything committed, and nothing can change it on a read-only
+    /// file system. Where another process could still write (a state directory only its owner may write), a read taken so
+    /// may miss that process's latest rows; it never changes anything. A left-over log is never skipped: the open fails.
+    /// </remarks>
+    public static JournalStore? OpenForReading(string path, string installDir)
+    {
+        static SqliteConnection Connect(string dataSource)
+        {
+            var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = dataSource, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            try
+            {
+                db.Open();
+                return db;
+            }
+            catch
+            {
+                db.Dispose();
+                throw;
+            }
+        }
+
+        SqliteConnection db;
+        string? schema;
+        try
+        {
+            db = Connect(path);
+            try
+            {
+                schema = ReadSchema(db, null);
+            }
+            catch
+            {
+                db.Dispose();
+                throw;
+            }
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is 14 or 8 && !File.Exists(path + "-wal")) // SQLITE_CANTOPEN, SQLITE_READONLY
+        {
+            db = Connect(new Uri(Path.GetFullPath(path)).AbsoluteUri + "?immutable=1");
+            try
+            {
+                schema = ReadSchema(db, null);
+            }
+            catch
+            {
+                db.Dispose();
+                throw;
+            }
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26) // SQLITE_CORRUPT, SQLITE_NOTADB
+        {
+            throw new PatcherException(PatchErrorCode.JournalCorrupt, $"the journal is corrupt; the next apply moves it aside when nothing is pending", path, ex);
+        }
+
+        var store = new JournalStore(db);
+        try
+        {
+            if (schema is null)
+            {
+                store.Dispose();
+                return null;
+            }
+
+            if (schema != SchemaVersion.ToString(CultureInfo.InvariantCulture))
+                throw new PatcherException(PatchErrorCode.JournalCorrupt, $"journal schema {schema} is not supported (this build reads schema {SchemaVersion})", path);
+            store.CheckInstall(installDir);
+            return store;
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
     private static JournalStore OpenOrReplace(string path, bool transactionPending, ILogger log)
     {
         try

@@ -626,7 +626,8 @@ internal static class TransactionEngine
     {
         var layout = ResolveLayout(Default.FileSystem, Default, installDir, options);
         if (!File.Exists(layout.JournalPath)) return new InstallStatus(null, null, null, null, null);
-        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, File.Exists(layout.PendingMarkerPath), options.Logger);
+        using var journal = JournalStore.OpenForReading(layout.JournalPath, layout.InstallDir);
+        if (journal is null) return new InstallStatus(null, null, null, null, null);
         var installed = journal.Installed();
         var pending = journal.Pending();
         var previous = Directory.Exists(layout.PreviousDir) ? installed?.PreviousVersion : null;
@@ -639,9 +640,9 @@ internal static class TransactionEngine
         if (!File.Exists(layout.JournalPath))
             throw new PatcherException(PatchErrorCode.VerifyFailed, "no version was installed by Patcher here (no journal)", layout.JournalPath);
         Manifest manifest;
-        using (var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, File.Exists(layout.PendingMarkerPath), options.Logger))
+        using (var journal = JournalStore.OpenForReading(layout.JournalPath, layout.InstallDir))
         {
-            var installed = journal.Installed()
+            var installed = journal?.Installed()
                 ?? throw new PatcherException(PatchErrorCode.VerifyFailed, "no version was installed by Patcher here", layout.JournalPath);
             manifest = ManifestCodec.Deserialize(installed.Manifest);
         }

@@ -106,6 +106,31 @@ public sealed class RealFaultTests
     }
 
     /// <summary>
+    /// An install Patcher put there, then found on a read-only file system (a read-only disk image, a write-protected
+    /// share): Status and Verify only read, so they must answer; Recover with nothing pending costs its one check.
+    /// </summary>
+    [Test]
+    public void StatusAndVerify_InstallOnReadOnlyFileSystem_Answer()
+    {
+        using var w = new FaultWorld("read-only-verify");
+        using var temp = TempDir.ForCurrentTest();
+        using var mount = Mount.TmpfsOrIgnore(temp.Dir("mnt"), "24m");
+        var install = w.NewInstall(temp["mnt"]);
+        Patcher.Apply(install, w.S.PatchDir, w.Options()).Cleanup.Wait();
+        var before = PatchScenario.Listing(Path.GetDirectoryName(install)!);
+        mount.RemountReadOnly();
+
+        var status = Patcher.Status(install, w.Options());
+        var report = Patcher.Verify(install, w.Options());
+
+        Assert.That(status.InstalledVersion, Is.EqualTo("2.0.0"));
+        Assert.That(status.PendingTransactionId, Is.Null);
+        Assert.That(report.IsIntact, Is.True, $"missing {string.Join(",", report.Missing)}; modified {string.Join(",", report.Modified)}");
+        Assert.That(Patcher.Recover(install, w.Options()).Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
+        Assert.That(PatchScenario.Listing(Path.GetDirectoryName(install)!), Is.EqualTo(before));
+    }
+
+    /// <summary>
     /// The install is a read-only bind mount of itself. A bind mount shares its device id with the parent; the
     /// engine recognises it through statx's mount id. A mount point cannot be renamed, so the engine chooses the
     /// layered strategy with its state inside the install, which the read-only mount refuses: AccessDenied before
@@ -246,7 +271,12 @@ public sealed class RealFaultTests
         using var w = new FaultWorld("journal-corrupt-pending");
         var install = PendingAfterFailedExchange(w);
         var before = PatchScenario.Listing(install);
-        File.WriteAllBytes(Path.Join(FaultWorld.StateDir(install), "journal.db"), PatchScenario.Bytes("garbage", 8192));
+        // The whole journal: the killed applier's write-ahead log is still beside it (Status only reads, it does not
+        // checkpoint), and SQLite would read the pending rows from there.
+        var journal = Path.Join(FaultWorld.StateDir(install), "journal.db");
+        File.WriteAllBytes(journal, PatchScenario.Bytes("garbage", 8192));
+        File.Delete(journal + "-wal");
+        File.Delete(journal + "-shm");
 
         var recover = Assert.Throws<PatcherException>(() => Patcher.Recover(install, w.Options()));
         var apply = Assert.Throws<PatcherException>(() => Patcher.Apply(install, w.S.PatchDir, w.Options()));
