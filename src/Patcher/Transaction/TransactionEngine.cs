@@ -379,7 +379,7 @@ internal static class TransactionEngine
             {
                 var rollbackFailure = NativeErrors.FromException(rollbackError, "roll back", layout.InstallDir);
                 throw new PatcherException(rollbackFailure.Code,
-                    $"{failure.Message}; rolling back then failed too ({rollbackFailure.Message}). The install is a mix until recovery (Patcher.Recover) completes; run it once the file is free",
+                    $"{failure.Message}; rolling back then failed too ({rollbackFailure.Message}). The install may be a mix of versions until Patcher.Recover completes; run it once the cause above is gone",
                     rollbackFailure.Path ?? failure.Path, ex) { NativeError = rollbackFailure.NativeError };
             }
 

@@ -85,6 +85,61 @@ public sealed class RealFaultTests
         Assert.That(((PatcherException)thrown).Code, Is.EqualTo(PatchErrorCode.DiskFull), thrown.Message);
     }
 
+    // ---------------------------------------------------------------- the journal refuses to commit
+
+    /// <summary>
+    /// The journal stops taking writes as the commit begins (its write-ahead log made immutable, so every SQLite commit
+    /// fails with an I/O error, as on a failing disk): the apply must fail with a clear error, and once the journal can
+    /// be written again, the next Recover must leave one complete version that the journal agrees with.
+    /// </summary>
+    [TestCase("swap")]
+    [TestCase("layered")]
+    public void Apply_JournalCannotCommitDuringTheCommit_ErrorThenRecoverLeavesOneVersion(string strategy)
+    {
+        if (!OperatingSystem.IsLinux() || !Mount.IsRoot) Assert.Ignore("chattr +i (the one 'permission denied' root cannot ignore) needs root on Linux");
+        using var w = new FaultWorld("journal-commit-fails", extraFiles: 800); // 80 changed files: more than one batch of layered rows
+        var install = w.NewInstall();
+        var wal = Path.Join(FaultWorld.StateDir(install), "journal.db-wal");
+        var frozen = false;
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase != PatchPhase.Committing || frozen) return;
+            frozen = true;
+            if (!Chattr("+i", wal)) Assert.Ignore("this file system does not support the immutable attribute");
+        });
+
+        Exception? thrown = null;
+        try
+        {
+            TransactionEngine.Apply(install, w.S.PatchDir, w.Options(strategy), progress, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            thrown = ex;
+        }
+        finally
+        {
+            Chattr("-i", wal);
+        }
+
+        Assert.That(frozen, Is.True);
+        TestContext.Out.WriteLine($"{strategy}: {(thrown as PatcherException)?.Code} {thrown?.Message}; install is {w.Classify(install)}");
+        Assert.That(thrown, Is.TypeOf<PatcherException>(), thrown?.ToString());
+        // The swap's switch is one rename: one complete version even before recovery. The layered strategy's files may be a
+        // mix until recovery (docs/windows.md).
+        if (strategy == "swap") Assert.That(w.Problems(install), Is.Empty, "one complete version, user files intact, even before recovery");
+
+        Patcher.Recover(install, w.Options(strategy));
+
+        var ended = w.Classify(install);
+        Assert.That(ended, Is.Not.EqualTo(FaultWorld.Ended.Neither));
+        Assert.That(w.Problems(install), Is.Empty);
+        var status = Patcher.Status(install);
+        Assert.That(status.PendingTransactionId, Is.Null, "recovery finished the transaction");
+        Assert.That(status.InstalledVersion, Is.EqualTo(ended == FaultWorld.Ended.New ? "2.0.0" : null), "the journal agrees with the tree");
+        Assert.That(FaultWorld.Leftovers(install), Is.Empty);
+    }
+
     // ---------------------------------------------------------------- read-only directories
 
     [Test]
