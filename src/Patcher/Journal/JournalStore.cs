@@ -168,13 +168,14 @@ internal sealed class JournalStore : IDisposable
     /// </remarks>
     public static JournalStore? OpenForReading(string path, string installDir)
     {
-        static SqliteConnection Connect(string dataSource)
+        // Connects and reads the schema: SQLite opens lazily, so a journal it cannot read fails at that first query.
+        static (SqliteConnection Db, string? Schema) Connect(string dataSource)
         {
             var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = dataSource, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
             try
             {
                 db.Open();
-                return db;
+                return (db, ReadSchema(db, null));
             }
             catch
             {
@@ -187,33 +188,15 @@ internal sealed class JournalStore : IDisposable
         string? schema;
         try
         {
-            db = Connect(path);
-            try
-            {
-                schema = ReadSchema(db, null);
-            }
-            catch
-            {
-                db.Dispose();
-                throw;
-            }
+            (db, schema) = Connect(path);
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode is 14 or 8 && !File.Exists(path + "-wal")) // SQLITE_CANTOPEN, SQLITE_READONLY
         {
-            db = Connect(new Uri(Path.GetFullPath(path)).AbsoluteUri + "?immutable=1");
-            try
-            {
-                schema = ReadSchema(db, null);
-            }
-            catch
-            {
-                db.Dispose();
-                throw;
-            }
+            (db, schema) = Connect(new Uri(Path.GetFullPath(path)).AbsoluteUri + "?immutable=1");
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26) // SQLITE_CORRUPT, SQLITE_NOTADB
         {
-            throw new PatcherException(PatchErrorCode.JournalCorrupt, $"the journal is corrupt; the next apply moves it aside when nothing is pending", path, ex);
+            throw new PatcherException(PatchErrorCode.JournalCorrupt, "the journal is corrupt; the next apply moves it aside when nothing is pending", path, ex);
         }
 
         var store = new JournalStore(db);
