@@ -250,7 +250,9 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         {
             if (op.State != OpState.Replaced)
             {
-                if (op.Kind != unsyncedKind) SyncPlacements();
+                // A move aside of a directory waits for the fsyncs pending inside it: moved, it is no longer at that path
+                // (an old directory that becomes a file of the new version while the player's files keep it).
+                if (op.Kind != unsyncedKind || (op.Kind == LayeredOpKind.Displace && HoldsAny(Install(op.Path), unsynced))) SyncPlacements();
                 var layer = ForwardStep(txId, op, steps, unsynced);
                 if (unsynced.Count > 0) unsyncedKind = op.Kind;
                 replaced.Add((op.Seq, layer));
@@ -271,6 +273,11 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         SyncPlacements();
         journal.MarkOpsReplaced(txId, replaced);
     }
+
+    /// <summary>Whether <paramref name="directory"/> is, or holds, one of <paramref name="paths"/>.</summary>
+    private static bool HoldsAny(string directory, HashSet<string> paths) =>
+        paths.Any(p => p.Length >= directory.Length && p.StartsWith(directory, StringComparison.Ordinal)
+            && (p.Length == directory.Length || p[directory.Length] == Path.DirectorySeparatorChar));
 
     /// <summary>
     /// Whether two paths name one file: what a rename leaves when a power cut makes its new name durable but not the removal

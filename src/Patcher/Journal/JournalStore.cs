@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Patching.IO;
@@ -192,7 +193,7 @@ internal sealed class JournalStore : IDisposable
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode is 14 or 8 && !File.Exists(path + "-wal")) // SQLITE_CANTOPEN, SQLITE_READONLY
         {
-            (db, schema) = Connect(new Uri(Path.GetFullPath(path)).AbsoluteUri + "?immutable=1");
+            (db, schema) = Connect(ImmutableUri(path));
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26) // SQLITE_CORRUPT, SQLITE_NOTADB
         {
@@ -218,6 +219,25 @@ internal sealed class JournalStore : IDisposable
             store.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A SQLite URI filename (<c>file:/path?immutable=1</c>) for <paramref name="path"/>, every byte outside the unreserved
+    /// set percent-encoded (a '%', '?' or '#' in a folder name stays part of the path). A UNC path is not supported.
+    /// </summary>
+    private static string ImmutableUri(string path)
+    {
+        var full = Path.GetFullPath(path).Replace('\\', '/');
+        var uri = new StringBuilder("file:");
+        if (!full.StartsWith('/')) uri.Append('/'); // C:/... on Windows
+        foreach (var b in Encoding.UTF8.GetBytes(full))
+        {
+            var c = (char)b;
+            if (char.IsAsciiLetterOrDigit(c) || c is '/' or '-' or '.' or '_' or '~' or ':') uri.Append(c);
+            else uri.Append('%').Append(b.ToString("X2", CultureInfo.InvariantCulture));
+        }
+
+        return uri.Append("?immutable=1").ToString();
     }
 
     private static JournalStore OpenOrReplace(string path, bool transactionPending, ILogger log)

@@ -69,7 +69,8 @@ internal sealed class ApplyPlan
                 if (spelling is null)
                 {
                     spelling = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-                    foreach (var name in target.Concat(owned)) spelling.TryAdd(name, name);
+                    // The old version's spelling first: the install holds the old version (a patch may rename only the case).
+                    foreach (var name in owned.Concat(target)) spelling.TryAdd(name, name);
                 }
 
                 if (spelling.TryGetValue(path, out var known)) path = known;

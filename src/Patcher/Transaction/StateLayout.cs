@@ -19,7 +19,7 @@ internal sealed class StateLayout
             ?? throw new PatcherException(PatchErrorCode.InstallNotFound, "the install directory cannot be a file-system root", installDir);
         StateDir = overrideDir is null
             ? Path.Join(parent, "." + Path.GetFileName(InstallDir) + ".patcher")
-            : Path.GetFullPath(overrideDir);
+            : Path.TrimEndingDirectorySeparator(Path.GetFullPath(overrideDir));
         JournalDir = journalDir ?? StateDir;
     }
 

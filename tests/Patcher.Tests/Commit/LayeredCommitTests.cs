@@ -118,6 +118,24 @@ public sealed class LayeredCommitTests
             Is.EqualTo(new[] { "place maps/desert.map" }), "only the changed map is replaced; the directory is neither removed nor made");
     }
 
+    [Test]
+    public void Plan_InstallSpellsADirectoryAThirdWayWhileThePatchChangesItsCase_TakenUnderTheOldVersionsSpelling()
+    {
+        // The patch renames 'maps' to 'MAPS'; the install has 'Maps'. Its files are the old version's, so they must be
+        // found under the old spelling: under the new one the base check missed them (found in review).
+        using var s = new PatchScenario("casethird").WithSmallGame();
+        PatchScenario.Write(s.OldTree, "maps/desert.map", PatchScenario.Bytes("desert", 6_000));
+        PatchScenario.Write(s.NewTree, "MAPS/desert.map", PatchScenario.Bytes("desert", 6_000));
+        s.Install();
+        s.BuildPatch();
+        Directory.Move(Path.Join(s.InstallDir, "maps"), Path.Join(s.InstallDir, "Maps"));
+        var manifest = Patching.Sources.PatchPackage.Open(s.PatchDir, s.Options.Limits).Manifest;
+
+        var plan = Patching.Staging.ApplyPlan.Create(FileOps.Instance, s.InstallDir, manifest, null, false, CancellationToken.None, namesIgnoreCase: true);
+
+        Assert.That(plan.Files.Single(f => f.File.Path == "MAPS/desert.map").ReuseFrom, Is.EqualTo("maps/desert.map"));
+    }
+
     /// <summary>Stat finds an entry under any spelling of its name, as on NTFS or APFS (by default).</summary>
     private sealed class StatIgnoringCaseFileOps(IFileOps inner) : FileOpsDecorator(inner)
     {

@@ -74,8 +74,14 @@ public sealed class ApplyTests
         AssertUserFilesIntact(s.InstallDir);
     }
 
-    [Test]
-    public void Apply_OldDirectoryBecomesFileWithUserFilesInside_AppliesAndKeepsThemInPreserved()
+    /// <summary>
+    /// Layered: the old file in 'mods' is moved aside, then 'mods' itself (it still holds the player's file). The first
+    /// move's directory fsync must not be left for after the second: 'mods' is gone from the install by then (found in
+    /// review; the commit failed with 'fsync directory' and rolled back every time).
+    /// </summary>
+    [TestCase(CommitStrategy.Auto)]
+    [TestCase(CommitStrategy.Layered)]
+    public void Apply_OldDirectoryBecomesFileWithUserFilesInside_AppliesAndKeepsThemInPreserved(CommitStrategy strategy)
     {
         using var s = new PatchScenario().WithSmallGame();
         PatchScenario.Write(s.OldTree, "mods/readme.txt", "mods go here");
@@ -84,7 +90,7 @@ public sealed class ApplyTests
         s.BuildPatch();
         PatchScenario.Write(s.InstallDir, "mods/my-mod.dat", "the player's mod");
 
-        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options);
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = strategy });
 
         Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
         var preserved = Directory.GetDirectories(Path.Join(s.ParentDir, ".game.patcher"), "preserved-*").Single();
