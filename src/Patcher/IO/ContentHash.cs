@@ -16,6 +16,17 @@ internal static class ContentHash
         return OfStream(s, ct);
     }
 
+    /// <summary>
+    /// How the entry at <paramref name="path"/> compares with a file of a manifest: not a regular file (or absent), another
+    /// size or content, or the same. The size is compared first, so a file of another size is never read.
+    /// </summary>
+    public static FileMatch Compare(IFileOps fs, string path, long size, string sha256, CancellationToken ct = default)
+    {
+        var info = fs.Stat(path);
+        if (info.Kind != EntryKind.File) return FileMatch.Missing;
+        return info.Size == size && OfFile(fs, path, ct) == sha256 ? FileMatch.Same : FileMatch.Differs;
+    }
+
     public static string OfStream(Stream s, CancellationToken ct = default)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -111,4 +122,12 @@ internal static class ContentHash
 
     /// <summary>Copies at least this large overlap reading and hashing with writing (see <see cref="CopyAndHash"/>).</summary>
     public const long PipelineThreshold = 16L << 20;
+}
+
+/// <summary>The answer of <see cref="ContentHash.Compare"/>.</summary>
+internal enum FileMatch
+{
+    Missing,
+    Differs,
+    Same,
 }

@@ -395,10 +395,7 @@ internal static class Recoverer
         Parallelism.ForEach(manifest.Files, CancellationToken.None, f =>
         {
             if (!Volatile.Read(ref ok)) return;
-            var path = PathRules.Join(staging, f.Path);
-            var info = fs.Stat(path);
-            if (info.Kind != EntryKind.File || info.Size != f.Size || ContentHash.OfFile(fs, path) != f.Sha256)
-                Volatile.Write(ref ok, false);
+            if (ContentHash.Compare(fs, PathRules.Join(staging, f.Path), f.Size, f.Sha256) != FileMatch.Same) Volatile.Write(ref ok, false);
         });
         return ok && manifest.Directories.All(d => fs.Stat(PathRules.Join(staging, d)).Kind == EntryKind.Directory);
     }

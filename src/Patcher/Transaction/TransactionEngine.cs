@@ -652,10 +652,15 @@ internal static class TransactionEngine
         var fs = Default.FileSystem;
         Parallelism.ForEach(manifest.Files.OrderByDescending(f => f.Size), ct, f =>
         {
-            var path = PathRules.Join(layout.InstallDir, f.Path);
-            var info = fs.Stat(path);
-            if (info.Kind != EntryKind.File) missing.Add(f.Path);
-            else if (info.Size != f.Size || ContentHash.OfFile(fs, path, ct) != f.Sha256) modified.Add(f.Path);
+            switch (ContentHash.Compare(fs, PathRules.Join(layout.InstallDir, f.Path), f.Size, f.Sha256, ct))
+            {
+                case FileMatch.Missing:
+                    missing.Add(f.Path);
+                    break;
+                case FileMatch.Differs:
+                    modified.Add(f.Path);
+                    break;
+            }
         });
         return new VerifyReport(manifest.Version, manifest.Files.Count,
             missing.Order(StringComparer.Ordinal).ToList(), modified.Order(StringComparer.Ordinal).ToList());
