@@ -89,12 +89,22 @@ public sealed class PowerLossTests
     /// commit either moves it into a new preserved folder. Before the fix, a cut that kept that last rename but not the
     /// preserved folder's own entry lost the player's file (9 of 2,000 layered outcomes).
     /// </summary>
-    [TestCase(CommitStrategy.Layered)]
-    [TestCase(CommitStrategy.Swap)]
-    public void Apply_PlayersFileWhereTheNewVersionAddsOne_PowerLossAtEveryPoint_PlayersFileNeverLost(CommitStrategy strategy)
+    [TestCase(CommitStrategy.Layered, false, TestName = "Apply_PlayersFileWhereTheNewVersionAddsOne_PowerLossAtEveryPoint_PlayersFileNeverLost(Layered)")]
+    [TestCase(CommitStrategy.Swap, false, TestName = "Apply_PlayersFileWhereTheNewVersionAddsOne_PowerLossAtEveryPoint_PlayersFileNeverLost(Swap)")]
+    [TestCase(CommitStrategy.Layered, true, TestName = "Apply_PlayersFileInAnOldDirectoryThatBecomesAFile_PowerLossAtEveryPoint_PlayersFileNeverLost(Layered)")]
+    [TestCase(CommitStrategy.Swap, true, TestName = "Apply_PlayersFileInAnOldDirectoryThatBecomesAFile_PowerLossAtEveryPoint_PlayersFileNeverLost(Swap)")]
+    public void Apply_PlayersFileInTheWay_PowerLossAtEveryPoint_PlayersFileNeverLost(CommitStrategy strategy, bool directoryBecomesFile)
     {
         RequireLinux();
-        using var w = new World(exchange: true, strategy, inTheWay: "data/level3.pak");
+        // Either the new version adds a file where the player keeps one, or an old directory holding an old file and the
+        // player's file becomes a file of the new version (the layered commit moves the old file aside, then the directory).
+        using var w = directoryBecomesFile
+            ? new World(exchange: true, strategy, inTheWay: "mods/my-mod.dat", more: s =>
+            {
+                PatchScenario.Write(s.OldTree, "mods/readme.txt", "mods go here");
+                PatchScenario.Write(s.NewTree, "mods", "mods are now configured in this file");
+            })
+            : new World(exchange: true, strategy, inTheWay: "data/level3.pak");
         var tally = new Tally();
         var n = w.ForEveryCut(w.Fs, (cut, sim, journal) =>
         {
@@ -106,7 +116,9 @@ public sealed class PowerLossTests
             }
         }, tally.Failures);
 
-        Report($"power loss ({strategy}, a player's file where the new version adds one): {n} mutating calls x 2 moments x {OutcomesPerPoint} outcomes", tally, $"powerloss-{strategy.ToString().ToLowerInvariant()}-in-the-way");
+        var what = directoryBecomesFile ? "a player's file in an old directory that becomes a file" : "a player's file where the new version adds one";
+        Report($"power loss ({strategy}, {what}): {n} mutating calls x 2 moments x {OutcomesPerPoint} outcomes", tally,
+            $"powerloss-{strategy.ToString().ToLowerInvariant()}-{(directoryBecomesFile ? "dir-becomes-file" : "in-the-way")}");
         Assert.That(tally.Old, Is.GreaterThan(0));
         Assert.That(tally.New, Is.GreaterThan(0));
     }
@@ -479,12 +491,15 @@ public sealed class PowerLossTests
         /// the new one moves it to the state directory's preserved folder. Listings leave that path out; <see cref="Check"/>
         /// checks its content on each side.
         /// </param>
-        public World(bool exchange, CommitStrategy strategy = CommitStrategy.Swap, int extraFiles = 2, int changeEvery = 10, string? inTheWay = null)
+        /// <param name="more">Writes more files into the old and new trees before the patch is built.</param>
+        public World(bool exchange, CommitStrategy strategy = CommitStrategy.Swap, int extraFiles = 2, int changeEvery = 10, string? inTheWay = null,
+            Action<PatchScenario>? more = null)
         {
             _exchange = exchange;
             _strategy = strategy;
             InTheWay = inTheWay;
             S = new PatchScenario("powerloss").WithSmallGame(extraFiles, changeEvery);
+            more?.Invoke(S);
             // The journal is real SQLite doing real fsyncs, thousands of times: on tmpfs when there is one, so the
             // suite measures the engine's ordering, not the disk's flush latency.
             var fast = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
@@ -699,7 +714,8 @@ public sealed class PowerLossTests
                         .Select(x => fs.ReadAllBytes($"{StateDir}/{x}/{InTheWay}")).FirstOrDefault(c => c is not null);
                 if (players is null || Encoding.UTF8.GetString(players) != PlayersContent)
                     Fail($"the player's {InTheWay} is lost (tree is {ended})");
-                if (ended == Ended.New && (here is null || !here.AsSpan().SequenceEqual(File.ReadAllBytes(Path.Join(S.NewTree, InTheWay)))))
+                var newHere = Path.Join(S.NewTree, InTheWay);
+                if (ended == Ended.New && File.Exists(newHere) && (here is null || !here.AsSpan().SequenceEqual(File.ReadAllBytes(newHere))))
                     Fail($"{InTheWay} does not hold the new version's content");
             }
 
