@@ -208,9 +208,7 @@ public sealed class ReceiveTests
     [Test]
     public void Apply_CorruptBlobOnAnUntrackedInstall_StateDirectoryCreatedForItIsRemoved()
     {
-        using var s = new PatchScenario().WithSmallGame().Install();
-        s.BuildPatch();
-        CorruptLargestBlob(s);
+        using var s = UntrackedInstallWithACorruptBlob();
         var before = PatchScenario.Listing(s.ParentDir);
 
         var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options));
@@ -227,9 +225,7 @@ public sealed class ReceiveTests
     [Test]
     public void Apply_CorruptBlobOnAnUntrackedInstallWhereAnOpenFilePinsItsDirectory_StateDirectoryStillRemoved()
     {
-        using var s = new PatchScenario().WithSmallGame().Install();
-        s.BuildPatch();
-        CorruptLargestBlob(s);
+        using var s = UntrackedInstallWithACorruptBlob();
         var before = PatchScenario.Listing(s.ParentDir);
         var fs = new OpenLockPinsDirectoryFileOps(FileOps.Instance, Path.Join(s.ParentDir, ".game.patcher"));
 
@@ -248,9 +244,7 @@ public sealed class ReceiveTests
     [Test]
     public void Apply_CorruptBlobWithAStateDirectoryWhoseParentsAreMissing_ParentsMadeForItAreRemoved()
     {
-        using var s = new PatchScenario().WithSmallGame().Install();
-        s.BuildPatch();
-        CorruptLargestBlob(s);
+        using var s = UntrackedInstallWithACorruptBlob();
         var appData = Path.Join(s.Root, "appdata");
         Directory.CreateDirectory(appData);
         var options = s.Options with { StateDirectory = Path.Join(appData, "launcher", "games", "game") };
@@ -327,6 +321,15 @@ public sealed class ReceiveTests
 
             base.Rename(from, to);
         }
+    }
+
+    /// <summary>An install Patcher never touched (no state directory) and a patch whose largest blob is corrupt.</summary>
+    private static PatchScenario UntrackedInstallWithACorruptBlob()
+    {
+        var s = new PatchScenario().WithSmallGame().Install();
+        s.BuildPatch();
+        CorruptLargestBlob(s);
+        return s;
     }
 
     private static void CorruptLargestBlob(PatchScenario s)
