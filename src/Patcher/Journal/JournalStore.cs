@@ -222,13 +222,22 @@ internal sealed class JournalStore : IDisposable
     }
 
     /// <summary>
-    /// A SQLite URI filename (<c>file:/path?immutable=1</c>) for <paramref name="path"/>, every byte outside the unreserved
-    /// set percent-encoded (a '%', '?' or '#' in a folder name stays part of the path). A UNC path is not supported.
+    /// A SQLite URI filename (<c>file:///path?immutable=1</c>) for <paramref name="path"/>, every byte outside the
+    /// unreserved set percent-encoded (a '%', '?' or '#' in a folder name stays part of the path; so does a backslash
+    /// off Windows). On Windows the path's backslashes become slashes, a <c>\\?\</c> prefix is dropped, and a UNC path
+    /// <c>\\server\share</c> is written with an empty authority (<c>file:////server/share</c>): SQLite refuses any other.
     /// </summary>
     private static string ImmutableUri(string path)
     {
-        var full = Path.GetFullPath(path).Replace('\\', '/');
-        var uri = new StringBuilder("file:");
+        var full = Path.GetFullPath(path);
+        if (OperatingSystem.IsWindows())
+        {
+            if (full.StartsWith(@"\\?\UNC\", StringComparison.OrdinalIgnoreCase)) full = @"\\" + full[8..];
+            else if (full.StartsWith(@"\\?\", StringComparison.Ordinal)) full = full[4..];
+            full = full.Replace('\\', '/');
+        }
+
+        var uri = new StringBuilder("file://");
         if (!full.StartsWith('/')) uri.Append('/'); // C:/... on Windows
         foreach (var b in Encoding.UTF8.GetBytes(full))
         {

@@ -105,10 +105,11 @@ public sealed class RealFaultTests
         if (!Chattr("+i", probe)) Assert.Ignore("the immutable attribute cannot be set here (file system, or no CAP_LINUX_IMMUTABLE)");
         Chattr("-i", probe);
         var wal = Path.Join(FaultWorld.StateDir(install), "journal.db-wal");
-        var frozen = false;
+        bool attempted = false, frozen = false;
         var progress = new SyncProgress(p =>
         {
-            if (p.Phase != PatchPhase.Committing || frozen) return;
+            if (p.Phase != PatchPhase.Committing || attempted) return;
+            attempted = true;
             frozen = Chattr("+i", wal);
         });
 
@@ -174,8 +175,9 @@ public sealed class RealFaultTests
         using var w = new FaultWorld("read-only-verify");
         using var temp = TempDir.ForCurrentTest();
         using var mount = Mount.TmpfsOrIgnore(temp.Dir("mnt"), "24m");
-        // A folder name SQLite's URI filenames would misread if it were not escaped ('%41' is not an 'A', '#' and '?' are path).
-        var install = w.NewInstall(Path.Join(temp["mnt"], "odd %41 #name?"));
+        // A folder name SQLite's URI filenames would misread if it were not escaped ('%41' is not an 'A', '#' and '?' are
+        // path, and off Windows so is a backslash).
+        var install = w.NewInstall(Path.Join(temp["mnt"], @"odd %41 #name? back\slash"));
         Patcher.Apply(install, w.S.PatchDir, w.Options()).Cleanup.Wait();
         var before = PatchScenario.Listing(Path.GetDirectoryName(install)!);
         mount.RemountReadOnly();
