@@ -18,7 +18,8 @@ internal static class TreeOps
     /// read in parallel; the result is then put together in exactly the order the one-directory-at-a-time walk gives
     /// (callers rely on parents before children, and deterministic order keeps logs and tests stable). One directory at a
     /// time inside a task on a scheduler that runs one task at a time (the power-loss simulation's). <paramref name="exclude"/>
-    /// may be called from several threads. When several directories cannot be read, which failure is reported is not fixed.
+    /// may be called from several threads. When several directories of one level cannot be read, the failure reported is
+    /// the first of them in that level's order, as reading them one at a time would report it.
     /// </remarks>
     public static List<TreeEntry> Walk(IFileOps fs, string root, Func<string, bool>? exclude = null)
     {
@@ -42,7 +43,7 @@ internal static class TreeOps
         List<string> level = [""];
         while (level.Count > 0)
         {
-            if (parallel && level.Count > 1) Parallelism.ForEach(level, CancellationToken.None, Read);
+            if (parallel && level.Count > 1) ReadInParallel(level, Read);
             else level.ForEach(Read);
             level = level.SelectMany(d => children[d]).Where(e => e.Info.Kind == EntryKind.Directory).Select(e => e.Path).ToList();
         }
@@ -61,6 +62,24 @@ internal static class TreeOps
         }
 
         return result;
+    }
+
+    /// <summary>Reads every directory of a level; if some fail, rethrows the failure of the first in the level's order.</summary>
+    private static void ReadInParallel(List<string> level, Action<string> read)
+    {
+        var failures = new System.Collections.Concurrent.ConcurrentDictionary<int, Exception>();
+        Parallelism.ForEach(Enumerable.Range(0, level.Count), CancellationToken.None, i =>
+        {
+            try
+            {
+                read(level[i]);
+            }
+            catch (Exception ex)
+            {
+                failures[i] = ex;
+            }
+        });
+        if (!failures.IsEmpty) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failures[failures.Keys.Min()]).Throw();
     }
 
     /// <summary>Removes a tree bottom-up. Symlinks are unlinked, never followed. Idempotent.</summary>

@@ -64,4 +64,33 @@ public sealed class TreeOpsTests
 
         Assert.That(walked.Select(e => e.Path), Is.EqualTo(new[] { "keep", "keep/inner" }));
     }
+
+    /// <summary>
+    /// Two directories of one level cannot be read; the later one fails first. The failure reported must be the first
+    /// directory's, as reading them one at a time would report it: before, it was whichever failed first.
+    /// </summary>
+    [Test]
+    public void Walk_TwoDirectoriesOfOneLevelUnreadable_ReportsTheFirstInOrder()
+    {
+        using var temp = TempDir.ForCurrentTest();
+        var root = temp["tree"];
+        foreach (var d in new[] { "a", "b", "c" }) Directory.CreateDirectory(Path.Join(root, d, "inner"));
+        var fs = new UnreadableFileOps(FileOps.Instance, failSlowly: Path.Join(root, "a"), failAtOnce: Path.Join(root, "c"));
+
+        var ex = Assert.Throws<PatcherException>(() => TreeOps.Walk(fs, root));
+
+        Assert.That(ex!.Path, Is.EqualTo(Path.Join(root, "a")));
+    }
+
+    /// <summary>Listing one directory fails after a pause, listing another fails at once.</summary>
+    private sealed class UnreadableFileOps(IFileOps inner, string failSlowly, string failAtOnce) : FileOpsDecorator(inner)
+    {
+        public override IEnumerable<string> ListNames(string directory)
+        {
+            if (directory == failSlowly) Thread.Sleep(200);
+            if (directory == failSlowly || directory == failAtOnce)
+                throw new PatcherException(PatchErrorCode.AccessDenied, "cannot list (test)", directory);
+            return base.ListNames(directory);
+        }
+    }
 }
