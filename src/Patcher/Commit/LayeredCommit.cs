@@ -241,7 +241,9 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         var steps = new StepsByPath(ops);
         void SyncPlacements()
         {
-            foreach (var dir in unsynced) fs.SyncDirectory(dir);
+            // In name order: a set's order follows string hashes, which are seeded per process, and the power-loss
+            // simulation numbers its crash points by call, so a seed must meet the same calls in every run.
+            foreach (var dir in unsynced.Order(StringComparer.Ordinal)) fs.SyncDirectory(dir);
             unsynced.Clear();
             unsyncedKind = null;
         }
@@ -595,7 +597,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             log.LogWarning("User entry '{Path}' was where the new version puts a file or directory; kept it at {Kept}", op.Path, keep);
         }
 
-        foreach (var dir in touched) fs.SyncDirectory(dir);
+        foreach (var dir in touched.Order(StringComparer.Ordinal)) fs.SyncDirectory(dir); // name order: see Forward
         DeleteLeftovers(txId);
     }
 

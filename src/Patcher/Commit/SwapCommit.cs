@@ -143,7 +143,9 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
             touched.Add(Path.GetDirectoryName(to)!);
         }
 
-        foreach (var dir in touched) fs.SyncDirectory(dir);
+        // In name order: a set's order follows string hashes, seeded per process, and the power-loss simulation's crash
+        // points must be the same calls in every run.
+        foreach (var dir in touched.Order(StringComparer.Ordinal)) fs.SyncDirectory(dir);
     }
 
     /// <summary>
