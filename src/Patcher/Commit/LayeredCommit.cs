@@ -241,8 +241,9 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         var steps = new StepsByPath(ops);
         void SyncPlacements()
         {
-            // In name order: a set's order follows string hashes, which are seeded per process, and the power-loss
-            // simulation numbers its crash points by call, so a seed must meet the same calls in every run.
+            // In name order, not the set's: that follows the strings' hash codes, which .NET keeps unseeded for an ordinal
+            // set only until it sees many collisions, then seeds per process. Crash points are numbered by call, and a
+            // killed run is another process than the dry run that numbered them.
             foreach (var dir in unsynced.Order(StringComparer.Ordinal)) fs.SyncDirectory(dir);
             unsynced.Clear();
             unsyncedKind = null;

@@ -143,8 +143,8 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
             touched.Add(Path.GetDirectoryName(to)!);
         }
 
-        // In name order: a set's order follows string hashes, seeded per process, and the power-loss simulation's crash
-        // points must be the same calls in every run.
+        // In name order, not the set's, which follows hash codes that .NET may seed per process (see LayeredCommit.Forward):
+        // crash points are numbered by call in one process and used in another.
         foreach (var dir in touched.Order(StringComparer.Ordinal)) fs.SyncDirectory(dir);
     }
 

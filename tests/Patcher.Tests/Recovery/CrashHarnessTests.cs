@@ -150,6 +150,42 @@ public sealed class CrashHarnessTests
     /// <summary>A file of the player's where the new version adds one (<see cref="PatchScenario.WithSmallGame"/> adds it).</summary>
     private const string CollisionFile = "data/level3.pak";
 
+    /// <summary>
+    /// The k-th crash point of a dry run must be the k-th call of the killed run, which is another process. The layered
+    /// commit runs its steps one at a time, so from the backup-complete row to the patched row two processes must make
+    /// the same calls in the same order. (Its batches of directory fsyncs come from a set; .NET keeps an ordinal string
+    /// set's hashes unseeded until many collisions, so the set's order held across processes here too. They are now
+    /// issued in name order, and this guards the assumption the harness is built on.)
+    /// </summary>
+    [Test]
+    public void Apply_LayeredCommitInTwoProcesses_SameCallsInTheSameOrder()
+    {
+        using var s = new PatchScenario("crash-order").WithSmallGame(extraFiles: 12, changeEvery: 1);
+        s.BuildPatch();
+        var trust = Path.Join(s.Root, "trust.pub");
+        File.WriteAllText(trust, s.PublicKey);
+        List<string> CommitCalls(string run)
+        {
+            var install = PrepareInstall(s, Path.Join(s.Root, run), collision: true);
+            var log = Path.Join(s.Root, run + ".log");
+            var dry = CrashHost.Start(["apply", install, s.PatchDir, trust, "layered"], crashLog: log);
+            Assert.That(dry.ExitCode, Is.EqualTo(0), dry.StdErr);
+            var calls = File.ReadAllLines(log).Select(l => l[(l.IndexOf(' ', StringComparison.Ordinal) + 1)..]).ToList();
+            var from = calls.FindIndex(c => c.StartsWith("journal backup-complete", StringComparison.Ordinal));
+            var to = calls.FindIndex(c => c.StartsWith("journal patched", StringComparison.Ordinal));
+            Assert.That(from, Is.GreaterThanOrEqualTo(0).And.LessThan(to));
+            var tx = calls.First(c => c.StartsWith("journal begin ", StringComparison.Ordinal))["journal begin ".Length..];
+            return calls.GetRange(from, to - from + 1).Select(c => c.Replace(Path.Join(s.Root, run), "<run>", StringComparison.Ordinal)
+                .Replace(tx, "<tx>", StringComparison.Ordinal)).ToList();
+        }
+
+        var first = CommitCalls("one");
+        var second = CommitCalls("two");
+
+        Assert.That(first.Count(c => c.StartsWith("fsync-dir ", StringComparison.Ordinal)), Is.GreaterThan(2), "the commit fsyncs several directories");
+        Assert.That(second, Is.EqualTo(first));
+    }
+
     private static string PrepareInstall(PatchScenario s, string runDir, bool collision = false)
     {
         var install = Path.Join(runDir, "game");
