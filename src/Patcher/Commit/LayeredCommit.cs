@@ -241,10 +241,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         var steps = new StepsByPath(ops);
         void SyncPlacements()
         {
-            // In name order, not the set's: that follows the strings' hash codes, which .NET keeps unseeded for an ordinal
-            // set only until it sees many collisions, then seeds per process. Crash points are numbered by call, and a
-            // killed run is another process than the dry run that numbered them.
-            foreach (var dir in unsynced.Order(StringComparer.Ordinal)) fs.SyncDirectory(dir);
+            TreeOps.SyncDirectories(fs, unsynced);
             unsynced.Clear();
             unsyncedKind = null;
         }
@@ -592,13 +589,13 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             var backup = Backup(txId, op);
             if (fs.Stat(backup).Kind == EntryKind.Missing) continue;
             var keep = PathRules.Join(layout.PreservedDir(txId), op.Path);
-            EnsureDirectories(Path.GetDirectoryName(keep)!);
+            TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(keep)!);
             fs.Rename(backup, keep);
             touched.Add(Path.GetDirectoryName(keep)!);
             log.LogWarning("User entry '{Path}' was where the new version puts a file or directory; kept it at {Kept}", op.Path, keep);
         }
 
-        foreach (var dir in touched.Order(StringComparer.Ordinal)) fs.SyncDirectory(dir); // name order: see Forward
+        TreeOps.SyncDirectories(fs, touched);
         DeleteLeftovers(txId);
     }
 
@@ -666,16 +663,4 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         return true;
     }
 
-    /// <summary>
-    /// Makes <paramref name="path"/> and its missing parents, each durable in its parent at once: a file is renamed into
-    /// it next, and a power cut that kept that rename but not the directory's own entry would lose the file (the
-    /// power-loss simulation found it with a player's file moved to the preserved folder).
-    /// </summary>
-    private void EnsureDirectories(string path)
-    {
-        if (fs.Stat(path).Kind == EntryKind.Directory) return;
-        EnsureDirectories(Path.GetDirectoryName(path)!);
-        fs.CreateDirectory(path);
-        fs.SyncDirectory(Path.GetDirectoryName(path)!);
-    }
 }

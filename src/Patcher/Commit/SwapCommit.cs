@@ -95,15 +95,14 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
             if (blocked || newVersionPaths.Contains(e.Path))
             {
                 var keep = PathRules.Join(layout.PreservedDir(txId), e.Path);
-                var keepRel = Path.GetRelativePath(layout.StateDir, keep).Replace('\\', '/');
                 if (e.Info.Kind == EntryKind.Directory)
                 {
                     // Its files follow one by one (the walk lists them); this keeps an empty one too.
-                    EnsureDirectories(layout.StateDir, keepRel);
+                    TreeOps.CreateDirectoriesDurably(fs, keep);
                     continue;
                 }
 
-                EnsureDirectories(layout.StateDir, PathRules.Parent(keepRel));
+                TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(keep)!);
                 fs.Rename(from, keep);
                 touched.Add(Path.GetDirectoryName(keep)!);
                 log.LogWarning("User file '{Path}' is where the new version has a file; kept it at {Kept}", e.Path, keep);
@@ -116,7 +115,7 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
             {
                 if (there.Kind == EntryKind.Missing)
                 {
-                    EnsureDirectories(install, e.Path);
+                    TreeOps.CreateDirectoriesDurably(fs, to);
                 }
 
                 continue;
@@ -131,35 +130,18 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
                 // Both copies changed since staging and the one in the new tree is newer: the game saved again
                 // after the switch. It stays; the older copy is kept aside, not thrown away.
                 var keep = PathRules.Join(layout.PreservedDir(txId), e.Path);
-                EnsureDirectories(layout.StateDir, PathRules.Parent(Path.GetRelativePath(layout.StateDir, keep).Replace('\\', '/')));
+                TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(keep)!);
                 fs.Rename(from, keep);
                 touched.Add(Path.GetDirectoryName(keep)!);
                 log.LogWarning("User file '{Path}' changed in both trees; kept the newer one and put the older at {Kept}", e.Path, keep);
                 continue;
             }
 
-            EnsureDirectories(install, PathRules.Parent(e.Path));
+            TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(to)!);
             fs.Rename(from, to);
             touched.Add(Path.GetDirectoryName(to)!);
         }
 
-        // In name order, not the set's, which follows hash codes that .NET may seed per process (see LayeredCommit.Forward):
-        // crash points are numbered by call in one process and used in another.
-        foreach (var dir in touched.Order(StringComparer.Ordinal)) fs.SyncDirectory(dir);
-    }
-
-    /// <summary>
-    /// Makes <paramref name="rel"/> under <paramref name="root"/> and its missing parents, each durable in its parent at
-    /// once: a file is renamed into it next, and a power cut that kept that rename but not the directory's own entry
-    /// would lose the file (as the power-loss simulation found for the layered commit's preserved folder).
-    /// </summary>
-    private void EnsureDirectories(string root, string rel)
-    {
-        if (rel.Length == 0) return;
-        var path = PathRules.Join(root, rel);
-        if (fs.Stat(path).Kind == EntryKind.Directory) return;
-        EnsureDirectories(root, PathRules.Parent(rel));
-        fs.CreateDirectory(path);
-        fs.SyncDirectory(Path.GetDirectoryName(path)!);
+        TreeOps.SyncDirectories(fs, touched);
     }
 }

@@ -106,6 +106,32 @@ internal static class TreeOps
         if (parent is not null) fs.SyncDirectory(parent);
     }
 
+    /// <summary>
+    /// Makes <paramref name="path"/> and whichever of its parents are missing, outermost first, each fsynced in its parent
+    /// as soon as it is made: a file is renamed into it next, or a journal created in it, and a power cut that kept that
+    /// but not the directory's own entry would lose it (the power-loss simulation found it with a player's file moved to
+    /// the preserved folder). Each directory made is added to <paramref name="made"/>, also when a later one fails.
+    /// </summary>
+    public static void CreateDirectoriesDurably(IFileOps fs, string path, List<string>? made = null)
+    {
+        if (fs.Stat(path).Kind == EntryKind.Directory) return;
+        var parent = Path.GetDirectoryName(path);
+        if (parent is not null) CreateDirectoriesDurably(fs, parent, made);
+        fs.CreateDirectory(path);
+        made?.Add(path);
+        if (parent is not null) fs.SyncDirectory(parent);
+    }
+
+    /// <summary>
+    /// Fsyncs a batch of directories in name order, not a set's: that follows the strings' hash codes, which .NET keeps
+    /// unseeded for an ordinal set only until it sees many collisions, then seeds per process. Crash points are numbered
+    /// by call, and a killed run is another process than the dry run that numbered them.
+    /// </summary>
+    public static void SyncDirectories(IFileOps fs, IEnumerable<string> directories)
+    {
+        foreach (var dir in directories.Order(StringComparer.Ordinal)) fs.SyncDirectory(dir);
+    }
+
     /// <summary>Creates a file durably: data fsynced, then the directory entry fsynced.</summary>
     public static void WriteDurably(IFileOps fs, string path, ReadOnlySpan<byte> content)
     {

@@ -209,8 +209,7 @@ internal sealed class JournalStore : IDisposable
                 return null;
             }
 
-            if (schema != SchemaVersion.ToString(CultureInfo.InvariantCulture))
-                throw new PatcherException(PatchErrorCode.JournalCorrupt, $"journal schema {schema} is not supported (this build reads schema {SchemaVersion})", path);
+            CheckSchema(schema, path);
             store.CheckInstall(installDir);
             return store;
         }
@@ -318,11 +317,7 @@ internal sealed class JournalStore : IDisposable
                 t.Commit();
             }
 
-            if (schema != SchemaVersion.ToString(CultureInfo.InvariantCulture))
-            {
-                throw new PatcherException(PatchErrorCode.JournalCorrupt,
-                    $"journal schema {schema} is not supported (this build reads schema {SchemaVersion}); it was written by another build of Patcher. Let that build finish any pending update, or remove '{path}' (Patcher then no longer knows which version is installed)", path);
-            }
+            CheckSchema(schema, path);
 
             return new JournalStore(db);
         }
@@ -330,6 +325,16 @@ internal sealed class JournalStore : IDisposable
         {
             db.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Refuses a journal whose schema this build does not read.</summary>
+    private static void CheckSchema(string schema, string path)
+    {
+        if (schema != SchemaVersion.ToString(CultureInfo.InvariantCulture))
+        {
+            throw new PatcherException(PatchErrorCode.JournalCorrupt,
+                $"journal schema {schema} is not supported (this build reads schema {SchemaVersion}); it was written by another build of Patcher. Let that build finish any pending update, or remove '{path}' (Patcher then no longer knows which version is installed)", path);
         }
     }
 

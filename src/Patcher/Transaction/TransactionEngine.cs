@@ -534,29 +534,22 @@ internal static class TransactionEngine
     /// </summary>
     private static List<string>? TryCreateStateDirectory(IFileOps fs, StateLayout layout, ILogger log)
     {
-        var missing = new Stack<string>();
-        for (var dir = Path.GetDirectoryName(layout.StateDir); dir is not null && fs.Stat(dir).Kind == EntryKind.Missing; dir = Path.GetDirectoryName(dir))
-            missing.Push(dir);
-        var made = new List<string>();
+        var made = new List<string>(); // outermost first
         try
         {
-            foreach (var dir in missing)
-            {
-                fs.CreateDirectory(dir);
-                made.Insert(0, dir);
-                fs.SyncDirectory(Path.GetDirectoryName(dir)!);
-            }
-
-            fs.CreateDirectory(layout.StateDir);
+            TreeOps.CreateDirectoriesDurably(fs, layout.StateDir, made);
         }
         catch (PatcherException ex) when (ex.Code == PatchErrorCode.AccessDenied && !LayeredCommit.StateInside(layout))
         {
             log.LogInformation("Cannot create {State}: {Reason}", layout.StateDir, ex.Message);
+            made.Reverse();
             RemoveEmptyDirectories(fs, made);
             return null;
         }
 
-        fs.SyncDirectory(Path.GetDirectoryName(layout.StateDir)!);
+        // Made by another applier meanwhile: its entry is synced here too, as the journal is about to live in it.
+        if (!made.Remove(layout.StateDir)) fs.SyncDirectory(Path.GetDirectoryName(layout.StateDir)!);
+        made.Reverse(); // deepest first, for RemoveEmptyDirectories; the state directory itself goes with RemoveStateDirectory
         return made;
     }
 
