@@ -23,7 +23,11 @@ public static class Patcher
         ApplyCore(installDir, patchDir, options, null, CancellationToken.None);
 
     /// <summary>Applies a patch on a worker thread, reporting progress. Cancelling before commit leaves the old version untouched.</summary>
-    /// <exception cref="PatcherException">Refused, failed, or <see cref="PatchErrorCode.Cancelled"/>.</exception>
+    /// <exception cref="PatcherException">The patch was refused or could not be applied.</exception>
+    /// <exception cref="OperationCanceledException">
+    /// <paramref name="cancellationToken"/> was cancelled before the commit: what was staged is removed and the old
+    /// version is intact. After the commit the apply runs to its end and cancellation is ignored.
+    /// </exception>
     public static Task<ApplyResult> ApplyAsync(string installDir, string patchDir, PatcherOptions options,
         IProgress<PatchProgress>? progress = null, CancellationToken cancellationToken = default) =>
         Task.Run(() => ApplyCore(installDir, patchDir, options, progress, cancellationToken), CancellationToken.None);

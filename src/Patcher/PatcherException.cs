@@ -66,7 +66,11 @@ public enum PatchErrorCode
     IOFailure = 208,
     /// <summary>The journal is unreadable.</summary>
     JournalCorrupt = 209,
-    /// <summary>The operation was cancelled before commit; the old version is intact.</summary>
+    /// <summary>
+    /// Not raised any more: a cancelled operation throws <see cref="OperationCanceledException"/> (the old version
+    /// is intact). The value stays reserved so that no other meaning is ever given to 210.
+    /// </summary>
+    [Obsolete("Cancellation throws OperationCanceledException; catch that instead. This code is never raised.")]
     Cancelled = 210,
     /// <summary>No previous version is kept, so rollback is impossible.</summary>
     NothingToRollBack = 211,

@@ -82,7 +82,8 @@ internal static class NativeErrors
     /// <summary>
     /// The contract's last line: whatever the file system or the journal throws reaches the caller as a
     /// <see cref="PatcherException"/> with a code (disk full, access denied, I/O failure), never as a raw
-    /// IOException or SqliteException.
+    /// IOException or SqliteException. Cancellation passes through as <see cref="OperationCanceledException"/>: Apply
+    /// honours it only before the commit (after undoing what it staged), and the read-only calls change nothing.
     /// </summary>
     public static T Guard<T>(string operation, string path, Func<T> action)
     {
@@ -93,12 +94,6 @@ internal static class NativeErrors
         catch (Exception ex) when (IsEnvironmentFailure(ex))
         {
             throw FromException(ex, operation, path);
-        }
-        catch (OperationCanceledException ex)
-        {
-            // Apply honours cancellation only before the commit (staging maps it itself, after rolling back), and
-            // before staging nothing on disk has changed; Verify and the other read-only calls change nothing.
-            throw new PatcherException(PatchErrorCode.Cancelled, $"{operation} was cancelled; nothing was changed", path, ex);
         }
     }
 

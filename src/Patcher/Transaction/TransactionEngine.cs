@@ -153,7 +153,7 @@ internal static class TransactionEngine
                 }
 
                 if (ex is OperationCanceledException)
-                    throw new PatcherException(PatchErrorCode.Cancelled, "apply was cancelled before commit; the old version is intact", layout.InstallDir, ex);
+                    throw Cancelled(ex);
                 throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "receive the patch into", layout.IncomingDir);
             }
 
@@ -165,7 +165,7 @@ internal static class TransactionEngine
                     _ => ApplyLayered(fs, layout, journal!, stager, txId, package, plan, installed, resumable, keyIds, options, progress, ct),
                 };
             }
-            catch (PatcherException)
+            catch (Exception ex) when (ex is PatcherException or OperationCanceledException)
             {
                 // Whatever reached the trash (the received blobs, an old tree) is garbage whichever way this ended.
                 Recoverer.EmptyTrash(fs, layout, log);
@@ -218,7 +218,7 @@ internal static class TransactionEngine
             ReleaseReceivedAfterRollback(stager, layout, tx.Id, log);
 
             if (ex is OperationCanceledException)
-                throw new PatcherException(PatchErrorCode.Cancelled, "apply was cancelled before commit; the old version is intact", layout.InstallDir, ex);
+                throw Cancelled(ex);
             throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "stage", staging);
         }
 
@@ -358,7 +358,7 @@ internal static class TransactionEngine
             ReleaseReceivedAfterRollback(stager, layout, tx.Id, log);
 
             if (ex is OperationCanceledException)
-                throw new PatcherException(PatchErrorCode.Cancelled, "apply was cancelled before commit; the old version is intact", layout.InstallDir, ex);
+                throw Cancelled(ex);
             throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "stage", staging);
         }
 
@@ -732,6 +732,13 @@ internal static class TransactionEngine
                 $"{free / (1 << 20)} MiB free beside the install, {need / (1 << 20)} MiB needed to stage the new version", probe);
         }
     }
+
+    /// <summary>
+    /// Cancellation reaches the caller as the <see cref="OperationCanceledException"/> every .NET caller catches, once
+    /// whatever the apply had made is undone: the old version is intact.
+    /// </summary>
+    private static OperationCanceledException Cancelled(Exception ex) =>
+        new("apply was cancelled before commit; the old version is intact", ex, (ex as OperationCanceledException)?.CancellationToken ?? default);
 
     private static ApplyResult Busy(CommitStrategy strategy) => new(ApplyStatus.Busy, null, null, null, strategy, false, 0, 0, 0);
 

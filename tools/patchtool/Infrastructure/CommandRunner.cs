@@ -51,9 +51,9 @@ internal static class CommandRunner
                 return ExitCodes.For(pe.Code);
 
             case OperationCanceledException:
-                ctx.Err.WriteLine(ErrorLine(PatchErrorCode.Cancelled, "cancelled; nothing was committed", null));
-                if (json) JsonOutput.Write(ctx.Out, new ErrorDocument(new ErrorInfo((int)PatchErrorCode.Cancelled, nameof(PatchErrorCode.Cancelled), "cancelled", null)));
-                return ExitCodes.For(PatchErrorCode.Cancelled);
+                ctx.Err.WriteLine("patchtool: interrupted; nothing was committed, the old version is intact");
+                if (json) JsonOutput.Write(ctx.Out, new ErrorDocument(new ErrorInfo(null, "Interrupted", "interrupted; nothing was committed, the old version is intact", null)));
+                return ExitCodes.Interrupted;
 
             case IOException or UnauthorizedAccessException:
                 // patchtool's own file handling (reading a key, writing an output directory).

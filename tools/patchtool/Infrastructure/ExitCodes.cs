@@ -19,6 +19,11 @@ internal static class ExitCodes
     public const int InstallProblem = 4;
     /// <summary>Another process holds the install's transaction lock; try again later.</summary>
     public const int Busy = 5;
+    /// <summary>
+    /// Interrupted (Ctrl-C, SIGINT, SIGTERM) before the commit: nothing was committed, the old version is intact. 130 is
+    /// what shells report for a process ended by SIGINT, and what System.CommandLine returns when a command ignores it.
+    /// </summary>
+    public const int Interrupted = 130;
 
     /// <summary>Maps a stable library error code to an exit code.</summary>
     public static int For(PatchErrorCode code) => code switch
@@ -39,6 +44,7 @@ internal static class ExitCodes
           3  patch refused: signature, format or hostile content (error codes 100-199)
           4  install problem: base mismatch, disk full, locked file, verify failed (error codes 200-299)
           5  busy: another process is patching this install; nothing was changed, try again later
+          130  interrupted (Ctrl-C) before the commit: nothing was committed, the old version is intact
         Errors are one line on stderr: patchtool: error <CodeName> (<code>): <message>
         """;
 }

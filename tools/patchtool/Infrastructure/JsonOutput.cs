@@ -6,7 +6,9 @@ namespace PatchTool.Infrastructure;
 // The documents `--json` prints on stdout. Property names are a contract for scripts: add, never rename.
 // Every document has "ok"; a failed command prints an ErrorDocument (and the usual line on stderr).
 
-internal sealed record ErrorInfo(int Code, string Name, string Message, string? Path);
+/// <param name="Code">The <c>PatchErrorCode</c> value; 0 for a failure outside the library; null for an interrupt.</param>
+/// <param name="Name">The code's name, or the kind of failure (<c>Interrupted</c>, an exception type).</param>
+internal sealed record ErrorInfo(int? Code, string Name, string Message, string? Path);
 
 internal sealed record ErrorDocument(bool Ok, ErrorInfo Error)
 {
