@@ -13,7 +13,7 @@ namespace Patching;
 /// database exception. A refused patch (codes 100-199) changes nothing on disk. A failure before the commit
 /// leaves the old version intact (a failed staging is rolled back before the exception leaves). The rare failure
 /// after the commit (the journal's bookkeeping on a disk that just filled up) says in its message that the new
-/// version is in place; the next <see cref="Recover"/> finishes the cleanup.
+/// version is in place (<see cref="PatcherException.NewVersionInPlace"/>); the next <see cref="Recover"/> finishes the cleanup.
 /// </remarks>
 public static class Patcher
 {

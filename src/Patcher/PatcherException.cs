@@ -78,6 +78,15 @@ public enum PatchErrorCode
     VerifyFailed = 212,
     /// <summary>The state directory's journal belongs to another install that still exists.</summary>
     StateDirectoryInUse = 213,
+
+    // ---- the launcher's view (250-259) ----
+    /// <summary>The install path exists but is a file (or another non-directory), not a directory.</summary>
+    InstallNotADirectory = 250,
+    /// <summary>
+    /// Patcher never installed a version here (no journal, or one without an installed version), so there is nothing
+    /// to check the files against. Apply a full package first, or use the publisher's own check.
+    /// </summary>
+    NotManagedByPatcher = 251,
 }
 
 /// <summary>
@@ -102,4 +111,12 @@ public sealed class PatcherException : Exception
 
     /// <summary>Native error number (errno or Win32 error) when the failure came from the OS; otherwise 0.</summary>
     public int NativeError { get; init; }
+
+    /// <summary>
+    /// True when the failure came after the commit: the new version is installed and complete, only bookkeeping (the
+    /// old version's removal, the journal's last row) is unfinished, and the next <see cref="Patcher.Recover"/> finishes
+    /// it. A launcher should then start the new version rather than report a failed update. False for every failure
+    /// before the commit, after which the old version is intact.
+    /// </summary>
+    public bool NewVersionInPlace { get; init; }
 }

@@ -88,7 +88,15 @@ public sealed record RecoveryResult(RecoveryOutcome Outcome, string? Transaction
 /// <param name="PendingTransactionId">A transaction that needs recovery, if any.</param>
 /// <param name="PendingState">Its journal state.</param>
 /// <param name="PreviousVersion">The version kept for rollback, if any.</param>
-public sealed record InstallStatus(string? Product, string? InstalledVersion, string? PendingTransactionId, string? PendingState, string? PreviousVersion);
+public sealed record InstallStatus(string? Product, string? InstalledVersion, string? PendingTransactionId, string? PendingState, string? PreviousVersion)
+{
+    /// <summary>
+    /// True while another process is applying a patch to this install (it holds the transaction lock and has begun to
+    /// change things). The pending transaction, if shown, is that apply's, not an interrupted one: do not start another
+    /// apply or tell the user the install is broken; wait, or show that an update is running.
+    /// </summary>
+    public bool UpdateInProgress { get; init; }
+}
 
 /// <summary>Result of <see cref="Patcher.Verify"/>.</summary>
 /// <param name="Version">The version checked against.</param>

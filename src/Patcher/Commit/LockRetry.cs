@@ -229,7 +229,7 @@ internal sealed class LockRetry
     private string Succeeded(string path, string operation, string layer, int attempts, long start)
     {
         var level = attempts == 1 && layer is ReplaceLayer.PosixRename or ReplaceLayer.MoveFileEx ? LogLevel.Debug : LogLevel.Information;
-        _log.Log(level, "{Operation} '{Path}': layer {Layer} succeeded after {Attempts} attempt(s), {Elapsed} ms", operation, path, layer, attempts,
+        _log.Log(level, PatcherLogEvents.LayerUsed, "{Operation} '{Path}': layer {Layer} succeeded after {Attempts} attempt(s), {Elapsed} ms", operation, path, layer, attempts,
             (long)_time.GetElapsedTime(start).TotalMilliseconds);
         return layer;
     }
@@ -249,7 +249,7 @@ internal sealed class LockRetry
         var holders = FileOps.LockHolders(Root is null || Path.IsPathRooted(path) ? path : Manifests.PathRules.Join(Root, path));
         var by = holders.Count > 0 ? "; held by " + string.Join(", ", holders) : "";
         var message = $"'{path}' stayed locked for {Budget.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s ({operation}; error {native}: {what}{by}; {attempts} attempts through every layer)";
-        _log.LogError("{Message}", message);
+        _log.LogError(PatcherLogEvents.FileLocked, "{Message}", message);
         return new PatcherException(PatchErrorCode.FileLocked, message, path, last) { NativeError = native };
     }
 }

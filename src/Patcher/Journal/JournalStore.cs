@@ -263,7 +263,7 @@ internal sealed class JournalStore : IDisposable
             }
 
             var aside = path + ".corrupt-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture);
-            log.LogWarning("Journal {Path} is corrupt and no transaction is pending; moved it to {Aside} and starting a new one", path, aside);
+            log.LogWarning(PatcherLogEvents.JournalReset, "Journal {Path} is corrupt and no transaction is pending; moved it to {Aside} and starting a new one", path, aside);
             SqliteConnection.ClearAllPools();
             File.Move(path, aside);
             foreach (var suffix in new[] { "-wal", "-shm" })

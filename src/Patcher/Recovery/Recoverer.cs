@@ -43,7 +43,7 @@ internal static class Recoverer
     /// <summary>Returns true when the transaction was rolled forward, false when rolled back.</summary>
     public static bool Recover(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, LockRetry? retry = null)
     {
-        log.LogWarning("Recovering transaction {Tx} ({Kind} to {Version}, {Strategy}) found in state {State}", tx.Id, tx.Kind, tx.ToVersion, tx.Strategy, tx.State);
+        log.LogWarning(PatcherLogEvents.RecoveryStarted, "Recovering transaction {Tx} ({Kind} to {Version}, {Strategy}) found in state {State}", tx.Id, tx.Kind, tx.ToVersion, tx.Strategy, tx.State);
         if (tx.Strategy == "layered")
             return RecoverLayered(fs, layout, journal, tx, log, retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = layout.InstallDir });
         switch (tx.State)
@@ -244,7 +244,7 @@ internal static class Recoverer
             {
                 if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) return;
                 if (attempt < 3) continue;
-                log.LogWarning("Could not delete the old version's files in {Trash} yet ({Reason}); the next apply or recover retries", layout.TrashDir, ex.Message);
+                log.LogWarning(PatcherLogEvents.CleanupDeferred, "Could not delete the old version's files in {Trash} yet ({Reason}); the next apply or recover retries", layout.TrashDir, ex.Message);
                 return;
             }
         }

@@ -93,7 +93,9 @@ internal sealed class TrustedKey : IDisposable
         {
             ecdsa.Dispose();
             if (ex is PatcherException) throw;
-            throw new PatcherException(PatchErrorCode.KeyInvalid, $"not an ECDSA P-256 public key in PEM: {ex.Message}", source, ex);
+            // .NET's ArgumentException text ("... (Parameter 'input')") speaks to a programmer, not to whoever chose the file.
+            var why = ex is ArgumentException ? "no PEM public key block ('-----BEGIN PUBLIC KEY-----') found" : ex.Message;
+            throw new PatcherException(PatchErrorCode.KeyInvalid, $"not an ECDSA P-256 public key in PEM: {why}", source, ex);
         }
     }
 

@@ -42,6 +42,8 @@ internal sealed class PatchPackage
     public static PatchPackage Open(string dir, ManifestLimits limits)
     {
         var manifestPath = Path.Join(dir, ManifestCodec.ManifestFileName);
+        if (!System.IO.Directory.Exists(dir))
+            throw new PatcherException(PatchErrorCode.PatchNotFound, $"patch directory '{dir}' does not exist", dir);
         if (!File.Exists(manifestPath))
             throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} in patch directory '{dir}'", dir);
         var bytes = ReadBounded(manifestPath, limits.MaxManifestBytes, PatchErrorCode.ManifestTooLarge);

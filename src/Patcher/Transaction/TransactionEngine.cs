@@ -53,7 +53,7 @@ internal static class TransactionEngine
         var layout = ResolveLayout(fs, engine, installDir, options);
         RequireInstallDirectory(fs, layout.InstallDir);
         var manifest = package.Manifest;
-        log.LogInformation("Patch {Product} {From} -> {To} verified (keys {Keys})", manifest.Product, manifest.FromVersion ?? "(full)", manifest.Version, string.Join(",", keyIds));
+        log.LogInformation(PatcherLogEvents.PatchVerified, "Patch {Product} {From} -> {To} verified (keys {Keys})", manifest.Product, manifest.FromVersion ?? "(full)", manifest.Version, string.Join(",", keyIds));
 
         var (strategy, stateInside) = ChooseStrategy(fs, layout, options);
         if (stateInside) layout = InsideLayout(engine, layout.InstallDir);
@@ -93,7 +93,7 @@ internal static class TransactionEngine
                         throw new PatcherException(PatchErrorCode.AccessDenied, $"the swap strategy needs a writable directory beside the install ('{layout.StateDir}' cannot be created); use auto or layered", layout.StateDir);
                     layout = InsideLayout(engine, layout.InstallDir);
                     strategy = CommitStrategy.Layered;
-                    log.LogWarning("Cannot write beside {Install}; keeping the update's state inside it at {State} (layered strategy)", layout.InstallDir, layout.StateDir);
+                    log.LogWarning(PatcherLogEvents.StateInsideInstall, "Cannot write beside {Install}; keeping the update's state inside it at {State} (layered strategy)", layout.InstallDir, layout.StateDir);
                     createdState = fs.Stat(layout.StateDir).Kind == EntryKind.Missing;
                     fs.CreateDirectory(layout.StateDir);
                     fs.SyncDirectory(layout.InstallDir);
@@ -131,7 +131,7 @@ internal static class TransactionEngine
             }
             catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
             {
-                log.LogWarning("Receiving the patch's blobs failed ({Reason}); nothing was changed", ex.Message);
+                log.LogWarning(PatcherLogEvents.StagingFailed, "Receiving the patch's blobs failed ({Reason}); nothing was changed", ex.Message);
                 try
                 {
                     TreeOps.DeleteTree(fs, layout.IncomingDir);
@@ -203,7 +203,7 @@ internal static class TransactionEngine
         }
         catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
-            log.LogWarning("Staging of {Tx} failed ({Reason}); rolling back", tx.Id, ex.Message);
+            log.LogWarning(PatcherLogEvents.StagingFailed, "Staging of {Tx} failed ({Reason}); rolling back", tx.Id, ex.Message);
             try
             {
                 Recoverer.RollBackStarted(fs, layout, journal, tx.Id, log);
@@ -237,7 +237,7 @@ internal static class TransactionEngine
         }
 
         progress?.Report(new PatchProgress(PatchPhase.Done, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
-        log.LogInformation("Installed {Product} {Version} (transaction {Tx})", manifest.Product, manifest.Version, tx.Id);
+        log.LogInformation(PatcherLogEvents.Installed, "Installed {Product} {Version} (transaction {Tx})", manifest.Product, manifest.Version, tx.Id);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Swap,
             resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
     }
@@ -269,7 +269,7 @@ internal static class TransactionEngine
         var cleanup = NativeErrors.FromException(ex, "finish the update", layout.InstallDir);
         return new PatcherException(cleanup.Code,
             $"{cleanup.Message}; the new version {version} is in place, and the next Patcher.Recover finishes the cleanup",
-            cleanup.Path, ex) { NativeError = cleanup.NativeError };
+            cleanup.Path, ex) { NativeError = cleanup.NativeError, NewVersionInPlace = true };
     }
 
     /// <summary>
@@ -343,7 +343,7 @@ internal static class TransactionEngine
         }
         catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
-            log.LogWarning("Staging of {Tx} failed ({Reason}); rolling back", tx.Id, ex.Message);
+            log.LogWarning(PatcherLogEvents.StagingFailed, "Staging of {Tx} failed ({Reason}); rolling back", tx.Id, ex.Message);
             try
             {
                 Recoverer.RollBackLayeredStarted(fs, layout, journal, tx.Id, retry, log);
@@ -370,7 +370,7 @@ internal static class TransactionEngine
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
             var failure = NativeErrors.FromException(ex, "commit", layout.InstallDir);
-            log.LogError("Commit of {Tx} failed ({Reason}); rolling every file back", tx.Id, failure.Message);
+            log.LogError(PatcherLogEvents.CommitFailed, "Commit of {Tx} failed ({Reason}); rolling every file back", tx.Id, failure.Message);
             try
             {
                 Recoverer.RollBackLayered(fs, layout, journal, tx.Id, retry, log);
@@ -401,7 +401,7 @@ internal static class TransactionEngine
         if (tx.KeepPrevious)
             log.LogWarning("KeepPreviousVersion is not supported by the layered strategy: only the replaced files were backed up, and they are removed");
         progress?.Report(new PatchProgress(PatchPhase.Done, changed, changed, stager.BytesWritten, stager.BytesWritten));
-        log.LogInformation("Installed {Product} {Version} (transaction {Tx}, layered, {Changed} files changed)", manifest.Product, manifest.Version, tx.Id, changed);
+        log.LogInformation(PatcherLogEvents.Installed, "Installed {Product} {Version} (transaction {Tx}, layered, {Changed} files changed)", manifest.Product, manifest.Version, tx.Id, changed);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Layered,
             resumed, stager.FilesWritten, plan.Files.Count - stager.FilesWritten, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
     }
@@ -435,7 +435,7 @@ internal static class TransactionEngine
     {
         if (resumable is not null)
         {
-            options.Logger.LogInformation("Resuming interrupted staging of transaction {Tx}", resumable.Id);
+            options.Logger.LogInformation(PatcherLogEvents.StagingResumed, "Resuming interrupted staging of transaction {Tx}", resumable.Id);
             return resumable;
         }
 
@@ -612,31 +612,38 @@ internal static class TransactionEngine
         // received for a transaction that never began are of no use (under the lock, no apply is using them).
         Recoverer.EmptyTrash(fs, layout, options.Logger);
         TreeOps.DeleteTree(fs, layout.IncomingDir);
-        return new RecoveryResult(outcome, pending?.Id, journal.Installed()?.Version);
+        var version = journal.Installed()?.Version;
+        options.Logger.LogInformation(PatcherLogEvents.RecoveryOutcome, "Recovery of {Install}: {Outcome} (transaction {Tx}); installed version {Version}",
+            layout.InstallDir, outcome, pending?.Id ?? "none", version ?? "unknown");
+        return new RecoveryResult(outcome, pending?.Id, version);
     }
 
     public static InstallStatus Status(string installDir, PatcherOptions options)
     {
         var layout = ResolveLayout(Default.FileSystem, Default, installDir, options);
-        if (!File.Exists(layout.JournalPath)) return new InstallStatus(null, null, null, null, null);
+        // The marker exists from the first received blob to the done row: an apply is running when its lock is held,
+        // and interrupted (Recover's job) when it is not. Without a marker nothing has changed yet, so no probe.
+        var running = File.Exists(layout.PendingMarkerPath) && TransactionLock.IsHeld(layout.LockPath);
+        var unknown = new InstallStatus(null, null, null, null, null) { UpdateInProgress = running };
+        if (!File.Exists(layout.JournalPath)) return unknown;
         using var journal = JournalStore.OpenForReading(layout.JournalPath, layout.InstallDir);
-        if (journal is null) return new InstallStatus(null, null, null, null, null);
+        if (journal is null) return unknown;
         var installed = journal.Installed();
         var pending = journal.Pending();
         var previous = Directory.Exists(layout.PreviousDir) ? installed?.PreviousVersion : null;
-        return new InstallStatus(installed?.Product, installed?.Version, pending?.Id, pending?.State, previous);
+        return new InstallStatus(installed?.Product, installed?.Version, pending?.Id, pending?.State, previous) { UpdateInProgress = running };
     }
 
     public static VerifyReport Verify(string installDir, PatcherOptions options, CancellationToken ct)
     {
         var layout = ResolveLayout(Default.FileSystem, Default, installDir, options);
         if (!File.Exists(layout.JournalPath))
-            throw new PatcherException(PatchErrorCode.VerifyFailed, "no version was installed by Patcher here (no journal)", layout.JournalPath);
+            throw NotManaged(layout, "no journal");
         Manifest manifest;
         using (var journal = JournalStore.OpenForReading(layout.JournalPath, layout.InstallDir))
         {
             var installed = journal?.Installed()
-                ?? throw new PatcherException(PatchErrorCode.VerifyFailed, "no version was installed by Patcher here", layout.JournalPath);
+                ?? throw NotManaged(layout, "its journal records no installed version");
             manifest = ManifestCodec.Deserialize(installed.Manifest);
         }
 
@@ -658,6 +665,11 @@ internal static class TransactionEngine
         return new VerifyReport(manifest.Version, manifest.Files.Count,
             missing.Order(StringComparer.Ordinal).ToList(), modified.Order(StringComparer.Ordinal).ToList());
     }
+
+    private static PatcherException NotManaged(StateLayout layout, string why) =>
+        new(PatchErrorCode.NotManagedByPatcher,
+            $"Patcher has not installed a version in '{layout.InstallDir}' ({why} at '{layout.JournalPath}'), so there is nothing to verify it against",
+            layout.InstallDir);
 
     public static ApplyResult Rollback(string installDir, PatcherOptions options) =>
         Recoverer.RollbackToPrevious(Default.FileSystem, ResolveLayout(Default.FileSystem, Default, installDir, options), options);
@@ -682,8 +694,10 @@ internal static class TransactionEngine
         var kind = fs.Stat(installDir).Kind;
         if (kind == EntryKind.Missing)
             throw new PatcherException(PatchErrorCode.InstallNotFound, $"install directory '{installDir}' does not exist", installDir);
+        if (kind == EntryKind.Symlink)
+            throw new PatcherException(PatchErrorCode.SymlinkEscape, $"install path '{installDir}' is a symlink, not a plain directory", installDir);
         if (kind != EntryKind.Directory)
-            throw new PatcherException(PatchErrorCode.SymlinkEscape, $"install path '{installDir}' is not a plain directory (a symlink or file)", installDir);
+            throw new PatcherException(PatchErrorCode.InstallNotADirectory, $"install path '{installDir}' is {(kind == EntryKind.File ? "a file" : "not a directory")}; pass the install's folder", installDir);
     }
 
     /// <summary>
@@ -703,7 +717,7 @@ internal static class TransactionEngine
         {
             if (requested == CommitStrategy.Swap)
                 throw new PatcherException(PatchErrorCode.IOFailure, $"the swap strategy needs the state directory on the install's device; '{layout.InstallDir}' is a mount point or '{layout.StateDir}' is elsewhere", layout.InstallDir);
-            options.Logger.LogWarning("{Install} is not on the same device as {State}; using the layered strategy with the state inside the install", layout.InstallDir, layout.StateDir);
+            options.Logger.LogWarning(PatcherLogEvents.StateInsideInstall, "{Install} is not on the same device as {State}; using the layered strategy with the state inside the install", layout.InstallDir, layout.StateDir);
             return (CommitStrategy.Layered, true);
         }
 

@@ -160,6 +160,8 @@ public sealed class EngineCommandTests
 
         Assert.That(result.Err, Does.StartWith("patchtool: error Busy (204)"));
         Assert.That(result.Json().GetProperty("status").GetString(), Is.EqualTo("Busy"));
+        Assert.That(result.Json().GetProperty("error").GetProperty("name").GetString(), Is.EqualTo("Busy"), "the README's one failure shape");
+        Assert.That(result.Json().GetProperty("error").GetProperty("code").GetInt32(), Is.EqualTo(204));
         // (recover with nothing pending is one existence check and takes no lock, so it does not report busy)
         Assert.That(HashListing.Of(_install), Is.EqualTo(before));
         holder.Dispose();

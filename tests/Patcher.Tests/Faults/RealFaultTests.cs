@@ -392,7 +392,7 @@ public sealed class RealFaultTests
         Assert.That(Patcher.Recover(install).Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
         Assert.That(w.Classify(install), Is.EqualTo(FaultWorld.Ended.New));
         Assert.That(Patcher.Status(install).InstalledVersion, Is.Null, "the record of what is installed went with the state directory");
-        Assert.That(Assert.Throws<PatcherException>(() => Patcher.Verify(install))!.Code, Is.EqualTo(PatchErrorCode.VerifyFailed));
+        Assert.That(Assert.Throws<PatcherException>(() => Patcher.Verify(install))!.Code, Is.EqualTo(PatchErrorCode.NotManagedByPatcher));
     }
 
     // ---------------------------------------------------------------- helpers

@@ -203,6 +203,7 @@ public sealed class ApplyTests
         var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options));
 
         Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BaseMismatch));
+        Assert.That(ex.NewVersionInPlace, Is.False);
         Assert.That(ex.Path, Is.EqualTo("data/level1.pak"));
         Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(before));
     }
@@ -287,6 +288,7 @@ public sealed class ApplyTests
 
         Assert.That(faulty.Fired, Is.Not.Null);
         Assert.That(ex!.Message, Does.Contain("the new version 2.0.0 is in place"));
+        Assert.That(ex.NewVersionInPlace, Is.True, "a launcher reads it from the flag, not the message");
         Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
         Assert.That(Patcher.Recover(s.InstallDir, s.Options).Outcome, Is.EqualTo(RecoveryOutcome.RolledForward));
         Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));

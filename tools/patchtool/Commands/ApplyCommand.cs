@@ -85,11 +85,7 @@ internal sealed class ApplyCommand : IToolCommand
             result = await Patcher.ApplyAsync(target, patch, options, s.Json ? null : new PlainProgress(ctx.Out), ct).ConfigureAwait(false);
 
         var busy = result.Status == ApplyStatus.Busy;
-        if (s.Json)
-        {
-            JsonOutput.Write(ctx.Out, new ApplyDocument(!busy, result.Status.ToString(), result.FromVersion, result.ToVersion,
-                result.TransactionId, result.Strategy.ToString(), result.Resumed, result.FilesWritten, result.FilesReused, result.BytesWritten));
-        }
+        if (s.Json) JsonOutput.Write(ctx.Out, Document(result, target));
         else if (!busy)
         {
             ctx.Out.WriteLine($"applied {result.FromVersion ?? "(unknown)"} -> {result.ToVersion} in {target}");
@@ -103,8 +99,16 @@ internal sealed class ApplyCommand : IToolCommand
         // for the next apply or recover. The new version is in place already, so this only delays the exit.
         await result.Cleanup.ConfigureAwait(false);
         if (!busy) return ExitCodes.Ok;
-        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.Busy,
-            $"another process is patching '{target}'; nothing was changed, try again later", null));
+        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.Busy, BusyError(target).Message, null));
         return ExitCodes.Busy;
     }
+
+    /// <summary>Another process holds the install's lock: the failure apply and rollback report when busy.</summary>
+    internal static ErrorInfo BusyError(string target) =>
+        new((int)PatchErrorCode.Busy, nameof(PatchErrorCode.Busy), $"another process is patching '{target}'; nothing was changed, try again later", target);
+
+    /// <summary>The <c>--json</c> document of an apply or a rollback, with the error object when it was busy.</summary>
+    internal static ApplyDocument Document(ApplyResult r, string target) =>
+        new(r.Status != ApplyStatus.Busy, r.Status.ToString(), r.FromVersion, r.ToVersion, r.TransactionId, r.Strategy.ToString(), r.Resumed,
+            r.FilesWritten, r.FilesReused, r.BytesWritten) { Error = r.Status == ApplyStatus.Busy ? BusyError(target) : null };
 }

@@ -12,8 +12,10 @@ internal sealed class RecoverCommand() : InstallCommand("recover", "Finish or un
         var target = Path.GetFullPath(s.Target);
         var result = Patcher.Recover(target, EngineOptions.Create(loggers, s.StateDir));
         var busy = result.Outcome == RecoveryOutcome.Busy;
+        var busyError = new ErrorInfo((int)PatchErrorCode.Busy, nameof(PatchErrorCode.Busy),
+            $"another process holds the lock on '{target}' (an apply is running); nothing was done", target);
         if (s.Json)
-            JsonOutput.Write(ctx.Out, new RecoverDocument(!busy, result.Outcome.ToString(), result.TransactionId, result.InstalledVersion));
+            JsonOutput.Write(ctx.Out, new RecoverDocument(!busy, result.Outcome.ToString(), result.TransactionId, result.InstalledVersion) { Error = busy ? busyError : null });
         else if (!busy)
             ctx.Out.WriteLine(Describe(result, target));
 
@@ -21,7 +23,7 @@ internal sealed class RecoverCommand() : InstallCommand("recover", "Finish or un
         // them again. Already complete when there were none (the usual start-up case).
         result.Cleanup.GetAwaiter().GetResult();
         if (!busy) return ExitCodes.Ok;
-        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.Busy, $"another process holds the lock on '{target}' (an apply is running); nothing was done", null));
+        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.Busy, busyError.Message, null));
         return ExitCodes.Busy;
     }
 

@@ -13,17 +13,14 @@ internal sealed class RollbackCommand() : InstallCommand("rollback", "Restore th
         var result = Patcher.Rollback(target, EngineOptions.Create(loggers, s.StateDir));
         var busy = result.Status == ApplyStatus.Busy;
         if (s.Json)
-        {
-            JsonOutput.Write(ctx.Out, new ApplyDocument(!busy, result.Status.ToString(), result.FromVersion, result.ToVersion,
-                result.TransactionId, result.Strategy.ToString(), result.Resumed, result.FilesWritten, result.FilesReused, result.BytesWritten));
-        }
+            JsonOutput.Write(ctx.Out, ApplyCommand.Document(result, target));
         else if (!busy)
         {
             ctx.Out.WriteLine($"rolled back {target} from {result.FromVersion ?? "(unknown)"} to {result.ToVersion} (transaction {result.TransactionId})");
         }
 
         if (!busy) return ExitCodes.Ok;
-        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.Busy, $"another process is patching '{target}'; nothing was changed, try again later", null));
+        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.Busy, ApplyCommand.BusyError(target).Message, null));
         return ExitCodes.Busy;
     }
 }

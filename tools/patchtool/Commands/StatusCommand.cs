@@ -14,7 +14,7 @@ internal sealed class StatusCommand() : InstallCommand("status", "Show the insta
         if (s.Json)
         {
             JsonOutput.Write(ctx.Out, new StatusDocument(true, target, status.Product, status.InstalledVersion,
-                status.PendingTransactionId, status.PendingState, status.PreviousVersion));
+                status.PendingTransactionId, status.PendingState, status.PreviousVersion) { UpdateInProgress = status.UpdateInProgress });
             return ExitCodes.Ok;
         }
 
@@ -27,9 +27,12 @@ internal sealed class StatusCommand() : InstallCommand("status", "Show the insta
         o.WriteLine($"install      {target}");
         o.WriteLine($"product      {status.Product ?? "(unknown: no patch applied by Patcher yet)"}");
         o.WriteLine($"version      {status.InstalledVersion ?? "(unknown)"}");
-        o.WriteLine(status.PendingTransactionId is null
-            ? "pending      none"
-            : $"pending      transaction {status.PendingTransactionId} in state {status.PendingState} (run: patchtool recover --target DIR)");
+        o.WriteLine(status switch
+        {
+            { UpdateInProgress: true } => $"pending      an update is in progress (another process is applying a patch{(status.PendingTransactionId is null ? "" : $", transaction {status.PendingTransactionId}")}); wait for it",
+            { PendingTransactionId: null } => "pending      none",
+            _ => $"pending      transaction {status.PendingTransactionId} in state {status.PendingState} was interrupted (run: patchtool recover --target DIR)",
+        });
         o.WriteLine($"previous     {status.PreviousVersion ?? "none kept"}");
     }
 }

@@ -11,9 +11,12 @@ internal sealed class VerifyInstallCommand() : InstallCommand("verify-install", 
         using var loggers = ToolLogging.Create(s.Verbose);
         var target = Path.GetFullPath(s.Target);
         var report = Patcher.Verify(target, EngineOptions.Create(loggers, s.StateDir), ct);
+        var damage = new ErrorInfo((int)PatchErrorCode.VerifyFailed, nameof(PatchErrorCode.VerifyFailed),
+            $"{report.Missing.Count} missing and {report.Modified.Count} modified file(s) in '{target}' (version {report.Version})", target);
         if (s.Json)
         {
-            JsonOutput.Write(ctx.Out, new VerifyInstallDocument(report.IsIntact, target, report.Version, report.FilesChecked, report.Missing, report.Modified));
+            JsonOutput.Write(ctx.Out, new VerifyInstallDocument(report.IsIntact, target, report.Version, report.FilesChecked, report.Missing, report.Modified)
+            { Error = report.IsIntact ? null : damage });
         }
         else
         {
@@ -25,8 +28,7 @@ internal sealed class VerifyInstallCommand() : InstallCommand("verify-install", 
         }
 
         if (report.IsIntact) return ExitCodes.Ok;
-        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.VerifyFailed,
-            $"{report.Missing.Count} missing and {report.Modified.Count} modified file(s) in '{target}' (version {report.Version})", null));
+        ctx.Err.WriteLine(CommandRunner.ErrorLine(PatchErrorCode.VerifyFailed, damage.Message, null));
         return ExitCodes.For(PatchErrorCode.VerifyFailed);
     }
 }

@@ -4,7 +4,9 @@ using System.Text.Json.Serialization;
 namespace PatchTool.Infrastructure;
 
 // The documents `--json` prints on stdout. Property names are a contract for scripts: add, never rename.
-// Every document has "ok"; a failed command prints an ErrorDocument (and the usual line on stderr).
+// Every document has "ok"; a failed command prints an ErrorDocument (and the usual line on stderr). A command whose
+// result is itself a failure (apply or recover when busy, verify-install finding damage) prints its own document with
+// "ok": false and the same "error" object, so a script reads every failure the same way.
 
 /// <param name="Code">The <c>PatchErrorCode</c> value; 0 for a failure outside the library; null for an interrupt.</param>
 /// <param name="Name">The code's name, or the kind of failure (<c>Interrupted</c>, an exception type).</param>
@@ -75,13 +77,29 @@ internal sealed record ApplyDocument(
     bool Resumed,
     int FilesWritten,
     int FilesReused,
-    long BytesWritten);
+    long BytesWritten)
+{
+    /// <summary>Why the apply did not happen (busy); null on success.</summary>
+    public ErrorInfo? Error { get; init; }
+}
 
-internal sealed record RecoverDocument(bool Ok, string Outcome, string? TransactionId, string? InstalledVersion);
+internal sealed record RecoverDocument(bool Ok, string Outcome, string? TransactionId, string? InstalledVersion)
+{
+    /// <summary>Why nothing was recovered (busy); null on success.</summary>
+    public ErrorInfo? Error { get; init; }
+}
 
-internal sealed record StatusDocument(bool Ok, string Target, string? Product, string? InstalledVersion, string? PendingTransactionId, string? PendingState, string? PreviousVersion);
+internal sealed record StatusDocument(bool Ok, string Target, string? Product, string? InstalledVersion, string? PendingTransactionId, string? PendingState, string? PreviousVersion)
+{
+    /// <summary>Another process is applying a patch right now (see <c>InstallStatus.UpdateInProgress</c>).</summary>
+    public bool UpdateInProgress { get; init; }
+}
 
-internal sealed record VerifyInstallDocument(bool Ok, string Target, string Version, int FilesChecked, IReadOnlyList<string> Missing, IReadOnlyList<string> Modified);
+internal sealed record VerifyInstallDocument(bool Ok, string Target, string Version, int FilesChecked, IReadOnlyList<string> Missing, IReadOnlyList<string> Modified)
+{
+    /// <summary>VerifyFailed when a file is missing or modified; null when intact.</summary>
+    public ErrorInfo? Error { get; init; }
+}
 
 [JsonSourceGenerationOptions(
     WriteIndented = true,
