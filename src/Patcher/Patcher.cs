@@ -1,4 +1,5 @@
 using Patching.IO;
+using Patching.Sources;
 using Patching.Transaction;
 
 namespace Patching;
@@ -49,10 +50,73 @@ public static class Patcher
     }
 
     /// <summary>Hashes every file of the installed version and reports missing or modified ones.</summary>
-    public static VerifyReport Verify(string installDir, PatcherOptions? options = null, CancellationToken cancellationToken = default)
+    /// <exception cref="PatcherException"><see cref="PatchErrorCode.NotManagedByPatcher"/> when Patcher never installed a version here.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; nothing was changed.</exception>
+    public static VerifyReport Verify(string installDir, PatcherOptions? options = null, CancellationToken cancellationToken = default) =>
+        VerifyCore(installDir, options, null, cancellationToken);
+
+    /// <summary>
+    /// <see cref="Verify"/> on a worker thread, reporting as it reads: phase <see cref="PatchPhase.Verifying"/> with the
+    /// files and bytes hashed so far against the installed version's totals, then <see cref="PatchPhase.Done"/>.
+    /// </summary>
+    /// <exception cref="PatcherException"><see cref="PatchErrorCode.NotManagedByPatcher"/> when Patcher never installed a version here.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; nothing was changed.</exception>
+    public static Task<VerifyReport> VerifyAsync(string installDir, PatcherOptions? options = null,
+        IProgress<PatchProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Task.Run(() => VerifyCore(installDir, options, progress, cancellationToken), CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="Recover"/> on a worker thread. Recovery is short and must not stop half way (it exists to end a
+    /// half-done update), so <paramref name="cancellationToken"/> is observed only before it starts; the progress
+    /// reports its start (<see cref="PatchPhase.Committing"/>) and its end (<see cref="PatchPhase.Done"/>).
+    /// </summary>
+    /// <exception cref="OperationCanceledException">Cancelled before recovery started; nothing was changed.</exception>
+    public static Task<RecoveryResult> RecoverAsync(string installDir, PatcherOptions? options = null,
+        IProgress<PatchProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Task.Run(() => WholeStep(progress, options, cancellationToken, () => Recover(installDir, options)), CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="Rollback"/> on a worker thread. Like recovery, a rollback that has begun runs to its end:
+    /// <paramref name="cancellationToken"/> is observed only before it starts, and the progress reports its start
+    /// (<see cref="PatchPhase.Committing"/>) and its end (<see cref="PatchPhase.Done"/>).
+    /// </summary>
+    /// <exception cref="PatcherException"><see cref="PatchErrorCode.NothingToRollBack"/> when no previous version is kept.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled before the rollback started; nothing was changed.</exception>
+    public static Task<ApplyResult> RollbackAsync(string installDir, PatcherOptions? options = null,
+        IProgress<PatchProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Task.Run(() => WholeStep(progress, options, cancellationToken, () => Rollback(installDir, options)), CancellationToken.None);
+
+    /// <summary>
+    /// What the patch in <paramref name="patchDir"/> is and would do, read from its manifest without changing anything
+    /// on disk: product, versions, files added, changed and removed, bytes to download, signing key ids. With
+    /// <see cref="PatcherOptions.TrustedKeys"/> set, the signature is verified first, exactly as <see cref="Apply"/>
+    /// would (a refusal throws the same error) and <see cref="PatchInfo.SignatureVerified"/> is true; without, the key
+    /// ids are those the patch claims, unverified. Either way the manifest is checked against the format's rules and
+    /// <see cref="PatcherOptions.Limits"/>, so nothing hostile reaches a launcher's screen.
+    /// </summary>
+    /// <exception cref="PatcherException">The patch is missing, malformed, or (with trusted keys) not signed by them.</exception>
+    public static PatchInfo ReadPatchInfo(string patchDir, PatcherOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(patchDir);
+        var full = Path.GetFullPath(patchDir);
+        return NativeErrors.Guard("read the patch", full, () => PatchInfoReader.Read(full, options ?? new PatcherOptions()));
+    }
+
+    private static VerifyReport VerifyCore(string installDir, PatcherOptions? options, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(installDir);
-        return NativeErrors.Guard("verify", installDir, () => TransactionEngine.Verify(Path.GetFullPath(installDir), options ?? new PatcherOptions(), cancellationToken));
+        return NativeErrors.Guard("verify", installDir, () => TransactionEngine.Verify(Path.GetFullPath(installDir), options ?? new PatcherOptions(), progress, ct));
+    }
+
+    /// <summary>An operation that runs to its end once started: cancellation before it, progress around it.</summary>
+    private static T WholeStep<T>(IProgress<PatchProgress>? progress, PatcherOptions? options, CancellationToken ct, Func<T> step)
+    {
+        ct.ThrowIfCancellationRequested();
+        progress = Progress.ProgressTracker.Wrap(progress, (options ?? new PatcherOptions()).TimeProvider);
+        progress?.Report(new PatchProgress(PatchPhase.Committing, 0, 1, 0, 0));
+        var result = step();
+        progress?.Report(new PatchProgress(PatchPhase.Done, 1, 1, 0, 0));
+        return result;
     }
 
     /// <summary>Restores the previous version kept by <see cref="PatcherOptions.KeepPreviousVersion"/>.</summary>

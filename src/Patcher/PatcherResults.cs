@@ -53,7 +53,32 @@ public enum PatchPhase
 }
 
 /// <summary>Progress of a long operation.</summary>
-public readonly record struct PatchProgress(PatchPhase Phase, int FilesDone, int FilesTotal, long BytesDone, long BytesTotal);
+/// <remarks>
+/// What a caller receives never goes back: <see cref="Fraction"/> only grows across the whole operation, and within a
+/// phase so do <see cref="FilesDone"/> and <see cref="BytesDone"/>. A total may grow within a phase when a step finds
+/// more work (staging first receives the patch's blobs, then builds the new version's files, and both count as items).
+/// Reports arrive on the library's worker threads, one at a time; a UI should copy the values and redraw on its own
+/// thread (<see cref="Progress{T}"/> does that).
+/// </remarks>
+/// <param name="Phase">The current phase; phases only move forward.</param>
+/// <param name="FilesDone">Items (files, blobs, steps) finished in this phase.</param>
+/// <param name="FilesTotal">Items known in this phase so far.</param>
+/// <param name="BytesDone">Bytes read or written in this phase.</param>
+/// <param name="BytesTotal">Bytes this phase expects to read or write; 0 when it counts items only.</param>
+public readonly record struct PatchProgress(PatchPhase Phase, int FilesDone, int FilesTotal, long BytesDone, long BytesTotal)
+{
+    /// <summary>The whole operation's progress, 0 to 1, across every phase; never decreases. 1 only when done.</summary>
+    public double Fraction { get; init; }
+
+    /// <summary>The file (or step) being worked on when this was reported, when there is one; a path relative to the install or patch.</summary>
+    public string? CurrentItem { get; init; }
+
+    /// <summary>Bytes per second in this phase so far, once it has run long enough to say (0 before, and in phases without bytes).</summary>
+    public double BytesPerSecond { get; init; }
+
+    /// <summary>Estimated time left in this phase, from <see cref="BytesPerSecond"/>; null when there is no estimate.</summary>
+    public TimeSpan? Remaining { get; init; }
+}
 
 /// <summary>What recovery did.</summary>
 public enum RecoveryOutcome
@@ -107,4 +132,37 @@ public sealed record VerifyReport(string Version, int FilesChecked, IReadOnlyLis
 {
     /// <summary>True when every file is present and intact.</summary>
     public bool IsIntact => Missing.Count == 0 && Modified.Count == 0;
+}
+
+/// <summary>What <see cref="Patcher.ReadPatchInfo"/> found in a patch, before anything is applied.</summary>
+/// <param name="Product">The product the patch is for.</param>
+/// <param name="Version">The version it installs.</param>
+/// <param name="FromVersion">The version it updates from; null for a full package, which installs over any version.</param>
+/// <param name="Created">When the patch was built.</param>
+/// <param name="Expires">After this time the patch is refused; null when it never expires.</param>
+/// <param name="FilesAdded">Files of the new version that the old one lacks (paths relative to the install, sorted).</param>
+/// <param name="FilesChanged">Files whose content changes.</param>
+/// <param name="FilesRemoved">Files of the old version the new one drops.</param>
+/// <param name="DownloadBytes">Bytes of the patch's blobs as stored: what a launcher downloads.</param>
+/// <param name="InstalledBytes">Total size of the new version's files once installed.</param>
+/// <param name="SigningKeyIds">Ids of the keys that signed it: those verified when <see cref="SignatureVerified"/>, otherwise those the patch claims.</param>
+/// <param name="SignatureVerified">True when the signature was checked against <see cref="PatcherOptions.TrustedKeys"/>.</param>
+/// <param name="ManifestSha256">SHA-256 of the manifest: the patch's identity.</param>
+public sealed record PatchInfo(
+    string Product,
+    string Version,
+    string? FromVersion,
+    DateTimeOffset Created,
+    DateTimeOffset? Expires,
+    IReadOnlyList<string> FilesAdded,
+    IReadOnlyList<string> FilesChanged,
+    IReadOnlyList<string> FilesRemoved,
+    long DownloadBytes,
+    long InstalledBytes,
+    IReadOnlyList<string> SigningKeyIds,
+    bool SignatureVerified,
+    string ManifestSha256)
+{
+    /// <summary>True for a full package (no <see cref="FromVersion"/>).</summary>
+    public bool IsFullPackage => FromVersion is null;
 }

@@ -10,24 +10,25 @@ internal static class ContentHash
 
     public static string OfFile(string path, CancellationToken ct = default) => OfFile(FileOps.Instance, path, ct);
 
-    public static string OfFile(IFileOps fs, string path, CancellationToken ct = default)
+    public static string OfFile(IFileOps fs, string path, CancellationToken ct = default, Action<long>? onBytes = null)
     {
         using var s = fs.OpenRead(path);
-        return OfStream(s, ct);
+        return OfStream(s, ct, onBytes);
     }
 
     /// <summary>
     /// How the entry at <paramref name="path"/> compares with a file of a manifest: not a regular file (or absent), another
     /// size or content, or the same. The size is compared first, so a file of another size is never read.
     /// </summary>
-    public static FileMatch Compare(IFileOps fs, string path, long size, string sha256, CancellationToken ct = default)
+    public static FileMatch Compare(IFileOps fs, string path, long size, string sha256, CancellationToken ct = default, Action<long>? onBytes = null)
     {
         var info = fs.Stat(path);
         if (info.Kind != EntryKind.File) return FileMatch.Missing;
-        return info.Size == size && OfFile(fs, path, ct) == sha256 ? FileMatch.Same : FileMatch.Differs;
+        return info.Size == size && OfFile(fs, path, ct, onBytes) == sha256 ? FileMatch.Same : FileMatch.Differs;
     }
 
-    public static string OfStream(Stream s, CancellationToken ct = default)
+    /// <summary>SHA-256 of the rest of <paramref name="s"/>; <paramref name="onBytes"/> hears each buffer's length as it is hashed.</summary>
+    public static string OfStream(Stream s, CancellationToken ct = default, Action<long>? onBytes = null)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
@@ -38,6 +39,7 @@ internal static class ContentHash
             {
                 ct.ThrowIfCancellationRequested();
                 hash.AppendData(buffer, 0, n);
+                onBytes?.Invoke(n);
             }
         }
         finally

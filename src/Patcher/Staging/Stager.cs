@@ -72,10 +72,10 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         // Counters are read and reported under one lock, so that a worker that read them before another's batch was
         // counted cannot report after it: the counts a launcher sees never go back.
         var reporting = new object();
-        void Report()
+        void Report(string? item = null)
         {
             if (progress is null) return;
-            lock (reporting) progress.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
+            lock (reporting) progress.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref blobsDone), blobs.Count, Interlocked.Read(ref bytesDone), plan.BytesToWrite) { CurrentItem = item });
         }
 
         void Durable(List<Stream> written)
@@ -109,7 +109,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
                 void OnBytes(long n)
                 {
                     Interlocked.Add(ref bytesDone, n);
-                    Report();
+                    Report(blob.RelativePath);
                 }
 
                 if (!executable.TryGetValue(blob.Sha256, out var x))
@@ -261,7 +261,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         var rows = new ConcurrentQueue<FileRow>();
         int written = 0, reused = 0;
 
-        void Report() => progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref done), total, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
+        void Report(string item) => progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref done), total, Interlocked.Read(ref bytesDone), plan.BytesToWrite) { CurrentItem = item });
 
         // Large files first, so the workers finish together.
         var order = plan.Files.OrderByDescending(f => f.ReuseFrom is null ? f.File.Size : 0).ToList();
@@ -304,7 +304,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
             }
 
             Interlocked.Increment(ref done);
-            Report();
+            Report(f.Path);
         });
         FlushRows(txId, rows);
 

@@ -4,6 +4,7 @@ using Patching.Commit;
 using Patching.IO;
 using Patching.Journal;
 using Patching.Manifests;
+using Patching.Progress;
 using Patching.Recovery;
 using Patching.Signing;
 using Patching.Sources;
@@ -24,22 +25,27 @@ internal static class TransactionEngine
         Apply(Default, installDir, patchDir, options, progress, ct);
 
     public static ApplyResult Apply(EngineSettings engine, string installDir, string patchDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct) =>
-        NativeErrors.Guard("apply", installDir, () => ApplyCore(engine, installDir, patchDir, options, progress, ct));
+        NativeErrors.Guard("apply", installDir, () => ApplyCore(engine, installDir, patchDir, options, ProgressTracker.Wrap(progress, options.TimeProvider), ct));
 
     private static ApplyResult ApplyCore(EngineSettings engine, string installDir, string patchDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
-        progress?.Report(new PatchProgress(PatchPhase.Verifying, 0, 0, 0, 0));
+        // Verifying counts its steps: the manifest, its signature, then the install's files (ApplyVerified).
+        progress?.Report(new PatchProgress(PatchPhase.Verifying, 0, VerifySteps, 0, 0) { CurrentItem = ManifestCodec.ManifestFileName });
 
         // ---- Preflight on the patch alone: nothing on disk is touched until it passes. ----
         RequireInstallDirectory(engine.FileSystem, Path.TrimEndingDirectorySeparator(installDir));
         var package = PatchPackage.Open(patchDir, options.Limits);
         if (options.TrustedKeys.Count == 0)
             throw new PatcherException(PatchErrorCode.SignatureMissing, "no trusted keys are configured; refusing to apply an unverifiable patch", patchDir);
+        progress?.Report(new PatchProgress(PatchPhase.Verifying, 1, VerifySteps, 0, 0) { CurrentItem = ManifestCodec.SignatureFileName });
         IReadOnlyList<string> keyIds;
         using (var policy = TrustPolicy.FromPems(options.TrustedKeys, options.SignatureThreshold))
             keyIds = package.VerifySignature(policy, options.Limits, options.TimeProvider.GetUtcNow());
         return ApplyVerified(engine, installDir, package, keyIds, options, progress, ct);
     }
+
+    /// <summary>The Verifying phase's steps: read the manifest, check its signature, check the install against it.</summary>
+    private const int VerifySteps = 3;
 
     /// <summary>
     /// Everything after the signature check. Only for callers that have verified the package themselves, or that
@@ -50,9 +56,11 @@ internal static class TransactionEngine
     {
         var log = options.Logger;
         var fs = engine.FileSystem;
+        progress = ProgressTracker.Wrap(progress, options.TimeProvider);
         var layout = ResolveLayout(fs, engine, installDir, options);
         RequireInstallDirectory(fs, layout.InstallDir);
         var manifest = package.Manifest;
+        progress?.Report(new PatchProgress(PatchPhase.Verifying, 2, VerifySteps, 0, 0) { CurrentItem = "install files" });
         log.LogInformation(PatcherLogEvents.PatchVerified, "Patch {Product} {From} -> {To} verified (keys {Keys})", manifest.Product, manifest.FromVersion ?? "(full)", manifest.Version, string.Join(",", keyIds));
 
         var (strategy, stateInside) = ChooseStrategy(fs, layout, options);
@@ -77,6 +85,7 @@ internal static class TransactionEngine
             var installedManifest = Preflight(installed, manifest, options);
             var plan = CreatePlan(fs, layout, manifest, installedManifest, options, ct);
             CheckFreeSpace(fs, layout, plan);
+            progress?.Report(new PatchProgress(PatchPhase.Verifying, VerifySteps, VerifySteps, 0, 0));
 
             // ---- From here on the disk changes; first the state directory and the journal. ----
             var createdState = false;
@@ -222,13 +231,13 @@ internal static class TransactionEngine
             throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "stage", staging);
         }
 
-        progress?.Report(new PatchProgress(PatchPhase.Committing, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
+        progress?.Report(new PatchProgress(PatchPhase.Committing, 0, 1, 0, 0));
         if (Recoverer.SwitchOrRollBack(fs, layout, journal, tx with { StagingDevice = identity.Device, StagingInode = identity.Inode }, log) is { } failure)
             throw Recoverer.RolledBack(failure);
         try
         {
             journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult());
-            progress?.Report(new PatchProgress(PatchPhase.CleaningUp, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
+            progress?.Report(new PatchProgress(PatchPhase.CleaningUp, 0, 1, 0, 0));
             Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log, plan);
         }
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
@@ -236,7 +245,7 @@ internal static class TransactionEngine
             throw NewVersionInPlace(ex, layout, manifest.Version);
         }
 
-        progress?.Report(new PatchProgress(PatchPhase.Done, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
+        progress?.Report(new PatchProgress(PatchPhase.Done, 1, 1, 0, 0));
         log.LogInformation(PatcherLogEvents.Installed, "Installed {Product} {Version} (transaction {Tx})", manifest.Product, manifest.Version, tx.Id);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Swap,
             resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
@@ -362,10 +371,10 @@ internal static class TransactionEngine
             throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "stage", staging);
         }
 
-        progress?.Report(new PatchProgress(PatchPhase.Committing, 0, changed, stager.BytesWritten, stager.BytesWritten));
+        progress?.Report(new PatchProgress(PatchPhase.Committing, 0, changed, 0, 0));
         try
         {
-            commit.Forward(tx.Id);
+            commit.Forward(tx.Id, progress is null ? null : new FilesPlaced(progress, changed));
         }
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
@@ -390,7 +399,7 @@ internal static class TransactionEngine
         {
             // Every file is placed: from here on a failure leaves the new version, as after the swap's exchange.
             journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult());
-            progress?.Report(new PatchProgress(PatchPhase.CleaningUp, changed, changed, stager.BytesWritten, stager.BytesWritten));
+            progress?.Report(new PatchProgress(PatchPhase.CleaningUp, 0, 1, 0, 0));
             Recoverer.FinishLayered(fs, layout, journal, tx.Id, retry, log);
         }
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
@@ -400,10 +409,16 @@ internal static class TransactionEngine
 
         if (tx.KeepPrevious)
             log.LogWarning("KeepPreviousVersion is not supported by the layered strategy: only the replaced files were backed up, and they are removed");
-        progress?.Report(new PatchProgress(PatchPhase.Done, changed, changed, stager.BytesWritten, stager.BytesWritten));
+        progress?.Report(new PatchProgress(PatchPhase.Done, 1, 1, 0, 0));
         log.LogInformation(PatcherLogEvents.Installed, "Installed {Product} {Version} (transaction {Tx}, layered, {Changed} files changed)", manifest.Product, manifest.Version, tx.Id, changed);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Layered,
             resumed, stager.FilesWritten, plan.Files.Count - stager.FilesWritten, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
+    }
+
+    /// <summary>The layered commit's count of files placed, as Committing progress.</summary>
+    private sealed class FilesPlaced(IProgress<PatchProgress> progress, int total) : IProgress<int>
+    {
+        public void Report(int value) => progress.Report(new PatchProgress(PatchPhase.Committing, value, total, 0, 0));
     }
 
     /// <summary>
@@ -634,8 +649,9 @@ internal static class TransactionEngine
         return new InstallStatus(installed?.Product, installed?.Version, pending?.Id, pending?.State, previous) { UpdateInProgress = running };
     }
 
-    public static VerifyReport Verify(string installDir, PatcherOptions options, CancellationToken ct)
+    public static VerifyReport Verify(string installDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
+        progress = ProgressTracker.Wrap(progress, options.TimeProvider);
         var layout = ResolveLayout(Default.FileSystem, Default, installDir, options);
         if (!File.Exists(layout.JournalPath))
             throw NotManaged(layout, "no journal");
@@ -650,9 +666,25 @@ internal static class TransactionEngine
         var missing = new System.Collections.Concurrent.ConcurrentBag<string>();
         var modified = new System.Collections.Concurrent.ConcurrentBag<string>();
         var fs = Default.FileSystem;
+        // Reported as it reads: bytes hashed against the installed version's size, files as each one is finished.
+        var files = manifest.Files.Count;
+        var bytesTotal = manifest.Files.Sum(f => f.Size);
+        long bytesRead = 0;
+        var filesDone = 0;
+        void Report(string? item) =>
+            progress?.Report(new PatchProgress(PatchPhase.Verifying, Volatile.Read(ref filesDone), files, Interlocked.Read(ref bytesRead), bytesTotal) { CurrentItem = item });
+        Report(null);
         Parallelism.ForEach(manifest.Files.OrderByDescending(f => f.Size), ct, f =>
         {
-            switch (ContentHash.Compare(fs, PathRules.Join(layout.InstallDir, f.Path), f.Size, f.Sha256, ct))
+            var match = ContentHash.Compare(fs, PathRules.Join(layout.InstallDir, f.Path), f.Size, f.Sha256, ct,
+                progress is null ? null : n =>
+                {
+                    Interlocked.Add(ref bytesRead, n);
+                    Report(f.Path);
+                });
+            Interlocked.Increment(ref filesDone);
+            Report(f.Path);
+            switch (match)
             {
                 case FileMatch.Missing:
                     missing.Add(f.Path);
@@ -662,6 +694,7 @@ internal static class TransactionEngine
                     break;
             }
         });
+        progress?.Report(new PatchProgress(PatchPhase.Done, files, files, bytesTotal, bytesTotal));
         return new VerifyReport(manifest.Version, manifest.Files.Count,
             missing.Order(StringComparer.Ordinal).ToList(), modified.Order(StringComparer.Ordinal).ToList());
     }

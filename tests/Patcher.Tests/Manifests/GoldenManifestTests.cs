@@ -2,6 +2,7 @@ using System.Text;
 using Patching.Building;
 using Patching.Manifests;
 using Patching.Signing;
+using Patching.Sources;
 using Patching.Tests.TestHelpers;
 using PatchTool.Infrastructure;
 

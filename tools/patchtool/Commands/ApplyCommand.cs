@@ -21,9 +21,10 @@ internal sealed class ApplyCommand : IToolCommand
     }.AcceptOnlyFromAmong("auto", "swap", "layered");
 
     private readonly Option<bool> _allowDowngrade = new("--allow-downgrade") { Description = "Install even if the patch is not newer than the installed version" };
-    private readonly Option<bool> _fullBaseHash = new("--full-base-hash") { Description = "Hash every base file before staging (default: compare sizes, hash while staging)" };
-    private readonly Option<bool> _keepPrevious = new("--keep-previous") { Description = "Keep the old version so 'patchtool rollback' can restore it" };
-    private readonly Option<bool> _linkBlobs = new("--link-blobs")
+    // Named as the PatcherOptions properties they set; the first names patchtool had stay as aliases.
+    private readonly Option<bool> _fullBaseHash = new("--verify-base-hashes", "--full-base-hash") { Description = "Hash every base file before staging (default: compare sizes, hash while staging)" };
+    private readonly Option<bool> _keepPrevious = new("--keep-previous-version", "--keep-previous") { Description = "Keep the old version so 'patchtool rollback' can restore it" };
+    private readonly Option<bool> _linkBlobs = new("--link-patch-blobs", "--link-blobs")
     {
         Description = "Hard-link the patch's uncompressed blobs into the install instead of copying them (same volume, Linux); delete the patch afterwards",
     };
@@ -62,6 +63,8 @@ internal sealed class ApplyCommand : IToolCommand
 
     internal static async Task<int> RunAsync(ToolContext ctx, Settings s, CancellationToken ct)
     {
+        // Said first, before keys are read or the library is loaded: a person who pressed Enter sees at once that it runs.
+        if (!s.Json) ctx.Out.WriteLine($"applying {Path.GetFullPath(s.Patch)} to {Path.GetFullPath(s.Target)}");
         var pems = ToolOptions.ReadKeyFiles(s.Trust, "--trust");
         ToolOptions.CheckThreshold(s.Threshold, pems.Count);
         using var loggers = ToolLogging.Create(s.Verbose);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Patching.Building;
 using Patching.Manifests;
+using Patching.Sources;
 using PatchTool.Infrastructure;
 
 namespace PatchTool.Commands;

@@ -50,10 +50,28 @@ internal sealed class PlainProgress : IProgress<PatchProgress>
         _ => phase.ToString(),
     };
 
-    public static string Detail(PatchProgress p) =>
-        p.FilesTotal == 0 && p.BytesTotal == 0
-            ? ""
-            : $"{p.FilesDone}/{p.FilesTotal} files, {ToolOptions.Bytes(p.BytesDone)} of {ToolOptions.Bytes(p.BytesTotal)}";
+    /// <summary>Counts, then rate and time left when the library could estimate them: "12/40 items, 3.0 MiB of 9.0 MiB, 45.2 MB/s, ETA 0:02".</summary>
+    public static string Detail(PatchProgress p)
+    {
+        if (p.FilesTotal == 0 && p.BytesTotal == 0) return "";
+        var text = p.BytesTotal > 0
+            ? $"{p.FilesDone}/{p.FilesTotal} items, {ToolOptions.Bytes(p.BytesDone)} of {ToolOptions.Bytes(p.BytesTotal)}"
+            : $"{p.FilesDone}/{p.FilesTotal} items";
+        return text + Rate(p);
+    }
+
+    /// <summary>", 45.2 MB/s, ETA 0:02" when the rate is known; empty otherwise.</summary>
+    public static string Rate(PatchProgress p)
+    {
+        if (p.BytesPerSecond <= 0) return "";
+        var rate = (p.BytesPerSecond / 1e6).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " MB/s";
+        return p.Remaining is { } left ? $", {rate}, ETA {Eta(left)}" : $", {rate}";
+    }
+
+    private static string Eta(TimeSpan left) =>
+        left.TotalHours >= 1
+            ? $"{(int)left.TotalHours}:{left.Minutes:00}:{left.Seconds:00}"
+            : $"{left.Minutes}:{left.Seconds:00}";
 }
 
 /// <summary>A Spectre.Console progress bar, for a person at a terminal.</summary>
@@ -65,30 +83,20 @@ internal sealed class SpectreProgress : IProgress<PatchProgress>
 
     public void Report(PatchProgress value)
     {
-        // ProgressTask locks internally; descriptions are plain words, so no markup escaping is needed.
-        _task.Description = PlainProgress.Name(value.Phase);
-        if (value.BytesTotal > 0)
-        {
-            _task.MaxValue = value.BytesTotal;
-            _task.Value = value.BytesDone;
-        }
-        else if (value.FilesTotal > 0)
-        {
-            _task.MaxValue = value.FilesTotal;
-            _task.Value = value.FilesDone;
-        }
-
-        if (value.Phase == PatchPhase.Done) _task.Value = _task.MaxValue;
+        // ProgressTask locks internally. The bar is the whole apply's fraction, which never goes back; the description
+        // says the phase with its counts, rate and time left (markup-escaped: it holds brackets of its own).
+        _task.Description = Markup.Escape($"{PlainProgress.Name(value.Phase),-11} {PlainProgress.Detail(value)}".TrimEnd());
+        _task.Value = value.Fraction * _task.MaxValue;
     }
 
     /// <summary>Runs <paramref name="body"/> under a progress bar on the real console.</summary>
     public static Task<T> Run<T>(Func<IProgress<PatchProgress>, Task<T>> body) =>
         AnsiConsole.Progress()
             .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
             .StartAsync(async progressContext =>
             {
-                var task = progressContext.AddTask(PlainProgress.Name(PatchPhase.Verifying), maxValue: 1);
+                var task = progressContext.AddTask(PlainProgress.Name(PatchPhase.Verifying), maxValue: 1000);
                 var result = await body(new SpectreProgress(task)).ConfigureAwait(false);
                 task.Value = task.MaxValue;
                 task.StopTask();

@@ -24,7 +24,8 @@ internal static class ToolOptions
         Required = true,
     };
 
-    public static Option<string> Target(string description) => new("--target")
+    /// <summary><c>--target</c>, also spelled <c>--install-dir</c> as the library's <c>installDir</c> parameter.</summary>
+    public static Option<string> Target(string description) => new("--target", "--install-dir")
     {
         Description = description,
         HelpName = "DIR",
@@ -51,7 +52,8 @@ internal static class ToolOptions
         Description = "Print one JSON document on stdout (also on failure: {\"ok\": false, \"error\": ...})",
     };
 
-    public static Option<string?> StateDir() => new("--state-dir")
+    /// <summary><c>--state-dir</c>, also spelled <c>--state-directory</c> as <c>PatcherOptions.StateDirectory</c>.</summary>
+    public static Option<string?> StateDir() => new("--state-dir", "--state-directory")
     {
         Description = "Where the journal, lock, staging and backups live (default: <parent>/.<name>.patcher)",
         HelpName = "DIR",

@@ -1,6 +1,6 @@
 using Patching.Manifests;
 
-namespace PatchTool.Infrastructure;
+namespace Patching.Sources;
 
 /// <summary>What a manifest does to an install: the base list compared with the target list.</summary>
 internal sealed record PatchSummary(
