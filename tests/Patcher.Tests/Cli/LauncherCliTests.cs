@@ -78,4 +78,15 @@ public sealed class LauncherCliTests
         Assert.That(result.Err, Does.StartWith("patchtool: error KeyInvalid (113)"));
         Assert.That(result.Err + result.Out, Does.Not.Contain("(Parameter"));
     }
+
+    [Test]
+    public void Apply_FlagsNamedAsTheOptions_AcceptedBesideTheOldNames()
+    {
+        var result = CliRunner.Expect(0, "apply", "--patch", _patch, "--install-dir", _install, "--trust", RepoPaths.TestPub,
+            "--verify-base-hashes", "--keep-previous-version", "--state-directory", _temp["state"], "--json");
+
+        Assert.That(result.Json().GetProperty("ok").GetBoolean(), Is.True);
+        Assert.That(CliRunner.Expect(0, "status", "--target", _install, "--state-dir", _temp["state"], "--json").Json()
+            .GetProperty("installedVersion").GetString(), Is.EqualTo("1.1.0"));
+    }
 }
