@@ -3,67 +3,83 @@ using Patching.Tests.TestHelpers;
 namespace Patching.Tests.Cli;
 
 /// <summary>
-/// The launcher example in README.md is this code: it compiles here, runs against the sample game, and a test
-/// checks the README quotes it verbatim.
+/// The launcher example in README.md is the update steps of samples/Launcher: a test checks the README quotes them
+/// verbatim, and others run them against the sample game.
 /// </summary>
 public sealed class ReadmeExampleTests
 {
-    private static string Launcher(string installDir, string patchDir)
-    {
-        // README:begin
-        var options = new PatcherOptions { TrustedKeys = [File.ReadAllText("signing.pub")] };
-        Patcher.Recover(installDir, options);   // at startup: finish or undo an interrupted update (cheap)
-        try
-        {
-            var result = Patcher.Apply(installDir, patchDir, options);
-            if (result.Status == ApplyStatus.Busy) return "another launcher is updating; try later";
-            return $"updated {result.FromVersion} -> {result.ToVersion}";
-        }
-        catch (PatcherException ex)   // old version intact (unless the message says the new one is in place); ex.Code is stable
-        {
-            return ex.Code switch
-            {
-                PatchErrorCode.SignatureMissing or PatchErrorCode.SignatureInvalid => "refused: not signed by us",
-                PatchErrorCode.BaseMismatch => "install damaged: download the full package",
-                PatchErrorCode.InsufficientSpace or PatchErrorCode.DiskFull => "free some disk space",
-                PatchErrorCode.FileLocked => $"close the program using {ex.Path}",
-                _ => $"update failed: {ex.Code} {ex.Message}",
-            };
-        }
-        // README:end
-    }
+    private static readonly string SampleSource = Path.Join(RepoPaths.Root, "samples", "Launcher", "Program.cs");
 
     [Test]
-    public void Readme_LauncherExample_IsQuotedVerbatim()
+    public void Readme_LauncherExample_IsQuotedVerbatimFromTheSample()
     {
-        var source = File.ReadAllLines(Path.Join(RepoPaths.Root, "tests", "Patcher.Tests", "Cli", "ReadmeExampleTests.cs"));
+        var source = File.ReadAllLines(SampleSource);
         var begin = Array.FindIndex(source, l => l.Trim() == "// README:begin");
         var end = Array.FindIndex(source, l => l.Trim() == "// README:end");
+        Assert.That((begin, end), Is.Not.EqualTo((-1, -1)), "the sample marks the quoted part");
         var indent = source[begin].Length - source[begin].TrimStart().Length;
         var snippet = string.Join('\n', source[(begin + 1)..end].Select(l => l.Length >= indent ? l[indent..] : l.TrimStart()));
 
         var readme = File.ReadAllText(Path.Join(RepoPaths.Root, "README.md")).ReplaceLineEndings("\n");
 
-        Assert.That(readme, Does.Contain(snippet), "README.md must quote the launcher example from ReadmeExampleTests.cs");
+        Assert.That(readme, Does.Contain(snippet), "README.md must quote the update steps of samples/Launcher/Program.cs");
     }
 
     [Test]
-    public void Readme_LauncherExample_UpdatesTheSampleInstall()
+    public async Task SampleLauncher_SampleInstall_UpdatesThenSaysUpToDate()
     {
         using var temp = TempDir.ForCurrentTest();
         var patch = SamplePatch.Build(temp);
         var install = SamplePatch.Install(temp);
-        var cwd = Environment.CurrentDirectory;
-        File.Copy(RepoPaths.TestPub, temp["signing.pub"]);
-        try
+        var pem = await File.ReadAllTextAsync(RepoPaths.TestPub);
+        var progress = new ProgressRecorder();
+
+        var first = await PatcherSample.Program.UpdateAsync(install, patch, pem, progress, TextWriter.Null, CancellationToken.None);
+        var second = await PatcherSample.Program.UpdateAsync(install, patch, pem, progress, TextWriter.Null, CancellationToken.None);
+
+        Assert.That(first, Is.EqualTo(("updated 1.0.0 -> 1.1.0", 0)));
+        Assert.That(second, Is.EqualTo(("sample-game 1.1.0 is up to date", 0)));
+        Assert.That(progress.Reports[^1].Phase, Is.EqualTo(PatchPhase.Done));
+    }
+
+    [Test]
+    public async Task SampleLauncher_Cancelled_Exit130AndOldVersionIntact()
+    {
+        using var temp = TempDir.ForCurrentTest();
+        var patch = SamplePatch.Build(temp);
+        var install = SamplePatch.Install(temp);
+        var before = HashListing.Of(install);
+        using var cancel = new CancellationTokenSource();
+        var progress = new SyncProgress(p =>
         {
-            Environment.CurrentDirectory = temp.Path;
-            Assert.That(Launcher(install, patch), Is.EqualTo("updated 1.0.0 -> 1.1.0"));
-            Assert.That(Launcher(install, patch), Does.StartWith("update failed: NotNewer"));
-        }
-        finally
+            if (p.Phase == PatchPhase.Staging) cancel.Cancel();
+        });
+
+        var result = await PatcherSample.Program.UpdateAsync(install, patch, await File.ReadAllTextAsync(RepoPaths.TestPub), progress, TextWriter.Null, cancel.Token);
+
+        Assert.That(result, Is.EqualTo(("update cancelled; the old version is intact", 130)));
+        Assert.That(HashListing.Of(install), Is.EqualTo(before));
+    }
+
+    [Test]
+    public async Task SampleLauncher_UntrustedKey_RefusedWithAPlayerMessage()
+    {
+        using var temp = TempDir.ForCurrentTest();
+        var patch = SamplePatch.Build(temp);
+        var install = SamplePatch.Install(temp);
+
+        var result = await PatcherSample.Program.UpdateAsync(install, patch, await File.ReadAllTextAsync(RepoPaths.TestPub2), new ProgressRecorder(), TextWriter.Null, CancellationToken.None);
+
+        Assert.That(result, Is.EqualTo(("the update is not signed by the publisher and was refused", 3)));
+    }
+
+    [Test]
+    public void SampleLauncher_EveryErrorCode_HasItsOwnMessage()
+    {
+        foreach (var code in Enum.GetValues<PatchErrorCode>())
         {
-            Environment.CurrentDirectory = cwd;
+            var message = PatcherSample.ErrorMessages.For(new PatcherException(code, "detail", "some/file"));
+            Assert.That(message, Is.Not.Empty.And.Not.Contain(code.ToString()), code.ToString());
         }
     }
 
