@@ -80,12 +80,18 @@ internal sealed class TrustedKey : IDisposable
     public string KeyId { get; }
     public string Source { get; }
 
+    /// <summary>
+    /// Reads one pinned public key: a single SubjectPublicKeyInfo PEM block. A private key in any form (a PEM block
+    /// labelled as one, DER PKCS#8 as base64 or hex, raw key bytes) is refused: pinning it would ship the signing key
+    /// to every player.
+    /// </summary>
     public static TrustedKey FromPem(string pem, string source)
     {
+        var der = PublicKeyDer(pem, source);
         var ecdsa = ECDsa.Create();
         try
         {
-            ecdsa.ImportFromPem(pem);
+            ecdsa.ImportSubjectPublicKeyInfo(der, out _);
             SigningKeys.RequireP256(ecdsa, "trusted key", source);
             return new TrustedKey(ecdsa, source);
         }
@@ -95,6 +101,29 @@ internal sealed class TrustedKey : IDisposable
             if (ex is PatcherException) throw;
             throw new PatcherException(PatchErrorCode.KeyInvalid, $"not an ECDSA P-256 public key in PEM: {ex.Message}", source, ex);
         }
+    }
+
+    /// <summary>The DER SubjectPublicKeyInfo of the one PUBLIC KEY block in <paramref name="text"/>; refuses anything else.</summary>
+    private static byte[] PublicKeyDer(string text, string source)
+    {
+        var blocks = KeyText.PemBlocks(text);
+        if (blocks.FirstOrDefault(b => KeyText.IsPrivateLabel(b.Label)) is { Label: { } privateLabel })
+            throw new PatcherException(PatchErrorCode.KeyInvalid, $"{source} is a private key (PEM '{privateLabel}'); {KeyText.PinPublicKeyHint}", source);
+        if (blocks.Count == 0)
+        {
+            var bare = KeyText.BareBytes(text);
+            if (bare is not null && KeyText.LooksLikePrivateKeyDer(bare))
+                throw new PatcherException(PatchErrorCode.KeyInvalid, $"{source} is a private key (DER PKCS#8 without PEM armour); {KeyText.PinPublicKeyHint}", source);
+            if (bare is { Length: 32 or 64 })
+                throw new PatcherException(PatchErrorCode.KeyInvalid, $"{source} is {bare.Length} bytes of raw key material, which may be a private key; {KeyText.PinPublicKeyHint} (SubjectPublicKeyInfo PEM)", source);
+            throw new PatcherException(PatchErrorCode.KeyInvalid, $"{source} is not a PEM public key (no '-----BEGIN PUBLIC KEY-----' block); pin {SigningKeys.PublicKeyFileName}", source);
+        }
+
+        if (blocks.Count > 1)
+            throw new PatcherException(PatchErrorCode.KeyInvalid, $"{source} holds {blocks.Count} PEM blocks; a trusted key is exactly one public key ({SigningKeys.PublicKeyFileName})", source);
+        if (blocks[0].Label != "PUBLIC KEY")
+            throw new PatcherException(PatchErrorCode.KeyInvalid, $"{source} is a PEM '{blocks[0].Label}', not a 'PUBLIC KEY'; pin {SigningKeys.PublicKeyFileName}", source);
+        return blocks[0].Der;
     }
 
     public bool Verify(ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature) =>

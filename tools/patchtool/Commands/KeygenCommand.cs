@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Patching.Manifests;
 using Patching.Signing;
 using PatchTool.Infrastructure;
 
@@ -29,6 +30,7 @@ internal sealed class KeygenCommand : IToolCommand
     internal static int Run(ToolContext ctx, Settings s)
     {
         var dir = Path.GetFullPath(s.OutDir);
+        RefuseShippedDirectory(dir);
         var keyPath = Path.Join(dir, SigningKeys.PrivateKeyFileName);
         var pubPath = Path.Join(dir, SigningKeys.PublicKeyFileName);
         if (!s.Force)
@@ -53,6 +55,31 @@ internal sealed class KeygenCommand : IToolCommand
     {
         using var key = TrustedKey.FromPem(publicPem, "public key");
         return key.KeyId;
+    }
+
+    /// <summary>
+    /// Refuses a directory whose contents reach players: a game's install (one Patcher manages has a state directory
+    /// beside it or inside it), a patch directory (manifest.json, manifest.sig, blobs/), or any folder within one.
+    /// A private key written there would ship with the next release.
+    /// </summary>
+    private static void RefuseShippedDirectory(string dir)
+    {
+        for (var d = dir; d is not null; d = Path.GetDirectoryName(d))
+        {
+            var name = Path.GetFileName(d);
+            var parent = Path.GetDirectoryName(d);
+            string? why = null;
+            if (name.Length > 0 && parent is not null && Directory.Exists(Path.Join(parent, "." + name + ".patcher")))
+                why = $"a game install Patcher updates ('{Path.Join(parent, "." + name + ".patcher")}' is its state)";
+            else if (Directory.Exists(Path.Join(d, PathRules.ReservedStateName)))
+                why = $"a game install Patcher updates (it holds '{PathRules.ReservedStateName}')";
+            else if (File.Exists(Path.Join(d, ManifestCodec.ManifestFileName)) || File.Exists(Path.Join(d, ManifestCodec.SignatureFileName))
+                     || (d == dir && Directory.Exists(Path.Join(d, "blobs"))))
+                why = "a patch directory (manifest.json, manifest.sig or blobs/)";
+            if (why is null) continue;
+            var what = d == dir ? $"'{dir}' is {why}" : $"'{dir}' is inside '{d}', {why}";
+            throw new UsageException($"refusing to write a private key where players get it: {what}. Keep {SigningKeys.PrivateKeyFileName} outside every install and patch directory");
+        }
     }
 
     private static void WritePrivateKey(string path, string pem)
