@@ -13,7 +13,7 @@ public sealed class PrivateKeyAnchorTests
 {
     private static string PrivatePem => File.ReadAllText(RepoPaths.TestKey);
 
-    /// <summary>Every way a P-256 private key is commonly written down, each as the text a launcher would pin.</summary>
+    /// <summary>Every way a P-256 or Ed25519 private key is commonly written down, each as the text a launcher would pin.</summary>
     public static IEnumerable<TestCaseData> PrivateKeyForms()
     {
         using var key = ECDsa.Create();
@@ -28,6 +28,13 @@ public sealed class PrivateKeyAnchorTests
         yield return new TestCaseData(Convert.ToHexString(pkcs8)).SetArgDisplayNames("pkcs8-der-hex");
         yield return new TestCaseData(Convert.ToHexStringLower(key.ExportParameters(true).D!)).SetArgDisplayNames("raw-scalar-hex");
         yield return new TestCaseData(Convert.ToBase64String(key.ExportParameters(true).D!)).SetArgDisplayNames("raw-scalar-base64");
+        var ed25519 = File.ReadAllText(RepoPaths.TestEd25519Key);
+        PemEncoding.TryFind(ed25519, out var fields);
+        var edDer = Convert.FromBase64String(ed25519[fields.Base64Data]);
+        yield return new TestCaseData(ed25519).SetArgDisplayNames("ed25519-pkcs8-pem");
+        yield return new TestCaseData(Convert.ToBase64String(edDer)).SetArgDisplayNames("ed25519-pkcs8-der-base64");
+        yield return new TestCaseData(Convert.ToHexStringLower(edDer[^32..])).SetArgDisplayNames("ed25519-raw-seed-hex");
+        yield return new TestCaseData("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n").SetArgDisplayNames("openssh-private-key");
     }
 
     [TestCaseSource(nameof(PrivateKeyForms))]
@@ -90,7 +97,7 @@ public sealed class PrivateKeyAnchorTests
         using var s = new PatchScenario().WithSmallGame();
         s.BuildPatch();
         using var key = ECDsa.Create();
-        key.ImportFromPem(s.PrivateKey);
+        key.ImportFromPem(File.ReadAllText(RepoPaths.TestKey));
         var der = Path.Join(s.Dir("keys"), "signing.der");
         File.WriteAllBytes(der, key.ExportPkcs8PrivateKey());
 

@@ -5,7 +5,10 @@ using PatchTool.Infrastructure;
 
 namespace PatchTool.Commands;
 
-/// <summary><c>patchtool keygen --out DIR [--force]</c>: a new ECDSA P-256 key pair as DIR/signing.key and DIR/signing.pub.</summary>
+/// <summary>
+/// <c>patchtool keygen --out DIR [--algorithm ed25519|p256] [--force]</c>: a new key pair as DIR/signing.key and
+/// DIR/signing.pub, Ed25519 unless asked otherwise.
+/// </summary>
 internal sealed class KeygenCommand : IToolCommand
 {
     private readonly Option<string> _out = new("--out")
@@ -15,17 +18,30 @@ internal sealed class KeygenCommand : IToolCommand
         Required = true,
     };
 
+    private readonly Option<string> _algorithm = new("--algorithm")
+    {
+        Description = "ed25519 (default: deterministic signatures, verifies on every platform) or p256 (ECDSA P-256, for launchers pinned to it)",
+        HelpName = "ALG",
+    };
+
     private readonly Option<bool> _force = new("--force") { Description = "Replace an existing key pair (the old private key is lost)" };
 
     public Command Create(ToolContext ctx, GlobalOptions global)
     {
-        var command = new Command("keygen", "Generate a signing key pair") { _out, _force };
+        var command = new Command("keygen", "Generate a signing key pair") { _out, _algorithm, _force };
         command.SetAction(pr => CommandRunner.Run(ctx, json: false, ToolOptions.Flag(pr, global.Verbose),
-            () => Run(ctx, new Settings(pr.GetValue(_out)!, ToolOptions.Flag(pr, _force)))));
+            () => Run(ctx, new Settings(pr.GetValue(_out)!, ToolOptions.Flag(pr, _force), ParseAlgorithm(pr.GetValue(_algorithm))))));
         return command;
     }
 
-    internal sealed record Settings(string OutDir, bool Force);
+    internal sealed record Settings(string OutDir, bool Force, SigningAlgorithm Algorithm = SigningAlgorithm.Ed25519);
+
+    private static SigningAlgorithm ParseAlgorithm(string? name) => name?.ToLowerInvariant() switch
+    {
+        null or "ed25519" => SigningAlgorithm.Ed25519,
+        "p256" or "p-256" or "ecdsa-p256" => SigningAlgorithm.EcdsaP256,
+        _ => throw new UsageException($"--algorithm '{name}': expected ed25519 or p256"),
+    };
 
     internal static int Run(ToolContext ctx, Settings s)
     {
@@ -40,12 +56,13 @@ internal sealed class KeygenCommand : IToolCommand
         }
 
         Directory.CreateDirectory(dir);
-        var (privatePem, publicPem) = SigningKeys.Generate();
+        var (privatePem, publicPem) = SigningKeys.Generate(s.Algorithm);
         WritePrivateKey(keyPath, privatePem);
         File.WriteAllText(pubPath, publicPem);
 
         ctx.Out.WriteLine($"private key  {keyPath}  (keep it secret and offline; it signs patches)");
         ctx.Out.WriteLine($"public key   {pubPath}  (ship it with the launcher as a trusted key)");
+        ctx.Out.WriteLine($"algorithm    {(s.Algorithm == SigningAlgorithm.Ed25519 ? "Ed25519" : "ECDSA P-256")}");
         ctx.Out.WriteLine($"key id       {KeyIdOf(publicPem)}");
         return ExitCodes.Ok;
     }
