@@ -88,7 +88,15 @@ public sealed record RecoveryResult(RecoveryOutcome Outcome, string? Transaction
 /// <param name="PendingTransactionId">A transaction that needs recovery, if any.</param>
 /// <param name="PendingState">Its journal state.</param>
 /// <param name="PreviousVersion">The version kept for rollback, if any.</param>
-public sealed record InstallStatus(string? Product, string? InstalledVersion, string? PendingTransactionId, string? PendingState, string? PreviousVersion);
+public sealed record InstallStatus(string? Product, string? InstalledVersion, string? PendingTransactionId, string? PendingState, string? PreviousVersion)
+{
+    /// <summary>
+    /// Set when the journal recorded this version for another directory at this path: the install was deleted and copied
+    /// back, or restored from a backup, so what it holds is unknown (<see cref="InstalledVersion"/> is then null). The next
+    /// <see cref="Patcher.Apply"/> checks the patch's base files by hash and proceeds when they match.
+    /// </summary>
+    public string? ReplacedInstallVersion { get; init; }
+}
 
 /// <summary>Result of <see cref="Patcher.Verify"/>.</summary>
 /// <param name="Version">The version checked against.</param>

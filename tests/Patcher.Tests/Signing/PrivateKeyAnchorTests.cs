@@ -106,16 +106,19 @@ public sealed class PrivateKeyAnchorTests
         Assert.That(result.Err, Does.StartWith("patchtool: error KeyInvalid (113)").And.Contain("private key"));
     }
 
-    [Test]
-    public void Keygen_IntoInstallWithStateBeside_RefusesAndWritesNothing()
+    [TestCase("install", "a game install Patcher updates")]
+    [TestCase("patch", "a patch directory")]
+    public void Keygen_IntoDirectoryThatReachesPlayers_RefusesAndWritesNothing(string which, string reason)
     {
         using var s = new PatchScenario().WithSmallGame();
+        s.BuildPatch();
         s.InstallThroughPatcher();
+        var dir = which == "install" ? s.InstallDir : s.PatchDir;
         var before = PatchScenario.Listing(s.Root);
 
-        var result = CliRunner.Expect(2, "keygen", "--out", s.InstallDir);
+        var result = CliRunner.Expect(2, "keygen", "--out", dir);
 
-        Assert.That(result.Err, Does.Contain("game install").And.Contain("players get it"));
+        Assert.That(result.Err, Does.Contain($"'{dir}' is {reason}").And.Contain("players get it"));
         Assert.That(PatchScenario.Listing(s.Root), Is.EqualTo(before));
     }
 
@@ -129,18 +132,5 @@ public sealed class PrivateKeyAnchorTests
 
         Assert.That(result.Err, Does.Contain("is inside"));
         Assert.That(Directory.Exists(Path.Join(s.InstallDir, "tools")), Is.False);
-    }
-
-    [Test]
-    public void Keygen_IntoPatchDirectory_RefusesAndWritesNothing()
-    {
-        using var s = new PatchScenario().WithSmallGame();
-        s.BuildPatch();
-        var before = PatchScenario.Listing(s.PatchDir);
-
-        var result = CliRunner.Expect(2, "keygen", "--out", s.PatchDir);
-
-        Assert.That(result.Err, Does.Contain("patch directory"));
-        Assert.That(PatchScenario.Listing(s.PatchDir), Is.EqualTo(before));
     }
 }

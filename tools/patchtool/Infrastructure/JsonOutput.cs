@@ -77,7 +77,11 @@ internal sealed record ApplyDocument(
 
 internal sealed record RecoverDocument(bool Ok, string Outcome, string? TransactionId, string? InstalledVersion);
 
-internal sealed record StatusDocument(bool Ok, string Target, string? Product, string? InstalledVersion, string? PendingTransactionId, string? PendingState, string? PreviousVersion);
+internal sealed record StatusDocument(bool Ok, string Target, string? Product, string? InstalledVersion, string? PendingTransactionId, string? PendingState, string? PreviousVersion)
+{
+    /// <summary>The version the journal recorded for a directory this install no longer is (see <c>InstallStatus.ReplacedInstallVersion</c>).</summary>
+    public string? ReplacedInstallVersion { get; init; }
+}
 
 internal sealed record VerifyInstallDocument(bool Ok, string Target, string Version, int FilesChecked, IReadOnlyList<string> Missing, IReadOnlyList<string> Modified);
 
