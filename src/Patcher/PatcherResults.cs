@@ -121,6 +121,13 @@ public sealed record InstallStatus(string? Product, string? InstalledVersion, st
     /// apply or tell the user the install is broken; wait, or show that an update is running.
     /// </summary>
     public bool UpdateInProgress { get; init; }
+
+    /// <summary>
+    /// Set when the journal recorded this version for another directory at this path: the install was deleted and copied
+    /// back, or restored from a backup, so what it holds is unknown (<see cref="InstalledVersion"/> is then null). The next
+    /// <see cref="Patcher.Apply"/> checks the patch's base files by hash and proceeds when they match.
+    /// </summary>
+    public string? ReplacedInstallVersion { get; init; }
 }
 
 /// <summary>Result of <see cref="Patcher.Verify"/>.</summary>

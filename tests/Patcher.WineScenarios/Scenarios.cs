@@ -361,13 +361,17 @@ internal sealed class World : IDisposable
             .Where(n => n.StartsWith("staging-", StringComparison.Ordinal) || n.StartsWith("backup-", StringComparison.Ordinal) || n == "pending").ToList();
     }
 
-    /// <summary>Sorted "path size sha256" lines and "path/" for directories: equal listings mean identical trees.</summary>
+    /// <summary>
+    /// Sorted "path size sha256" lines and "path/" for directories: equal listings mean identical trees. The install's
+    /// identity marker is Patcher's, not part of any version, and is left out.
+    /// </summary>
     public IReadOnlyList<string> Listing(string root)
     {
         var lines = new List<string>();
         foreach (var entry in Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories))
         {
             var rel = Path.GetRelativePath(root, entry).Replace('\\', '/');
+            if (PathRules.IsInstallMarker(rel)) continue;
             if (Directory.Exists(entry)) lines.Add(rel + "/");
             else lines.Add($"{rel} {new FileInfo(entry).Length} {Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(entry)))}");
         }

@@ -33,7 +33,8 @@ internal static class TreeScanner
             foreach (var name in fs.ListNames(rel.Length == 0 ? root : PathRules.Join(root, rel)))
             {
                 var childRel = rel.Length == 0 ? name : $"{rel}/{name}";
-                if (exclude?.Invoke(childRel) == true) continue;
+                // A tree published from an install leaves out the install's own identity marker.
+                if (exclude?.Invoke(childRel) == true || PathRules.IsInstallMarker(childRel)) continue;
                 var info = fs.Stat(PathRules.Join(root, childRel));
                 switch (info.Kind)
                 {

@@ -493,9 +493,11 @@ internal sealed class JournalStore : IDisposable
     /// <summary>
     /// The commit happened: state patched and the installed version switch in one SQLite transaction. The row refers
     /// to manifests by hash; the new one was stored by <see cref="Begin"/> and the previous one is normally the
-    /// installed one, so on the usual path no manifest bytes are written here.
+    /// installed one, so on the usual path no manifest bytes are written here. <paramref name="installIdentity"/> is the
+    /// install directory's identity now that the version is in it (<c>InstallIdentity.Establish</c>), recorded in the
+    /// same transaction so that the version is never recorded for one directory and the identity for another.
     /// </summary>
-    public void MarkPatched(string txId, InstalledRecord installed)
+    public void MarkPatched(string txId, InstalledRecord installed, string? installIdentity)
     {
         CrashInjection.Point($"journal {TxState.Patched} {txId}");
         string? previousHash = null;
@@ -516,8 +518,13 @@ internal sealed class JournalStore : IDisposable
             ON CONFLICT(id) DO UPDATE SET product=$p, version=$v, manifest_hash=$h, previous_version=$pv, previous_manifest_hash=$ph
             """, t,
             ("$p", installed.Product), ("$v", installed.Version), ("$h", installed.ManifestHash), ("$pv", installed.PreviousVersion), ("$ph", previousHash));
+        if (installIdentity is null) Exec(_db, "DELETE FROM meta WHERE key = 'install_identity'", t);
+        else Exec(_db, "INSERT INTO meta(key, value) VALUES('install_identity', $v) ON CONFLICT(key) DO UPDATE SET value = $v", t, ("$v", installIdentity));
         t.Commit();
     }
+
+    /// <summary>The identity of the install directory the installed version was recorded for; null when none was recorded.</summary>
+    public string? RecordedInstallIdentity() => Scalar(_db, "SELECT value FROM meta WHERE key = 'install_identity'");
 
     /// <summary>
     /// Stores a manifest under its hash unless it is already there (then its bytes are not even bound). Stored bytes of

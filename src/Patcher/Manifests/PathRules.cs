@@ -14,6 +14,16 @@ internal static class PathRules
     /// <summary>The install's top-level name reserved for Patcher's own state (layered strategy, read-only parent).</summary>
     public const string ReservedStateName = ".patcher";
 
+    /// <summary>
+    /// The file inside an install that holds its identity where the file system numbers no directories (see
+    /// <c>InstallIdentity</c>). Patcher's, never a player's file: no manifest may name it, and walks of an install or of a
+    /// tree being published leave it out.
+    /// </summary>
+    public const string InstallMarkerName = ".patcher-install";
+
+    /// <summary>True for the install marker's path relative to the install's root (any case: Windows ignores it).</summary>
+    public static bool IsInstallMarker(string relativePath) => relativePath.Equals(InstallMarkerName, StringComparison.OrdinalIgnoreCase);
+
     private static readonly HashSet<string> ReservedWindowsNames = new(StringComparer.OrdinalIgnoreCase)
     {
         "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
@@ -61,6 +71,8 @@ internal static class PathRules
         var slash = span.IndexOf('/');
         if ((slash < 0 ? span : span[..slash]).Equals(ReservedStateName, StringComparison.OrdinalIgnoreCase))
             return $"'{ReservedStateName}' is where Patcher keeps its state when nothing beside the install is writable";
+        if ((slash < 0 ? span : span[..slash]).Equals(InstallMarkerName, StringComparison.OrdinalIgnoreCase))
+            return $"'{InstallMarkerName}' is where Patcher records which install this is";
         foreach (var range in span.Split('/'))
         {
             var segment = span[range];

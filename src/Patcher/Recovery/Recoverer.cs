@@ -76,7 +76,7 @@ internal static class Recoverer
                     return false;
                 }
 
-                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, journal.Installed(), tx.KeepPrevious));
+                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, journal.Installed(), tx.KeepPrevious), InstallIdentity.Establish(fs, layout.InstallDir));
                 FinishPatched(fs, layout, journal, tx, log);
                 return true;
 
@@ -285,7 +285,7 @@ internal static class Recoverer
                 }
 
                 var installed = journal.Installed();
-                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, installed, keepsPreviousTree: false));
+                journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, installed, keepsPreviousTree: false), InstallIdentity.Establish(fs, layout.InstallDir));
                 FinishLayered(fs, layout, journal, tx.Id, retry, log);
                 return true;
 
@@ -436,7 +436,7 @@ internal static class Recoverer
         fs.SyncDirectory(layout.StateDir);
 
         // The user's files go along, exactly as for a forward apply.
-        var user = ApplyPlan.FindUserEntries(TreeOps.Walk(fs, layout.InstallDir), ApplyPlan.TargetPaths(current), ApplyPlan.TargetPaths(previous));
+        var user = ApplyPlan.FindUserEntries(TreeOps.Walk(fs, layout.InstallDir, PathRules.IsInstallMarker), ApplyPlan.TargetPaths(current), ApplyPlan.TargetPaths(previous));
         var plan = new ApplyPlan { Manifest = previous, Files = [], UserEntries = user, OldVersionPaths = ApplyPlan.TargetPaths(current), BytesToWrite = 0 };
         new Stager(fs, journal, log).Stage(tx.Id, layout.InstallDir, staging, plan, null, new Dictionary<string, FileRow>(), null, CancellationToken.None);
         var identity = fs.Stat(staging);
@@ -444,7 +444,7 @@ internal static class Recoverer
         if (SwitchOrRollBack(fs, layout, journal, tx with { StagingDevice = identity.Device, StagingInode = identity.Inode }, log) is { } failure)
             throw RolledBack(failure);
         journal.MarkPatched(tx.Id, new InstalledRecord(installed.Product, installed.PreviousVersion, tx.ManifestHash, installed.PreviousManifest,
-            installed.Version, installed.Manifest));
+            installed.Version, installed.Manifest), InstallIdentity.Establish(fs, layout.InstallDir));
         FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log);
         EmptyTrash(fs, layout, log);
         log.LogInformation("Rolled back from {From} to {To}", installed.Version, installed.PreviousVersion);

@@ -1,24 +1,43 @@
 using System.Security.Cryptography;
+using NSec.Cryptography;
 using Patching.Manifests;
 
 namespace Patching.Signing;
 
+/// <summary>The signature algorithms a key can be for. The key decides which one verifies; the envelope never says.</summary>
+internal enum SigningAlgorithm
+{
+    /// <summary>Ed25519 (RFC 8032) through NSec/libsodium: deterministic 64-byte signatures. The default for new keys.</summary>
+    Ed25519,
+
+    /// <summary>ECDSA on NIST P-256 over SHA-256, signatures in IEEE P1363 form (r||s, 64 bytes), through the BCL.</summary>
+    EcdsaP256,
+}
+
 /// <summary>
-/// The signature scheme seam: ECDSA P-256 over SHA-256, signatures in IEEE P1363 form (r||s, 64 bytes).
-/// Keys travel as PKCS#8 (private) and SubjectPublicKeyInfo (public) PEM. The key id is the hex SHA-256
-/// of the DER SubjectPublicKeyInfo, so it is derived from the key and cannot be chosen by an attacker.
-/// Another algorithm (Ed25519, RSA-PSS) would be a new <see cref="TrustedKey"/> kind recognised from the
-/// key's own OID: the envelope never names the algorithm.
+/// The signature scheme seam, signing side. Keys travel as PKCS#8 (private) and SubjectPublicKeyInfo (public) PEM,
+/// whichever the algorithm; the algorithm is read from the key's own OID. The key id is the hex SHA-256 of the DER
+/// SubjectPublicKeyInfo, so it is derived from the key (its algorithm included) and cannot be chosen by an attacker.
 /// </summary>
 internal static class SigningKeys
 {
     public const string PrivateKeyFileName = "signing.key";
     public const string PublicKeyFileName = "signing.pub";
 
-    public static (string PrivatePem, string PublicPem) Generate()
+    /// <summary>Both algorithms sign with 64 bytes: Ed25519's R||S, and P-256's r||s.</summary>
+    public const int SignatureLength = 64;
+
+    public static (string PrivatePem, string PublicPem) Generate(SigningAlgorithm algorithm = SigningAlgorithm.Ed25519)
     {
-        using var ecdsa = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        return (ecdsa.ExportPkcs8PrivateKeyPem(), ecdsa.ExportSubjectPublicKeyInfoPem());
+        if (algorithm == SigningAlgorithm.EcdsaP256)
+        {
+            using var ecdsa = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            return (ecdsa.ExportPkcs8PrivateKeyPem() + "\n", ecdsa.ExportSubjectPublicKeyInfoPem() + "\n");
+        }
+
+        using var key = Key.Create(SignatureAlgorithm.Ed25519, new KeyCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport });
+        return (PemEncoding.WriteString("PRIVATE KEY", key.Export(KeyBlobFormat.PkixPrivateKey)) + "\n",
+            PemEncoding.WriteString("PUBLIC KEY", key.PublicKey.Export(KeyBlobFormat.PkixPublicKey)) + "\n");
     }
 
     /// <summary>
@@ -35,73 +54,39 @@ internal static class SigningKeys
 
     private const string NistP256Oid = "1.2.840.10045.3.1.7";
 
-    public static string KeyId(ECDsa key) => Convert.ToHexStringLower(SHA256.HashData(key.ExportSubjectPublicKeyInfo()));
+    public static string KeyId(ReadOnlySpan<byte> subjectPublicKeyInfo) => Convert.ToHexStringLower(SHA256.HashData(subjectPublicKeyInfo));
 
-    /// <summary>Signs <paramref name="data"/> with a PKCS#8 PEM private key; returns the envelope entry.</summary>
+    /// <summary>Signs <paramref name="data"/> with a PKCS#8 PEM private key of either algorithm; returns the envelope entry.</summary>
     public static SignatureEntry Sign(ReadOnlySpan<byte> data, string privatePem, string? path = null)
     {
-        using var ecdsa = LoadPrivate(privatePem, path);
-        var sig = ecdsa.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
-        return new SignatureEntry { KeyId = KeyId(ecdsa), Signature = Convert.ToBase64String(sig) };
-    }
+        var blocks = KeyText.PemBlocks(privatePem);
+        if (blocks.Count != 1 || !KeyText.IsPrivateLabel(blocks[0].Label))
+        {
+            var found = blocks.Count == 0 ? "no PEM block" : string.Join(", ", blocks.Select(b => $"'{b.Label}'"));
+            throw new PatcherException(PatchErrorCode.KeyInvalid, $"not a private key in PKCS#8 PEM (found {found}); sign with {PrivateKeyFileName}", path);
+        }
 
-    private static ECDsa LoadPrivate(string pem, string? path)
-    {
-        var ecdsa = ECDsa.Create();
+        var (label, der) = blocks[0];
         try
         {
-            ecdsa.ImportFromPem(pem);
+            if (label == "PRIVATE KEY" && KeyText.PrivateKeyAlgorithm(der) == KeyText.Ed25519Oid)
+            {
+                using var key = Key.Import(SignatureAlgorithm.Ed25519, der, KeyBlobFormat.PkixPrivateKey);
+                return Entry(key.PublicKey.Export(KeyBlobFormat.PkixPublicKey), SignatureAlgorithm.Ed25519.Sign(key, data));
+            }
+
+            using var ecdsa = ECDsa.Create();
+            if (label == "EC PRIVATE KEY") ecdsa.ImportECPrivateKey(der, out _);
+            else ecdsa.ImportPkcs8PrivateKey(der, out _);
             RequireP256(ecdsa, "signing key", path);
-            // Exporting parameters with the private part fails for a public-only key.
-            _ = ecdsa.ExportParameters(includePrivateParameters: true);
-            return ecdsa;
+            return Entry(ecdsa.ExportSubjectPublicKeyInfo(), ecdsa.SignData(data, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation));
         }
-        catch (Exception ex) when (ex is ArgumentException or CryptographicException or PatcherException)
+        catch (Exception ex) when (ex is ArgumentException or FormatException or CryptographicException)
         {
-            ecdsa.Dispose();
-            if (ex is PatcherException) throw;
-            throw new PatcherException(PatchErrorCode.KeyInvalid, $"not an ECDSA P-256 private key in PKCS#8 PEM: {ex.Message}", path, ex);
-        }
-    }
-}
-
-/// <summary>A pinned public key a launcher trusts.</summary>
-internal sealed class TrustedKey : IDisposable
-{
-    private readonly ECDsa _key;
-
-    private TrustedKey(ECDsa key, string source)
-    {
-        _key = key;
-        Source = source;
-        KeyId = SigningKeys.KeyId(key);
-    }
-
-    public string KeyId { get; }
-    public string Source { get; }
-
-    public static TrustedKey FromPem(string pem, string source)
-    {
-        var ecdsa = ECDsa.Create();
-        try
-        {
-            ecdsa.ImportFromPem(pem);
-            SigningKeys.RequireP256(ecdsa, "trusted key", source);
-            return new TrustedKey(ecdsa, source);
-        }
-        catch (Exception ex) when (ex is ArgumentException or CryptographicException or PatcherException)
-        {
-            ecdsa.Dispose();
-            if (ex is PatcherException) throw;
-            // .NET's ArgumentException text ("... (Parameter 'input')") speaks to a programmer, not to whoever chose the file.
-            var why = ex is ArgumentException ? "no PEM public key block ('-----BEGIN PUBLIC KEY-----') found" : ex.Message;
-            throw new PatcherException(PatchErrorCode.KeyInvalid, $"not an ECDSA P-256 public key in PEM: {why}", source, ex);
+            throw new PatcherException(PatchErrorCode.KeyInvalid, $"not an Ed25519 or ECDSA P-256 private key in PKCS#8 PEM: {ex.Message}", path, ex);
         }
     }
 
-    public bool Verify(ReadOnlySpan<byte> data, ReadOnlySpan<byte> signature) =>
-        signature.Length == 64 &&
-        _key.VerifyData(data, signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
-
-    public void Dispose() => _key.Dispose();
+    private static SignatureEntry Entry(byte[] spki, byte[] signature) =>
+        new() { KeyId = KeyId(spki), Signature = Convert.ToBase64String(signature) };
 }

@@ -48,8 +48,9 @@ internal sealed class TrustPolicy : IDisposable
         {
             var key = _keys.FirstOrDefault(k => string.Equals(k.KeyId, sig.KeyId, StringComparison.Ordinal));
             if (key is null || verified.Contains(key.KeyId)) continue;
-            var raw = new byte[64];
-            if (!Convert.TryFromBase64String(sig.Signature, raw, out var n) || n != 64) continue;
+            // A longer signature does not fit the buffer and fails to decode; a shorter one fails the length check.
+            var raw = new byte[SigningKeys.SignatureLength];
+            if (!Convert.TryFromBase64String(sig.Signature, raw, out var n) || n != SigningKeys.SignatureLength) continue;
             if (key.Verify(manifestBytes, raw)) verified.Add(key.KeyId);
         }
 

@@ -114,7 +114,8 @@ internal sealed class ApplyPlan
         }
 
         var targetPaths = TargetPaths(manifest);
-        var entries = TreeOps.Walk(fs, installDir);
+        // The install's identity marker is Patcher's: neither a file of a version nor the player's.
+        var entries = TreeOps.Walk(fs, installDir, PathRules.IsInstallMarker);
         if (namesIgnoreCase ?? PathRules.PlatformIgnoresCase) entries = SpellAsKnown(entries, owned, targetPaths);
         var byPath = entries.ToDictionary(e => e.Path, StringComparer.Ordinal);
 

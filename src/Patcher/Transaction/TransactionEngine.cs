@@ -73,17 +73,18 @@ internal static class TransactionEngine
         {
             InstalledRecord? installed = null;
             TxRecord? resumable = null;
+            var unknownInstall = false;
             if (stateExisted)
             {
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
                 journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
                 resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
-                installed = journal.Installed();
+                installed = InstalledHere(fs, layout, journal, resumable, log, ref unknownInstall);
             }
 
             var installedManifest = Preflight(installed, manifest, options);
-            var plan = CreatePlan(fs, layout, manifest, installedManifest, options, ct);
+            var plan = CreatePlan(fs, layout, manifest, installedManifest, options, unknownInstall, ct);
             CheckFreeSpace(fs, layout, plan);
             progress?.Report(new PatchProgress(PatchPhase.Verifying, VerifySteps, VerifySteps, 0, 0));
 
@@ -115,7 +116,7 @@ internal static class TransactionEngine
                 // power-loss simulation the journal lives on the real disk, outside the simulated file system.)
                 if (layout.JournalDir == layout.StateDir) fs.SyncDirectory(layout.StateDir);
                 resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
-                var raced = journal.Installed();
+                var raced = InstalledHere(fs, layout, journal, resumable, log, ref unknownInstall);
                 if (raced is not null || !createdState)
                 {
                     // Another applier made the state directory between our check and our mkdir. It may have finished
@@ -123,7 +124,7 @@ internal static class TransactionEngine
                     // changed the install since our walk: plan again from the install as it is now.
                     installed = raced;
                     if (raced is not null) installedManifest = Preflight(installed, manifest, options);
-                    plan = CreatePlan(fs, layout, manifest, installedManifest, options, ct);
+                    plan = CreatePlan(fs, layout, manifest, installedManifest, options, unknownInstall, ct);
                 }
             }
 
@@ -236,7 +237,7 @@ internal static class TransactionEngine
             throw Recoverer.RolledBack(failure);
         try
         {
-            journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult());
+            journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult(), InstallIdentity.Establish(fs, layout.InstallDir));
             progress?.Report(new PatchProgress(PatchPhase.CleaningUp, 0, 1, 0, 0));
             Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log, plan);
         }
@@ -398,7 +399,7 @@ internal static class TransactionEngine
         try
         {
             // Every file is placed: from here on a failure leaves the new version, as after the swap's exchange.
-            journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult());
+            journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult(), InstallIdentity.Establish(fs, layout.InstallDir));
             progress?.Report(new PatchProgress(PatchPhase.CleaningUp, 0, 1, 0, 0));
             Recoverer.FinishLayered(fs, layout, journal, tx.Id, retry, log);
         }
@@ -491,10 +492,14 @@ internal static class TransactionEngine
     private static StateLayout InsideLayout(EngineSettings engine, string installDir) =>
         new(installDir, Path.Join(Path.TrimEndingDirectorySeparator(installDir), LayeredCommit.InsideStateName), engine.JournalDirectory);
 
-    /// <summary>The plan, minus the state directory when it lives inside the install (it is never the user's).</summary>
-    private static ApplyPlan CreatePlan(IFileOps fs, StateLayout layout, Manifest manifest, Manifest? installedManifest, PatcherOptions options, CancellationToken ct)
+    /// <summary>
+    /// The plan, minus the state directory when it lives inside the install (it is never the user's). The base is checked
+    /// by hash when the options ask for it, and for an install the journal does not recognise (<paramref name="unknownInstall"/>):
+    /// its files are then known only by what they hold.
+    /// </summary>
+    private static ApplyPlan CreatePlan(IFileOps fs, StateLayout layout, Manifest manifest, Manifest? installedManifest, PatcherOptions options, bool unknownInstall, CancellationToken ct)
     {
-        var plan = ApplyPlan.Create(fs, layout.InstallDir, manifest, installedManifest, options.VerifyBaseHashes, ct);
+        var plan = ApplyPlan.Create(fs, layout.InstallDir, manifest, installedManifest, options.VerifyBaseHashes || unknownInstall, ct);
         if (!LayeredCommit.StateInside(layout)) return plan;
         return new ApplyPlan
         {
@@ -633,9 +638,11 @@ internal static class TransactionEngine
         return new RecoveryResult(outcome, pending?.Id, version);
     }
 
-    public static InstallStatus Status(string installDir, PatcherOptions options)
+    public static InstallStatus Status(string installDir, PatcherOptions options) => Status(Default, installDir, options);
+
+    public static InstallStatus Status(EngineSettings engine, string installDir, PatcherOptions options)
     {
-        var layout = ResolveLayout(Default.FileSystem, Default, installDir, options);
+        var layout = ResolveLayout(engine.FileSystem, engine, installDir, options);
         // The marker exists from the first received blob to the done row: an apply is running when its lock is held,
         // and interrupted (Recover's job) when it is not. Without a marker nothing has changed yet, so no probe.
         var running = File.Exists(layout.PendingMarkerPath) && TransactionLock.IsHeld(layout.LockPath);
@@ -645,6 +652,9 @@ internal static class TransactionEngine
         if (journal is null) return unknown;
         var installed = journal.Installed();
         var pending = journal.Pending();
+        if (installed is not null && pending is null
+            && !InstallIdentity.Matches(journal.RecordedInstallIdentity(), InstallIdentity.Read(engine.FileSystem, layout.InstallDir)))
+            return unknown with { ReplacedInstallVersion = installed.Version };
         var previous = Directory.Exists(layout.PreviousDir) ? installed?.PreviousVersion : null;
         return new InstallStatus(installed?.Product, installed?.Version, pending?.Id, pending?.State, previous) { UpdateInProgress = running };
     }
@@ -706,6 +716,24 @@ internal static class TransactionEngine
 
     public static ApplyResult Rollback(string installDir, PatcherOptions options) =>
         Recoverer.RollbackToPrevious(Default.FileSystem, ResolveLayout(Default.FileSystem, Default, installDir, options), options);
+
+    /// <summary>
+    /// What the journal says is installed, unless the install directory is no longer the one it said so of (deleted and
+    /// copied back, restored from a backup: <see cref="InstallIdentity"/>). Then the install is unknown, as if Patcher
+    /// had never touched it: <paramref name="unknownInstall"/> is set, and the patch's base is checked by hash instead of
+    /// the journal's version. Not asked while a transaction is being resumed: mid-update the directory may be the staged
+    /// one, whose identity the journal records only at the commit.
+    /// </summary>
+    private static InstalledRecord? InstalledHere(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord? resumable, ILogger log, ref bool unknownInstall)
+    {
+        var installed = journal.Installed();
+        if (installed is null || resumable is not null
+            || InstallIdentity.Matches(journal.RecordedInstallIdentity(), InstallIdentity.Read(fs, layout.InstallDir))) return installed;
+        log.LogWarning("{Install} is not the directory the journal recorded version {Version} for (it was replaced, restored or copied back); treating it as an unknown install and checking the patch's base by hash",
+            layout.InstallDir, installed.Version);
+        unknownInstall = true;
+        return null;
+    }
 
     /// <summary>Checks the patch against what the journal says is installed. Returns the installed manifest, if known.</summary>
     private static Manifest? Preflight(InstalledRecord? installed, Manifest manifest, PatcherOptions options)

@@ -58,7 +58,7 @@ public sealed class JournalStoreTests
         var before = store.Installed();
         store.Begin(Tx(id, manifest, to, before?.Version));
         store.MarkBackupComplete(id, 1, 2);
-        store.MarkPatched(id, InstalledRecord.After(manifest, ManifestCodec.Hash(manifest), before, keepsPreviousTree));
+        store.MarkPatched(id, InstalledRecord.After(manifest, ManifestCodec.Hash(manifest), before, keepsPreviousTree), installIdentity: null);
         store.SetState(id, TxState.Done);
     }
 
@@ -110,7 +110,7 @@ public sealed class JournalStoreTests
         {
             store.Begin(Tx("tx-1", manifest, from: null));
             store.MarkBackupComplete("tx-1", 1, 2);
-            store.MarkPatched("tx-1", InstalledRecord.After(manifest, ManifestCodec.Hash(manifest), before: null, keepsPreviousTree: true));
+            store.MarkPatched("tx-1", InstalledRecord.After(manifest, ManifestCodec.Hash(manifest), before: null, keepsPreviousTree: true), installIdentity: null);
         }
 
         using (var db = Raw(dir))
@@ -242,7 +242,7 @@ public sealed class JournalStoreTests
         store.Begin(Tx("rb-1", v1, to: "1.0.0", from: "2.0.0"));
 
         // As the rollback to a kept version builds it: no PreviousManifestHash, and bytes the journal has not seen.
-        store.MarkPatched("rb-1", new InstalledRecord("demo-game", "1.0.0", ManifestCodec.Hash(v1), v1, "2.0.0", v2));
+        store.MarkPatched("rb-1", new InstalledRecord("demo-game", "1.0.0", ManifestCodec.Hash(v1), v1, "2.0.0", v2), installIdentity: null);
 
         var installed = store.Installed()!;
         Assert.That(installed.PreviousManifest, Is.EqualTo(v2));

@@ -24,4 +24,8 @@ internal static class RepoPaths
     public static string TestPub => Path.Join(Keys, "test-signing.pub");
     public static string TestKey2 => Path.Join(Keys, "test-signing-2.key");
     public static string TestPub2 => Path.Join(Keys, "test-signing-2.pub");
+    public static string TestEd25519Key => Path.Join(Keys, "test-ed25519.key");
+    public static string TestEd25519Pub => Path.Join(Keys, "test-ed25519.pub");
+    public static string TestEd25519Key2 => Path.Join(Keys, "test-ed25519-2.key");
+    public static string TestEd25519Pub2 => Path.Join(Keys, "test-ed25519-2.pub");
 }

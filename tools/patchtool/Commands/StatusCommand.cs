@@ -14,7 +14,7 @@ internal sealed class StatusCommand() : InstallCommand("status", "Show the insta
         if (s.Json)
         {
             JsonOutput.Write(ctx.Out, new StatusDocument(true, target, status.Product, status.InstalledVersion,
-                status.PendingTransactionId, status.PendingState, status.PreviousVersion) { UpdateInProgress = status.UpdateInProgress });
+                status.PendingTransactionId, status.PendingState, status.PreviousVersion) { UpdateInProgress = status.UpdateInProgress, ReplacedInstallVersion = status.ReplacedInstallVersion });
             return ExitCodes.Ok;
         }
 
@@ -26,7 +26,9 @@ internal sealed class StatusCommand() : InstallCommand("status", "Show the insta
     {
         o.WriteLine($"install      {target}");
         o.WriteLine($"product      {status.Product ?? "(unknown: no patch applied by Patcher yet)"}");
-        o.WriteLine($"version      {status.InstalledVersion ?? "(unknown)"}");
+        o.WriteLine(status.ReplacedInstallVersion is { } replaced
+            ? $"version      (unknown: this is not the directory Patcher installed {replaced} in; it was replaced, restored or copied back. The next apply checks its files against the patch's base)"
+            : $"version      {status.InstalledVersion ?? "(unknown)"}");
         o.WriteLine(status switch
         {
             { UpdateInProgress: true } => $"pending      an update is in progress (another process is applying a patch{(status.PendingTransactionId is null ? "" : $", transaction {status.PendingTransactionId}")}); wait for it",

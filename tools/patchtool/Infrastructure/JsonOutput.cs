@@ -93,6 +93,9 @@ internal sealed record StatusDocument(bool Ok, string Target, string? Product, s
 {
     /// <summary>Another process is applying a patch right now (see <c>InstallStatus.UpdateInProgress</c>).</summary>
     public bool UpdateInProgress { get; init; }
+
+    /// <summary>The version the journal recorded for a directory this install no longer is (see <c>InstallStatus.ReplacedInstallVersion</c>).</summary>
+    public string? ReplacedInstallVersion { get; init; }
 }
 
 internal sealed record VerifyInstallDocument(bool Ok, string Target, string Version, int FilesChecked, IReadOnlyList<string> Missing, IReadOnlyList<string> Modified)

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using System.Text;
+using Patching.Signing;
 
 namespace PatchTool.Infrastructure;
 
@@ -79,18 +81,42 @@ internal static class ToolOptions
     /// </summary>
     public static bool Flag(ParseResult parse, Option<bool> flag) => parse.GetResult(flag)?.GetValueOrDefault<object>() is true;
 
-    /// <summary>Reads the PEM text of each key file; a missing file is a usage error.</summary>
+    /// <summary>
+    /// Reads each key file as the library takes a key: its text, or for a binary file (a DER key) its bytes as base64,
+    /// so that a private key in either form is recognised and refused (<see cref="Patching.PatchErrorCode.KeyInvalid"/>). A missing
+    /// file is a usage error.
+    /// </summary>
     public static IReadOnlyList<string> ReadKeyFiles(IEnumerable<string>? paths, string option)
     {
         var pems = new List<string>();
         foreach (var path in paths ?? [])
         {
             if (!File.Exists(path)) throw new UsageException($"{option} '{path}': no such file");
-            pems.Add(File.ReadAllText(path));
+            var bytes = File.ReadAllBytes(path);
+            var text = IsText(bytes) ? Encoding.UTF8.GetString(bytes) : Convert.ToBase64String(bytes);
+            // Read here as well as in the library, so that a refusal (a private key, above all) names the file.
+            TrustedKey.FromPem(text, path).Dispose();
+            pems.Add(text);
         }
 
         return pems;
     }
+
+    private static bool IsText(byte[] bytes)
+    {
+        if (bytes.AsSpan().Contains((byte)0)) return false;
+        try
+        {
+            _ = StrictUtf8.GetCharCount(bytes);
+            return true;
+        }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
+    }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     public static void CheckThreshold(int threshold, int keyCount)
     {
