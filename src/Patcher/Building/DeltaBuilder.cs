@@ -63,6 +63,37 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
         }
     }
 
+    private Dictionary<string, int>? _byName;
+
+    /// <summary>
+    /// The base file a new file most likely evolved from, for content no chunk of the base matches: the same path; else
+    /// a file of the same name elsewhere (moved); else the file of the same extension closest in size (renamed). -1: none.
+    /// </summary>
+    private int Likely(ScannedFile file)
+    {
+        if (_basePath.TryGetValue(file.Path, out var same) && baseTree.Files[same].Size > 0) return same;
+        if (_byName is null)
+        {
+            _byName = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var i = 0; i < baseTree.Files.Count; i++)
+            {
+                if (baseTree.Files[i].Size > 0) _byName.TryAdd(Path.GetFileName(baseTree.Files[i].Path), i);
+            }
+        }
+
+        if (_byName.TryGetValue(Path.GetFileName(file.Path), out var moved)) return moved;
+        var extension = Path.GetExtension(file.Path);
+        var best = -1;
+        for (var i = 0; i < baseTree.Files.Count; i++)
+        {
+            var b = baseTree.Files[i];
+            if (b.Size == 0 || !string.Equals(Path.GetExtension(b.Path), extension, StringComparison.Ordinal)) continue;
+            if (best < 0 || Math.Abs(b.Size - file.Size) < Math.Abs(baseTree.Files[best].Size - file.Size)) best = i;
+        }
+
+        return best;
+    }
+
     /// <summary>Counts a target file whose whole content is in the base (placed from there by the applier).</summary>
     public void CountReused(long size) => _reused += size;
 
@@ -70,7 +101,7 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     public ContentRecipe Build(ScannedFile file, string source, Stream payload, CancellationToken ct)
     {
         var ops = new List<DeltaOp>();
-        var samePath = _basePath.TryGetValue(file.Path, out var sp) && baseTree.Files[sp].Size > 0 ? sp : -1;
+        var samePath = Likely(file);
         (int File, long Offset, long Length, IncrementalHash Sha)? copy = null;
         (int File, long End)? lastCopy = null;
         var run = new MemoryStream();

@@ -83,6 +83,9 @@ internal static class MessagePackManifest
         for (var i = 0; i < m.Files.Count; i++) fileIndex.TryAdd(m.Files[i].Sha256, i);
         var baseIndex = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var i = 0; i < m.Base.Count; i++) baseIndex[m.Base[i].Path] = i;
+        // A hash the reader can derive is written as nil: an operation's when it is the recipe's only one (its output is
+        // the content), a range's when it is a whole base file (its hash is the base file's).
+        bool WholeBase(string path, long offset, long length) => offset == 0 && m.Base[baseIndex[path]].Size == length;
         w.Write(KContents);
         w.WriteArrayHeader(m.Recipes.Count);
         foreach (var r in m.Recipes)
@@ -97,7 +100,7 @@ internal static class MessagePackManifest
                     w.WriteArrayHeader(5);
                     w.Write((int)DeltaOpKind.Copy);
                     w.Write(op.Length);
-                    WriteHash(ref w, op.Sha256);
+                    WriteHashOrNil(ref w, op.Sha256, r.Ops.Count == 1 || WholeBase(op.BasePath!, op.BaseOffset, op.Length));
                     w.Write(baseIndex[op.BasePath!]);
                     w.Write(op.BaseOffset);
                 }
@@ -106,7 +109,7 @@ internal static class MessagePackManifest
                     w.WriteArrayHeader(6);
                     w.Write((int)DeltaOpKind.Data);
                     w.Write(op.Length);
-                    WriteHash(ref w, op.Sha256);
+                    WriteHashOrNil(ref w, op.Sha256, r.Ops.Count == 1);
                     w.Write(op.PayloadOffset);
                     w.Write(op.StoredLength);
                     w.WriteArrayHeader(op.Refs.Count);
@@ -116,7 +119,7 @@ internal static class MessagePackManifest
                         w.Write(baseIndex[window.Path]);
                         w.Write(window.Offset);
                         w.Write(window.Length);
-                        WriteHash(ref w, window.Sha256);
+                        WriteHashOrNil(ref w, window.Sha256, WholeBase(window.Path, window.Offset, window.Length));
                     }
                 }
             }
@@ -253,12 +256,8 @@ internal static class MessagePackManifest
         {
             if (file < 0 || file >= targetFiles.Count) throw Malformed($"a content names file {file}, which the manifest does not list", path);
             var target = targetFiles[file];
-            recipes.Add(new ContentRecipe
-            {
-                Sha256 = target.Sha256,
-                Size = target.Size,
-                Ops = ops.Select(o => o.Resolve(baseFiles, path)).ToList(),
-            });
+            var recipe = new ContentRecipe { Sha256 = target.Sha256, Size = target.Size, Ops = ops.Select(o => o.Op).ToList() };
+            recipes.Add(recipe with { Ops = ops.Select(o => o.Resolve(baseFiles, recipe, path)).ToList() });
         }
 
         return new Manifest
@@ -280,16 +279,35 @@ internal static class MessagePackManifest
     }
 
     /// <summary>An operation as read: base files by index, resolved once the base list is known.</summary>
-    private sealed record RawOp(DeltaOp Op, int BaseIndex, List<(int File, long Offset, long Length, string Sha)> Refs)
+    /// <remarks>An empty <see cref="DeltaOp.Sha256"/> stands for nil until resolved.</remarks>
+    private sealed record RawOp(DeltaOp Op, int BaseIndex, List<(int File, long Offset, long Length, string? Sha)> Refs)
     {
-        public DeltaOp Resolve(List<BaseFile> baseFiles, string? path)
+        public DeltaOp Resolve(List<BaseFile> baseFiles, ContentRecipe recipe, string? path)
         {
-            string Name(int index) => index >= 0 && index < baseFiles.Count
-                ? baseFiles[index].Path
+            BaseFile Base(int index) => index >= 0 && index < baseFiles.Count
+                ? baseFiles[index]
                 : throw Malformed($"an operation names base file {index}, which the manifest does not list", path);
-            return Op.Kind == DeltaOpKind.Copy
-                ? Op with { BasePath = Name(BaseIndex) }
-                : Op with { Refs = Refs.Select(r => new RefWindow(Name(r.File), r.Offset, r.Length, r.Sha)).ToList() };
+            // Nil hashes: the only operation's is the content's, a whole base file's range's is that file's.
+            string WholeBaseHash(BaseFile b, long offset, long length) => offset == 0 && length == b.Size
+                ? b.Sha256
+                : throw Malformed($"a range of base file '{b.Path}' has no hash but is not the whole file", path);
+            if (Op.Kind == DeltaOpKind.Copy)
+            {
+                var source = Base(BaseIndex);
+                var sha = Op.Sha256.Length > 0 ? Op.Sha256 : recipe.Ops.Count == 1 ? recipe.Sha256 : WholeBaseHash(source, Op.BaseOffset, Op.Length);
+                return Op with { BasePath = source.Path, Sha256 = sha };
+            }
+
+            if (Op.Sha256.Length == 0 && recipe.Ops.Count != 1) throw Malformed($"a data operation of content {recipe.Sha256} has no hash", path);
+            return Op with
+            {
+                Sha256 = Op.Sha256.Length > 0 ? Op.Sha256 : recipe.Sha256,
+                Refs = Refs.Select(r =>
+                {
+                    var b = Base(r.File);
+                    return new RefWindow(b.Path, r.Offset, r.Length, r.Sha ?? WholeBaseHash(b, r.Offset, r.Length));
+                }).ToList(),
+            };
         }
     }
 
@@ -302,24 +320,24 @@ internal static class MessagePackManifest
             case (int)DeltaOpKind.Copy when n == 5:
             {
                 var length = r.ReadInt64();
-                var sha = ReadHash(ref r);
+                var sha = ReadHashOrNil(ref r);
                 var baseIndex = r.ReadInt32();
                 var offset = r.ReadInt64();
-                return new RawOp(new DeltaOp { Kind = DeltaOpKind.Copy, Length = length, Sha256 = sha, BaseOffset = offset }, baseIndex, []);
+                return new RawOp(new DeltaOp { Kind = DeltaOpKind.Copy, Length = length, Sha256 = sha ?? "", BaseOffset = offset }, baseIndex, []);
             }
 
             case (int)DeltaOpKind.Data when n == 6:
             {
                 var op = new DeltaOp
                 {
-                    Kind = DeltaOpKind.Data, Length = r.ReadInt64(), Sha256 = ReadHash(ref r), PayloadOffset = r.ReadInt64(), StoredLength = r.ReadInt64(),
+                    Kind = DeltaOpKind.Data, Length = r.ReadInt64(), Sha256 = ReadHashOrNil(ref r) ?? "", PayloadOffset = r.ReadInt64(), StoredLength = r.ReadInt64(),
                 };
                 var count = ReadArrayHeader(ref r);
-                var refs = new List<(int, long, long, string)>(count);
+                var refs = new List<(int, long, long, string?)>(count);
                 for (var i = 0; i < count; i++)
                 {
                     ExpectArray(ref r, 4, "a reference window");
-                    refs.Add((r.ReadInt32(), r.ReadInt64(), r.ReadInt64(), ReadHash(ref r)));
+                    refs.Add((r.ReadInt32(), r.ReadInt64(), r.ReadInt64(), ReadHashOrNil(ref r)));
                 }
 
                 return new RawOp(op, -1, refs);
@@ -337,6 +355,15 @@ internal static class MessagePackManifest
     }
 
     private static void WriteHash(ref MessagePackWriter w, string hex) => w.Write(Convert.FromHexString(hex));
+
+    private static void WriteHashOrNil(ref MessagePackWriter w, string hex, bool derivable)
+    {
+        if (derivable) w.WriteNil();
+        else WriteHash(ref w, hex);
+    }
+
+    /// <summary>A hash, or null for nil (a hash the reader derives; see <see cref="Serialize"/>).</summary>
+    private static string? ReadHashOrNil(ref MessagePackReader r) => r.TryReadNil() ? null : ReadHash(ref r);
 
     private static List<string> ReadStrings(ref MessagePackReader r)
     {
