@@ -200,6 +200,7 @@ internal static class HostileCorpus
                 FromVersion = SamplePatch.FromVersion,
                 PrivateKeyPem = key,
                 Time = new FixedTimeProvider(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)),
+                Format = 1,
             });
             var w = new Workbench(dir, key);
             c.Mutate(w);
