@@ -38,6 +38,16 @@ public enum PatchErrorCode
     BlobSizeMismatch = 131,
     /// <summary>A blob's content hash differs from the declared hash.</summary>
     BlobHashMismatch = 132,
+    /// <summary>A format 2 delta or reused range produced bytes whose SHA-256 differs from the signed one.</summary>
+    DeltaOutputMismatch = 133,
+    /// <summary>A format 2 delta decodes to more bytes than its operation declares (a decompression bomb is cut off here).</summary>
+    DeltaOutputTooLong = 134,
+    /// <summary>A format 2 operation reads outside the base file it names, or outside the patch's payload.</summary>
+    DeltaReferenceOutsideBase = 135,
+    /// <summary>A format 2 delta is not a valid zstd frame, or decodes to fewer bytes than declared.</summary>
+    DeltaCorrupt = 136,
+    /// <summary>A format 2 delta asks for a decoding window larger than the applier allows (memory bomb).</summary>
+    DeltaWindowTooLarge = 137,
     /// <summary>The patch is for another product.</summary>
     WrongProduct = 140,
     /// <summary>The patch is not newer than the installed version (anti-rollback).</summary>

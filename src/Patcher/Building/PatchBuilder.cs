@@ -21,15 +21,36 @@ internal sealed record BuildRequest
     public DateTimeOffset? Expires { get; init; }
     public bool Compress { get; init; } = true;
     public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Manifest format: 2 (MessagePack, chunk reuse and zstd deltas) by default, 1 (JSON, whole-file Brotli blobs).</summary>
+    public int Format { get; init; } = MessagePackManifest.Format;
+
+    /// <summary>zstd level of format 2's frames (1..22).</summary>
+    public int Level { get; init; } = PatchBuilder.DefaultLevel;
 }
 
-internal sealed record BuildResult(string ManifestPath, Manifest Manifest, int BlobCount, long BlobBytes);
+/// <param name="ManifestPath">The manifest file written.</param>
+/// <param name="Manifest">The manifest written.</param>
+/// <param name="BlobCount">Format 1: blobs written. Format 2: zstd frames in the payload.</param>
+/// <param name="BlobBytes">Bytes to download besides the manifest: format 1's blobs, format 2's payload.</param>
+/// <param name="ManifestBytes">Length of the manifest file.</param>
+/// <param name="Deltas">Format 2: what was reused and shipped, in bytes.</param>
+internal sealed record BuildResult(string ManifestPath, Manifest Manifest, int BlobCount, long BlobBytes, long ManifestBytes = 0, DeltaStats? Deltas = null);
 
 /// <summary>Scans two trees, writes content-addressed blobs for content the base lacks, and the manifest.</summary>
 internal static class PatchBuilder
 {
+    /// <summary>
+    /// zstd level of format 2 by default: the smallest patches that still build at a few MB/s on one core (publishers
+    /// build once, players download many times). Measured in docs/decisions.md.
+    /// </summary>
+    public const int DefaultLevel = 19;
+
     public static BuildResult Build(BuildRequest request, CancellationToken ct = default)
     {
+        if (request.Format is not (Manifest.CurrentFormat or MessagePackManifest.Format))
+            throw new ArgumentException($"format {request.Format} cannot be built (1 or 2)");
+        if (request.Level is < 1 or > 22) throw new ArgumentException($"zstd level {request.Level} is out of range (1 to 22)");
         if (request.FromDir is not null && request.FromVersion is null)
             throw new ArgumentException("--from-version is required when building from an old tree");
         _ = PatchVersion.Parse(request.Version, "version");
@@ -49,6 +70,7 @@ internal static class PatchBuilder
             if (reason is not null) throw new PatcherException(PatchErrorCode.UnsafePath, $"cannot publish '{path}': {reason}", path);
         }
 
+        if (request.Format == MessagePackManifest.Format) return BuildFormat2(request, target, baseTree, ct);
         var baseContent = baseTree.Files.Select(f => (f.Sha256, f.Size)).ToHashSet();
         var blobsDir = Path.Join(request.OutDir, "blobs");
         Directory.CreateDirectory(blobsDir);
@@ -81,10 +103,72 @@ internal static class PatchBuilder
             BaseDirectories = baseTree.Directories,
             Blobs = blobs,
         };
-        ManifestValidator.Validate(manifest, ManifestLimits.Default);
+        var manifestPath = WriteManifest(request, manifest);
+        return new BuildResult(manifestPath, manifest, blobs.Length, blobs.Sum(b => b.StoredSize), new FileInfo(manifestPath).Length);
+    }
 
+    /// <summary>
+    /// Format 2: whole files found in the base are placed from there; every other content gets a recipe of copies and
+    /// zstd frames (<see cref="DeltaBuilder"/>), the frames appended to one payload file. Contents are built in
+    /// path order, so the payload and the manifest are the same bytes on every build.
+    /// </summary>
+    private static BuildResult BuildFormat2(BuildRequest request, ScannedTree target, ScannedTree baseTree, CancellationToken ct)
+    {
+        var baseContent = baseTree.Files.Select(f => (f.Sha256, f.Size)).ToHashSet();
+        var builder = new DeltaBuilder(request.FromDir ?? "", baseTree, request.Level);
+        var needed = new List<ScannedFile>();
+        var recipeFor = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var f in target.Files)
+        {
+            if (f.Size == 0) continue;
+            if (baseContent.Contains((f.Sha256, f.Size))) builder.CountReused(f.Size);
+            else if (recipeFor.Add(f.Sha256)) needed.Add(f);
+        }
+
+        if (needed.Count > 0 && baseTree.Files.Count > 0) builder.IndexBase(ct);
+        var recipes = new List<ContentRecipe>(needed.Count);
+        long payloadSize;
+        var frames = 0;
+        Directory.CreateDirectory(request.OutDir);
+        using (var payload = File.Create(Path.Join(request.OutDir, DeltaLimits.PayloadFileName)))
+        {
+            foreach (var f in needed)
+            {
+                ct.ThrowIfCancellationRequested();
+                var recipe = builder.Build(f, PathRules.Join(request.ToDir, f.Path), payload, ct);
+                frames += recipe.Ops.Count(o => o.Kind == DeltaOpKind.Data);
+                recipes.Add(recipe);
+            }
+
+            payloadSize = payload.Length;
+        }
+
+        var manifest = new Manifest
+        {
+            Format = MessagePackManifest.Format,
+            Product = request.Product,
+            Version = request.Version,
+            FromVersion = request.FromVersion,
+            Created = TruncateToSeconds(request.Time.GetUtcNow()),
+            Expires = request.Expires,
+            Directories = target.Directories,
+            Files = target.Files.Select(f => TargetFile.Whole(f.Path, f.Size, f.Sha256, f.Executable)).ToList(),
+            Base = baseTree.Files.Select(f => new BaseFile { Path = f.Path, Size = f.Size, Sha256 = f.Sha256 }).ToList(),
+            BaseDirectories = baseTree.Directories,
+            Blobs = [],
+            Recipes = recipes,
+            PayloadSize = payloadSize,
+        };
+        var manifestPath = WriteManifest(request, manifest);
+        return new BuildResult(manifestPath, manifest, frames, payloadSize, new FileInfo(manifestPath).Length, builder.Stats);
+    }
+
+    /// <summary>Validates, writes and (with a key) signs the manifest; returns its path.</summary>
+    private static string WriteManifest(BuildRequest request, Manifest manifest)
+    {
+        ManifestValidator.Validate(manifest, ManifestLimits.Default);
         var bytes = ManifestCodec.Serialize(manifest);
-        var manifestPath = Path.Join(request.OutDir, ManifestCodec.ManifestFileName);
+        var manifestPath = Path.Join(request.OutDir, ManifestCodec.FileNameFor(manifest.Format));
         File.WriteAllBytes(manifestPath, bytes);
         var sigPath = Path.Join(request.OutDir, ManifestCodec.SignatureFileName);
         if (request.PrivateKeyPem is not null)
@@ -97,15 +181,14 @@ internal static class PatchBuilder
             File.Delete(sigPath);
         }
 
-        return new BuildResult(manifestPath, manifest, blobs.Length, blobs.Sum(b => b.StoredSize));
+        return manifestPath;
     }
 
     /// <summary>Adds a signature to an existing patch, keeping signatures by other keys (threshold signing).</summary>
     public static SignatureEntry Sign(string patchDir, string privatePem)
     {
-        var manifestPath = Path.Join(patchDir, ManifestCodec.ManifestFileName);
-        if (!File.Exists(manifestPath))
-            throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} in '{patchDir}'", patchDir);
+        var manifestPath = ManifestCodec.Find(patchDir)
+            ?? throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} or {ManifestCodec.BinaryManifestFileName} in '{patchDir}'", patchDir);
         var bytes = File.ReadAllBytes(manifestPath);
         // Refuse to sign something the applier would refuse anyway.
         ManifestValidator.Validate(ManifestCodec.Deserialize(bytes, manifestPath), ManifestLimits.Default);

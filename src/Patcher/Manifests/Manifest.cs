@@ -28,6 +28,12 @@ internal sealed record Manifest
     /// <summary>The content the patch ships, keyed by the SHA-256 of the uncompressed bytes.</summary>
     [JsonPropertyName("blobs")] public required IReadOnlyList<BlobEntry> Blobs { get; init; }
 
+    /// <summary>Format 2: how each content the base lacks as a whole file is rebuilt (none in format 1).</summary>
+    [JsonIgnore] public IReadOnlyList<ContentRecipe> Recipes { get; init; } = [];
+
+    /// <summary>Format 2: the length of the payload file the recipes' data operations read (0 in format 1).</summary>
+    [JsonIgnore] public long PayloadSize { get; init; }
+
     [JsonIgnore]
     public bool IsFullPackage => FromVersion is null;
 }

@@ -11,10 +11,32 @@ namespace Patching.Manifests;
 internal static class ManifestCodec
 {
     public const string ManifestFileName = "manifest.json";
+
+    /// <summary>The format 2 manifest (MessagePack); a patch directory holds this or <see cref="ManifestFileName"/>, never both.</summary>
+    public const string BinaryManifestFileName = "manifest.msgpack";
     public const string SignatureFileName = "manifest.sig";
+
+    /// <summary>The manifest file name a manifest of <paramref name="format"/> is written to.</summary>
+    public static string FileNameFor(int format) => format >= MessagePackManifest.Format ? BinaryManifestFileName : ManifestFileName;
+
+    /// <summary>
+    /// The manifest file of patch directory <paramref name="dir"/>: <see cref="BinaryManifestFileName"/> or
+    /// <see cref="ManifestFileName"/>. Null when there is neither; a directory with both is refused (which one was signed?).
+    /// </summary>
+    public static string? Find(string dir)
+    {
+        var json = Path.Join(dir, ManifestFileName);
+        var binary = Path.Join(dir, BinaryManifestFileName);
+        var hasJson = File.Exists(json);
+        var hasBinary = File.Exists(binary);
+        if (hasJson && hasBinary)
+            throw new PatcherException(PatchErrorCode.ManifestMalformed, $"patch directory '{dir}' holds both {ManifestFileName} and {BinaryManifestFileName}", dir);
+        return hasBinary ? binary : hasJson ? json : null;
+    }
 
     public static byte[] Serialize(Manifest manifest)
     {
+        if (manifest.Format == MessagePackManifest.Format) return MessagePackManifest.Serialize(manifest);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(manifest, ManifestJsonContext.Default.Manifest);
         // A trailing newline keeps the file friendly to diff tools; it is part of the signed bytes.
         var result = new byte[bytes.Length + 1];
@@ -26,6 +48,20 @@ internal static class ManifestCodec
     /// <summary>Parses manifest bytes. Throws <see cref="PatcherException"/> with <see cref="PatchErrorCode.ManifestMalformed"/>.</summary>
     public static Manifest Deserialize(ReadOnlySpan<byte> bytes, string? path = null)
     {
+        // A MessagePack map cannot start a JSON text: the first byte tells the two formats apart.
+        if (MessagePackManifest.LooksLikeMessagePack(bytes))
+        {
+            var memory = bytes.ToArray();
+            var declared = MessagePackManifest.PeekFormat(memory);
+            if (declared is { } other && other != MessagePackManifest.Format)
+            {
+                throw new PatcherException(PatchErrorCode.ManifestUnsupportedFormat,
+                    $"manifest format {other} is not supported (this build reads formats {Manifest.CurrentFormat} and {MessagePackManifest.Format})", path);
+            }
+
+            return MessagePackManifest.Deserialize(memory, path);
+        }
+
         // Peek at the format number first so a future format gets a specific error, not a schema complaint.
         // A forward-only reader, not a DOM: a 100k-file manifest is tens of MiB, and a document of it would
         // cost several times that in memory just to read one number.

@@ -102,6 +102,9 @@ internal static class ManifestValidator
 
         // Every part must be obtainable: shipped as a blob, or already present in the base.
         var baseContent = new HashSet<(string, long)>(m.Base.Select(b => (b.Sha256, b.Size)));
+        if (m.Format == MessagePackManifest.Format) DeltaValidator.Validate(m, limits);
+        // Format 2 rebuilds these from the base and its payload (recipes were checked just above).
+        foreach (var r in m.Recipes) baseContent.Add((r.Sha256, r.Size));
         foreach (var f in m.Files)
         {
             foreach (var p in f.Parts)

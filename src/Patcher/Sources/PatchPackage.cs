@@ -12,22 +12,26 @@ namespace Patching.Sources;
 /// path: the JSON parser only ever sees bytes a trusted key signed. (<see cref="Manifest"/> may be read
 /// unverified by <c>patchtool inspect</c>, which changes nothing.)
 /// </summary>
-internal sealed class PatchPackage
+internal sealed partial class PatchPackage
 {
     private readonly Lazy<Manifest> _manifest;
     private readonly Lazy<Dictionary<string, BlobEntry>> _blobs;
 
-    private PatchPackage(string dir, byte[] bytes, SignatureEnvelope? envelope)
+    private PatchPackage(string dir, string manifestPath, byte[] bytes, SignatureEnvelope? envelope)
     {
         Directory = dir;
+        ManifestPath = manifestPath;
         ManifestBytes = bytes;
         Envelope = envelope;
         ManifestHash = ManifestCodec.Hash(bytes);
-        _manifest = new Lazy<Manifest>(() => ManifestCodec.Deserialize(ManifestBytes, Path.Join(Directory, ManifestCodec.ManifestFileName)));
+        _manifest = new Lazy<Manifest>(() => ManifestCodec.Deserialize(ManifestBytes, ManifestPath));
         _blobs = new Lazy<Dictionary<string, BlobEntry>>(() => Manifest.Blobs.ToDictionary(b => b.Sha256, StringComparer.Ordinal));
     }
 
     public string Directory { get; }
+
+    /// <summary>The manifest file read: <c>manifest.json</c> (format 1) or <c>manifest.msgpack</c> (format 2).</summary>
+    public string ManifestPath { get; }
 
     /// <summary>How many times a blob was opened and read (each blob once per apply; tests check it).</summary>
     public int BlobReads => Volatile.Read(ref _blobReads);
@@ -41,11 +45,10 @@ internal sealed class PatchPackage
 
     public static PatchPackage Open(string dir, ManifestLimits limits)
     {
-        var manifestPath = Path.Join(dir, ManifestCodec.ManifestFileName);
         if (!System.IO.Directory.Exists(dir))
             throw new PatcherException(PatchErrorCode.PatchNotFound, $"patch directory '{dir}' does not exist", dir);
-        if (!File.Exists(manifestPath))
-            throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} in patch directory '{dir}'", dir);
+        var manifestPath = ManifestCodec.Find(dir)
+            ?? throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} or {ManifestCodec.BinaryManifestFileName} in patch directory '{dir}'", dir);
         var bytes = ReadBounded(manifestPath, limits.MaxManifestBytes, PatchErrorCode.ManifestTooLarge);
 
         var sigPath = Path.Join(dir, ManifestCodec.SignatureFileName);
@@ -53,13 +56,13 @@ internal sealed class PatchPackage
         if (File.Exists(sigPath))
             envelope = ManifestCodec.DeserializeEnvelope(ReadBounded(sigPath, limits.MaxSignatureBytes, PatchErrorCode.SignatureInvalid), sigPath);
 
-        return new PatchPackage(dir, bytes, envelope);
+        return new PatchPackage(dir, manifestPath, bytes, envelope);
     }
 
     /// <summary>Checks the signature against the policy, then the manifest's structure and expiry. Returns the verifying key ids.</summary>
     public IReadOnlyList<string> VerifySignature(TrustPolicy policy, ManifestLimits limits, DateTimeOffset now)
     {
-        var manifestPath = Path.Join(Directory, ManifestCodec.ManifestFileName);
+        var manifestPath = ManifestPath;
         var keys = policy.Verify(ManifestBytes, Envelope, manifestPath);
         ManifestValidator.Validate(Manifest, limits);
         if (Manifest.Expires is { } expires && expires <= now)
@@ -72,6 +75,7 @@ internal sealed class PatchPackage
     /// <summary>Checks every blob is present with its declared stored size (cheap; contents are checked while staging).</summary>
     public void CheckBlobsPresent()
     {
+        if (Manifest.Recipes.Count > 0) CheckPayloadPresent();
         foreach (var blob in Manifest.Blobs)
         {
             var path = BlobPath(blob);
@@ -159,6 +163,7 @@ internal sealed class PatchPackage
     public void VerifyAllBlobs(CancellationToken ct)
     {
         CheckBlobsPresent();
+        if (Manifest.Recipes.Count > 0) VerifyPayload(ct);
         Parallelism.ForEach(Manifest.Blobs, ct, blob => CopyBlob(blob.Sha256, Stream.Null, null, ct));
     }
 

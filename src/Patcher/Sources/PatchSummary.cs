@@ -33,8 +33,8 @@ internal sealed record PatchSummary(
             Sorted(added), Sorted(changed), Sorted(removed), Sorted(unchanged),
             Sorted(m.Directories.Where(d => !baseDirs.Contains(d))),
             Sorted(m.BaseDirectories.Where(d => !targetDirs.Contains(d))),
-            m.Blobs.Sum(b => b.StoredSize),
-            m.Blobs.Sum(b => b.Size),
+            m.Blobs.Sum(b => b.StoredSize) + m.PayloadSize,
+            m.Blobs.Sum(b => b.Size) + m.Recipes.Sum(r => r.Size),
             m.Files.Sum(f => f.Size));
     }
 

@@ -36,6 +36,9 @@ internal sealed class ApplyPlan
     /// </summary>
     public IReadOnlyList<TreeEntry>? InstallEntries { get; init; }
 
+    /// <summary>The install this plan was made for (format 2 rebuilds contents from its files).</summary>
+    public string InstallDir { get; init; } = "";
+
     /// <summary>Entries that belong to neither the old nor the new version.</summary>
     public static List<TreeEntry> FindUserEntries(IEnumerable<TreeEntry> entries, IReadOnlySet<string> oldVersion, IReadOnlySet<string> newVersion) =>
         entries.Where(e => !oldVersion.Contains(e.Path) && !newVersion.Contains(e.Path)).ToList();
@@ -144,7 +147,8 @@ internal sealed class ApplyPlan
 
         bool Reusable(BaseFile b, TargetFile f) => b.Size == f.Size && BaseFileIntact(b);
 
-        var blobs = manifest.Blobs.Select(b => b.Sha256).ToHashSet(StringComparer.Ordinal);
+        // Content obtainable without the base file of that content: shipped as a blob, or (format 2) rebuilt from a recipe.
+        var blobs = manifest.Blobs.Select(b => b.Sha256).Concat(manifest.Recipes.Select(r => r.Sha256)).ToHashSet(StringComparer.Ordinal);
         var sources = new List<FileSource>(manifest.Files.Count);
         long bytesToWrite = 0;
         foreach (var f in manifest.Files)
@@ -198,6 +202,7 @@ internal sealed class ApplyPlan
             OldVersionPaths = owned,
             BytesToWrite = bytesToWrite,
             InstallEntries = entries,
+            InstallDir = installDir,
         };
     }
 }

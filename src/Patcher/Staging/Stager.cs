@@ -15,7 +15,7 @@ namespace Patching.Staging;
 /// blobs, hashed while written and fsynced; every directory is fsynced at the end. Rows for verified files
 /// are journaled after the files are durable, so a later Apply of the same patch can resume.
 /// </summary>
-internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
+internal sealed partial class Stager(IFileOps fs, JournalStore journal, ILogger log)
 {
     private const int RowBatch = 256;
     private readonly object _journalGate = new();
@@ -57,6 +57,7 @@ internal sealed class Stager(IFileOps fs, JournalStore journal, ILogger log)
         }
 
         foreach (var fan in executable.Keys.Select(FanOut).Distinct(StringComparer.Ordinal)) fs.CreateDirectory(Path.Join(incomingDir, fan));
+        ReceiveRecipes(incomingDir, plan, package, executable, progress, ct);
 
         var blobs = package.Manifest.Blobs.OrderByDescending(b => b.Size).ToList();
         long bytesDone = 0;

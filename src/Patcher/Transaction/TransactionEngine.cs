@@ -136,7 +136,7 @@ internal static class TransactionEngine
             var stager = new Stager(fs, journal!, log);
             try
             {
-                progress?.Report(new PatchProgress(PatchPhase.Staging, 0, manifest.Blobs.Count, 0, plan.BytesToWrite));
+                progress?.Report(new PatchProgress(PatchPhase.Staging, 0, manifest.Blobs.Count + manifest.Recipes.Count, 0, plan.BytesToWrite));
                 stager.Receive(layout.IncomingDir, plan, package, options.LinkPatchBlobs, progress, ct);
             }
             catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
@@ -509,6 +509,7 @@ internal static class TransactionEngine
             OldVersionPaths = plan.OldVersionPaths,
             BytesToWrite = plan.BytesToWrite,
             InstallEntries = plan.InstallEntries,
+            InstallDir = plan.InstallDir,
         };
     }
 

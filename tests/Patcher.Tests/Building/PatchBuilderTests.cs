@@ -28,6 +28,7 @@ public sealed class PatchBuilderTests
             Compress = compress,
             PrivateKeyPem = key,
             Time = time,
+            Format = 1,
         });
 
     [Test]

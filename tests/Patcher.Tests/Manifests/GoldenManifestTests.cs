@@ -15,8 +15,10 @@ namespace Patching.Tests.Manifests;
 /// </summary>
 public sealed class GoldenManifestTests
 {
-    public sealed record GoldenCase(string Name, bool Delta, DateTimeOffset? Expires)
+    public sealed record GoldenCase(string Name, bool Delta, DateTimeOffset? Expires, int Format = 1)
     {
+        public string ManifestFile => ManifestCodec.FileNameFor(Format);
+
         public override string ToString() => Name;
     }
 
@@ -24,6 +26,8 @@ public sealed class GoldenManifestTests
     [
         new("sample-1.0.0-to-1.1.0", Delta: true, Expires: null),
         new("sample-full-1.0.0", Delta: false, Expires: new DateTimeOffset(2035, 1, 1, 0, 0, 0, TimeSpan.Zero)),
+        new("format2-sample-1.0.0-to-1.1.0", Delta: true, Expires: null, Format: 2),
+        new("format2-sample-full-1.0.0", Delta: false, Expires: new DateTimeOffset(2035, 1, 1, 0, 0, 0, TimeSpan.Zero), Format: 2),
     ];
 
     private static bool Updating => Environment.GetEnvironmentVariable("PATCHER_UPDATE_GOLDEN") == "1";
@@ -36,14 +40,19 @@ public sealed class GoldenManifestTests
         if (OperatingSystem.IsWindows()) Assert.Ignore("the golden manifests record a Unix executable bit, which Windows trees do not carry");
         using var temp = TempDir.ForCurrentTest();
         var built = BuildGolden(c, temp);
-        var path = GoldenPath(c, ManifestCodec.ManifestFileName);
+        var path = GoldenPath(c, c.ManifestFile);
+        var payload = Path.Join(temp["out"], Patching.Manifests.DeltaLimits.PayloadFileName);
         if (Updating)
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             File.WriteAllBytes(path, built);
+            if (c.Format == 2) File.Copy(payload, GoldenPath(c, Patching.Manifests.DeltaLimits.PayloadFileName), overwrite: true);
             PatchBuilder.Sign(Path.GetDirectoryName(path)!, File.ReadAllText(RepoPaths.TestKey));
         }
 
+        // Format 2's zstd frames are pinned too: the managed port has no native library whose version could drift.
+        if (c.Format == 2)
+            Assert.That(File.ReadAllBytes(payload), Is.EqualTo(File.ReadAllBytes(GoldenPath(c, Patching.Manifests.DeltaLimits.PayloadFileName))), "payload differs from the golden bytes");
         var golden = File.ReadAllBytes(path);
         Assert.That(Encoding.UTF8.GetString(built), Is.EqualTo(Encoding.UTF8.GetString(golden)), "built manifest differs from the golden text");
         Assert.That(built, Is.EqualTo(golden), "built manifest differs from the golden bytes");
@@ -52,7 +61,7 @@ public sealed class GoldenManifestTests
     [TestCaseSource(nameof(Cases))]
     public void Deserialize_GoldenManifest_ReserializesByteIdentically(GoldenCase c)
     {
-        var golden = File.ReadAllBytes(GoldenPath(c, ManifestCodec.ManifestFileName));
+        var golden = File.ReadAllBytes(GoldenPath(c, c.ManifestFile));
 
         var reserialized = ManifestCodec.Serialize(ManifestCodec.Deserialize(golden));
 
@@ -62,7 +71,7 @@ public sealed class GoldenManifestTests
     [TestCaseSource(nameof(Cases))]
     public void Validate_GoldenManifest_Passes(GoldenCase c)
     {
-        var manifest = ManifestCodec.Deserialize(File.ReadAllBytes(GoldenPath(c, ManifestCodec.ManifestFileName)));
+        var manifest = ManifestCodec.Deserialize(File.ReadAllBytes(GoldenPath(c, c.ManifestFile)));
 
         Assert.DoesNotThrow(() => ManifestValidator.Validate(manifest, ManifestLimits.Default));
         Assert.That(manifest.IsFullPackage, Is.EqualTo(!c.Delta));
@@ -139,13 +148,14 @@ public sealed class GoldenManifestTests
             // Brotli's output may change with the runtime's native library; stored sizes would then drift.
             Compress = false,
             Time = FixedTimeProvider.Golden,
+            Format = c.Format,
         });
         return File.ReadAllBytes(result.ManifestPath);
     }
 
     private static (byte[] Bytes, SignatureEnvelope Envelope) ReadGolden(GoldenCase c)
     {
-        var bytes = File.ReadAllBytes(GoldenPath(c, ManifestCodec.ManifestFileName));
+        var bytes = File.ReadAllBytes(GoldenPath(c, c.ManifestFile));
         var envelope = ManifestCodec.DeserializeEnvelope(File.ReadAllBytes(GoldenPath(c, ManifestCodec.SignatureFileName)));
         return (bytes, envelope);
     }

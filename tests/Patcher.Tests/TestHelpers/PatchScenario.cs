@@ -32,6 +32,16 @@ internal sealed class PatchScenario : IDisposable
     public string PrivateKey { get; }
     public string PublicKey { get; }
 
+    /// <summary>The manifest format <see cref="BuildPatch"/> and <see cref="BuildFull"/> write (the suites written for format 1 keep it).</summary>
+    public int Format { get; set; } = 1;
+
+    /// <summary>Sets <see cref="Format"/>.</summary>
+    public PatchScenario WithFormat(int format)
+    {
+        Format = format;
+        return this;
+    }
+
     /// <summary>
     /// Cleanup inline, so a test sees the final tree (and a listing of the state directory) when Apply returns; the
     /// background cleanup has tests of its own.
@@ -82,11 +92,12 @@ internal sealed class PatchScenario : IDisposable
             Version = version,
             FromVersion = fromVersion,
             PrivateKeyPem = PrivateKey,
+            Format = Format,
         });
 
     /// <summary>Builds a full package (no base) for the given tree.</summary>
     public BuildResult BuildFull(string tree, string outDir, string version, string product = "demo-game") =>
-        PatchBuilder.Build(new BuildRequest { ToDir = tree, OutDir = outDir, Product = product, Version = version, PrivateKeyPem = PrivateKey });
+        PatchBuilder.Build(new BuildRequest { ToDir = tree, OutDir = outDir, Product = product, Version = version, PrivateKeyPem = PrivateKey, Format = Format });
 
     /// <summary>Copies the old tree to the install directory.</summary>
     public PatchScenario Install(string? tree = null)

@@ -24,7 +24,11 @@ internal static class HostileCorpus
         Installed,
     }
 
-    public sealed record Case(string Name, string Attack, PatchErrorCode Expected, string MessageFragment, Setup Setup, Action<Workbench> Mutate);
+    public sealed record Case(string Name, string Attack, PatchErrorCode Expected, string MessageFragment, Setup Setup, Action<Workbench> Mutate)
+    {
+        /// <summary>Set for a format 2 case (<see cref="HostileCorpusFormat2"/>), which mutates a format 2 patch instead.</summary>
+        public Action<HostileCorpusFormat2.Workbench>? Format2 { get; init; }
+    }
 
     /// <summary>A patch directory being turned hostile.</summary>
     public sealed class Workbench(string dir, string privatePem)
@@ -200,6 +204,7 @@ internal static class HostileCorpus
                 FromVersion = SamplePatch.FromVersion,
                 PrivateKeyPem = key,
                 Time = new FixedTimeProvider(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)),
+                Format = 1,
             });
             var w = new Workbench(dir, key);
             c.Mutate(w);
@@ -214,5 +219,7 @@ internal static class HostileCorpus
             File.WriteAllText(Path.Join(dir, "README"), c.Attack + "\n");
             File.WriteAllText(Path.Join(dir, "expect"), $"code={c.Expected}\nmessage={c.MessageFragment}\nsetup={c.Setup}\n");
         }
+
+        HostileCorpusFormat2.Generate(root, temp["v1"], temp["v2"], key);
     }
 }

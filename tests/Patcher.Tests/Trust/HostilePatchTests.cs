@@ -12,7 +12,7 @@ public sealed class HostilePatchTests
     private static string HostileRoot => Path.Join(RepoPaths.Fixtures, "hostile");
 
     private static IEnumerable<string> CaseNames() =>
-        HostileCorpus.Cases.Select(c => c.Name);
+        HostileCorpus.Cases.Concat(HostileCorpusFormat2.Cases).Select(c => c.Name);
 
     [Test]
     [Explicit("Rewrites fixtures/hostile from the case table; run by hand after changing a case")]

@@ -22,23 +22,48 @@ internal sealed class BuildCommand : IToolCommand
     private readonly Option<string?> _fromVersion = new("--from-version") { Description = "Version of the old tree (required with --from)", HelpName = "V" };
     private readonly Option<string?> _expires = new("--expires") { Description = "Refuse the patch after this time (ISO 8601, e.g. 2026-01-31T00:00:00Z)", HelpName = "ISO8601" };
     private readonly Option<bool> _noCompress = new("--no-compress") { Description = "Store every blob uncompressed (default: Brotli where it saves 5% or more)" };
-    private readonly Option<bool> _force = new("--force") { Description = "Replace a patch already in --out (only manifest.json, manifest.sig and blobs/ are removed)" };
+    private readonly Option<bool> _force = new("--force") { Description = "Replace a patch already in --out (only its manifest, manifest.sig, payload.bin and blobs/ are removed)" };
+    private readonly Option<int> _format = new("--format")
+    {
+        Description = "Patch format: 2 (default; reuses content from anywhere in the old version, zstd deltas) or 1 (whole changed files, Brotli)",
+        HelpName = "1|2",
+        DefaultValueFactory = _ => MessagePackManifest.Format,
+    };
+
+    private readonly Option<int> _level = new("--level")
+    {
+        Description = $"zstd level of format 2 (1 to 22; default {PatchBuilder.DefaultLevel}: smallest downloads at a build speed still practical)",
+        HelpName = "N",
+        DefaultValueFactory = _ => PatchBuilder.DefaultLevel,
+    };
+
+    private readonly Option<bool> _json = ToolOptions.Json();
 
     public Command Create(ToolContext ctx, GlobalOptions global)
     {
         var command = new Command("build", "Build a patch (or, without --from, a full package) from two trees")
         {
-            _from, _to, _out, _key, _product, _version, _fromVersion, _expires, _noCompress, _force,
+            _from, _to, _out, _key, _product, _version, _fromVersion, _expires, _noCompress, _force, _format, _level, _json,
         };
-        command.SetAction(pr => CommandRunner.Run(ctx, json: false, ToolOptions.Flag(pr, global.Verbose), () => Run(ctx, new Settings(
+        command.SetAction(pr => CommandRunner.Run(ctx, ToolOptions.Flag(pr, _json), ToolOptions.Flag(pr, global.Verbose), () => Run(ctx, new Settings(
             pr.GetValue(_from), pr.GetValue(_to)!, pr.GetValue(_out)!, pr.GetValue(_key), pr.GetValue(_product)!,
-            pr.GetValue(_version)!, pr.GetValue(_fromVersion), pr.GetValue(_expires), !ToolOptions.Flag(pr, _noCompress), ToolOptions.Flag(pr, _force)))));
+            pr.GetValue(_version)!, pr.GetValue(_fromVersion), pr.GetValue(_expires), !ToolOptions.Flag(pr, _noCompress), ToolOptions.Flag(pr, _force))
+        {
+            Format = pr.GetValue(_format),
+            Level = pr.GetValue(_level),
+            Json = ToolOptions.Flag(pr, _json),
+        })));
         return command;
     }
 
     internal sealed record Settings(
         string? From, string To, string Out, string? Key, string Product, string Version, string? FromVersion,
-        string? Expires, bool Compress, bool Force, TimeProvider? Time = null);
+        string? Expires, bool Compress, bool Force, TimeProvider? Time = null)
+    {
+        public int Format { get; init; } = MessagePackManifest.Format;
+        public int Level { get; init; } = PatchBuilder.DefaultLevel;
+        public bool Json { get; init; }
+    }
 
     internal static int Run(ToolContext ctx, Settings s)
     {
@@ -52,6 +77,8 @@ internal sealed class BuildCommand : IToolCommand
         if (s.FromVersion is not null && !PatchVersion.TryParse(s.FromVersion, out _))
             throw new UsageException($"--from-version '{s.FromVersion}' is not a version (1 to 4 dot-separated numbers, e.g. 1.4.2)");
         if (string.IsNullOrWhiteSpace(s.Product)) throw new UsageException("--product must not be empty");
+        if (s.Format is not (1 or 2)) throw new UsageException($"--format {s.Format} is not a patch format (1 or 2)");
+        if (s.Level is < 1 or > 22) throw new UsageException($"--level {s.Level} is not a zstd level (1 to 22)");
 
         DateTimeOffset? expires = null;
         if (s.Expires is not null)
@@ -90,20 +117,56 @@ internal sealed class BuildCommand : IToolCommand
             Expires = expires,
             Compress = s.Compress,
             Time = time,
+            Format = s.Format,
+            Level = s.Level,
         });
 
         var m = result.Manifest;
         var summary = PatchSummary.Of(m);
+        var doc = Document(outDir, result, summary, s.Format == MessagePackManifest.Format ? s.Level : null);
+        if (s.Json)
+        {
+            JsonOutput.Write(ctx.Out, doc);
+            return ExitCodes.Ok;
+        }
+
         ctx.Out.WriteLine(m.IsFullPackage
             ? $"built full package {m.Product} {m.Version} in {outDir}"
             : $"built patch {m.Product} {m.FromVersion} -> {m.Version} in {outDir}");
         ctx.Out.WriteLine($"  files      {m.Files.Count} in target: {summary.FileCountsLine}");
-        ctx.Out.WriteLine($"  blobs      {result.BlobCount}, {ToolOptions.Bytes(result.BlobBytes)} to download ({result.BlobBytes} bytes)");
-        ctx.Out.WriteLine($"  manifest   {result.ManifestPath}");
+        if (m.Format == MessagePackManifest.Format)
+        {
+            ctx.Out.WriteLine($"  format     2, zstd level {s.Level}");
+            ctx.Out.WriteLine($"  reused     {ToolOptions.Bytes(doc.ReusedBytes)} ({doc.ReusedBytes} bytes) from the old version, not downloaded");
+            ctx.Out.WriteLine($"  deltas     {ToolOptions.Bytes(doc.DeltaBytes)} ({doc.DeltaBytes} bytes) for {doc.DeltaContentBytes} bytes of changed content");
+            ctx.Out.WriteLine($"  whole      {ToolOptions.Bytes(doc.WholeBytes)} ({doc.WholeBytes} bytes) for {doc.WholeContentBytes} bytes of new content");
+        }
+        else
+        {
+            ctx.Out.WriteLine($"  blobs      {result.BlobCount}, {ToolOptions.Bytes(result.BlobBytes)} to download ({result.BlobBytes} bytes)");
+        }
+
+        ctx.Out.WriteLine($"  manifest   {result.ManifestPath} ({doc.ManifestBytes} bytes)");
+        ctx.Out.WriteLine($"  total      {ToolOptions.Bytes(doc.TotalBytes)} ({doc.TotalBytes} bytes) to download");
         ctx.Out.WriteLine(privatePem is null
             ? "  signature  none: UNSIGNED (sign it with: patchtool sign --patch PATCHDIR --key signing.key)"
             : $"  signature  {Path.Join(outDir, ManifestCodec.SignatureFileName)}");
         return ExitCodes.Ok;
+    }
+
+    private static BuildDocument Document(string outDir, BuildResult result, PatchSummary summary, int? level)
+    {
+        var m = result.Manifest;
+        var sigPath = Path.Join(outDir, ManifestCodec.SignatureFileName);
+        var signature = File.Exists(sigPath) ? new FileInfo(sigPath).Length : 0;
+        var d = result.Deltas;
+        // Format 1 reuses whole files only and ships every other content whole as a blob.
+        var shipped = m.Blobs.Select(b => b.Sha256).ToHashSet(StringComparer.Ordinal);
+        var reused = d?.ReusedBytes ?? m.Files.Where(f => !shipped.Contains(f.Sha256)).Sum(f => f.Size);
+        return new BuildDocument(
+            true, outDir, m.Format, level, m.Product, m.Version, m.FromVersion, m.Files.Count, summary.TargetBytes,
+            reused, d?.DeltaBytes ?? 0, d?.DeltaContentBytes ?? 0, d?.WholeBytes ?? result.BlobBytes, d?.WholeContentBytes ?? m.Blobs.Sum(b => b.Size),
+            result.ManifestBytes, signature, result.BlobBytes, result.ManifestBytes + signature + result.BlobBytes, signature > 0);
     }
 
     private static void PrepareOutput(string outDir, bool force)
@@ -117,10 +180,13 @@ internal sealed class BuildCommand : IToolCommand
         var entries = Directory.EnumerateFileSystemEntries(outDir).Select(Path.GetFileName).ToList();
         if (entries.Count == 0) return;
         if (!force) throw new UsageException($"--out '{outDir}' is not empty; choose a new directory or pass --force to replace the patch in it");
-        var foreign = entries.Where(e => e is not (ManifestCodec.ManifestFileName or ManifestCodec.SignatureFileName or "blobs")).ToList();
+        var foreign = entries.Where(e => e is not (ManifestCodec.ManifestFileName or ManifestCodec.BinaryManifestFileName or ManifestCodec.SignatureFileName
+            or DeltaLimits.PayloadFileName or "blobs")).ToList();
         if (foreign.Count > 0)
             throw new UsageException($"--out '{outDir}' holds more than a patch ({string.Join(", ", foreign.Take(3))}); refusing to clear it");
         File.Delete(Path.Join(outDir, ManifestCodec.ManifestFileName));
+        File.Delete(Path.Join(outDir, ManifestCodec.BinaryManifestFileName));
+        File.Delete(Path.Join(outDir, DeltaLimits.PayloadFileName));
         File.Delete(Path.Join(outDir, ManifestCodec.SignatureFileName));
         var blobs = Path.Join(outDir, "blobs");
         if (Directory.Exists(blobs)) Directory.Delete(blobs, recursive: true);

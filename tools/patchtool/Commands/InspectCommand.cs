@@ -48,7 +48,8 @@ internal sealed class InspectCommand : IToolCommand
                 new InspectDirectories(summary.DirectoriesAdded, summary.DirectoriesRemoved),
                 new InspectBytes(summary.DownloadBytes, summary.BlobContentBytes, summary.TargetBytes),
                 m.Blobs.Count,
-                keyIds.Select(CommandRunner.OneLine).ToList()));
+                keyIds.Select(CommandRunner.OneLine).ToList(),
+                m.Format == MessagePackManifest.Format ? Contents(m) : null));
             return ExitCodes.Ok;
         }
 
@@ -61,7 +62,9 @@ internal sealed class InspectCommand : IToolCommand
         o.WriteLine($"manifest     format {m.Format}, sha256 {package.ManifestHash}");
         o.WriteLine($"files        {m.Files.Count} in target: {summary.FileCountsLine}");
         o.WriteLine($"directories  {m.Directories.Count} in target: {summary.DirectoriesAdded.Count} added, {summary.DirectoriesRemoved.Count} removed");
-        o.WriteLine($"download     {ToolOptions.Bytes(summary.DownloadBytes)} ({summary.DownloadBytes} bytes) in {m.Blobs.Count} blob(s), {summary.BlobContentBytes} bytes uncompressed");
+        o.WriteLine(m.Format == MessagePackManifest.Format
+            ? $"download     {ToolOptions.Bytes(summary.DownloadBytes)} ({summary.DownloadBytes} bytes) of payload for {m.Recipes.Count} rebuilt content(s), {summary.BlobContentBytes} bytes rebuilt ({m.Recipes.Sum(r => r.Ops.Where(op => op.Kind == DeltaOpKind.Copy).Sum(op => op.Length))} copied from the installed version)"
+            : $"download     {ToolOptions.Bytes(summary.DownloadBytes)} ({summary.DownloadBytes} bytes) in {m.Blobs.Count} blob(s), {summary.BlobContentBytes} bytes uncompressed");
         o.WriteLine($"target size  {ToolOptions.Bytes(summary.TargetBytes)} ({summary.TargetBytes} bytes)");
         if (keyIds.Count == 0)
             o.WriteLine("signatures   none (unsigned)");
@@ -74,6 +77,16 @@ internal sealed class InspectCommand : IToolCommand
         foreach (var d in summary.DirectoriesAdded) o.WriteLine($"  + {d}/");
         foreach (var d in summary.DirectoriesRemoved) o.WriteLine($"  - {d}/");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>Format 2's recipes, readably: base files by path, hashes in hex.</summary>
+    private static List<InspectContent> Contents(Manifest m)
+    {
+        var files = m.Files.GroupBy(f => f.Sha256, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (IReadOnlyList<string>)g.Select(f => f.Path).ToList(), StringComparer.Ordinal);
+        return m.Recipes.Select(r => new InspectContent(r.Sha256, r.Size, files.GetValueOrDefault(r.Sha256, []), r.Ops.Select(op => op.Kind == DeltaOpKind.Copy
+            ? new InspectOperation("copy", op.Length, op.Sha256, op.BasePath, op.BaseOffset, null, null, null)
+            : new InspectOperation("data", op.Length, op.Sha256, null, null, op.PayloadOffset, op.StoredLength,
+                op.Refs.Select(x => new InspectReference(x.Path, x.Offset, x.Length, x.Sha256)).ToList())).ToList())).ToList();
     }
 
     private static void List(TextWriter o, char mark, IReadOnlyList<string> paths)

@@ -36,7 +36,45 @@ internal sealed record InspectDocument(
     InspectDirectories Directories,
     InspectBytes Bytes,
     int Blobs,
-    IReadOnlyList<string> SignatureKeyIds);
+    IReadOnlyList<string> SignatureKeyIds,
+    IReadOnlyList<InspectContent>? Contents = null);
+
+/// <summary>Format 2: one content rebuilt from the base and the payload, and the target files that get it.</summary>
+internal sealed record InspectContent(string Sha256, long Size, IReadOnlyList<string> Files, IReadOnlyList<InspectOperation> Operations);
+
+/// <param name="Kind"><c>copy</c> (bytes of a base file) or <c>data</c> (a zstd frame of the payload, against its references).</param>
+internal sealed record InspectOperation(
+    string Kind, long Length, string Sha256, string? Base, long? BaseOffset, long? PayloadOffset, long? StoredLength, IReadOnlyList<InspectReference>? References);
+
+internal sealed record InspectReference(string Base, long Offset, long Length, string Sha256);
+
+/// <summary>What <c>patchtool build --json</c> prints: where the patch is and what its bytes are made of.</summary>
+/// <param name="ReusedBytes">Target bytes taken from the installed version (whole files and copied ranges).</param>
+/// <param name="DeltaBytes">Download bytes of zstd frames compressed against the installed version (format 2).</param>
+/// <param name="DeltaContentBytes">Target bytes those frames decode to.</param>
+/// <param name="WholeBytes">Download bytes of content shipped without a reference: format 1's blobs, format 2's plain frames.</param>
+/// <param name="WholeContentBytes">Target bytes that content decodes to.</param>
+/// <param name="TotalBytes">Every file of the patch directory: manifest, signature, payload or blobs.</param>
+internal sealed record BuildDocument(
+    bool Ok,
+    string Patch,
+    int Format,
+    int? Level,
+    string Product,
+    string Version,
+    string? FromVersion,
+    int TargetFiles,
+    long TargetBytes,
+    long ReusedBytes,
+    long DeltaBytes,
+    long DeltaContentBytes,
+    long WholeBytes,
+    long WholeContentBytes,
+    long ManifestBytes,
+    long SignatureBytes,
+    long PayloadBytes,
+    long TotalBytes,
+    bool Signed);
 
 internal sealed record InspectCounts(int Added, int Changed, int Removed, int Unchanged, int TargetFiles, int BaseFiles);
 
@@ -115,6 +153,7 @@ internal sealed record VerifyInstallDocument(bool Ok, string Target, string Vers
 [JsonSerializable(typeof(RecoverDocument))]
 [JsonSerializable(typeof(StatusDocument))]
 [JsonSerializable(typeof(VerifyInstallDocument))]
+[JsonSerializable(typeof(BuildDocument))]
 internal sealed partial class ToolJsonContext : JsonSerializerContext;
 
 internal static class JsonOutput

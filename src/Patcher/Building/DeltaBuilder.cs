@@ -1,0 +1,229 @@
+using System.IO.Hashing;
+using System.Security.Cryptography;
+using Patching.Deltas;
+using Patching.IO;
+using Patching.Manifests;
+
+namespace Patching.Building;
+
+/// <summary>What a format 2 build shipped and reused, in bytes.</summary>
+/// <param name="ReusedBytes">Target bytes taken from the base: whole files found there, and ranges copied from base files.</param>
+/// <param name="DeltaBytes">Payload bytes of frames compressed against a reference window of the base.</param>
+/// <param name="DeltaContentBytes">Target bytes those frames decode to.</param>
+/// <param name="WholeBytes">Payload bytes of frames compressed without a reference.</param>
+/// <param name="WholeContentBytes">Target bytes those frames decode to.</param>
+internal sealed record DeltaStats(long ReusedBytes, long DeltaBytes, long DeltaContentBytes, long WholeBytes, long WholeContentBytes)
+{
+    public long PayloadBytes => DeltaBytes + WholeBytes;
+}
+
+/// <summary>
+/// Builds format 2 recipes. Every base file is cut into content-defined chunks (<see cref="Chunker"/>) indexed by
+/// XxHash128 (no adversary here: the builder reads its own trees, and every range it emits carries a SHA-256 the
+/// applier checks). Each content the base lacks as a whole file is chunked the same way: a chunk found anywhere in the
+/// base becomes a copy of that range (consecutive ranges of one base file merge), and the chunks between are
+/// compressed with zstd against a reference window of the base (the window after the last copied range, or the same
+/// path's old file around the same offset), so a file edited in a few places costs a few hundred bytes per edit.
+/// Identical frames (same output, same reference) are stored once. Memory is bounded by the segment sizes of
+/// <see cref="DeltaLimits"/>, whatever the file sizes.
+/// </summary>
+internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int level)
+{
+    /// <summary>Longest run of new bytes compressed as one frame (half the applier's limit: a frame of it fits well).</summary>
+    public const int MaxRun = 8 * 1024 * 1024;
+
+    /// <summary>Bytes of the reference window placed before the position the new bytes correspond to.</summary>
+    private const int RefBefore = 4 * 1024 * 1024;
+
+    private readonly Dictionary<UInt128, (int File, long Offset, int Length)> _index = new();
+    private readonly Dictionary<(string Output, string? Ref), (long Offset, long Length)> _frames = new();
+    private readonly Dictionary<string, int> _basePath = baseTree.Files.Select((f, i) => (f.Path, i)).ToDictionary(x => x.Path, x => x.i, StringComparer.Ordinal);
+    private long _reused, _delta, _deltaContent, _whole, _wholeContent;
+
+    public DeltaStats Stats => new(_reused, _delta, _deltaContent, _whole, _wholeContent);
+
+    /// <summary>Indexes every chunk of the base, files in parallel; a chunk in several places keeps the first in base order.</summary>
+    public void IndexBase(CancellationToken ct)
+    {
+        var perFile = new List<(UInt128, long, int)>[baseTree.Files.Count];
+        Parallelism.ForEach(Enumerable.Range(0, baseTree.Files.Count), ct, i =>
+        {
+            var list = new List<(UInt128, long, int)>();
+            if (baseTree.Files[i].Size > 0)
+            {
+                using var input = FileOps.Instance.OpenRead(PathRules.Join(fromDir, baseTree.Files[i].Path));
+                Chunker.Split(input, (offset, chunk) => list.Add((XxHash128.HashToUInt128(chunk), offset, chunk.Length)), ct);
+            }
+
+            perFile[i] = list;
+        });
+        for (var i = 0; i < perFile.Length; i++)
+        {
+            foreach (var (hash, offset, length) in perFile[i]) _index.TryAdd(hash, (i, offset, length));
+        }
+    }
+
+    private Dictionary<string, int>? _byName;
+
+    /// <summary>
+    /// The base file a new file most likely evolved from, for content no chunk of the base matches: the same path; else
+    /// a file of the same name elsewhere (moved); else the file of the same extension closest in size (renamed). -1: none.
+    /// </summary>
+    private int Likely(ScannedFile file)
+    {
+        if (_basePath.TryGetValue(file.Path, out var same) && baseTree.Files[same].Size > 0) return same;
+        if (_byName is null)
+        {
+            _byName = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var i = 0; i < baseTree.Files.Count; i++)
+            {
+                if (baseTree.Files[i].Size > 0) _byName.TryAdd(Path.GetFileName(baseTree.Files[i].Path), i);
+            }
+        }
+
+        if (_byName.TryGetValue(Path.GetFileName(file.Path), out var moved)) return moved;
+        var extension = Path.GetExtension(file.Path);
+        var best = -1;
+        for (var i = 0; i < baseTree.Files.Count; i++)
+        {
+            var b = baseTree.Files[i];
+            if (b.Size == 0 || !string.Equals(Path.GetExtension(b.Path), extension, StringComparison.Ordinal)) continue;
+            if (best < 0 || Math.Abs(b.Size - file.Size) < Math.Abs(baseTree.Files[best].Size - file.Size)) best = i;
+        }
+
+        return best;
+    }
+
+    /// <summary>Counts a target file whose whole content is in the base (placed from there by the applier).</summary>
+    public void CountReused(long size) => _reused += size;
+
+    /// <summary>The recipe of <paramref name="file"/> (read from <paramref name="source"/>), its frames appended to <paramref name="payload"/>.</summary>
+    public ContentRecipe Build(ScannedFile file, string source, Stream payload, CancellationToken ct)
+    {
+        var ops = new List<DeltaOp>();
+        var samePath = Likely(file);
+        (int File, long Offset, long Length, IncrementalHash Sha)? copy = null;
+        (int File, long End)? lastCopy = null;
+        var run = new MemoryStream();
+        long runStart = 0;
+
+        void FlushCopy()
+        {
+            if (copy is not { } c) return;
+            ops.Add(new DeltaOp
+            {
+                Kind = DeltaOpKind.Copy, Length = c.Length, Sha256 = Convert.ToHexStringLower(c.Sha.GetHashAndReset()),
+                BasePath = baseTree.Files[c.File].Path, BaseOffset = c.Offset,
+            });
+            c.Sha.Dispose();
+            _reused += c.Length;
+            lastCopy = (c.File, c.Offset + c.Length);
+            copy = null;
+        }
+
+        // next: where the matched chunk that ends the run lies in the base (the run's bytes likely precede it there too).
+        void FlushRun((int File, long Offset)? next)
+        {
+            if (run.Length == 0) return;
+            ops.Add(Frame(run.GetBuffer().AsSpan(0, (int)run.Length), runStart, lastCopy, next, samePath, payload));
+            run.SetLength(0);
+        }
+
+        using var input = FileOps.Instance.OpenRead(source);
+        Chunker.Split(input, (offset, chunk) =>
+        {
+            if (_index.TryGetValue(XxHash128.HashToUInt128(chunk), out var at) && at.Length == chunk.Length)
+            {
+                FlushRun((at.File, at.Offset));
+                if (copy is { } c && c.File == at.File && c.Offset + c.Length == at.Offset && c.Length + chunk.Length <= DeltaLimits.MaxDataLength)
+                {
+                    copy = (c.File, c.Offset, c.Length + chunk.Length, c.Sha);
+                }
+                else
+                {
+                    FlushCopy();
+                    copy = (at.File, at.Offset, chunk.Length, IncrementalHash.CreateHash(HashAlgorithmName.SHA256));
+                }
+
+                copy.Value.Sha.AppendData(chunk);
+            }
+            else
+            {
+                FlushCopy();
+                if (run.Length + chunk.Length > MaxRun) FlushRun(null);
+                if (run.Length == 0) runStart = offset;
+                run.Write(chunk);
+            }
+        }, ct);
+        FlushCopy();
+        FlushRun(null);
+        return new ContentRecipe { Sha256 = file.Sha256, Size = file.Size, Ops = ops };
+    }
+
+    /// <summary>
+    /// Compresses one run of new bytes against reference windows of the base: around the end of the range copied just
+    /// before the run (an edit continues where the copy stopped), and around the start of the range copied just after it
+    /// (content moved in from another file precedes it there); the same path's old file at the same offset when neither
+    /// exists. Windows of one file that overlap are merged; at most <see cref="DeltaLimits.MaxRefLength"/> in all.
+    /// </summary>
+    private DeltaOp Frame(ReadOnlySpan<byte> bytes, long runStart, (int File, long End)? prev, (int File, long Offset)? next, int samePath, Stream payload)
+    {
+        var points = new List<(int File, long At)>();
+        if (prev is { } p) points.Add((p.File, p.End + (bytes.Length / 2)));
+        if (next is { } n) points.Add((n.File, n.Offset - (bytes.Length / 2)));
+        if (points.Count == 0 && samePath >= 0) points.Add((samePath, runStart + (bytes.Length / 2)));
+        var budget = points.Count == 0 ? 0 : DeltaLimits.MaxRefLength / points.Count;
+        var windows = new List<(int File, long Start, long Length)>();
+        foreach (var (file, at) in points)
+        {
+            var size = baseTree.Files[file].Size;
+            var length = Math.Min(size, budget);
+            var start = Math.Clamp(at - (length / 2), 0, size - length);
+            var same = windows.FindIndex(w => w.File == file);
+            if (same >= 0)
+            {
+                // One window of the union when it fits the whole budget, else two.
+                var union = (Start: Math.Min(windows[same].Start, start), End: Math.Max(windows[same].Start + windows[same].Length, start + length));
+                if (union.End - union.Start <= DeltaLimits.MaxRefLength)
+                {
+                    windows[same] = (file, union.Start, union.End - union.Start);
+                    continue;
+                }
+            }
+
+            windows.Add((file, start, length));
+        }
+
+        var reference = new byte[windows.Sum(w => w.Length)];
+        var refs = new List<RefWindow>(windows.Count);
+        var filled = 0;
+        foreach (var (file, start, length) in windows)
+        {
+            var span = reference.AsSpan(filled, (int)length);
+            using (var input = FileOps.Instance.OpenRead(PathRules.Join(fromDir, baseTree.Files[file].Path)))
+            {
+                input.Seek(start, SeekOrigin.Begin);
+                input.ReadExactly(span);
+            }
+
+            refs.Add(new RefWindow(baseTree.Files[file].Path, start, length, Convert.ToHexStringLower(SHA256.HashData(span))));
+            filled += (int)length;
+        }
+
+        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        var key = (sha, refs.Count == 0 ? null : string.Join(",", refs.Select(r => r.Sha256)));
+        if (!_frames.TryGetValue(key, out var frame))
+        {
+            var compressed = ZstdPatch.Compress(reference, bytes, level);
+            frame = (payload.Position, compressed.Length);
+            payload.Write(compressed);
+            _frames[key] = frame;
+            if (refs.Count == 0) _whole += compressed.Length;
+            else _delta += compressed.Length;
+        }
+
+        if (refs.Count == 0) _wholeContent += bytes.Length;
+        else _deltaContent += bytes.Length;
+        return new DeltaOp { Kind = DeltaOpKind.Data, Length = bytes.Length, Sha256 = sha, PayloadOffset = frame.Offset, StoredLength = frame.Length, Refs = refs };
+    }
+}

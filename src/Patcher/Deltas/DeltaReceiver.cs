@@ -1,0 +1,113 @@
+using System.Security.Cryptography;
+using Patching.IO;
+using Patching.Manifests;
+using Patching.Sources;
+
+namespace Patching.Deltas;
+
+/// <summary>Hash checks shared by the receiver and <c>patchtool verify</c>.</summary>
+internal static class DeltaChecks
+{
+    /// <summary>Throws <see cref="PatchErrorCode.DeltaOutputMismatch"/> unless <paramref name="bytes"/> hash to <paramref name="sha256"/>.</summary>
+    public static void Expect(ReadOnlySpan<byte> bytes, string sha256, string what)
+    {
+        var actual = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        if (actual != sha256)
+            throw new PatcherException(PatchErrorCode.DeltaOutputMismatch, $"{what} produced bytes with SHA-256 {actual}, the manifest signs {sha256}", what);
+    }
+}
+
+/// <summary>
+/// Rebuilds format 2 contents from the install (the base) and the patch's payload. Every operation's output is
+/// held in memory (at most <see cref="DeltaLimits.MaxDataLength"/> bytes), checked against its signed SHA-256 and only
+/// then written; a reference window is read and checked against its signed SHA-256 before it is decoded against.
+/// Each frame is decoded once: the bytes hashed are the bytes written. Base files are read only where the plan's walk
+/// saw a regular file of the declared size (never through a symlink), and a base range that hashes otherwise is
+/// <see cref="PatchErrorCode.BaseMismatch"/> naming the file.
+/// </summary>
+internal sealed class DeltaReceiver(IFileOps fs, string installDir, PatchPackage package, IReadOnlyDictionary<string, EntryInfo> walk)
+{
+    private readonly Dictionary<string, BaseFile> _base = package.Manifest.Base.ToDictionary(b => b.Path, StringComparer.Ordinal);
+
+    /// <summary>
+    /// Writes recipe <paramref name="recipe"/> to <paramref name="output"/>, operation by operation, and checks the whole
+    /// against the content's SHA-256. <paramref name="onBytes"/> is told of each operation's bytes once written.
+    /// </summary>
+    public void Write(ContentRecipe recipe, Stream output, Action<long>? onBytes, CancellationToken ct)
+    {
+        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        (IReadOnlyList<RefWindow> Refs, byte[] Bytes)? lastRef = null; // successive operations of one file often share their reference
+        foreach (var op in recipe.Ops)
+        {
+            ct.ThrowIfCancellationRequested();
+            ReadOnlyMemory<byte> bytes;
+            if (op.Kind == DeltaOpKind.Copy)
+            {
+                bytes = ReadBase(op.BasePath!, op.BaseOffset, op.Length, op.Sha256);
+            }
+            else
+            {
+                ReadOnlySpan<byte> reference = default;
+                if (op.Refs.Count > 0)
+                {
+                    if (lastRef is not { } last || !last.Refs.SequenceEqual(op.Refs)) lastRef = (op.Refs, ReadReference(op.Refs));
+                    reference = lastRef.Value.Bytes;
+                }
+
+                var what = $"content {recipe.Sha256[..12]} at {DeltaLimits.PayloadFileName}@{op.PayloadOffset}";
+                bytes = ZstdPatch.Decompress(reference, package.ReadFrame(op), (int)op.Length, what);
+                DeltaChecks.Expect(bytes.Span, op.Sha256, what);
+            }
+
+            output.Write(bytes.Span);
+            whole.AppendData(bytes.Span);
+            onBytes?.Invoke(bytes.Length);
+        }
+
+        var hash = Convert.ToHexStringLower(whole.GetHashAndReset());
+        if (hash != recipe.Sha256)
+            throw new PatcherException(PatchErrorCode.DeltaOutputMismatch, $"content {recipe.Sha256} rebuilt from its operations has SHA-256 {hash}", recipe.Sha256);
+    }
+
+    /// <summary>The reference windows, each read and checked, concatenated in order.</summary>
+    private byte[] ReadReference(IReadOnlyList<RefWindow> refs)
+    {
+        var buffer = new byte[refs.Sum(r => r.Length)];
+        var at = 0;
+        foreach (var window in refs)
+        {
+            ReadBase(window.Path, window.Offset, buffer.AsSpan(at, (int)window.Length), window.Sha256);
+            at += (int)window.Length;
+        }
+
+        return buffer;
+    }
+
+    private byte[] ReadBase(string path, long offset, long length, string sha256)
+    {
+        var buffer = new byte[length];
+        ReadBase(path, offset, buffer, sha256);
+        return buffer;
+    }
+
+    /// <summary>Reads <paramref name="buffer"/>'s length of base file <paramref name="path"/> at <paramref name="offset"/> and checks the bytes.</summary>
+    private void ReadBase(string path, long offset, Span<byte> buffer, string sha256)
+    {
+        var declared = _base[path];
+        if (!walk.TryGetValue(path, out var seen) || seen.Kind != EntryKind.File || seen.Size != declared.Size)
+            throw Mismatch(path, "it is missing or has another size");
+        using (var input = fs.OpenRead(PathRules.Join(installDir, path)))
+        {
+            if (input.Length != declared.Size) throw Mismatch(path, "it changed size");
+            input.Seek(offset, SeekOrigin.Begin);
+            input.ReadExactly(buffer);
+        }
+
+        if (Convert.ToHexStringLower(SHA256.HashData(buffer)) != sha256)
+            throw Mismatch(path, $"its bytes {offset}..{offset + buffer.Length} differ from the version the patch was built from");
+    }
+
+    private PatcherException Mismatch(string path, string why) =>
+        new(PatchErrorCode.BaseMismatch,
+            $"'{path}' does not match the version this patch expects ({package.Manifest.FromVersion}): {why}. Repair the install or use a full package", path);
+}
