@@ -22,7 +22,9 @@ public static class ErrorMessages
             "the update is not signed by the publisher and was refused",
         PatchErrorCode.KeyInvalid => "the launcher's publisher key is unreadable; reinstall the launcher",
         PatchErrorCode.ManifestExpired => "this update has expired; check for a newer one",
-        PatchErrorCode.BlobMissing or PatchErrorCode.BlobSizeMismatch or PatchErrorCode.BlobHashMismatch =>
+        PatchErrorCode.BlobMissing or PatchErrorCode.BlobSizeMismatch or PatchErrorCode.BlobHashMismatch
+            or PatchErrorCode.DeltaOutputMismatch or PatchErrorCode.DeltaOutputTooLong or PatchErrorCode.DeltaReferenceOutsideBase
+            or PatchErrorCode.DeltaCorrupt or PatchErrorCode.DeltaWindowTooLarge =>
             "the update's download is incomplete or corrupt; download it again",
         PatchErrorCode.WrongProduct => "this update is for another game",
         PatchErrorCode.NotNewer => "this update is not newer than the installed version",
