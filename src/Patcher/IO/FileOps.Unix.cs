@@ -288,6 +288,39 @@ internal sealed partial class FileOps
         };
     }
 
+    public unsafe EntryOwner? Owner(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        const int ENOENT = 2, ENOTDIR = 20;
+        var buffer = stackalloc byte[256];
+        if (Libc.statx(Libc.AT_FDCWD, path, Libc.AT_SYMLINK_NOFOLLOW, Libc.STATX_BASIC_STATS, buffer) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is ENOENT or ENOTDIR) return null;
+            throw NativeErrors.FromErrno(errno, "stat", path);
+        }
+
+        // statx layout: stx_uid at 20, stx_mode (u16) at 28.
+        return new EntryOwner(*(uint*)(buffer + 20), *(ushort*)(buffer + 28) & 0xFFFu);
+    }
+
+    public void RemoveWriteByOthers(string path)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        const UnixFileMode others = UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
+        try
+        {
+            var mode = File.GetUnixFileMode(path);
+            if ((mode & others) != 0) File.SetUnixFileMode(path, mode & ~others);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw NativeErrors.FromException(ex, "set permissions of", path);
+        }
+    }
+
+    public uint? EffectiveUser => OperatingSystem.IsLinux() ? Libc.geteuid() : null;
+
     private static unsafe (ulong Device, ulong Inode) Identity(string path)
     {
         if (!OperatingSystem.IsLinux()) return (0, 0);

@@ -19,7 +19,7 @@ internal static class Recoverer
     /// Resolves a pending transaction before a new apply. A staging of the same patch that was interrupted
     /// is returned for resumption instead of being discarded.
     /// </summary>
-    public static TxRecord? RecoverPending(IFileOps fs, StateLayout layout, JournalStore journal, ILogger log, string? resumeManifestHash,
+    public static TxRecord? RecoverPending(IFileOps fs, StateLayout layout, JournalStore journal, ILogger log, RollForwardTrust trust, string? resumeManifestHash,
         string? resumeStrategy = null, LockRetry? retry = null)
     {
         var pending = journal.Pending();
@@ -36,16 +36,28 @@ internal static class Recoverer
             return pending;
         }
 
-        Recover(fs, layout, journal, pending, log, retry);
+        Recover(fs, layout, journal, pending, log, trust, retry);
         return null;
     }
 
-    /// <summary>Returns true when the transaction was rolled forward, false when rolled back.</summary>
-    public static bool Recover(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, LockRetry? retry = null)
+    /// <summary>
+    /// Returns true when the transaction was rolled forward, false when rolled back. A transaction is rolled forward only
+    /// when <paramref name="trust"/> verifies its stored manifest again (backup-complete is the last state from which it
+    /// can still be undone).
+    /// </summary>
+    public static bool Recover(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, RollForwardTrust trust, LockRetry? retry = null)
     {
         log.LogWarning("Recovering transaction {Tx} ({Kind} to {Version}, {Strategy}) found in state {State}", tx.Id, tx.Kind, tx.ToVersion, tx.Strategy, tx.State);
+        var retryOrDefault = retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = layout.InstallDir };
+        if (tx.State == TxState.BackupComplete && trust.Check(tx) is { } untrusted)
+        {
+            log.LogWarning("The interrupted transaction {Tx} does not verify against the trusted keys ({Reason}); rolling it back", tx.Id, untrusted.Message);
+            RollBackUnverified(fs, layout, journal, tx, log, retryOrDefault);
+            return false;
+        }
+
         if (tx.Strategy == "layered")
-            return RecoverLayered(fs, layout, journal, tx, log, retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = layout.InstallDir });
+            return RecoverLayered(fs, layout, journal, tx, log, retryOrDefault);
         switch (tx.State)
         {
             case TxState.Started:
@@ -87,6 +99,39 @@ internal static class Recoverer
             default:
                 return false;
         }
+    }
+
+    /// <summary>
+    /// Undoes a backup-complete transaction whose manifest no longer verifies, wherever its commit had got to: the
+    /// layered commit undoes file by file; a swap whose exchange happened exchanges back, one whose two-rename switch
+    /// was cut after the first rename puts the old tree back, and the staged tree is deleted.
+    /// </summary>
+    private static void RollBackUnverified(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, LockRetry retry)
+    {
+        if (tx.Strategy == "layered")
+        {
+            RollBackLayered(fs, layout, journal, tx.Id, retry, log);
+            return;
+        }
+
+        var staging = layout.StagingDir(tx.Id);
+        var install = fs.Stat(layout.InstallDir);
+        var parent = Path.GetDirectoryName(layout.InstallDir)!;
+        if (install.Kind == EntryKind.Directory && install.Inode != 0 && install.Inode == tx.StagingInode && install.Device == tx.StagingDevice)
+        {
+            if (!fs.TryExchange(layout.InstallDir, staging))
+                throw new PatcherException(PatchErrorCode.IOFailure, "cannot exchange the unverified tree back out of the install", layout.InstallDir);
+            fs.SyncDirectory(parent);
+            fs.SyncDirectory(layout.StateDir);
+        }
+        else if (install.Kind == EntryKind.Missing && fs.Stat(layout.OldDir(tx.Id)).Kind == EntryKind.Directory)
+        {
+            fs.Rename(layout.OldDir(tx.Id), layout.InstallDir);
+            fs.SyncDirectory(parent);
+            fs.SyncDirectory(layout.StateDir);
+        }
+
+        RollBackStarted(fs, layout, journal, tx.Id, log, tx.Kind);
     }
 
     /// <summary>
@@ -406,10 +451,11 @@ internal static class Recoverer
         var log = options.Logger;
         if (fs.Stat(layout.StateDir).Kind != EntryKind.Directory)
             throw new PatcherException(PatchErrorCode.NothingToRollBack, "no previous version is kept (nothing was installed by Patcher here)", layout.InstallDir);
+        StateTrust.Require(fs, layout);
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new ApplyResult(ApplyStatus.Busy, null, null, null, CommitStrategy.Swap, false, 0, 0, 0);
         using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
-        _ = RecoverPending(fs, layout, journal, log, resumeManifestHash: null);
+        _ = RecoverPending(fs, layout, journal, log, RollForwardTrust.From(options), resumeManifestHash: null);
         var installed = journal.Installed();
         if (installed?.PreviousManifest is null || installed.PreviousVersion is null || fs.Stat(layout.PreviousDir).Kind != EntryKind.Directory)
             throw new PatcherException(PatchErrorCode.NothingToRollBack, "no previous version is kept; apply with KeepPreviousVersion to allow rollback", layout.InstallDir);

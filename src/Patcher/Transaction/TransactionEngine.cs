@@ -67,10 +67,11 @@ internal static class TransactionEngine
             TxRecord? resumable = null;
             if (stateExisted)
             {
+                StateTrust.Require(fs, layout);
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
                 journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
-                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
+                resumable = Recoverer.RecoverPending(fs, layout, journal, log, RollForwardTrust.From(options), resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
                 installed = journal.Installed();
             }
 
@@ -99,13 +100,15 @@ internal static class TransactionEngine
                     fs.SyncDirectory(layout.InstallDir);
                 }
 
+                if (createdState) StateTrust.Restrict(fs, layout.StateDir);
+                StateTrust.Require(fs, layout);
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
                 journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
                 // SQLite fsyncs its file but not the directory entry of a database it just created. (In the
                 // power-loss simulation the journal lives on the real disk, outside the simulated file system.)
                 if (layout.JournalDir == layout.StateDir) fs.SyncDirectory(layout.StateDir);
-                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
+                resumable = Recoverer.RecoverPending(fs, layout, journal, log, RollForwardTrust.From(options), resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
                 var raced = journal.Installed();
                 if (raced is not null || !createdState)
                 {
@@ -578,9 +581,9 @@ internal static class TransactionEngine
         if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing)
         {
             // Left-over old files are deleted off the app's start-up path (a 20k-file trash takes seconds).
-            return fs.Stat(layout.TrashDir).Kind == EntryKind.Missing
-                ? new RecoveryResult(RecoveryOutcome.NothingPending, null, null)
-                : new RecoveryResult(RecoveryOutcome.NothingPending, null, null) { Cleanup = EmptyTrash(fs, layout, options) };
+            if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
+            StateTrust.Require(fs, layout);
+            return new RecoveryResult(RecoveryOutcome.NothingPending, null, null) { Cleanup = EmptyTrash(fs, layout, options) };
         }
 
         return RecoverPending(fs, layout, options);
@@ -593,6 +596,7 @@ internal static class TransactionEngine
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static RecoveryResult RecoverPending(IFileOps fs, StateLayout layout, PatcherOptions options)
     {
+        StateTrust.Require(fs, layout);
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
         using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: true, options.Logger);
@@ -600,7 +604,7 @@ internal static class TransactionEngine
         var outcome = RecoveryOutcome.NothingPending;
         if (pending is not null)
         {
-            var forward = Recoverer.Recover(fs, layout, journal, pending, options.Logger, LockRetry.For(fs, options, layout.InstallDir));
+            var forward = Recoverer.Recover(fs, layout, journal, pending, options.Logger, RollForwardTrust.From(options), LockRetry.For(fs, options, layout.InstallDir));
             outcome = forward ? RecoveryOutcome.RolledForward : RecoveryOutcome.RolledBack;
         }
         else
