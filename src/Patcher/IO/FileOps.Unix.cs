@@ -85,13 +85,14 @@ internal sealed partial class FileOps
             return;
         }
 
+        if (TryRenameBeneath(from, to)) return;
         if (Libc.rename(from, to) != 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), $"rename to '{to}'", from);
     }
 
     public bool TryExchange(string a, string b)
     {
         int rc;
-        if (OperatingSystem.IsLinux()) rc = Libc.renameat2(Libc.AT_FDCWD, a, Libc.AT_FDCWD, b, Libc.RENAME_EXCHANGE);
+        if (OperatingSystem.IsLinux()) rc = TryExchangeBeneath(a, b) ?? Libc.renameat2(Libc.AT_FDCWD, a, Libc.AT_FDCWD, b, Libc.RENAME_EXCHANGE);
         else if (OperatingSystem.IsMacOS()) rc = Libc.renamex_np(a, b, Libc.RENAME_SWAP_MACOS);
         else return false;
         if (rc == 0) return true;
@@ -104,7 +105,7 @@ internal sealed partial class FileOps
     public bool TryHardLink(string existing, string newPath)
     {
         if (OperatingSystem.IsWindows()) return TryHardLinkWindows(existing, newPath);
-        if (Libc.link(existing, newPath) == 0) return true;
+        if ((TryLinkBeneath(existing, newPath) ?? Libc.link(existing, newPath)) == 0) return true;
         var errno = Marshal.GetLastPInvokeError();
         // EXDEV, EPERM (fs.protected_hardlinks, FAT), EMLINK, ENOTSUP: fall back to a copy.
         if (errno is 18 or 1 or 31 or 95 or 45) return false;
@@ -304,14 +305,21 @@ internal sealed partial class FileOps
         return new EntryOwner(*(uint*)(buffer + 20), *(ushort*)(buffer + 28) & 0xFFFu);
     }
 
-    public void RemoveWriteByOthers(string path)
+    public void RemoveWriteByOthers(string path) =>
+        ChangeMode(path, UnixFileMode.GroupWrite | UnixFileMode.OtherWrite, 0);
+
+    public void AllowOwnerWrite(string directory) =>
+        ChangeMode(directory, 0, UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+    /// <summary>Takes <paramref name="remove"/> off and puts <paramref name="add"/> on a path's mode (a symlink is left alone).</summary>
+    private void ChangeMode(string path, UnixFileMode remove, UnixFileMode add)
     {
-        if (OperatingSystem.IsWindows()) return;
-        const UnixFileMode others = UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
+        if (OperatingSystem.IsWindows() || Stat(path).Kind is not (EntryKind.Directory or EntryKind.File)) return;
         try
         {
             var mode = File.GetUnixFileMode(path);
-            if ((mode & others) != 0) File.SetUnixFileMode(path, mode & ~others);
+            var wanted = (mode & ~remove) | add;
+            if (wanted != mode) File.SetUnixFileMode(path, wanted);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

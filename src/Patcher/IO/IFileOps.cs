@@ -107,6 +107,11 @@ internal interface IFileOps
     /// <summary>The effective user id of this process, or null where owners are not checked.</summary>
     uint? EffectiveUser => null;
 
+    /// <summary>Gives a directory's owner write and search permission on it (Unix); no-op where there are none.</summary>
+    void AllowOwnerWrite(string directory)
+    {
+    }
+
     /// <summary>Takes the group and other write bits off <paramref name="path"/> (Unix); no-op where there are none.</summary>
     void RemoveWriteByOthers(string path)
     {

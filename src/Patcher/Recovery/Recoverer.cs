@@ -194,8 +194,13 @@ internal static class Recoverer
     /// <param name="log">Logger.</param>
     /// <param name="plan">The apply's own plan, when the caller has it: its manifest and old-version paths are what
     /// this would otherwise parse again from the journal (two manifests, tens of milliseconds at 10k files).</param>
-    public static void FinishPatched(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, ApplyPlan? plan = null)
+    /// <returns>
+    /// The player's entries the sweep could not move into the new version (install-relative); they stay in the old tree,
+    /// which is then kept as <see cref="StateLayout.UnsweptDir"/> instead of being deleted.
+    /// </returns>
+    public static IReadOnlyList<string> FinishPatched(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, ApplyPlan? plan = null)
     {
+        IReadOnlyList<string> left = [];
         var manifest = plan?.Manifest ?? ManifestCodec.Deserialize(tx.Manifest);
         IReadOnlySet<string> oldVersion;
         if (plan is not null)
@@ -213,11 +218,17 @@ internal static class Recoverer
         var oldTree = swap.OldTree(tx.Id);
         if (oldTree is not null)
         {
-            swap.SweepUserFiles(tx.Id, oldTree, oldVersion, ApplyPlan.TargetPaths(manifest));
+            left = swap.SweepUserFiles(tx.Id, oldTree, oldVersion, ApplyPlan.TargetPaths(manifest));
             // Renames only, within the state directory: fsyncs of it and of the trash make them durable. A crash in
             // between reruns this with less to do (the old tree stays at its staging/old path until it moved).
             TrashKeptPrevious(fs, layout, tx.Id);
-            if (tx.KeepPrevious) fs.Rename(oldTree, layout.PreviousDir);
+            if (left.Count > 0)
+            {
+                fs.Rename(oldTree, layout.UnsweptDir(tx.Id));
+                log.LogWarning("{Count} of the player's entries could not be moved into the new version; they are kept with the old version's files in {Kept}",
+                    left.Count, layout.UnsweptDir(tx.Id));
+            }
+            else if (tx.KeepPrevious) fs.Rename(oldTree, layout.PreviousDir);
             else MoveToTrash(fs, layout, oldTree, tx.Id);
             fs.SyncDirectory(layout.StateDir);
             if (fs.Stat(layout.TrashDir).Kind == EntryKind.Directory) SyncTrash(fs, layout);
@@ -225,6 +236,7 @@ internal static class Recoverer
 
         journal.SetState(tx.Id, TxState.Done);
         RemoveMarker(fs, layout);
+        return left;
     }
 
     /// <summary>Moves the tree an earlier update kept as the previous version to the trash, if there is one (the caller syncs).</summary>
@@ -278,11 +290,17 @@ internal static class Recoverer
     {
         // Two deleters may meet (a launcher's background cleanup and the app's Recover, without the lock): the one
         // that finds an entry gone under it starts over on what is left, a few times, before giving up for now.
+        // Each pass deletes everything it can: one entry that cannot go (an immutable file, a file in use) must not keep
+        // the rest of an old version on disk.
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                TreeOps.DeleteTree(fs, layout.TrashDir);
+                var remains = TreeOps.DeleteTreeBestEffort(fs, layout.TrashDir);
+                if (remains.Entries == 0) return;
+                if (attempt < 3) continue;
+                log.LogWarning("Could not delete the old version's files in {Trash} yet: {Count} entries ({Bytes} bytes) are left ({Reason}); the next apply or recover retries",
+                    layout.TrashDir, remains.Entries, remains.Bytes, remains.FirstFailure?.Message);
                 return;
             }
             catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))

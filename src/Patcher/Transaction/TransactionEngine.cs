@@ -228,11 +228,12 @@ internal static class TransactionEngine
         progress?.Report(new PatchProgress(PatchPhase.Committing, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
         if (Recoverer.SwitchOrRollBack(fs, layout, journal, tx with { StagingDevice = identity.Device, StagingInode = identity.Inode }, log) is { } failure)
             throw Recoverer.RolledBack(failure);
+        IReadOnlyList<string> left;
         try
         {
             journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult());
             progress?.Report(new PatchProgress(PatchPhase.CleaningUp, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
-            Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log, plan);
+            left = Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log, plan);
         }
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
@@ -242,7 +243,7 @@ internal static class TransactionEngine
         progress?.Report(new PatchProgress(PatchPhase.Done, plan.Files.Count, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
         log.LogInformation("Installed {Product} {Version} (transaction {Tx})", manifest.Product, manifest.Version, tx.Id);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Swap,
-            resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
+            resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options), EntriesLeftBehind = left };
     }
 
     /// <summary>

@@ -18,4 +18,10 @@ internal static partial class Libc
 
     /// <summary>O_DIRECTORY: fail with ENOTDIR unless the path names a directory.</summary>
     internal static int O_DIRECTORY => OperatingSystem.IsMacOS() ? O_DIRECTORY_MACOS : IsLinuxArm ? 0x4000 : O_DIRECTORY_LINUX;
+
+    /// <summary>O_WRONLY | O_CREAT | O_TRUNC: create or truncate a file for writing.</summary>
+    internal static int O_CREATE_TRUNCATE_WRITE => OperatingSystem.IsMacOS() ? 0x1 | 0x200 | 0x400 : 0x1 | 0x40 | 0x200;
+
+    /// <summary>AT_REMOVEDIR for unlinkat: remove an empty directory.</summary>
+    internal static int AT_REMOVEDIR => OperatingSystem.IsMacOS() ? 0x80 : 0x200;
 }
