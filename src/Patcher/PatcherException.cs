@@ -54,6 +54,11 @@ public enum PatchErrorCode
     NotNewer = 141,
     /// <summary>The patch expects another base version than the one installed.</summary>
     WrongBaseVersion = 142,
+    /// <summary>
+    /// A patch file (manifest, signature or blob) is not a regular file of the declared size: a FIFO, a device, a
+    /// directory, a symlink, or a symlink loop where the file should be.
+    /// </summary>
+    PatchFileNotRegular = 150,
 
     // ---- the install directory ----
     /// <summary>The install directory does not exist.</summary>
@@ -97,6 +102,13 @@ public enum PatchErrorCode
     /// to check the files against. Apply a full package first, or use the publisher's own check.
     /// </summary>
     NotManagedByPatcher = 251,
+
+    // ---- hostile environment (220-229) ----
+    /// <summary>
+    /// The state directory, or its journal, lock, staging, trash or kept previous version, is owned by another user, is
+    /// writable by group or others, or is a symlink: whoever controls it could make recovery install their files.
+    /// </summary>
+    StateDirectoryUntrusted = 220,
 }
 
 /// <summary>

@@ -35,6 +35,14 @@ public sealed record ApplyResult(
     /// deferred that to a background task. Never faults; a failure is logged and the next Apply retries.
     /// </summary>
     public Task Cleanup { get; init; } = Task.CompletedTask;
+
+    /// <summary>
+    /// The player's entries (install-relative paths) that could not be moved into the new version: an immutable or
+    /// append-only file, an entry in a directory another user owns. The update completed without them; they are kept,
+    /// with the old version's files, in the state directory's <c>unswept-&lt;transaction&gt;</c> folder and never deleted
+    /// by Patcher. Empty when every entry came along.
+    /// </summary>
+    public IReadOnlyList<string> EntriesLeftBehind { get; init; } = [];
 }
 
 /// <summary>Phase reported through <see cref="PatchProgress"/>.</summary>

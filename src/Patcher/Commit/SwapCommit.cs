@@ -65,9 +65,13 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
     /// Carries the user's files from the old tree into the new one: anything the old version does not own.
     /// A user file that changed after staging replaces the staged link; one whose path the new version now
     /// uses is moved to the preserved folder, never deleted. Idempotent: a rerun after a crash finds less to do.
+    /// An entry that cannot be moved (an immutable file, a directory of another user) is left where it is and returned:
+    /// the caller keeps the old tree holding it instead of deleting it, and the update still completes.
     /// </summary>
-    public void SweepUserFiles(string txId, string oldTree, IReadOnlySet<string> oldVersionPaths, IReadOnlySet<string> newVersionPaths)
+    /// <returns>The install-relative paths of the entries left in the old tree.</returns>
+    public List<string> SweepUserFiles(string txId, string oldTree, IReadOnlySet<string> oldVersionPaths, IReadOnlySet<string> newVersionPaths)
     {
+        var left = new List<string>();
         var install = layout.InstallDir;
         var touched = new HashSet<string>(StringComparer.Ordinal);
         // Below a path the new version made a file (an old directory replaced by a file), nothing can go back.
@@ -89,8 +93,26 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
         foreach (var e in TreeOps.Walk(fs, oldTree))
         {
             if (oldVersionPaths.Contains(e.Path)) continue;
+            try
+            {
+                SweepOne(e);
+            }
+            // Permission only (EACCES, EPERM: immutable, append-only, another user's directory): it will not change by
+            // trying again. Any other failure stops the sweep, and recovery runs it again.
+            catch (PatcherException ex) when (ex.Code is PatchErrorCode.AccessDenied)
+            {
+                left.Add(e.Path);
+                log.LogWarning("User entry '{Path}' cannot be moved into the new version ({Reason}); it is kept with the old version's files", e.Path, ex.Message);
+            }
+        }
+
+        TreeOps.SyncDirectories(fs, touched);
+        return left;
+
+        void SweepOne(TreeEntry e)
+        {
             var blocked = UnderNewFile(e.Path);
-            if (!blocked && e.Info.Kind == EntryKind.Directory && newVersionPaths.Contains(e.Path)) continue;
+            if (!blocked && e.Info.Kind == EntryKind.Directory && newVersionPaths.Contains(e.Path)) return;
             var from = PathRules.Join(oldTree, e.Path);
             if (blocked || newVersionPaths.Contains(e.Path))
             {
@@ -99,14 +121,14 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
                 {
                     // Its files follow one by one (the walk lists them); this keeps an empty one too.
                     TreeOps.CreateDirectoriesDurably(fs, keep);
-                    continue;
+                    return;
                 }
 
                 TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(keep)!);
                 fs.Rename(from, keep);
                 touched.Add(Path.GetDirectoryName(keep)!);
                 log.LogWarning("User file '{Path}' is where the new version has a file; kept it at {Kept}", e.Path, keep);
-                continue;
+                return;
             }
 
             var to = PathRules.Join(install, e.Path);
@@ -118,12 +140,12 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
                     TreeOps.CreateDirectoriesDurably(fs, to);
                 }
 
-                continue;
+                return;
             }
 
             if (there.Kind == EntryKind.File && e.Info.Kind == EntryKind.File && there.Inode == e.Info.Inode && there.Device == e.Info.Device && there.Inode != 0)
-                continue; // Still the hard link made while staging.
-            if (there.Kind == EntryKind.Symlink && e.Info.Kind == EntryKind.Symlink) continue;
+                return; // Still the hard link made while staging.
+            if (there.Kind == EntryKind.Symlink && e.Info.Kind == EntryKind.Symlink) return;
             if (there.Kind == EntryKind.File && e.Info.Kind == EntryKind.File &&
                 fs.LastWriteUtc(to) is { } installed && fs.LastWriteUtc(from) is { } old && installed > old)
             {
@@ -134,14 +156,12 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
                 fs.Rename(from, keep);
                 touched.Add(Path.GetDirectoryName(keep)!);
                 log.LogWarning("User file '{Path}' changed in both trees; kept the newer one and put the older at {Kept}", e.Path, keep);
-                continue;
+                return;
             }
 
             TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(to)!);
             fs.Rename(from, to);
             touched.Add(Path.GetDirectoryName(to)!);
         }
-
-        TreeOps.SyncDirectories(fs, touched);
     }
 }

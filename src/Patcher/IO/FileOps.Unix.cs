@@ -85,13 +85,14 @@ internal sealed partial class FileOps
             return;
         }
 
+        if (TryRenameBeneath(from, to)) return;
         if (Libc.rename(from, to) != 0) throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), $"rename to '{to}'", from);
     }
 
     public bool TryExchange(string a, string b)
     {
         int rc;
-        if (OperatingSystem.IsLinux()) rc = Libc.renameat2(Libc.AT_FDCWD, a, Libc.AT_FDCWD, b, Libc.RENAME_EXCHANGE);
+        if (OperatingSystem.IsLinux()) rc = TryExchangeBeneath(a, b) ?? Libc.renameat2(Libc.AT_FDCWD, a, Libc.AT_FDCWD, b, Libc.RENAME_EXCHANGE);
         else if (OperatingSystem.IsMacOS()) rc = Libc.renamex_np(a, b, Libc.RENAME_SWAP_MACOS);
         else return false;
         if (rc == 0) return true;
@@ -104,7 +105,7 @@ internal sealed partial class FileOps
     public bool TryHardLink(string existing, string newPath)
     {
         if (OperatingSystem.IsWindows()) return TryHardLinkWindows(existing, newPath);
-        if (Libc.link(existing, newPath) == 0) return true;
+        if ((TryLinkBeneath(existing, newPath) ?? Libc.link(existing, newPath)) == 0) return true;
         var errno = Marshal.GetLastPInvokeError();
         // EXDEV, EPERM (fs.protected_hardlinks, FAT), EMLINK, ENOTSUP: fall back to a copy.
         if (errno is 18 or 1 or 31 or 95 or 45) return false;
@@ -287,6 +288,46 @@ internal sealed partial class FileOps
             _ => new EntryInfo(EntryKind.Other, 0, false, dev, ino),
         };
     }
+
+    public unsafe EntryOwner? Owner(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        const int ENOENT = 2, ENOTDIR = 20;
+        var buffer = stackalloc byte[256];
+        if (Libc.statx(Libc.AT_FDCWD, path, Libc.AT_SYMLINK_NOFOLLOW, Libc.STATX_BASIC_STATS, buffer) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is ENOENT or ENOTDIR) return null;
+            throw NativeErrors.FromErrno(errno, "stat", path);
+        }
+
+        // statx layout: stx_uid at 20, stx_mode (u16) at 28.
+        return new EntryOwner(*(uint*)(buffer + 20), *(ushort*)(buffer + 28) & 0xFFFu);
+    }
+
+    public void RemoveWriteByOthers(string path) =>
+        ChangeMode(path, UnixFileMode.GroupWrite | UnixFileMode.OtherWrite, 0);
+
+    public void AllowOwnerWrite(string directory) =>
+        ChangeMode(directory, 0, UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+    /// <summary>Takes <paramref name="remove"/> off and puts <paramref name="add"/> on a path's mode (a symlink is left alone).</summary>
+    private void ChangeMode(string path, UnixFileMode remove, UnixFileMode add)
+    {
+        if (OperatingSystem.IsWindows() || Stat(path).Kind is not (EntryKind.Directory or EntryKind.File)) return;
+        try
+        {
+            var mode = File.GetUnixFileMode(path);
+            var wanted = (mode & ~remove) | add;
+            if (wanted != mode) File.SetUnixFileMode(path, wanted);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw NativeErrors.FromException(ex, "set permissions of", path);
+        }
+    }
+
+    public uint? EffectiveUser => OperatingSystem.IsLinux() ? Libc.geteuid() : null;
 
     private static unsafe (ulong Device, ulong Inode) Identity(string path)
     {

@@ -55,6 +55,7 @@ internal sealed partial class FileOps : IFileOps
 
     public Stream OpenRead(string path)
     {
+        if (!OperatingSystem.IsWindows() && TryOpenBeneath(path, create: false) is { } beneath) return beneath;
         try
         {
             return new FileStream(path, new FileStreamOptions
@@ -74,6 +75,7 @@ internal sealed partial class FileOps : IFileOps
 
     public Stream Create(string path)
     {
+        if (!OperatingSystem.IsWindows() && TryOpenBeneath(path, create: true) is { } beneath) return beneath;
         try
         {
             return new FileStream(path, new FileStreamOptions
@@ -92,6 +94,7 @@ internal sealed partial class FileOps : IFileOps
 
     public void CreateDirectory(string path)
     {
+        if (!OperatingSystem.IsWindows() && TryMakeDirectoryBeneath(path)) return;
         try
         {
             Directory.CreateDirectory(path);
@@ -104,6 +107,7 @@ internal sealed partial class FileOps : IFileOps
 
     public void DeleteFile(string path)
     {
+        if (!OperatingSystem.IsWindows() && TryUnlinkBeneath(path, directory: false)) return;
         try
         {
             File.Delete(path);
@@ -116,6 +120,7 @@ internal sealed partial class FileOps : IFileOps
 
     public void DeleteDirectory(string path)
     {
+        if (!OperatingSystem.IsWindows() && TryUnlinkBeneath(path, directory: true)) return;
         try
         {
             Directory.Delete(path, recursive: false);
@@ -134,6 +139,7 @@ internal sealed partial class FileOps : IFileOps
         try
         {
             var target = new FileInfo(from).LinkTarget ?? throw new IOException("not a symlink");
+            if (!OperatingSystem.IsWindows() && TrySymlinkBeneath(target, to)) return;
             if (Directory.Exists(from)) Directory.CreateSymbolicLink(to, target);
             else File.CreateSymbolicLink(to, target);
         }

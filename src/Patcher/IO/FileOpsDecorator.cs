@@ -29,6 +29,10 @@ internal abstract class FileOpsDecorator(IFileOps inner) : IFileOps
     public virtual long AvailableFreeSpace(string path) => Inner.AvailableFreeSpace(path);
     public virtual bool IsMountPoint(string directory) => Inner.IsMountPoint(directory);
     public virtual bool FlushFileSystem(string path) => Inner.FlushFileSystem(path);
+    public virtual EntryOwner? Owner(string path) => Inner.Owner(path);
+    public virtual uint? EffectiveUser => Inner.EffectiveUser;
+    public virtual void RemoveWriteByOthers(string path) => Inner.RemoveWriteByOthers(path);
+    public virtual void AllowOwnerWrite(string directory) => Inner.AllowOwnerWrite(directory);
     public virtual void CopyMode(string from, string to) => Inner.CopyMode(from, to);
     public virtual DateTime? LastWriteUtc(string path) => Inner.LastWriteUtc(path);
     public virtual void SetLastWriteUtc(string path, DateTime value) => Inner.SetLastWriteUtc(path, value);

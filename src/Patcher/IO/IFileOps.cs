@@ -15,6 +15,13 @@ internal enum EntryKind
 /// <summary>What <see cref="IFileOps.Stat"/> reports about one path (lstat semantics).</summary>
 internal readonly record struct EntryInfo(EntryKind Kind, long Size, bool Executable, ulong Device, ulong Inode);
 
+/// <summary>Who owns an entry and its permission bits (lstat semantics): <c>Mode</c> holds st_mode's low 12 bits.</summary>
+internal readonly record struct EntryOwner(uint Uid, uint Mode)
+{
+    /// <summary>Group or others may write it (an ACL granting write to anyone else shows as the group write bit).</summary>
+    public bool WritableByOthers => (Mode & 0x12) != 0;
+}
+
 /// <summary>
 /// The narrow seam through which the transaction engine touches the file system. Every mutating call is
 /// one observable step: the crash harness counts them, the power-loss simulator models their durability.
@@ -88,6 +95,25 @@ internal interface IFileOps
 
     /// <summary>Sets a file's last write time where the implementation tracks it.</summary>
     void SetLastWriteUtc(string path, DateTime value)
+    {
+    }
+
+    /// <summary>
+    /// Owner and permission bits of <paramref name="path"/>, not following a final symlink; null where it is missing or
+    /// the implementation cannot tell (Windows, macOS, simulated file systems): the caller then skips ownership checks.
+    /// </summary>
+    EntryOwner? Owner(string path) => null;
+
+    /// <summary>The effective user id of this process, or null where owners are not checked.</summary>
+    uint? EffectiveUser => null;
+
+    /// <summary>Gives a directory's owner write and search permission on it (Unix); no-op where there are none.</summary>
+    void AllowOwnerWrite(string directory)
+    {
+    }
+
+    /// <summary>Takes the group and other write bits off <paramref name="path"/> (Unix); no-op where there are none.</summary>
+    void RemoveWriteByOthers(string path)
     {
     }
 

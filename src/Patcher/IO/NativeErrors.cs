@@ -7,8 +7,12 @@ namespace Patching.IO;
 internal static class NativeErrors
 {
     // errno values shared by Linux and macOS.
-    private const int EPERM = 1, ENOENT = 2, EIO = 5, EACCES = 13, EBUSY = 16, EEXIST = 17, EXDEV = 18, ENOSPC = 28, EROFS = 30;
+    internal const int ENOENT = 2, ENXIO = 6, ENOTDIR = 20, EISDIR = 21;
+    private const int EPERM = 1, EIO = 5, EACCES = 13, EBUSY = 16, EEXIST = 17, EXDEV = 18, ENOSPC = 28, EROFS = 30;
     private const int EDQUOT_LINUX = 122;
+
+    /// <summary>ELOOP: a symlink where O_NOFOLLOW forbids one, or too many levels of symlinks (Linux 40, macOS 62).</summary>
+    internal static int ELOOP => OperatingSystem.IsMacOS() ? 62 : 40;
 
     // Win32
     private const int ERROR_ACCESS_DENIED = 5, ERROR_SHARING_VIOLATION = 32, ERROR_LOCK_VIOLATION = 33,
@@ -41,6 +45,9 @@ internal static class NativeErrors
             EEXIST => "file exists",
             EXDEV => "cross-device link",
             EIO => "input/output error",
+            ENOTDIR => "not a directory",
+            EISDIR => "is a directory",
+            _ when errno == ELOOP => "a symlink where none may be, or a symlink loop",
             _ => $"errno {errno}",
         };
         return new PatcherException(code, $"{operation} failed for '{path}': {text}", path) { NativeError = errno };

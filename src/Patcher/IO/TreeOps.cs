@@ -106,6 +106,77 @@ internal static class TreeOps
         if (parent is not null) fs.SyncDirectory(parent);
     }
 
+    /// <summary>What <see cref="DeleteTreeBestEffort"/> could not delete.</summary>
+    internal readonly record struct Remains(int Entries, long Bytes, PatcherException? FirstFailure);
+
+    /// <summary>
+    /// Removes as much of a tree as can be removed, bottom-up, never following symlinks: an entry that cannot be deleted
+    /// (immutable, in use) is left with its parent directories, and everything else goes. A directory that refuses the
+    /// removal of its entries is made writable for its owner once (a player's read-only folder that Patcher moved here
+    /// with an old tree) and tried again. Returns what is left.
+    /// </summary>
+    public static Remains DeleteTreeBestEffort(IFileOps fs, string root)
+    {
+        var info = fs.Stat(root);
+        if (info.Kind == EntryKind.Missing) return default;
+        if (info.Kind != EntryKind.Directory)
+        {
+            fs.DeleteFile(root);
+            return default;
+        }
+
+        var entries = Walk(fs, root);
+        var kept = new HashSet<string>(StringComparer.Ordinal); // directories holding something left
+        var left = 0;
+        long bytes = 0;
+        PatcherException? first = null;
+        for (var i = entries.Count - 1; i >= 0; i--)
+        {
+            var e = entries[i];
+            if (e.Info.Kind == EntryKind.Directory && kept.Contains(e.Path))
+            {
+                kept.Add(PathRules.Parent(e.Path));
+                continue;
+            }
+
+            var path = PathRules.Join(root, e.Path);
+            try
+            {
+                try
+                {
+                    Delete(e.Info.Kind, path);
+                }
+                catch (PatcherException ex) when (ex.Code == PatchErrorCode.AccessDenied)
+                {
+                    fs.AllowOwnerWrite(Path.GetDirectoryName(path)!);
+                    Delete(e.Info.Kind, path);
+                }
+            }
+            catch (PatcherException ex)
+            {
+                first ??= ex;
+                left++;
+                bytes += e.Info.Size;
+                kept.Add(PathRules.Parent(e.Path));
+            }
+        }
+
+        if (left == 0)
+        {
+            fs.DeleteDirectory(root);
+            var parent = Path.GetDirectoryName(root);
+            if (parent is not null) fs.SyncDirectory(parent);
+        }
+
+        return new Remains(left, bytes, first);
+
+        void Delete(EntryKind kind, string path)
+        {
+            if (kind == EntryKind.Directory) fs.DeleteDirectory(path);
+            else fs.DeleteFile(path);
+        }
+    }
+
     /// <summary>
     /// Makes <paramref name="path"/> and whichever of its parents are missing, outermost first, each fsynced in its parent
     /// as soon as it is made: a file is renamed into it next, or a journal created in it, and a power cut that kept that

@@ -19,7 +19,7 @@ internal static class Recoverer
     /// Resolves a pending transaction before a new apply. A staging of the same patch that was interrupted
     /// is returned for resumption instead of being discarded.
     /// </summary>
-    public static TxRecord? RecoverPending(IFileOps fs, StateLayout layout, JournalStore journal, ILogger log, string? resumeManifestHash,
+    public static TxRecord? RecoverPending(IFileOps fs, StateLayout layout, JournalStore journal, ILogger log, RollForwardTrust trust, string? resumeManifestHash,
         string? resumeStrategy = null, LockRetry? retry = null)
     {
         var pending = journal.Pending();
@@ -36,16 +36,28 @@ internal static class Recoverer
             return pending;
         }
 
-        Recover(fs, layout, journal, pending, log, retry);
+        Recover(fs, layout, journal, pending, log, trust, retry);
         return null;
     }
 
-    /// <summary>Returns true when the transaction was rolled forward, false when rolled back.</summary>
-    public static bool Recover(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, LockRetry? retry = null)
+    /// <summary>
+    /// Returns true when the transaction was rolled forward, false when rolled back. A transaction is rolled forward only
+    /// when <paramref name="trust"/> verifies its stored manifest again (backup-complete is the last state from which it
+    /// can still be undone).
+    /// </summary>
+    public static bool Recover(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, RollForwardTrust trust, LockRetry? retry = null)
     {
         log.LogWarning(PatcherLogEvents.RecoveryStarted, "Recovering transaction {Tx} ({Kind} to {Version}, {Strategy}) found in state {State}", tx.Id, tx.Kind, tx.ToVersion, tx.Strategy, tx.State);
+        var retryOrDefault = retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = layout.InstallDir };
+        if (tx.State == TxState.BackupComplete && trust.Check(tx) is { } untrusted)
+        {
+            log.LogWarning("The interrupted transaction {Tx} does not verify against the trusted keys ({Reason}); rolling it back", tx.Id, untrusted.Message);
+            RollBackUnverified(fs, layout, journal, tx, log, retryOrDefault);
+            return false;
+        }
+
         if (tx.Strategy == "layered")
-            return RecoverLayered(fs, layout, journal, tx, log, retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = layout.InstallDir });
+            return RecoverLayered(fs, layout, journal, tx, log, retryOrDefault);
         switch (tx.State)
         {
             case TxState.Started:
@@ -87,6 +99,39 @@ internal static class Recoverer
             default:
                 return false;
         }
+    }
+
+    /// <summary>
+    /// Undoes a backup-complete transaction whose manifest no longer verifies, wherever its commit had got to: the
+    /// layered commit undoes file by file; a swap whose exchange happened exchanges back, one whose two-rename switch
+    /// was cut after the first rename puts the old tree back, and the staged tree is deleted.
+    /// </summary>
+    private static void RollBackUnverified(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, LockRetry retry)
+    {
+        if (tx.Strategy == "layered")
+        {
+            RollBackLayered(fs, layout, journal, tx.Id, retry, log);
+            return;
+        }
+
+        var staging = layout.StagingDir(tx.Id);
+        var install = fs.Stat(layout.InstallDir);
+        var parent = Path.GetDirectoryName(layout.InstallDir)!;
+        if (install.Kind == EntryKind.Directory && install.Inode != 0 && install.Inode == tx.StagingInode && install.Device == tx.StagingDevice)
+        {
+            if (!fs.TryExchange(layout.InstallDir, staging))
+                throw new PatcherException(PatchErrorCode.IOFailure, "cannot exchange the unverified tree back out of the install", layout.InstallDir);
+            fs.SyncDirectory(parent);
+            fs.SyncDirectory(layout.StateDir);
+        }
+        else if (install.Kind == EntryKind.Missing && fs.Stat(layout.OldDir(tx.Id)).Kind == EntryKind.Directory)
+        {
+            fs.Rename(layout.OldDir(tx.Id), layout.InstallDir);
+            fs.SyncDirectory(parent);
+            fs.SyncDirectory(layout.StateDir);
+        }
+
+        RollBackStarted(fs, layout, journal, tx.Id, log, tx.Kind);
     }
 
     /// <summary>
@@ -149,8 +194,13 @@ internal static class Recoverer
     /// <param name="log">Logger.</param>
     /// <param name="plan">The apply's own plan, when the caller has it: its manifest and old-version paths are what
     /// this would otherwise parse again from the journal (two manifests, tens of milliseconds at 10k files).</param>
-    public static void FinishPatched(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, ApplyPlan? plan = null)
+    /// <returns>
+    /// The player's entries the sweep could not move into the new version (install-relative); they stay in the old tree,
+    /// which is then kept as <see cref="StateLayout.UnsweptDir"/> instead of being deleted.
+    /// </returns>
+    public static IReadOnlyList<string> FinishPatched(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, ApplyPlan? plan = null)
     {
+        IReadOnlyList<string> left = [];
         var manifest = plan?.Manifest ?? ManifestCodec.Deserialize(tx.Manifest);
         IReadOnlySet<string> oldVersion;
         if (plan is not null)
@@ -168,11 +218,17 @@ internal static class Recoverer
         var oldTree = swap.OldTree(tx.Id);
         if (oldTree is not null)
         {
-            swap.SweepUserFiles(tx.Id, oldTree, oldVersion, ApplyPlan.TargetPaths(manifest));
+            left = swap.SweepUserFiles(tx.Id, oldTree, oldVersion, ApplyPlan.TargetPaths(manifest));
             // Renames only, within the state directory: fsyncs of it and of the trash make them durable. A crash in
             // between reruns this with less to do (the old tree stays at its staging/old path until it moved).
             TrashKeptPrevious(fs, layout, tx.Id);
-            if (tx.KeepPrevious) fs.Rename(oldTree, layout.PreviousDir);
+            if (left.Count > 0)
+            {
+                fs.Rename(oldTree, layout.UnsweptDir(tx.Id));
+                log.LogWarning("{Count} of the player's entries could not be moved into the new version; they are kept with the old version's files in {Kept}",
+                    left.Count, layout.UnsweptDir(tx.Id));
+            }
+            else if (tx.KeepPrevious) fs.Rename(oldTree, layout.PreviousDir);
             else MoveToTrash(fs, layout, oldTree, tx.Id);
             fs.SyncDirectory(layout.StateDir);
             if (fs.Stat(layout.TrashDir).Kind == EntryKind.Directory) SyncTrash(fs, layout);
@@ -180,6 +236,7 @@ internal static class Recoverer
 
         journal.SetState(tx.Id, TxState.Done);
         RemoveMarker(fs, layout);
+        return left;
     }
 
     /// <summary>Moves the tree an earlier update kept as the previous version to the trash, if there is one (the caller syncs).</summary>
@@ -233,11 +290,17 @@ internal static class Recoverer
     {
         // Two deleters may meet (a launcher's background cleanup and the app's Recover, without the lock): the one
         // that finds an entry gone under it starts over on what is left, a few times, before giving up for now.
+        // Each pass deletes everything it can: one entry that cannot go (an immutable file, a file in use) must not keep
+        // the rest of an old version on disk.
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                TreeOps.DeleteTree(fs, layout.TrashDir);
+                var remains = TreeOps.DeleteTreeBestEffort(fs, layout.TrashDir);
+                if (remains.Entries == 0) return;
+                if (attempt < 3) continue;
+                log.LogWarning("Could not delete the old version's files in {Trash} yet: {Count} entries ({Bytes} bytes) are left ({Reason}); the next apply or recover retries",
+                    layout.TrashDir, remains.Entries, remains.Bytes, remains.FirstFailure?.Message);
                 return;
             }
             catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
@@ -406,10 +469,11 @@ internal static class Recoverer
         var log = options.Logger;
         if (fs.Stat(layout.StateDir).Kind != EntryKind.Directory)
             throw new PatcherException(PatchErrorCode.NothingToRollBack, "no previous version is kept (nothing was installed by Patcher here)", layout.InstallDir);
+        StateTrust.Require(fs, layout);
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new ApplyResult(ApplyStatus.Busy, null, null, null, CommitStrategy.Swap, false, 0, 0, 0);
         using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
-        _ = RecoverPending(fs, layout, journal, log, resumeManifestHash: null);
+        _ = RecoverPending(fs, layout, journal, log, RollForwardTrust.From(options), resumeManifestHash: null);
         var installed = journal.Installed();
         if (installed?.PreviousManifest is null || installed.PreviousVersion is null || fs.Stat(layout.PreviousDir).Kind != EntryKind.Directory)
             throw new PatcherException(PatchErrorCode.NothingToRollBack, "no previous version is kept; apply with KeepPreviousVersion to allow rollback", layout.InstallDir);

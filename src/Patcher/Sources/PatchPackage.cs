@@ -49,12 +49,13 @@ internal sealed partial class PatchPackage
             throw new PatcherException(PatchErrorCode.PatchNotFound, $"patch directory '{dir}' does not exist", dir);
         var manifestPath = ManifestCodec.Find(dir)
             ?? throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} or {ManifestCodec.BinaryManifestFileName} in patch directory '{dir}'", dir);
-        var bytes = ReadBounded(manifestPath, limits.MaxManifestBytes, PatchErrorCode.ManifestTooLarge);
+        var bytes = ReadBounded(manifestPath, limits.MaxManifestBytes, PatchErrorCode.ManifestTooLarge)
+            ?? throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} or {ManifestCodec.BinaryManifestFileName} in patch directory '{dir}'", dir);
 
         var sigPath = Path.Join(dir, ManifestCodec.SignatureFileName);
         SignatureEnvelope? envelope = null;
-        if (File.Exists(sigPath))
-            envelope = ManifestCodec.DeserializeEnvelope(ReadBounded(sigPath, limits.MaxSignatureBytes, PatchErrorCode.SignatureInvalid), sigPath);
+        if (ReadBounded(sigPath, limits.MaxSignatureBytes, PatchErrorCode.SignatureInvalid) is { } signature)
+            envelope = ManifestCodec.DeserializeEnvelope(signature, sigPath);
 
         return new PatchPackage(dir, manifestPath, bytes, envelope);
     }
@@ -79,7 +80,18 @@ internal sealed partial class PatchPackage
         foreach (var blob in Manifest.Blobs)
         {
             var path = BlobPath(blob);
-            var info = FileOps.Instance.Stat(path);
+            EntryInfo info;
+            try
+            {
+                info = FileOps.Instance.Stat(path);
+            }
+            catch (PatcherException ex) when (ex.NativeError == NativeErrors.ELOOP)
+            {
+                throw new PatcherException(PatchErrorCode.PatchFileNotRegular, $"blob {blob.RelativePath} is reached through a symlink loop", path, ex);
+            }
+
+            if (info.Kind is EntryKind.Symlink or EntryKind.Other or EntryKind.Directory)
+                throw new PatcherException(PatchErrorCode.PatchFileNotRegular, $"blob {blob.RelativePath} is not a regular file ({info.Kind})", path);
             if (info.Kind != EntryKind.File)
                 throw new PatcherException(PatchErrorCode.BlobMissing, $"blob {blob.RelativePath} is missing from the patch", path);
             if (info.Size != blob.StoredSize)
@@ -98,7 +110,7 @@ internal sealed partial class PatchPackage
         Interlocked.Increment(ref _blobReads);
         var blob = _blobs.Value[sha256];
         var path = BlobPath(blob);
-        using var raw = FileOps.Instance.OpenRead(path);
+        using var raw = OpenBlob(blob, path);
         CopyVerified(blob, path, raw, destination, onBytes, ct);
     }
 
@@ -115,18 +127,9 @@ internal sealed partial class PatchPackage
         var blob = _blobs.Value[sha256];
         if (blob.Compression != BlobCompression.None || !OperatingSystem.IsLinux()) return false;
         var path = BlobPath(blob);
-        SafeFileHandle handle;
-        try
-        {
-            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw NativeErrors.FromException(ex, "open for reading", path);
-        }
-
         // The stream owns the handle: disposing it closes the descriptor after the link.
-        using var raw = new FileStream(handle, FileAccess.Read, bufferSize: 0);
+        using var raw = OpenBlob(blob, path);
+        var handle = raw.SafeFileHandle;
         if (!FileOps.IsPrivateFile(handle, out var device) || device != fs.Stat(Path.GetDirectoryName(destination)!).Device) return false;
         Interlocked.Increment(ref _blobReads);
         // Hashed through the descriptor that is then linked: what is verified is the file that is installed.
@@ -167,9 +170,16 @@ internal sealed partial class PatchPackage
         Parallelism.ForEach(Manifest.Blobs, ct, blob => CopyBlob(blob.Sha256, Stream.Null, null, ct));
     }
 
-    private static byte[] ReadBounded(string path, long max, PatchErrorCode tooLarge)
+    /// <summary>A blob's file, opened as a regular file without blocking (<see cref="PatchFileOpen"/>).</summary>
+    private static FileStream OpenBlob(BlobEntry blob, string path) =>
+        PatchFileOpen.OpenRegular(path, $"blob {blob.RelativePath}")
+            ?? throw new PatcherException(PatchErrorCode.BlobMissing, $"blob {blob.RelativePath} is missing from the patch", path);
+
+    /// <summary>The whole file at <paramref name="path"/>, opened as a regular file without blocking; null when there is none.</summary>
+    private static byte[]? ReadBounded(string path, long max, PatchErrorCode tooLarge)
     {
-        using var s = FileOps.Instance.OpenRead(path);
+        using var s = PatchFileOpen.OpenRegular(path, $"'{Path.GetFileName(path)}'");
+        if (s is null) return null;
         if (s.Length > max)
             throw new PatcherException(tooLarge, $"'{Path.GetFileName(path)}' is {s.Length} bytes, over the limit of {max}", path);
         var buffer = new byte[s.Length];

@@ -21,6 +21,9 @@ internal sealed class StateLayout
             ? Path.Join(parent, "." + Path.GetFileName(InstallDir) + ".patcher")
             : Path.TrimEndingDirectorySeparator(Path.GetFullPath(overrideDir));
         JournalDir = journalDir ?? StateDir;
+        // Nothing Patcher does below these two ever passes through a symlink (see FileOps.Confine).
+        IO.FileOps.Confine(InstallDir);
+        IO.FileOps.Confine(StateDir);
     }
 
     public string JournalDir { get; }
@@ -58,6 +61,12 @@ internal sealed class StateLayout
     /// among processes that may pick one at the same second.
     /// </summary>
     public static string RandomTag() => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+
+    /// <summary>
+    /// An old tree kept because some of the player's entries in it could not be moved into the new version (immutable,
+    /// or in another user's directory): never deleted by Patcher.
+    /// </summary>
+    public string UnsweptDir(string txId) => Path.Join(StateDir, "unswept-" + txId);
 
     /// <summary>User files that collided with a file of the new version are kept here, never deleted.</summary>
     public string PreservedDir(string txId) => Path.Join(StateDir, "preserved-" + txId);

@@ -76,10 +76,11 @@ internal static class TransactionEngine
             var unknownInstall = false;
             if (stateExisted)
             {
+                StateTrust.Require(fs, layout);
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
                 journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
-                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
+                resumable = Recoverer.RecoverPending(fs, layout, journal, log, RollForwardTrust.From(options), resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
                 installed = InstalledHere(fs, layout, journal, resumable, log, ref unknownInstall);
             }
 
@@ -109,13 +110,15 @@ internal static class TransactionEngine
                     fs.SyncDirectory(layout.InstallDir);
                 }
 
+                if (createdState) StateTrust.Restrict(fs, layout.StateDir);
+                StateTrust.Require(fs, layout);
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
                 journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
                 // SQLite fsyncs its file but not the directory entry of a database it just created. (In the
                 // power-loss simulation the journal lives on the real disk, outside the simulated file system.)
                 if (layout.JournalDir == layout.StateDir) fs.SyncDirectory(layout.StateDir);
-                resumable = Recoverer.RecoverPending(fs, layout, journal, log, resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
+                resumable = Recoverer.RecoverPending(fs, layout, journal, log, RollForwardTrust.From(options), resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
                 var raced = InstalledHere(fs, layout, journal, resumable, log, ref unknownInstall);
                 if (raced is not null || !createdState)
                 {
@@ -235,11 +238,12 @@ internal static class TransactionEngine
         progress?.Report(new PatchProgress(PatchPhase.Committing, 0, 1, 0, 0));
         if (Recoverer.SwitchOrRollBack(fs, layout, journal, tx with { StagingDevice = identity.Device, StagingInode = identity.Inode }, log) is { } failure)
             throw Recoverer.RolledBack(failure);
+        IReadOnlyList<string> left;
         try
         {
             journal.MarkPatched(tx.Id, installedAfter.GetAwaiter().GetResult(), InstallIdentity.Establish(fs, layout.InstallDir));
             progress?.Report(new PatchProgress(PatchPhase.CleaningUp, 0, 1, 0, 0));
-            Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log, plan);
+            left = Recoverer.FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log, plan);
         }
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
@@ -249,7 +253,7 @@ internal static class TransactionEngine
         progress?.Report(new PatchProgress(PatchPhase.Done, 1, 1, 0, 0));
         log.LogInformation(PatcherLogEvents.Installed, "Installed {Product} {Version} (transaction {Tx})", manifest.Product, manifest.Version, tx.Id);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Swap,
-            resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
+            resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options), EntriesLeftBehind = left };
     }
 
     /// <summary>
@@ -599,9 +603,9 @@ internal static class TransactionEngine
         if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing)
         {
             // Left-over old files are deleted off the app's start-up path (a 20k-file trash takes seconds).
-            return fs.Stat(layout.TrashDir).Kind == EntryKind.Missing
-                ? new RecoveryResult(RecoveryOutcome.NothingPending, null, null)
-                : new RecoveryResult(RecoveryOutcome.NothingPending, null, null) { Cleanup = EmptyTrash(fs, layout, options) };
+            if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
+            StateTrust.Require(fs, layout);
+            return new RecoveryResult(RecoveryOutcome.NothingPending, null, null) { Cleanup = EmptyTrash(fs, layout, options) };
         }
 
         return RecoverPending(fs, layout, options);
@@ -614,6 +618,7 @@ internal static class TransactionEngine
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static RecoveryResult RecoverPending(IFileOps fs, StateLayout layout, PatcherOptions options)
     {
+        StateTrust.Require(fs, layout);
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
         using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: true, options.Logger);
@@ -621,7 +626,7 @@ internal static class TransactionEngine
         var outcome = RecoveryOutcome.NothingPending;
         if (pending is not null)
         {
-            var forward = Recoverer.Recover(fs, layout, journal, pending, options.Logger, LockRetry.For(fs, options, layout.InstallDir));
+            var forward = Recoverer.Recover(fs, layout, journal, pending, options.Logger, RollForwardTrust.From(options), LockRetry.For(fs, options, layout.InstallDir));
             outcome = forward ? RecoveryOutcome.RolledForward : RecoveryOutcome.RolledBack;
         }
         else

@@ -16,7 +16,10 @@ internal sealed class TransactionLock : IDisposable
     {
         try
         {
-            return new TransactionLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+            var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
+            // Writable by its owner only whatever the umask: a lock file others could write is refused (StateTrust).
+            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            return new TransactionLock(new FileStream(path, options));
         }
         catch (IOException ex) when (IO.NativeErrors.IsLockConflict(ex))
         {
