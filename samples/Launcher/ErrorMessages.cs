@@ -24,7 +24,7 @@ public static class ErrorMessages
         PatchErrorCode.ManifestExpired => "this update has expired; check for a newer one",
         PatchErrorCode.BlobMissing or PatchErrorCode.BlobSizeMismatch or PatchErrorCode.BlobHashMismatch
             or PatchErrorCode.DeltaOutputMismatch or PatchErrorCode.DeltaOutputTooLong or PatchErrorCode.DeltaReferenceOutsideBase
-            or PatchErrorCode.DeltaCorrupt or PatchErrorCode.DeltaWindowTooLarge =>
+            or PatchErrorCode.DeltaCorrupt or PatchErrorCode.DeltaWindowTooLarge or PatchErrorCode.PatchFileNotRegular =>
             "the update's download is incomplete or corrupt; download it again",
         PatchErrorCode.WrongProduct => "this update is for another game",
         PatchErrorCode.NotNewer => "this update is not newer than the installed version",
@@ -46,6 +46,7 @@ public static class ErrorMessages
 #pragma warning restore CS0618
         PatchErrorCode.NothingToRollBack => "no previous version is kept, so there is nothing to go back to",
         PatchErrorCode.VerifyFailed => "some game files are missing or modified; repair the install",
+        PatchErrorCode.StateDirectoryUntrusted => $"the update folder {ex.Path} can be changed by another user, so it was not trusted; remove it or fix its owner and permissions",
         PatchErrorCode.StateDirectoryInUse => "the update folder belongs to another copy of the game; give each copy its own",
         PatchErrorCode.NotManagedByPatcher => "this copy of the game was not installed by the launcher; install the full game first",
     };
