@@ -89,4 +89,25 @@ public sealed class LauncherCliTests
         Assert.That(CliRunner.Expect(0, "status", "--target", _install, "--state-dir", _temp["state"], "--json").Json()
             .GetProperty("installedVersion").GetString(), Is.EqualTo("1.1.0"));
     }
+
+    [Test]
+    public void ProgressDetail_RateAndRemainingKnown_ShowsMegabytesPerSecondAndEta()
+    {
+        var p = new PatchProgress(PatchPhase.Staging, 3, 10, 30_000_000, 100_000_000) { BytesPerSecond = 15e6, Remaining = TimeSpan.FromSeconds(65) };
+
+        var detail = PatchTool.Infrastructure.PlainProgress.Detail(p);
+
+        Assert.That(detail, Does.StartWith("3/10 items, "));
+        Assert.That(detail, Does.EndWith(", 15.0 MB/s, ETA 1:05"));
+    }
+
+    [Test]
+    public void Apply_NotATerminal_FirstLineSaysWhatRunsBeforeAnyPhase()
+    {
+        var result = CliRunner.Expect(0, "apply", "--patch", _patch, "--target", _install, "--trust", RepoPaths.TestPub);
+
+        var lines = result.Out.Split('\n');
+        Assert.That(lines[0], Does.StartWith("applying "));
+        Assert.That(lines[1], Does.StartWith("  [verifying]"));
+    }
 }

@@ -1,3 +1,4 @@
+using Patching.Tests.Commit;
 using Patching.Tests.TestHelpers;
 
 namespace Patching.Tests.Transaction;
@@ -116,7 +117,7 @@ public sealed class LauncherErrorTests
     {
         using var s = new PatchScenario().WithSmallGame().Install();
         s.BuildPatch();
-        var log = new EventLogger();
+        var log = new ListLogger();
 
         Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Logger = log });
         File.WriteAllText(Path.Join(s.ParentDir, ".game.patcher", "pending"), "x");
