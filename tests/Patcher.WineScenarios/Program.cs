@@ -2,10 +2,10 @@
 // rules. Published for win-x64 and run under wine64 (.ci/wine-scenarios.sh), these are Windows' rules as Wine
 // implements them: a replace over an open file fails with error 5 or 32 unless the holder allowed delete sharing.
 //
-// Signature verification is skipped (ApplyVerified): Wine's CNG has no ECDSA P-256 key support, and the
-// signature layer is platform-neutral .NET code tested on Linux. Everything after it runs as in production:
-// journal (SQLite), staging, backups (CreateHardLink), the lock layers (FileRenameInfoEx, MoveFileEx, GC pass,
-// rename aside), rollback, Restart Manager lookup.
+// Every patch is signed with Ed25519 (libsodium, which runs under Wine; Wine's CNG cannot import ECDSA P-256 keys)
+// and applied through Patcher.Apply or the published patchtool.exe (PATCHTOOL_EXE), signature checked. Everything
+// runs as in production: signature, journal (SQLite), staging, backups (CreateHardLink), the lock layers
+// (FileRenameInfoEx, MoveFileEx, GC pass, rename aside), rollback, Restart Manager lookup.
 using System.Diagnostics;
 using Patching.WineScenarios;
 
@@ -50,6 +50,10 @@ var scenarios = new (string Name, Func<ScenarioLog, bool> Run)[]
     ("case-only-renames", Scenarios.CaseOnlyRenames),
     ("case-only-rename-with-player-file", Scenarios.CaseOnlyRenameWithPlayerFile),
     ("refused-first-patch-leaves-nothing", Scenarios.RefusedFirstPatchLeavesNothing),
+    ("patchtool-held-exclusive-then-released", Scenarios.PatchtoolHeldExclusiveThenReleased),
+    ("patchtool-held-exclusive-forever", Scenarios.PatchtoolHeldExclusiveForever),
+    ("patchtool-held-with-delete-sharing", Scenarios.PatchtoolHeldWithDeleteSharing),
+    ("patchtool-wrong-key-refused", Scenarios.PatchtoolWrongKeyRefused),
 };
 
 Console.WriteLine($"platform: {Environment.OSVersion} ({System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier}), wine: {Scenarios.WineVersion() ?? "no"}");

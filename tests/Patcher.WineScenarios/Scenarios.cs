@@ -6,8 +6,7 @@ using Microsoft.Extensions.Logging;
 using Patching.Building;
 using Patching.IO;
 using Patching.Manifests;
-using Patching.Sources;
-using Patching.Transaction;
+using Patching.Signing;
 
 namespace Patching.WineScenarios;
 
@@ -45,6 +44,12 @@ internal sealed class ScenarioLog : ILogger
     }
 }
 
+/// <summary>Progress reported on the engine's thread at the moment it is reported (<see cref="Progress{T}"/> posts it later).</summary>
+internal sealed class Reported(Action<PatchProgress> onReport) : IProgress<PatchProgress>
+{
+    public void Report(PatchProgress value) => onReport(value);
+}
+
 internal static class Scenarios
 {
     private const string Locked = "data/level2.pak";
@@ -52,20 +57,15 @@ internal static class Scenarios
     public static bool HeldExclusiveThenReleased(ScenarioLog log)
     {
         using var w = new World("released");
-        var target = w.Install(Locked);
-        var release = TimeSpan.FromMilliseconds(1500);
-        var watch = Stopwatch.StartNew();
-        using var held = new ManualResetEventSlim();
-        var holder = new Thread(() =>
-        {
-            using var h = new FileStream(target, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
-            held.Set();
-            Thread.Sleep(release);
-        });
-        holder.Start();
-        held.Wait();
+        var (held, committing, holder, release) = HoldUntilAfterCommitStarts(w);
+        var watch = new Stopwatch();
 
-        var result = w.Apply(log, TimeSpan.FromSeconds(20));
+        var result = w.Apply(log, TimeSpan.FromSeconds(20), progress: new Reported(p =>
+        {
+            if (p.Phase != PatchPhase.Committing || committing.IsSet) return;
+            watch.Start();
+            committing.Set();
+        }));
         holder.Join();
 
         log.Check(result is not null, "apply succeeded");
@@ -238,6 +238,123 @@ internal static class Scenarios
         return !log.Failed;
     }
 
+    /// <summary>
+    /// <c>patchtool.exe apply</c>, the shipped Windows binary, while another process's handle holds a file the patch
+    /// replaces without sharing, then lets go: the child process waits for the release, checks the Ed25519 signature and
+    /// installs the new version exactly.
+    /// </summary>
+    public static bool PatchtoolHeldExclusiveThenReleased(ScenarioLog log)
+    {
+        using var w = new World("pt-released");
+        var (held, committing, holder, release) = HoldUntilAfterCommitStarts(w);
+        var watch = new Stopwatch();
+
+        var (exit, output) = w.PatchtoolApply(onLine: line =>
+        {
+            if (!line.Contains("[committing]", StringComparison.Ordinal) || committing.IsSet) return;
+            watch.Start();
+            committing.Set();
+        });
+        holder.Join();
+
+        log.Note(output.TrimEnd());
+        log.Check(exit == 0, $"patchtool.exe apply exited 0 (exit {exit})");
+        log.Check(committing.IsSet && watch.Elapsed >= release - TimeSpan.FromMilliseconds(100), $"it waited for the release ({watch.ElapsedMilliseconds} ms after the commit began >= {release.TotalMilliseconds} ms)");
+        log.Check(output.Contains($"'{Locked}': layer", StringComparison.Ordinal) && !output.Contains($"'{Locked}': layer 0 succeeded after 1 attempt(s)", StringComparison.Ordinal),
+            $"'{Locked}' needed more than one attempt and the log names the layer that succeeded");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(w.NewListing), "install equals the new version exactly (hash listing, user file included)");
+        log.Check(w.Leftovers().Count == 0, "no staging or backup left: " + string.Join(",", w.Leftovers()));
+        return !log.Failed;
+    }
+
+    /// <summary>
+    /// <c>patchtool.exe apply</c> while the file stays held for longer than the lock budget (PATCHER_FILE_LOCK_TIMEOUT=3s in
+    /// the child's environment): exit 4 with FileLocked naming the file, the old version intact; once the holder lets go, the
+    /// next run installs the new version.
+    /// </summary>
+    public static bool PatchtoolHeldExclusiveForever(ScenarioLog log)
+    {
+        using var w = new World("pt-forever");
+        var before = w.Listing(w.InstallDir);
+        var budget = new Dictionary<string, string> { ["PATCHER_FILE_LOCK_TIMEOUT"] = "3s" };
+        int exit;
+        string output;
+        using (new FileStream(w.Install(Locked), FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+            (exit, output) = w.PatchtoolApply(budget);
+
+        log.Note(output.TrimEnd());
+        log.Check(exit == 4, $"patchtool.exe apply exited 4, an install problem (exit {exit})");
+        log.Check(output.Contains("patchtool: error FileLocked (", StringComparison.Ordinal) && output.Contains(Locked, StringComparison.Ordinal), $"stderr says FileLocked and names '{Locked}'");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(before), "old version intact: hash listing equal to before");
+
+        var (again, againOutput) = w.PatchtoolApply(budget);
+        log.Check(again == 0, $"after the holder closed the file, patchtool.exe apply exits 0 (exit {again}): {againOutput.Trim().Split('\n')[^1]}");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(w.NewListing), "and installs the new version exactly");
+        log.Check(w.Leftovers().Count == 0, "no staging, backup or pending marker left: " + string.Join(",", w.Leftovers()));
+        return !log.Failed;
+    }
+
+    /// <summary><c>patchtool.exe apply</c> while the file is held open with delete sharing: replaced at once, the holder keeps reading the old bytes.</summary>
+    public static bool PatchtoolHeldWithDeleteSharing(ScenarioLog log)
+    {
+        using var w = new World("pt-sharedelete");
+        int exit;
+        string output;
+        using (var h = new FileStream(w.Install(Locked), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete))
+        {
+            (exit, output) = w.PatchtoolApply();
+            var buffer = new byte[16];
+            h.ReadExactly(buffer);
+            log.Check(buffer.AsSpan().SequenceEqual(World.Content("level2-old", 16)), "the open handle still reads the old file");
+        }
+
+        log.Note(output.TrimEnd());
+        log.Check(exit == 0, $"patchtool.exe apply exited 0 while the file was held open with delete sharing (exit {exit})");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(w.NewListing), "install equals the new version exactly");
+        return !log.Failed;
+    }
+
+    /// <summary>
+    /// A patch signed by another key than the one <c>patchtool.exe apply</c> is told to trust: refused (exit 3,
+    /// SignatureInvalid) with the install untouched. The Windows build checks signatures; it does not merely carry them.
+    /// </summary>
+    public static bool PatchtoolWrongKeyRefused(ScenarioLog log)
+    {
+        using var w = new World("pt-wrongkey");
+        var before = w.Listing(w.InstallDir);
+        var other = Path.Join(Path.GetDirectoryName(w.PatchDir)!, "other.pub");
+        File.WriteAllText(other, SigningKeys.Generate().PublicPem);
+
+        var (exit, output) = World.Patchtool(null, "apply", "--patch", w.PatchDir, "--target", w.InstallDir, "--trust", other);
+
+        log.Note(output.TrimEnd());
+        log.Check(exit == 3 && output.Contains("patchtool: error SignatureInvalid (111)", StringComparison.Ordinal), $"refused with exit 3, SignatureInvalid (exit {exit})");
+        log.Check(w.Listing(w.InstallDir).SequenceEqual(before), "install unchanged");
+        return !log.Failed;
+    }
+
+    /// <summary>
+    /// Opens <see cref="Locked"/> without sharing on a thread of its own, and keeps it open until 1.5 s after
+    /// <c>committing</c> is set (at the latest 60 s): the apply reaches the file while it is held, whatever its start-up costs.
+    /// </summary>
+    private static (ManualResetEventSlim Held, ManualResetEventSlim Committing, Thread Holder, TimeSpan Release) HoldUntilAfterCommitStarts(World w)
+    {
+        var target = w.Install(Locked);
+        var release = TimeSpan.FromMilliseconds(1500);
+        var held = new ManualResetEventSlim();
+        var committing = new ManualResetEventSlim();
+        var holder = new Thread(() =>
+        {
+            using var h = new FileStream(target, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            held.Set();
+            committing.Wait(TimeSpan.FromSeconds(60));
+            Thread.Sleep(release);
+        });
+        holder.Start();
+        held.Wait();
+        return (held, committing, holder, release);
+    }
+
     private static void CaseRenamedTrees(string v1, string v2)
     {
         World.Write(v1, "Maps/Forest.map", World.Content("forest-old", 5_000));
@@ -277,10 +394,14 @@ internal static class Scenarios
     }
 }
 
-/// <summary>An old and a new tree, an unsigned patch between them, and an install (old tree plus a user file).</summary>
+/// <summary>
+/// An old and a new tree, a patch between them signed with a fresh Ed25519 key, and an install (old tree plus a user
+/// file).
+/// </summary>
 internal sealed class World : IDisposable
 {
     private readonly string _root;
+    private readonly string _privateKey;
 
     /// <param name="name">Names the scenario's folder.</param>
     /// <param name="more">Writes more files into the old and the new tree (<see cref="Write"/>), before the patch is built.</param>
@@ -298,6 +419,9 @@ internal sealed class World : IDisposable
         Write(newTree, "data/level1.pak", Content("level1", 40_000));
         Write(newTree, "data/level2.pak", Content("level2-new", 21_000));
         Write(newTree, "data/level3.pak", Content("level3", 30_000));
+        (_privateKey, PublicKey) = SigningKeys.Generate();
+        PublicKeyPath = Path.Join(_root, SigningKeys.PublicKeyFileName);
+        File.WriteAllText(PublicKeyPath, PublicKey);
         PatchDir = Path.Join(_root, "patch");
         PatchBuilder.Build(new BuildRequest
         {
@@ -307,6 +431,7 @@ internal sealed class World : IDisposable
             Product = "wine-game",
             Version = "2.0.0",
             FromVersion = "1.0.0",
+            PrivateKeyPem = _privateKey,
         });
         InstallDir = Path.Join(_root, "parent", "game");
         Copy(oldTree, InstallDir);
@@ -319,6 +444,8 @@ internal sealed class World : IDisposable
 
     public string InstallDir { get; }
     public string PatchDir { get; }
+    public string PublicKey { get; }
+    public string PublicKeyPath { get; }
     public IReadOnlyList<string> NewListing { get; }
 
     public string Install(string rel) => Path.Join(InstallDir, rel.Replace('/', Path.DirectorySeparatorChar));
@@ -341,17 +468,56 @@ internal sealed class World : IDisposable
             Product = "wine-game",
             Version = version,
             FromVersion = "2.0.0",
+            PrivateKeyPem = _privateKey,
         });
         return patch;
     }
 
-    /// <summary>Layered apply through the production engine, minus the signature check (see Program.cs).</summary>
-    public ApplyResult? Apply(ScenarioLog log, TimeSpan? budget, string? patchDir = null)
+    /// <summary>Layered apply through the front door, the Ed25519 signature checked against the world's public key.</summary>
+    public ApplyResult? Apply(ScenarioLog log, TimeSpan? budget, string? patchDir = null, IProgress<PatchProgress>? progress = null)
     {
-        var options = new PatcherOptions { Strategy = CommitStrategy.Layered, Logger = log, FileLockTimeout = budget };
-        var package = PatchPackage.Open(patchDir ?? PatchDir, options.Limits);
-        return TransactionEngine.ApplyVerified(new EngineSettings(FileOps.Instance), InstallDir, package, ["unsigned-wine-scenario"], options, null, CancellationToken.None);
+        var options = new PatcherOptions { Strategy = CommitStrategy.Layered, Logger = log, FileLockTimeout = budget, TrustedKeys = [PublicKey] };
+        return Patcher.ApplyAsync(InstallDir, patchDir ?? PatchDir, options, progress).GetAwaiter().GetResult();
     }
+
+    /// <summary>
+    /// Runs the published <c>patchtool.exe</c> (path in PATCHTOOL_EXE) with <paramref name="args"/>; returns its exit code
+    /// and what it wrote. <paramref name="environment"/> is added to the child's environment.
+    /// </summary>
+    public static (int Exit, string Output) Patchtool(IReadOnlyDictionary<string, string>? environment, params string[] args) =>
+        Patchtool(environment, null, args);
+
+    /// <summary>As above; <paramref name="onLine"/> sees each line the child writes, as it writes it.</summary>
+    public static (int Exit, string Output) Patchtool(IReadOnlyDictionary<string, string>? environment, Action<string>? onLine, params string[] args)
+    {
+        var exe = Environment.GetEnvironmentVariable("PATCHTOOL_EXE");
+        if (string.IsNullOrEmpty(exe) || !File.Exists(exe))
+            throw new InvalidOperationException($"PATCHTOOL_EXE must name the published patchtool.exe (is '{exe}')");
+        var start = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) start.Environment[k] = v;
+        var lines = new ConcurrentQueue<string>();
+        void Received(object sender, DataReceivedEventArgs e)
+        {
+            if (e.Data is null) return;
+            var line = e.Data.TrimEnd('\r');
+            lines.Enqueue(line);
+            onLine?.Invoke(line);
+        }
+
+        using var process = new Process { StartInfo = start };
+        process.OutputDataReceived += Received;
+        process.ErrorDataReceived += Received;
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        process.WaitForExit();
+        return (process.ExitCode, string.Join('\n', lines));
+    }
+
+    /// <summary><c>patchtool.exe apply</c> of the world's patch, layered, trusting the world's key.</summary>
+    public (int Exit, string Output) PatchtoolApply(IReadOnlyDictionary<string, string>? environment = null, Action<string>? onLine = null) =>
+        Patchtool(environment, onLine, "apply", "--verbose", "--patch", PatchDir, "--target", InstallDir, "--trust", PublicKeyPath, "--strategy", "layered");
 
     /// <summary>Staging or backup areas, or a pending marker, left in the state directory.</summary>
     public List<string> Leftovers()

@@ -48,8 +48,8 @@ internal static class TransactionEngine
     private const int VerifySteps = 3;
 
     /// <summary>
-    /// Everything after the signature check. Only for callers that have verified the package themselves, or that
-    /// cannot (the Wine scenario runner: Wine's CNG has no ECDSA, so the signature layer is tested on Linux only).
+    /// Everything after the signature check. Only for callers that have verified the package themselves (with the key
+    /// ids that verified it, which the transaction row records).
     /// </summary>
     internal static ApplyResult ApplyVerified(EngineSettings engine, string installDir, PatchPackage package, IReadOnlyList<string> keyIds,
         PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)

@@ -103,10 +103,27 @@ internal sealed class KeygenCommand : IToolCommand
     {
         // Replace rather than truncate, so the new file is created with owner-only permissions.
         File.Delete(path);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using var stream = new FileStream(path, options);
+        using var stream = OperatingSystem.IsWindows()
+            ? CreateOwnerOnlyOnWindows(path)
+            : new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite });
         using var writer = new StreamWriter(stream);
         writer.Write(pem);
+    }
+
+    /// <summary>
+    /// Windows: the file is created with an ACL of its own, full control for the current user and nothing inherited, so
+    /// a key written into a shared folder is not readable by whoever that folder lets read.
+    /// </summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("windows")]
+    private static FileStream CreateOwnerOnlyOnWindows(string path)
+    {
+        var security = new System.Security.AccessControl.FileSecurity();
+        security.SetAccessRuleProtection(isProtected: true, preserveInheritance: false);
+        var user = System.Security.Principal.WindowsIdentity.GetCurrent().User!;
+        security.SetOwner(user);
+        security.AddAccessRule(new System.Security.AccessControl.FileSystemAccessRule(user, System.Security.AccessControl.FileSystemRights.FullControl,
+            System.Security.AccessControl.AccessControlType.Allow));
+        return new FileInfo(path).Create(FileMode.CreateNew, System.Security.AccessControl.FileSystemRights.Write | System.Security.AccessControl.FileSystemRights.ReadData,
+            FileShare.None, 4096, FileOptions.None, security);
     }
 }
