@@ -109,6 +109,13 @@ public enum PatchErrorCode
     /// writable by group or others, or is a symlink: whoever controls it could make recovery install their files.
     /// </summary>
     StateDirectoryUntrusted = 220,
+    /// <summary>
+    /// The configured state directory is inside the install (other than the install's own <c>.patcher</c>), is the
+    /// install, or contains it: a swap would move the state with the version, and a walk would take it for the player's.
+    /// </summary>
+    StateDirectoryInsideInstall = 221,
+    /// <summary>Programs are using the install and <see cref="PatcherOptions.RunningPrograms"/> says to refuse.</summary>
+    InstallInUse = 222,
 }
 
 /// <summary>

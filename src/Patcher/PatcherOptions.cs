@@ -14,6 +14,17 @@ public enum CommitStrategy
     Layered,
 }
 
+/// <summary>What <see cref="Patcher.Apply"/> does when programs are using the install (Linux: found through <c>/proc</c>).</summary>
+public enum RunningProgramPolicy
+{
+    /// <summary>Do not look. A program running from the install may keep writing into the old version after a swap.</summary>
+    Ignore,
+    /// <summary>Refuse with <see cref="PatchErrorCode.InstallInUse"/>, naming the programs; nothing is changed.</summary>
+    Refuse,
+    /// <summary>Use the layered strategy, which replaces files in place, so the programs keep the install they are in.</summary>
+    UseLayered,
+}
+
 /// <summary>Options for every <see cref="Patcher"/> operation. Immutable; use <c>with</c> to vary.</summary>
 public sealed record PatcherOptions
 {
@@ -75,4 +86,11 @@ public sealed record PatcherOptions
     /// Default 30 s, or the <c>PATCHER_FILE_LOCK_TIMEOUT</c> environment variable (e.g. <c>10s</c>, <c>500ms</c>).
     /// </summary>
     public TimeSpan? FileLockTimeout { get; init; }
+
+    /// <summary>
+    /// What to do when a process has its working directory, an open file or a mapped file inside the install (a running
+    /// game, a mod tool). Linux; elsewhere nothing is found. Default <see cref="RunningProgramPolicy.Ignore"/>: the
+    /// launcher is expected to close the game first.
+    /// </summary>
+    public RunningProgramPolicy RunningPrograms { get; init; }
 }

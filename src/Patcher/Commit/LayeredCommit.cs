@@ -363,6 +363,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
                 if (kind != EntryKind.Missing)
                     throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' appeared during the commit where the new version needs a directory", target);
                 fs.CreateDirectory(target);
+                InstallOwner.ApplyOne(fs, layout.InstallDir, target);
                 fs.SyncDirectory(parent);
                 return null;
             }

@@ -247,6 +247,14 @@ internal sealed partial class FileOps
         }
     }
 
+    public void SetOwner(string path, uint uid, uint gid)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        using var p = OpenBeneath(path);
+        if (Libc.fchownat(p.Fd, p.At, uid, gid, Libc.AT_SYMLINK_NOFOLLOW) != 0)
+            throw NativeErrors.FromErrno(Marshal.GetLastPInvokeError(), "change the owner of", path);
+    }
+
     /// <summary>Makes a symlink beneath its root. False when not confined.</summary>
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     private static bool TrySymlinkBeneath(string target, string path)

@@ -301,8 +301,8 @@ internal sealed partial class FileOps
             throw NativeErrors.FromErrno(errno, "stat", path);
         }
 
-        // statx layout: stx_uid at 20, stx_mode (u16) at 28.
-        return new EntryOwner(*(uint*)(buffer + 20), *(ushort*)(buffer + 28) & 0xFFFu);
+        // statx layout: stx_uid at 20, stx_gid at 24, stx_mode (u16) at 28.
+        return new EntryOwner(*(uint*)(buffer + 20), *(ushort*)(buffer + 28) & 0xFFFu, *(uint*)(buffer + 24));
     }
 
     public void RemoveWriteByOthers(string path) =>

@@ -33,6 +33,7 @@ internal abstract class FileOpsDecorator(IFileOps inner) : IFileOps
     public virtual uint? EffectiveUser => Inner.EffectiveUser;
     public virtual void RemoveWriteByOthers(string path) => Inner.RemoveWriteByOthers(path);
     public virtual void AllowOwnerWrite(string directory) => Inner.AllowOwnerWrite(directory);
+    public virtual void SetOwner(string path, uint uid, uint gid) => Inner.SetOwner(path, uid, gid);
     public virtual void CopyMode(string from, string to) => Inner.CopyMode(from, to);
     public virtual DateTime? LastWriteUtc(string path) => Inner.LastWriteUtc(path);
     public virtual void SetLastWriteUtc(string path, DateTime value) => Inner.SetLastWriteUtc(path, value);

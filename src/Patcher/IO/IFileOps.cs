@@ -16,7 +16,7 @@ internal enum EntryKind
 internal readonly record struct EntryInfo(EntryKind Kind, long Size, bool Executable, ulong Device, ulong Inode);
 
 /// <summary>Who owns an entry and its permission bits (lstat semantics): <c>Mode</c> holds st_mode's low 12 bits.</summary>
-internal readonly record struct EntryOwner(uint Uid, uint Mode)
+internal readonly record struct EntryOwner(uint Uid, uint Mode, uint Gid = 0)
 {
     /// <summary>Group or others may write it (an ACL granting write to anyone else shows as the group write bit).</summary>
     public bool WritableByOthers => (Mode & 0x12) != 0;
@@ -106,6 +106,11 @@ internal interface IFileOps
 
     /// <summary>The effective user id of this process, or null where owners are not checked.</summary>
     uint? EffectiveUser => null;
+
+    /// <summary>Gives <paramref name="path"/> (a symlink itself, not its target) an owner and group (Linux); no-op elsewhere.</summary>
+    void SetOwner(string path, uint uid, uint gid)
+    {
+    }
 
     /// <summary>Gives a directory's owner write and search permission on it (Unix); no-op where there are none.</summary>
     void AllowOwnerWrite(string directory)

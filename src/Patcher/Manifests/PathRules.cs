@@ -79,6 +79,8 @@ internal static class PathRules
             if (segment.Length == 0) return "path has an empty segment";
             if (segment is "." or "..") return $"path has a '{segment}' segment";
             if (segment.Length > MaxSegmentLength) return $"a path segment is longer than {MaxSegmentLength} characters";
+            // Linux and macOS limit a name to 255 bytes (NAME_MAX), and é or 中 take two or three of them in UTF-8.
+            if (System.Text.Encoding.UTF8.GetByteCount(segment) > MaxSegmentLength) return $"a path segment is longer than {MaxSegmentLength} bytes in UTF-8";
             if (segment[^1] is '.' or ' ') return "a path segment ends with a dot or space (Windows strips them)";
             var dot = segment.IndexOf('.');
             var stem = (dot < 0 ? segment : segment[..dot]).TrimEnd(' ');

@@ -452,15 +452,22 @@ internal static class Recoverer
     private static bool StagedTreeIsComplete(IFileOps fs, StateLayout layout, TxRecord tx)
     {
         var staging = layout.StagingDir(tx.Id);
-        if (fs.Stat(staging).Kind != EntryKind.Directory) return false;
-        var manifest = ManifestCodec.Deserialize(tx.Manifest);
-        var ok = true;
+        return fs.Stat(staging).Kind == EntryKind.Directory && FirstMismatch(fs, staging, ManifestCodec.Deserialize(tx.Manifest)) is null;
+    }
+
+    /// <summary>
+    /// The first file or directory of <paramref name="manifest"/> that <paramref name="root"/> does not hold exactly
+    /// (declared size and hash, or a directory), or null when it holds them all.
+    /// </summary>
+    private static string? FirstMismatch(IFileOps fs, string root, Manifest manifest)
+    {
+        string? bad = null;
         Parallelism.ForEach(manifest.Files, CancellationToken.None, f =>
         {
-            if (!Volatile.Read(ref ok)) return;
-            if (ContentHash.Compare(fs, PathRules.Join(staging, f.Path), f.Size, f.Sha256) != FileMatch.Same) Volatile.Write(ref ok, false);
+            if (Volatile.Read(ref bad) is not null) return;
+            if (ContentHash.Compare(fs, PathRules.Join(root, f.Path), f.Size, f.Sha256) != FileMatch.Same) Interlocked.CompareExchange(ref bad, f.Path, null);
         });
-        return ok && manifest.Directories.All(d => fs.Stat(PathRules.Join(staging, d)).Kind == EntryKind.Directory);
+        return bad ?? manifest.Directories.FirstOrDefault(d => fs.Stat(PathRules.Join(root, d)).Kind != EntryKind.Directory);
     }
 
     /// <summary>Switches back to the version kept by <see cref="PatcherOptions.KeepPreviousVersion"/>; the current one becomes the kept one.</summary>
@@ -480,6 +487,11 @@ internal static class Recoverer
 
         var current = ManifestCodec.Deserialize(installed.Manifest);
         var previous = ManifestCodec.Deserialize(installed.PreviousManifest);
+        // The kept tree lies in the state directory for as long as the player likes: it goes back only if it still is
+        // exactly the version the journal says it is.
+        if (FirstMismatch(fs, layout.PreviousDir, previous) is { } changed)
+            throw new PatcherException(PatchErrorCode.VerifyFailed,
+                $"the kept previous version {installed.PreviousVersion} no longer matches its manifest ('{changed}' is missing or changed); nothing was rolled back", layout.PreviousDir);
         var tx = new TxRecord
         {
             Id = "rb-" + Guid.NewGuid().ToString("N")[..12],

@@ -64,6 +64,7 @@ internal static class TransactionEngine
         log.LogInformation(PatcherLogEvents.PatchVerified, "Patch {Product} {From} -> {To} verified (keys {Keys})", manifest.Product, manifest.FromVersion ?? "(full)", manifest.Version, string.Join(",", keyIds));
 
         var (strategy, stateInside) = ChooseStrategy(fs, layout, options);
+        strategy = CheckRunningPrograms(layout, options, strategy);
         if (stateInside) layout = InsideLayout(engine, layout.InstallDir);
         // Whether the state exists is asked of the layout actually used (it may just have moved inside the install).
         var stateExisted = fs.Stat(layout.StateDir).Kind == EntryKind.Directory;
@@ -209,6 +210,7 @@ internal static class TransactionEngine
             progress?.Report(new PatchProgress(PatchPhase.Staging, 0, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
             stager.Stage(tx.Id, layout.InstallDir, staging, plan, package, resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(), progress, ct);
             stager.ReleaseReceived(layout, tx.Id);
+            InstallOwner.Apply(fs, layout.InstallDir, staging);
             identity = fs.Stat(staging);
             journal.MarkBackupComplete(tx.Id, identity.Device, identity.Inode);
             // Last point at which cancelling is honoured: after this the switch is one step.
@@ -351,6 +353,7 @@ internal static class TransactionEngine
             progress?.Report(new PatchProgress(PatchPhase.Staging, 0, toStage.Count, 0, stagePlan.BytesToWrite));
             stager.Stage(tx.Id, layout.InstallDir, staging, stagePlan, package, resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(), progress, ct);
             stager.ReleaseReceived(layout, tx.Id);
+            InstallOwner.Apply(fs, layout.InstallDir, staging);
             // Last point at which cancelling is honoured without touching the install.
             ct.ThrowIfCancellationRequested();
             commit.PrepareBackups(tx.Id, ops);
@@ -489,8 +492,20 @@ internal static class TransactionEngine
     internal static StateLayout ResolveLayout(IFileOps fs, EngineSettings engine, string installDir, PatcherOptions options)
     {
         var primary = engine.Layout(installDir, options);
+        RequireStateOutsideInstall(primary);
         var inside = InsideLayout(engine, primary.InstallDir);
         return fs.Stat(inside.StateDir).Kind == EntryKind.Directory ? inside : primary;
+    }
+
+    /// <summary>Refuses, before anything is touched, a configured state directory that overlaps the install (Patcher's own inside one apart).</summary>
+    private static void RequireStateOutsideInstall(StateLayout layout)
+    {
+        if (LayeredCommit.StateInside(layout)) return;
+        var comparison = PathRules.PlatformIgnoresCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        bool Within(string path, string dir) => path.Equals(dir, comparison) || path.StartsWith(dir + Path.DirectorySeparatorChar, comparison);
+        if (Within(layout.StateDir, layout.InstallDir) || Within(layout.InstallDir, layout.StateDir))
+            throw new PatcherException(PatchErrorCode.StateDirectoryInsideInstall,
+                $"the state directory '{layout.StateDir}' overlaps the install '{layout.InstallDir}'; choose one beside it", layout.StateDir);
     }
 
     private static StateLayout InsideLayout(EngineSettings engine, string installDir) =>
@@ -789,6 +804,21 @@ internal static class TransactionEngine
         }
 
         return (SwapCommit.IsSupported ? CommitStrategy.Swap : CommitStrategy.Layered, false);
+    }
+
+    /// <summary>Applies <see cref="PatcherOptions.RunningPrograms"/>: refuses, or moves a swap to the layered strategy.</summary>
+    private static CommitStrategy CheckRunningPrograms(StateLayout layout, PatcherOptions options, CommitStrategy strategy)
+    {
+        if (options.RunningPrograms == RunningProgramPolicy.Ignore) return strategy;
+        var users = RunningPrograms.Using(layout.InstallDir);
+        if (users.Count == 0) return strategy;
+        var named = string.Join(", ", users.Take(5).Select(u => $"{u.Name} (pid {u.ProcessId}, {u.How} {u.Path})"));
+        if (options.RunningPrograms == RunningProgramPolicy.Refuse)
+            throw new PatcherException(PatchErrorCode.InstallInUse, $"{users.Count} program(s) are using the install: {named}; close them and apply again", layout.InstallDir);
+        if (strategy == CommitStrategy.Swap && options.Strategy == CommitStrategy.Swap)
+            throw new PatcherException(PatchErrorCode.InstallInUse, $"the swap strategy was asked for, but {users.Count} program(s) are using the install: {named}", layout.InstallDir);
+        if (strategy == CommitStrategy.Swap) options.Logger.LogWarning("Programs are using {Install} ({Programs}); using the layered strategy", layout.InstallDir, named);
+        return CommitStrategy.Layered;
     }
 
     /// <summary>Device of the state directory (or its nearest existing ancestor) differs from the install's. Linux only (statx).</summary>
