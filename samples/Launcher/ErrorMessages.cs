@@ -47,6 +47,8 @@ public static class ErrorMessages
         PatchErrorCode.NothingToRollBack => "no previous version is kept, so there is nothing to go back to",
         PatchErrorCode.VerifyFailed => "some game files are missing or modified; repair the install",
         PatchErrorCode.StateDirectoryUntrusted => $"the update folder {ex.Path} can be changed by another user, so it was not trusted; remove it or fix its owner and permissions",
+        PatchErrorCode.StateDirectoryInsideInstall => "the launcher's update folder is inside the game folder; choose one beside it",
+        PatchErrorCode.InstallInUse => "the game (or a program using its files) is running; close it and try again",
         PatchErrorCode.StateDirectoryInUse => "the update folder belongs to another copy of the game; give each copy its own",
         PatchErrorCode.NotManagedByPatcher => "this copy of the game was not installed by the launcher; install the full game first",
     };
