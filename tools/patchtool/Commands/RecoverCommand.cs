@@ -4,13 +4,15 @@ using PatchTool.Infrastructure;
 namespace PatchTool.Commands;
 
 /// <summary><c>patchtool recover --target DIR</c>: finishes or undoes an interrupted transaction (<see cref="Patcher.Recover"/>).</summary>
-internal sealed class RecoverCommand() : InstallCommand("recover", "Finish or undo an interrupted transaction (cheap when nothing is pending)", "The install directory to recover")
+internal sealed class RecoverCommand() : InstallCommand("recover", "Finish or undo an interrupted transaction (cheap when nothing is pending)", "The install directory to recover", trusted: true)
 {
     protected override int Execute(ToolContext ctx, InstallSettings s, CancellationToken ct)
     {
         using var loggers = ToolLogging.Create(s.Verbose);
         var target = Path.GetFullPath(s.Target);
-        var result = Patcher.Recover(target, EngineOptions.Create(loggers, s.StateDir));
+        // Without keys an interrupted transaction is only ever undone: completing it needs its manifest to verify again.
+        var options = EngineOptions.Create(loggers, s.StateDir) with { TrustedKeys = ToolOptions.ReadKeyFiles(s.Trust, "--trust") };
+        var result = Patcher.Recover(target, options);
         var busy = result.Outcome == RecoveryOutcome.Busy;
         var busyError = new ErrorInfo((int)PatchErrorCode.Busy, nameof(PatchErrorCode.Busy),
             $"another process holds the lock on '{target}' (an apply is running); nothing was done", target);
