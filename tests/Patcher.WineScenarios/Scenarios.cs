@@ -432,6 +432,8 @@ internal sealed class World : IDisposable
             Version = "2.0.0",
             FromVersion = "1.0.0",
             PrivateKeyPem = _privateKey,
+            // The scenarios tamper with a blob; they test the commit's Windows semantics, the same for both formats.
+            Format = 1,
         });
         InstallDir = Path.Join(_root, "parent", "game");
         Copy(oldTree, InstallDir);
@@ -469,6 +471,7 @@ internal sealed class World : IDisposable
             Version = version,
             FromVersion = "2.0.0",
             PrivateKeyPem = _privateKey,
+            Format = 1,
         });
         return patch;
     }
