@@ -30,6 +30,8 @@ Options:
   --list           print the pairs and exit
   --formats LIST   Patcher formats to build, e.g. "1 2" (default: 2 when patchtool build knows --format,
                    plus 1 for comparison; otherwise 1)
+  --patcher-ref R  measure the patchtool of git commit/branch R (exported to the work folder and built
+                   there) instead of this working tree's, e.g. --patcher-ref some-branch
   --level N        zstd level for format 2 (patchtool build --level N; default: patchtool's)
   --jobs N         per-file tools run N at a time (default: number of CPUs)
   --cache DIR      package cache (default: ${XDG_CACHE_HOME:-~/.cache}/patcher-realpairs)
@@ -47,7 +49,8 @@ die() { printf 'realpairs: error: %s\n' "$*" >&2; exit 1; }
 say() { printf 'realpairs: %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------------------------------------- options
-QUICK=0; FRESH=0; ONLY=""; LIST=0; FORMATS=""; LEVEL=""; JOBS=$(nproc 2>/dev/null || echo 1); OUT=""; WRITE=0
+readonly ARGS_GIVEN="$*"
+QUICK=0; FRESH=0; ONLY=""; LIST=0; PATCHER_REF=""; FORMATS=""; LEVEL=""; JOBS=$(nproc 2>/dev/null || echo 1); OUT=""; WRITE=0
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/patcher-realpairs
 while (($#)); do
     case $1 in
@@ -56,6 +59,7 @@ while (($#)); do
         --only) ONLY=${2:?--only needs a list of pair ids}; shift ;;
         --list) LIST=1 ;;
         --formats) FORMATS=${2:?--formats needs a list, e.g. \"1 2\"}; shift ;;
+        --patcher-ref) PATCHER_REF=${2:?--patcher-ref needs a git ref}; shift ;;
         --level) LEVEL=${2:?--level needs a number}; shift ;;
         --jobs) JOBS=${2:?--jobs needs a number}; shift ;;
         --cache) CACHE=${2:?--cache needs a directory}; shift ;;
@@ -68,6 +72,15 @@ while (($#)); do
 done
 [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "--jobs '$JOBS' is not a positive number"
 [[ -z $LEVEL || $LEVEL =~ ^-?[0-9]+$ ]] || die "--level '$LEVEL' is not a number"
+MODE=full; ((QUICK)) && MODE=quick
+[[ -n $ONLY ]] && MODE=only
+readonly DOC=$REPO/docs/benchmarks.md
+readonly REGION_BEGIN="<!-- realpairs:$MODE:begin (written by tools/realpairs/run.sh; edits inside are overwritten) -->"
+readonly REGION_END="<!-- realpairs:$MODE:end -->"
+if ((WRITE)); then
+    [[ $MODE != only ]] || die "--write records a full or a --quick run, not --only"
+    grep -qxF "$REGION_BEGIN" "$DOC" && grep -qxF "$REGION_END" "$DOC" || die "$DOC lacks the lines '$REGION_BEGIN' and '$REGION_END'"
+fi
 
 # ------------------------------------------------------------------------------------------------ pairs
 # id | kind | package | old | new | what it stands for. kind npm: two published versions; kind gen: trees
@@ -238,10 +251,21 @@ measure_changed() {
 }
 
 PATCHTOOL_FORMAT2=0
+PATCHER_SRC=$REPO; PATCHER_DESC=""
 build_patchtool() {
-    say "building tools/patchtool (Release)"
+    if [[ -n $PATCHER_REF ]]; then
+        # Another branch's Patcher, exported clean into the work folder: nothing is built in any worktree.
+        local commit; commit=$(git -C "$REPO" rev-parse --verify --quiet "$PATCHER_REF^{commit}") || die "--patcher-ref '$PATCHER_REF' is not a commit of $REPO"
+        PATCHER_SRC=$WORK/patcher-src; mkdir -p "$PATCHER_SRC"
+        git -C "$REPO" archive --format=tar "$commit" | tar -x -C "$PATCHER_SRC"
+        PATCHER_DESC="commit ${commit:0:7} ($PATCHER_REF)"
+    else
+        PATCHER_DESC="commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+        [[ -z $(git -C "$REPO" status --porcelain -- src tools/patchtool 2>/dev/null) ]] || PATCHER_DESC+=" with uncommitted changes"
+    fi
+    say "building tools/patchtool (Release) of $PATCHER_DESC"
     local log; log=$(mktemp)
-    if ! dotnet build -c Release "$REPO/tools/patchtool" -nologo -v q >"$log" 2>&1; then
+    if ! dotnet build -c Release "$PATCHER_SRC/tools/patchtool" -nologo -v q >"$log" 2>&1; then
         cat "$log" >&2; rm -f "$log"; die "dotnet build of tools/patchtool failed"
     fi
     rm -f "$log"
@@ -259,15 +283,13 @@ build_patchtool() {
 
 readonly PATCHTOOL_RUN=(dotnet run -c Release --no-build --project tools/patchtool --)
 readonly KEY=fixtures/keys/test-signing.key
-patchtool() { (cd "$REPO" && "${PATCHTOOL_RUN[@]}" "$@"); }
+patchtool() { (cd "$PATCHER_SRC" && "${PATCHTOOL_RUN[@]}" "$@"); }
 
-# Format-specific build options: format 1 is today's default; format 2 adds the level and a JSON summary.
+# Build options per format. A patchtool that knows --format also prints a --json summary of the bytes.
 patch_options() { # format
-    if [[ $1 == 1 ]]; then
-        if ((PATCHTOOL_FORMAT2)); then printf '%s\n' --format 1; fi
-    else
-        printf '%s\n' --format 2
-        if [[ -n $LEVEL ]]; then printf '%s\n' --level "$LEVEL"; fi
+    if ((PATCHTOOL_FORMAT2)); then
+        printf '%s\n' --format "$1"
+        if [[ $1 == 2 && -n $LEVEL ]]; then printf '%s\n' --level "$LEVEL"; fi
         printf '%s\n' --json
     fi
 }
@@ -283,9 +305,12 @@ patch_bytes() {
         END { printf "%d %d %d %d\n", p, m, s, p + m + s }'
 }
 
-# The numeric leaves of a JSON document as "path=value" (the format-2 build summary), one line.
-json_numbers() {
-    jq -r '[paths(numbers) as $p | "\($p | map(tostring) | join("."))=\(getpath($p))"] | join(" ")' 2>/dev/null || true
+# The byte summary of `patchtool build --json`: "reused delta delta-content whole whole-content manifest total",
+# "-" for a field it lacks; empty when the output is not JSON (a patchtool without --json).
+json_summary() {
+    jq -r 'with_entries(.key |= ascii_downcase)
+        | [.reusedbytes, .deltabytes, .deltacontentbytes, .wholebytes, .wholecontentbytes, .manifestbytes, .totalbytes]
+        | map(if . == null then "-" else tostring end) | join(" ")' 2>/dev/null || true
 }
 
 RESULTS=""   # file: one line per (pair, format): id, format, the tools line, Patcher bytes, build s, JSON numbers
@@ -382,8 +407,7 @@ measure_pair() { # id old-tree new-tree label
             --from-version 1 --version 2 "${opts[@]}" >"$WORK_PAIR/build-f$fmt.out" 2>"$WORK_PAIR/err" \
             || { cat "$WORK_PAIR/err" "$WORK_PAIR/build-f$fmt.out" >&2; die "$id: patchtool build (format $fmt) failed"; }
         t1=$(date +%s.%N)
-        nums=""
-        if [[ $fmt == 2 ]]; then nums=$(json_numbers <"$WORK_PAIR/build-f$fmt.out"); fi
+        nums=$(json_summary <"$WORK_PAIR/build-f$fmt.out")
         printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$fmt" "$tools" "$(patch_bytes "$out")" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')" "$nums" >>"$RESULTS"
         rm -rf "$out"
     done
@@ -420,8 +444,7 @@ machine_table() {
         "$(dpkg-query -W -f '${Version}' bsdiff 2>/dev/null || echo '?')" "$(tar --version | head -1)" "$(npm --version)" "$(dotnet --version)"
     printf '| load average (1, 5, 15 min) | %s at the start, %s at the end (other work shares the CPUs: times are wall times) |\n' \
         "$LOAD_BEFORE" "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
-    printf '| Patcher | commit %s%s, formats built: %s |\n' "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')" \
-        "$( [[ -n $(git -C "$REPO" status --porcelain -- src tools/patchtool 2>/dev/null) ]] && printf ' with uncommitted changes')" "$FORMATS"
+    printf '| Patcher | %s, formats built: %s%s |\n' "$PATCHER_DESC" "$FORMATS" "$( [[ -n $LEVEL ]] && printf ' (format 2 at --level %s)' "$LEVEL")"
 }
 
 report() { # results-file mode-line chain-lines
@@ -448,10 +471,16 @@ report() { # results-file mode-line chain-lines
         printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$id" "$fmt" "$(group "$pay")" "$(group "$man")" "$(group "$sig")" \
             "$(group "$whole")" "$secs" "$r1" "$r2" "$r3" "$verdict"
     done <"$res"
-    if grep -q $'\t2\t' "$res"; then
-        printf '\nFormat-2 build summaries (`patchtool build --format 2 --json`, numeric fields as printed):\n\n'
+    if ((PATCHTOOL_FORMAT2)); then
+        printf '\nWhat each patch is made of, as `patchtool build --json` reports it (bytes; content bytes in parentheses):\n\n'
+        printf '| pair | format | reused from the old version (not downloaded) | shipped as deltas | shipped whole | manifest | total |\n'
+        printf '|---|--:|--:|--:|--:|--:|--:|\n'
+        local ru de dc wh wc ma to
         while IFS=$'\t' read -r id fmt counts nb pf wz tz pb secs nums; do
-            [[ $fmt == 2 ]] && printf -- '- %s: %s\n' "$id" "${nums:-(no JSON summary found)}"
+            [[ -n $nums ]] || { printf '| %s | %s | (no JSON summary) | | | | |\n' "$id" "$fmt"; continue; }
+            read -r ru de dc wh wc ma to <<<"$nums"
+            printf '| %s | %s | %s | %s (%s) | %s (%s) | %s | %s |\n' "$id" "$fmt" "$(group "$ru")" "$(group "$de")" "$(group "$dc")" \
+                "$(group "$wh")" "$(group "$wc")" "$(group "$ma")" "$(group "$to")"
         done <"$res"
     fi
 }
@@ -546,17 +575,19 @@ key, so the signature's bytes are those of a real signature.
 EOF
 }
 
-MODE=full; ((QUICK)) && MODE=quick
-[[ -n $ONLY ]] && MODE=only
 {
     printf '### %s run, %s (%s s wall)\n\n' "${MODE^}" "$STARTED" "$ELAPSED"
-    printf 'Command: `bash tools/realpairs/run.sh%s`\n\n' "$( ((QUICK)) && printf ' --quick'; [[ -n $ONLY ]] && printf ' --only %s' "$ONLY"; true)"
+    printf 'Command: `bash tools/realpairs/run.sh%s`\n\n' "${ARGS_GIVEN:+ $ARGS_GIVEN}"
     machine_table
     printf '\n'
     report "$RESULTS"
     if ((CHAIN_DONE)); then printf '\nThree versions behind:\n\n'; chain_report; fi
     printf '\nExternal tools measured in this run: %s. Reused from the cache (same trees, tool versions and commands): %s.\n' \
         "${MEASURED_FRESH[*]:-none}" "${MEASURED_REUSED[*]:-none}"
+    # bash's times (not in a pipeline, whose subshell would count nothing): the shell's own user and system
+    # time, then its children's (every tool and build, waited for).
+    times >"$WORK/times"
+    awk 'NR == 2 { printf "CPU time of the run (every tool and build): %s user, %s system.\n", $1, $2 }' "$WORK/times"
     printf '\n'
     commands_section
 } >"$WORK/report.md"
@@ -564,15 +595,11 @@ MODE=full; ((QUICK)) && MODE=quick
 cat "$WORK/report.md"
 [[ -z $OUT ]] || cp "$WORK/report.md" "$OUT"
 if ((WRITE)); then
-    doc=$REPO/docs/benchmarks.md
-    begin="<!-- realpairs:$MODE:begin (written by tools/realpairs/run.sh; edits inside are overwritten) -->"
-    end="<!-- realpairs:$MODE:end -->"
-    grep -qF "$begin" "$doc" || die "$doc has no '$begin' line; add the region markers first"
-    awk -v b="$begin" -v e="$end" -v f="$WORK/report.md" '
+    awk -v b="$REGION_BEGIN" -v e="$REGION_END" -v f="$WORK/report.md" '
         $0 == b { print; while ((getline l < f) > 0) print l; skip = 1; next }
         $0 == e { skip = 0 }
-        !skip' "$doc" >"$WORK/doc.md"
-    cp "$WORK/doc.md" "$doc"
-    say "wrote the $MODE region of $doc"
+        !skip' "$DOC" >"$WORK/doc.md"
+    cp "$WORK/doc.md" "$DOC"
+    say "wrote the $MODE region of $DOC"
 fi
 say "done in ${ELAPSED} s"
