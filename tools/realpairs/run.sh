@@ -49,25 +49,34 @@ die() { printf 'realpairs: error: %s\n' "$*" >&2; exit 1; }
 say() { printf 'realpairs: %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------------------------------------- options
-readonly ARGS_GIVEN="$*"
+# The options that shape the measurement, for the report's command line (--out and --write only say where
+# the report goes).
+ARGS_GIVEN=""
 QUICK=0; FRESH=0; ONLY=""; LIST=0; PATCHER_REF=""; FORMATS=""; LEVEL=""; JOBS=$(nproc 2>/dev/null || echo 1); OUT=""; WRITE=0
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/patcher-realpairs
 while (($#)); do
-    case $1 in
+    opt=$1 val=""
+    case $opt in
+        --only|--formats|--patcher-ref|--level|--jobs|--cache|--out)
+            (($# >= 2)) || die "$opt needs a value (see --help)"; val=$2; shift ;;
+    esac
+    case $opt in
         --quick) QUICK=1 ;;
         --fresh) FRESH=1 ;;
-        --only) ONLY=${2:?--only needs a list of pair ids}; shift ;;
+        --only) ONLY=$val ;;
         --list) LIST=1 ;;
-        --formats) FORMATS=${2:?--formats needs a list, e.g. \"1 2\"}; shift ;;
-        --patcher-ref) PATCHER_REF=${2:?--patcher-ref needs a git ref}; shift ;;
-        --level) LEVEL=${2:?--level needs a number}; shift ;;
-        --jobs) JOBS=${2:?--jobs needs a number}; shift ;;
-        --cache) CACHE=${2:?--cache needs a directory}; shift ;;
-        --out) OUT=${2:?--out needs a file}; shift ;;
+        --formats) FORMATS=$val ;;
+        --patcher-ref) PATCHER_REF=$val ;;
+        --level) LEVEL=$val ;;
+        --jobs) JOBS=$val ;;
+        --cache) CACHE=$val ;;
+        --out) OUT=$val ;;
         --write) WRITE=1 ;;
         -h|--help) usage; exit 0 ;;
-        *) usage >&2; die "unknown option '$1'" ;;
+        *) usage >&2; die "unknown option '$opt'" ;;
     esac
+    [[ $val == *' '* ]] && val="\"$val\""
+    [[ $opt == --out || $opt == --write ]] || ARGS_GIVEN+=" $opt${val:+ $val}"
     shift
 done
 [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "--jobs '$JOBS' is not a positive number"
@@ -104,6 +113,12 @@ if ((LIST)); then
     for p in "${PAIRS[@]}"; do IFS='|' read -r id kind pkg old new what <<<"$p"; printf '%-13s %s %s -> %s: %s\n' "$id" "$pkg" "$old" "$new" "$what"; done
     printf '%-13s %s %s (full runs only)\n' chain "$CHAIN_PACKAGE" "${CHAIN[*]}"
     exit 0
+fi
+
+if [[ -n $ONLY ]]; then
+    known=" chain "; for p in "${PAIRS[@]}"; do known+="${p%%|*} "; done
+    IFS=',' read -ra wanted <<<"$ONLY"
+    for w in "${wanted[@]}"; do [[ $known == *" $w "* ]] || die "--only: no pair '$w' (pairs:$known)"; done
 fi
 
 selected() { # id: whether this run measures that pair
