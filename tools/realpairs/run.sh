@@ -99,7 +99,7 @@ readonly PAIRS=(
     "ts-minor|npm|typescript|5.8.3|5.9.2|compiler, minor release; lib/_tsc.js and lib/typescript.js share most code"
     "esbuild|npm|@esbuild/linux-x64|0.28.1|0.28.2|one native executable (11 MB) rebuilt"
     "icons|npm|@tabler/icons|3.52.0|3.54.0|12,130 small files (SVG icons, each also under categories/)"
-    "three|npm|three|0.186.1|0.187.0|3D engine: wasm and JS decoders, five near-identical builds of one bundle"
+    "three|npm|three|0.186.1|0.187.0|3D engine: wasm and JS decoders, five builds sharing much of their code"
     "moved-rename|gen|three|0.187.0|rename|src/ renamed to source/, examples/jsm/libs/ to examples/jsm/vendor/"
     "moved-split|gen|three|0.187.0|split|one bundle split in four files, two folders each merged into one file"
     "moved-pack|gen|three|0.187.0|pack|examples/jsm/ as one pack file (tar), rebuilt with its entries in reverse order"
