@@ -12,7 +12,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
 readonly SCRIPT_DIR REPO
 # Generated trees are rebuilt when the recipe changes: bump this with any edit to make_moved_case.
-readonly GEN_RECIPE=1
+readonly GEN_RECIPE=2
 
 usage() {
     cat <<'EOF'
@@ -188,10 +188,14 @@ tar_tree() { # dir out [file list, in the order wanted; default: every file in n
 make_moved_case() { # case base: prints "old<TAB>new" trees (cached)
     local case=$1 base=$2 dir old new f
     dir=$CACHE/gen/r$GEN_RECIPE-$(basename "$base")-$case
-    if [[ -f $dir.ok ]]; then printf '%s\t%s\n' "$dir/old" "$dir/new"; return; fi
+    if [[ -f $dir.ok ]]; then
+        old=$base; [[ -d $dir/old ]] && old=$dir/old
+        printf '%s\t%s\n' "$old" "$dir/new"; return
+    fi
     rm -rf "$dir" "$dir.ok"; mkdir -p "$dir"
-    old=$dir/old; new=$dir/new
-    cp -a "$base" "$old"; cp -a "$base" "$new"
+    # Only the pack case changes the old version; the others start from the published tree itself.
+    old=$base; new=$dir/new
+    cp -a "$base" "$new"
     case $case in
         rename)
             mv "$new/src" "$new/source"
@@ -211,6 +215,7 @@ make_moved_case() { # case base: prints "old<TAB>new" trees (cached)
             ;;
         pack)
             [[ -d $base/examples/jsm ]] || die "$base/examples/jsm missing: the pack case packs that folder"
+            old=$dir/old; cp -a "$base" "$old"
             (cd "$base/examples/jsm" && find . -type f | LC_ALL=C sort) >"$dir/order.old"
             LC_ALL=C sort -r "$dir/order.old" >"$dir/order.new"
             rm -r "$old/examples/jsm" "$new/examples/jsm"
@@ -592,7 +597,7 @@ EOF
 
 {
     printf '### %s run, %s (%s s wall)\n\n' "${MODE^}" "$STARTED" "$ELAPSED"
-    printf 'Command: `bash tools/realpairs/run.sh%s`\n\n' "${ARGS_GIVEN:+ $ARGS_GIVEN}"
+    printf 'Command: `bash tools/realpairs/run.sh%s`\n\n' "$ARGS_GIVEN"
     machine_table
     printf '\n'
     report "$RESULTS"
