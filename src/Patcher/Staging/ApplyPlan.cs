@@ -96,15 +96,18 @@ internal sealed class ApplyPlan
     public static HashSet<string> TargetPaths(Manifest m) =>
         new(m.Files.Select(f => f.Path).Concat(m.Directories), StringComparer.Ordinal);
 
+    private const int ProgressBatch = 256;
+
     /// <summary>
     /// Builds the plan and checks the base: every file the patch reuses must be a regular file of the
     /// declared size (and hash, when <paramref name="fullHash"/>), reached without passing a symlink.
     /// <c>namesIgnoreCase</c>: whether the install's file system compares names without case
     /// (<see cref="PathRules.PlatformIgnoresCase"/> by default). There, install entries are taken under the manifests'
-    /// spelling (<see cref="SpellAsKnown"/>).
+    /// spelling (<see cref="SpellAsKnown"/>). <paramref name="progress"/> hears the Verifying phase's file checks as
+    /// they go: with <paramref name="fullHash"/> each one reads a whole file, the longest wait before anything changes.
     /// </summary>
     public static ApplyPlan Create(IFileOps fs, string installDir, Manifest manifest, Manifest? installed, bool fullHash, CancellationToken ct,
-        bool? namesIgnoreCase = null)
+        bool? namesIgnoreCase = null, IProgress<PatchProgress>? progress = null)
     {
         // What the old version owns: the patch's base list, plus what the journal says is installed.
         var owned = new HashSet<string>(StringComparer.Ordinal);
@@ -151,9 +154,14 @@ internal sealed class ApplyPlan
         var blobs = manifest.Blobs.Select(b => b.Sha256).Concat(manifest.Recipes.Select(r => r.Sha256)).ToHashSet(StringComparer.Ordinal);
         var sources = new List<FileSource>(manifest.Files.Count);
         long bytesToWrite = 0;
+        var filesChecked = 0;
         foreach (var f in manifest.Files)
         {
             ct.ThrowIfCancellationRequested();
+            // A size check is a dictionary look-up, so those are reported in batches; a hash check reads the file.
+            if (progress is not null && (fullHash || filesChecked % ProgressBatch == 0))
+                progress.Report(new PatchProgress(PatchPhase.Verifying, filesChecked, manifest.Files.Count, 0, 0) { CurrentItem = f.Path });
+            filesChecked++;
             string? reuse = null;
             if (f.Parts.Count == 1 && firstBySha.TryGetValue(f.Sha256, out var first))
             {
@@ -189,6 +197,7 @@ internal sealed class ApplyPlan
             if (reuse is null) bytesToWrite += f.Size;
             sources.Add(new FileSource(f, reuse, reuse is null ? default : byPath[reuse].Info));
         }
+        progress?.Report(new PatchProgress(PatchPhase.Verifying, filesChecked, manifest.Files.Count, 0, 0));
 
         // A user entry below a path that becomes a file (a directory of the old version replaced by a file) cannot
         // be staged in place; the post-commit sweep keeps it in the preserved folder instead.

@@ -86,7 +86,7 @@ internal static class TransactionEngine
             }
 
             var installedManifest = Preflight(installed, manifest, options);
-            var plan = CreatePlan(fs, layout, manifest, installedManifest, options, unknownInstall, ct);
+            var plan = CreatePlan(fs, layout, manifest, installedManifest, options, unknownInstall, progress, ct);
             CheckFreeSpace(fs, layout, plan);
             progress?.Report(new PatchProgress(PatchPhase.Verifying, VerifySteps, VerifySteps, 0, 0));
 
@@ -128,7 +128,7 @@ internal static class TransactionEngine
                     // changed the install since our walk: plan again from the install as it is now.
                     installed = raced;
                     if (raced is not null) installedManifest = Preflight(installed, manifest, options);
-                    plan = CreatePlan(fs, layout, manifest, installedManifest, options, unknownInstall, ct);
+                    plan = CreatePlan(fs, layout, manifest, installedManifest, options, unknownInstall, progress, ct);
                 }
             }
 
@@ -516,9 +516,10 @@ internal static class TransactionEngine
     /// by hash when the options ask for it, and for an install the journal does not recognise (<paramref name="unknownInstall"/>):
     /// its files are then known only by what they hold.
     /// </summary>
-    private static ApplyPlan CreatePlan(IFileOps fs, StateLayout layout, Manifest manifest, Manifest? installedManifest, PatcherOptions options, bool unknownInstall, CancellationToken ct)
+    private static ApplyPlan CreatePlan(IFileOps fs, StateLayout layout, Manifest manifest, Manifest? installedManifest, PatcherOptions options, bool unknownInstall,
+        IProgress<PatchProgress>? progress, CancellationToken ct)
     {
-        var plan = ApplyPlan.Create(fs, layout.InstallDir, manifest, installedManifest, options.VerifyBaseHashes || unknownInstall, ct);
+        var plan = ApplyPlan.Create(fs, layout.InstallDir, manifest, installedManifest, options.VerifyBaseHashes || unknownInstall, ct, progress: progress);
         if (!LayeredCommit.StateInside(layout)) return plan;
         return new ApplyPlan
         {

@@ -37,6 +37,21 @@ public sealed class ProgressTests
         Assert.That(staging[^1].BytesDone, Is.EqualTo(staging[^1].BytesTotal), "staging ends with every byte done");
     }
 
+    [Test]
+    public async Task ApplyAsync_VerifyBaseHashes_VerifyingNamesEachFileAsItIsChecked()
+    {
+        using var s = new PatchScenario().WithSmallGame(extraFiles: 40, changeEvery: 3).Install();
+        s.BuildPatch();
+        var recorder = new ProgressRecorder();
+
+        await Patcher.ApplyAsync(s.InstallDir, s.PatchDir, s.Options with { VerifyBaseHashes = true }, recorder);
+
+        AssertTrustworthy(recorder);
+        var named = recorder.Reports.Where(r => r.Phase == PatchPhase.Verifying && r.CurrentItem is { } item && File.Exists(Path.Join(s.InstallDir, item)))
+            .Select(r => r.CurrentItem).Distinct().ToList();
+        Assert.That(named, Has.Count.GreaterThan(40), "every file of the new version is named while its base is checked");
+    }
+
     [TestCase(CommitStrategy.Swap)]
     [TestCase(CommitStrategy.Layered)]
     [Category("Crash")]
