@@ -19,7 +19,7 @@ public sealed class BuildCommandTests
 
     private string[] Args(params string[] extra) =>
     [
-        "build", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch"], "--product", "sample-game",
+        "build", "--format", "1", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch"], "--product", "sample-game",
         "--version", "1.1.0", "--from-version", "1.0.0", .. extra,
     ];
 
@@ -45,7 +45,7 @@ public sealed class BuildCommandTests
     [Test]
     public void Build_WithoutFrom_WritesFullPackage()
     {
-        var result = CliRunner.Expect(0, "build", "--to", _temp["v2"], "--out", _temp["full"], "--product", "sample-game", "--version", "1.1.0");
+        var result = CliRunner.Expect(0, "build", "--format", "1", "--to", _temp["v2"], "--out", _temp["full"], "--product", "sample-game", "--version", "1.1.0");
 
         Assert.That(result.Out, Does.Contain("built full package sample-game 1.1.0"));
         var m = ManifestCodec.Deserialize(File.ReadAllBytes(_temp[Path.Join("full", ManifestCodec.ManifestFileName)]));
@@ -80,7 +80,7 @@ public sealed class BuildCommandTests
     [Test]
     public void Build_VersionNotNewerThanFromVersion_IsRefused()
     {
-        var result = CliRunner.Run("build", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch"], "--product", "p",
+        var result = CliRunner.Run("build", "--format", "1", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch"], "--product", "p",
             "--version", "1.0.0", "--from-version", "1.0.0");
 
         Assert.That(result.ExitCode, Is.EqualTo(3), result.ToString);
@@ -145,7 +145,7 @@ public sealed class BuildCommandTests
     [Test]
     public void Build_ExistingPatchWithForce_ReplacesItWithoutStaleBlobs()
     {
-        CliRunner.Expect(0, "build", "--to", _temp["v1"], "--out", _temp["patch"], "--product", "p", "--version", "1");
+        CliRunner.Expect(0, "build", "--format", "1", "--to", _temp["v1"], "--out", _temp["patch"], "--product", "p", "--version", "1");
 
         CliRunner.Expect(0, Args("--force"));
 
@@ -163,5 +163,52 @@ public sealed class BuildCommandTests
         CliRunner.Expect(2, Args("--force"));
 
         Assert.That(File.Exists(_temp[Path.Join("patch", "notes.txt")]), Is.True);
+    }
+
+    [Test]
+    public void Build_NoFormatOption_WritesFormat2AndPrintsReusedDeltaAndWholeBytes()
+    {
+        var result = CliRunner.Expect(0, "build", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch"], "--product", "sample-game",
+            "--version", "1.1.0", "--from-version", "1.0.0", "--key", RepoPaths.TestKey);
+
+        Assert.That(File.Exists(_temp[Path.Join("patch", ManifestCodec.BinaryManifestFileName)]), Is.True);
+        Assert.That(File.Exists(_temp[Path.Join("patch", ManifestCodec.ManifestFileName)]), Is.False);
+        Assert.That(result.Out, Does.Contain("format     2, zstd level 19"));
+        Assert.That(result.Out, Does.Contain("reused").And.Contain("deltas").And.Contain("whole"));
+    }
+
+    [Test]
+    public void Build_Json_ReportsTheBytesOfEveryPartOfThePatch()
+    {
+        var result = CliRunner.Expect(0, "build", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch"], "--product", "sample-game",
+            "--version", "1.1.0", "--from-version", "1.0.0", "--key", RepoPaths.TestKey, "--level", "5", "--json");
+
+        using var doc = System.Text.Json.JsonDocument.Parse(result.Out);
+        var root = doc.RootElement;
+        long Get(string name) => root.GetProperty(name).GetInt64();
+        var dir = _temp["patch"];
+        Assert.Multiple(() =>
+        {
+            Assert.That(root.GetProperty("ok").GetBoolean(), Is.True);
+            Assert.That(Get("format"), Is.EqualTo(2));
+            Assert.That(Get("level"), Is.EqualTo(5));
+            Assert.That(Get("manifestBytes"), Is.EqualTo(new FileInfo(Path.Join(dir, ManifestCodec.BinaryManifestFileName)).Length));
+            Assert.That(Get("signatureBytes"), Is.EqualTo(new FileInfo(Path.Join(dir, ManifestCodec.SignatureFileName)).Length));
+            Assert.That(Get("payloadBytes"), Is.EqualTo(new FileInfo(Path.Join(dir, Patching.Manifests.DeltaLimits.PayloadFileName)).Length));
+            Assert.That(Get("deltaBytes") + Get("wholeBytes"), Is.EqualTo(Get("payloadBytes")));
+            Assert.That(Get("totalBytes"), Is.EqualTo(Directory.EnumerateFiles(dir).Sum(f => new FileInfo(f).Length)));
+            // The sample renames theme.ogg and keeps two files: their bytes come from the installed version.
+            Assert.That(Get("reusedBytes"), Is.GreaterThan(0));
+            Assert.That(Get("reusedBytes") + Get("deltaContentBytes") + Get("wholeContentBytes"), Is.EqualTo(Get("targetBytes")));
+        });
+    }
+
+    [Test]
+    public void Build_LevelOutOfRange_UsageError()
+    {
+        var result = CliRunner.Expect(2, "build", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch"], "--product", "sample-game",
+            "--version", "1.1.0", "--from-version", "1.0.0", "--level", "23");
+
+        Assert.That(result.Err, Does.Contain("--level 23"));
     }
 }

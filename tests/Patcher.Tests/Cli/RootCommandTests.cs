@@ -57,7 +57,7 @@ public sealed class RootCommandTests
         using var temp = TempDir.ForCurrentTest();
         TreeFactory.Write(temp["tree"], seed: 1, files: 2);
 
-        CliRunner.Expect(0, "build", "--to", temp["tree"], "--out", temp["out"], "--product", "p", "--version", "3.2.1");
+        CliRunner.Expect(0, "build", "--format", "1", "--to", temp["tree"], "--out", temp["out"], "--product", "p", "--version", "3.2.1");
 
         Assert.That(File.ReadAllText(temp[Path.Join("out", "manifest.json")]), Does.Contain("\"version\": \"3.2.1\""));
     }

@@ -54,6 +54,25 @@ public sealed class Format2ApplyTests
         return s;
     }
 
+    /// <summary>
+    /// Adds to a scenario content that format 2 rebuilds with every kind of operation: a 600 KB file edited in two
+    /// places (copies and deltas against the same path) and one split into two (copies from another path).
+    /// </summary>
+    internal static PatchScenario AddDeltaContent(PatchScenario s)
+    {
+        var big = Noise(21, 600_000);
+        PatchScenario.Write(s.OldTree, "data/big.pak", big);
+        var edited = (byte[])big.Clone();
+        edited[50_000] ^= 1;
+        edited[400_000] ^= 1;
+        PatchScenario.Write(s.NewTree, "data/big.pak", edited);
+        var joined = Noise(22, 300_000);
+        PatchScenario.Write(s.OldTree, "data/joined.bin", joined);
+        PatchScenario.Write(s.NewTree, "data/first.bin", joined.AsSpan(0, 120_000).ToArray());
+        PatchScenario.Write(s.NewTree, "data/second.bin", joined.AsSpan(120_000).ToArray());
+        return s;
+    }
+
     private static void AddUserFiles(string installDir)
     {
         foreach (var f in UserFiles) PatchScenario.Write(installDir, f, "user content of " + f);
@@ -74,6 +93,42 @@ public sealed class Format2ApplyTests
         Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
         Assert.That(PatchScenario.Listing(s.InstallDir, rel => UserFiles.Contains(rel) || rel is "saves" or "data/mods"), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
         foreach (var f in UserFiles) Assert.That(File.ReadAllText(Path.Join(s.InstallDir, f)), Is.EqualTo("user content of " + f), f);
+    }
+
+    [TestCase(CommitStrategy.Swap)]
+    [TestCase(CommitStrategy.Layered)]
+    public void Apply_Format2BaseRegionCopiedFromIsDamaged_BaseMismatchNamingTheFileAndNothingChanged(CommitStrategy strategy)
+    {
+        using var s = MovingGame(new PatchScenario().WithFormat(2)).Install();
+        s.BuildPatch();
+        AddUserFiles(s.InstallDir);
+        // Same size, one byte changed in the middle of the file the split files are copied from: only a hash finds it.
+        var damaged = Path.Join(s.InstallDir, "data/whole.bin");
+        var bytes = File.ReadAllBytes(damaged);
+        bytes[bytes.Length / 2] ^= 0xFF;
+        File.WriteAllBytes(damaged, bytes);
+        var before = PatchScenario.Listing(s.ParentDir);
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, Options(s, strategy)));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BaseMismatch));
+        Assert.That(ex.Message, Does.Contain("'data/whole.bin'"));
+        Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(before), "the install and everything beside it are unchanged");
+    }
+
+    [Test]
+    public void VerifyAllBlobs_Format2Patch_DecodesEachFrameWithoutAReferenceOnce()
+    {
+        using var s = MovingGame(new PatchScenario().WithFormat(2)).Install();
+        var built = s.BuildPatch();
+        var package = Sources.PatchPackage.Open(s.PatchDir, ManifestLimits.Default);
+        var frames = built.Manifest.Recipes.SelectMany(r => r.Ops).Count(o => o.Kind == DeltaOpKind.Data);
+
+        package.VerifyAllBlobs(CancellationToken.None);
+
+        var standalone = built.Manifest.Recipes.SelectMany(r => r.Ops).Count(o => o.Kind == DeltaOpKind.Data && o.Refs.Count == 0);
+        Assert.That(package.BlobReads, Is.EqualTo(standalone), "verify decodes each frame without a reference once");
+        Assert.That(frames, Is.GreaterThan(standalone), "the patch has deltas against the base too");
     }
 
     [Test]

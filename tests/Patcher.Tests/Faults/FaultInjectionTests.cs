@@ -19,10 +19,12 @@ public sealed class FaultInjectionTests
     [TestCase("swap", FaultyFileOps.EIO)]
     [TestCase("swap", FaultyFileOps.ENOSPC)]
     [TestCase("layered", FaultyFileOps.EIO)]
-    public void Apply_ErrorAtEveryCall_ExceptionWithCodeAndOldOrNewExactly(string strategy, int errno)
+    [TestCase("swap", FaultyFileOps.EIO, 2)]
+    [TestCase("layered", FaultyFileOps.ENOSPC, 2)]
+    public void Apply_ErrorAtEveryCall_ExceptionWithCodeAndOldOrNewExactly(string strategy, int errno, int format = 1)
     {
         if (strategy == "swap" && !OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
-        using var w = new FaultWorld("faults-" + strategy);
+        using var w = new FaultWorld("faults-" + strategy, format: format);
         var options = w.Options(strategy);
         var expectedCode = NativeErrors.CodeForErrno(errno);
 

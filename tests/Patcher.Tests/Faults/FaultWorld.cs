@@ -13,9 +13,11 @@ internal sealed class FaultWorld : IDisposable
 
     private int _runs;
 
-    public FaultWorld(string name, int extraFiles = 2)
+    /// <param name="format">2: the patch also rebuilds content from base chunks and deltas (<see cref="Deltas.Format2ApplyTests.AddDeltaContent"/>).</param>
+    public FaultWorld(string name, int extraFiles = 2, int format = 1)
     {
-        S = new PatchScenario(name).WithSmallGame(extraFiles: extraFiles);
+        S = new PatchScenario(name).WithSmallGame(extraFiles: extraFiles).WithFormat(format);
+        if (format == 2) Deltas.Format2ApplyTests.AddDeltaContent(S);
         S.BuildPatch();
         OldListing = PatchScenario.Listing(S.OldTree, IsUserPath);
         NewListing = PatchScenario.Listing(S.NewTree, IsUserPath);

@@ -32,10 +32,12 @@ public sealed class PowerLossTests
     [TestCase(true, CommitStrategy.Swap, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(exchange)")]
     [TestCase(false, CommitStrategy.Swap, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(two renames)")]
     [TestCase(true, CommitStrategy.Layered, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(layered)")]
-    public void Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(bool exchange, CommitStrategy strategy)
+    [TestCase(true, CommitStrategy.Swap, 2, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(format 2 exchange)")]
+    [TestCase(true, CommitStrategy.Layered, 2, TestName = "Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(format 2 layered)")]
+    public void Apply_PowerLossAtEveryPoint_RecoveryYieldsOldOrNewExactly(bool exchange, CommitStrategy strategy, int format = 1)
     {
         RequireLinux();
-        using var w = new World(exchange, strategy);
+        using var w = new World(exchange, strategy, format: format);
         var tally = new Tally();
         var n = w.ForEveryCut(w.Fs, (cut, sim, journal) =>
         {
@@ -48,7 +50,7 @@ public sealed class PowerLossTests
             }
         }, tally.Failures);
 
-        var name = strategy == CommitStrategy.Layered ? "layered" : exchange ? "exchange" : "two renames";
+        var name = (format == 2 ? "format 2 " : "") + (strategy == CommitStrategy.Layered ? "layered" : exchange ? "exchange" : "two renames");
         Report($"power loss ({name}): {n} mutating calls x 2 moments = {2 * n} crash points x {OutcomesPerPoint} outcomes", tally, $"powerloss-{name.Replace(' ', '-')}");
         Assert.That(tally.Total, Is.EqualTo(2 * n * OutcomesPerPoint));
         Assert.That(tally.Old, Is.GreaterThan(0), "some cuts must land before the commit");
@@ -493,12 +495,14 @@ public sealed class PowerLossTests
         /// </param>
         /// <param name="more">Writes more files into the old and new trees before the patch is built.</param>
         public World(bool exchange, CommitStrategy strategy = CommitStrategy.Swap, int extraFiles = 2, int changeEvery = 10, string? inTheWay = null,
-            Action<PatchScenario>? more = null)
+            Action<PatchScenario>? more = null, int format = 1)
         {
             _exchange = exchange;
             _strategy = strategy;
             InTheWay = inTheWay;
-            S = new PatchScenario("powerloss").WithSmallGame(extraFiles, changeEvery);
+            S = new PatchScenario("powerloss").WithSmallGame(extraFiles, changeEvery).WithFormat(format);
+            // Format 2: content rebuilt with copies of base chunks and deltas, received through the simulated file system.
+            if (format == 2) Deltas.Format2ApplyTests.AddDeltaContent(S);
             more?.Invoke(S);
             // The journal is real SQLite doing real fsyncs, thousands of times: on tmpfs when there is one, so the
             // suite measures the engine's ordering, not the disk's flush latency.

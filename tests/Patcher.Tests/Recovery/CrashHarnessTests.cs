@@ -24,10 +24,13 @@ public sealed class CrashHarnessTests
     [TestCase("swap")]
     [TestCase("layered")]
     [TestCase("swap-link")]
-    public void Apply_KilledAtEveryCrashPoint_RecoveryYieldsOldOrNewExactly(string strategy)
+    [TestCase("swap", 2)]
+    [TestCase("layered", 2)]
+    public void Apply_KilledAtEveryCrashPoint_RecoveryYieldsOldOrNewExactly(string strategy, int format = 1)
     {
         if (strategy != "layered" && !OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy (and linking blobs) needs Linux");
-        using var s = new PatchScenario("crash").WithSmallGame(extraFiles: 3);
+        using var s = new PatchScenario("crash").WithSmallGame(extraFiles: 3).WithFormat(format);
+        if (format == 2) Deltas.Format2ApplyTests.AddDeltaContent(s);
         if (strategy == "swap-link")
         {
             // Incompressible content is stored raw, so these blobs are hard-linked (LinkPatchBlobs) instead of copied.
@@ -38,7 +41,13 @@ public sealed class CrashHarnessTests
             PatchScenario.Write(s.NewTree, "bin/new-tool", noise, executable: true);
         }
 
-        s.BuildPatch();
+        var built = s.BuildPatch();
+        if (format == 2)
+        {
+            var ops = built.Manifest.Recipes.SelectMany(r => r.Ops).ToList();
+            Assert.That(ops.Any(o => o.Kind == DeltaOpKind.Copy) && ops.Any(o => o.Refs.Count > 0), Is.True, "the patch reuses chunks and ships deltas");
+        }
+
         var trust = Path.Join(s.Root, "trust.pub");
         File.WriteAllText(trust, s.PublicKey);
         // Layered: the player also has a file where the new version adds one, so a step moves it aside and a later

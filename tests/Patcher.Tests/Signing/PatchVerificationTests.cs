@@ -26,7 +26,7 @@ public sealed class PatchVerificationTests
         _pub = _temp[Path.Join("keys", SigningKeys.PublicKeyFileName)];
         var (oldDir, newDir) = TreeFactory.WritePair(_temp, seed: 1234, files: 20);
         _patch = _temp["patch"];
-        CliRunner.Expect(0, "build", "--from", oldDir, "--to", newDir, "--out", _patch, "--key", _key,
+        CliRunner.Expect(0, "build", "--format", "1", "--from", oldDir, "--to", newDir, "--out", _patch, "--key", _key,
             "--product", "tree-game", "--version", "2.0.0", "--from-version", "1.0.0");
     }
 
@@ -105,7 +105,7 @@ public sealed class PatchVerificationTests
         // A small patch (every byte is tried, ~0.5 ms each).
         TreeFactory.Write(_temp["small"], seed: 99, files: 3);
         var patch = _temp["small-patch"];
-        CliRunner.Expect(0, "build", "--to", _temp["small"], "--out", patch, "--key", _key, "--product", "p", "--version", "1");
+        CliRunner.Expect(0, "build", "--format", "1", "--to", _temp["small"], "--out", patch, "--key", _key, "--product", "p", "--version", "1");
         var manifestPath = Path.Join(patch, ManifestCodec.ManifestFileName);
         var original = File.ReadAllBytes(manifestPath);
         using var policy = TrustPolicy.FromPems([File.ReadAllText(_pub)], 1);
@@ -284,7 +284,7 @@ public sealed class PatchVerificationTests
     {
         var expires = DateTimeOffset.UtcNow.AddDays(1);
         var (oldDir, newDir) = (_temp["old"], _temp["new"]);
-        CliRunner.Expect(0, "build", "--from", oldDir, "--to", newDir, "--out", _temp["expiring"], "--key", _key, "--product", "tree-game",
+        CliRunner.Expect(0, "build", "--format", "1", "--from", oldDir, "--to", newDir, "--out", _temp["expiring"], "--key", _key, "--product", "tree-game",
             "--version", "2.0.0", "--from-version", "1.0.0", "--expires", expires.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
         using var output = new StringWriter();
         using var error = new StringWriter();

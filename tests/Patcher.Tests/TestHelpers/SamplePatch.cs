@@ -17,7 +17,7 @@ internal static class SamplePatch
         return (temp["v1"], temp["v2"]);
     }
 
-    /// <summary>Builds v1→v2 into <c>patch/</c> with <c>patchtool build</c>; signed with the test key unless <paramref name="key"/> is empty.</summary>
+    /// <summary>Builds v1→v2 into <c>patch/</c> with <c>patchtool build</c> (format 1 unless <paramref name="extra"/> names one); signed with the test key unless <paramref name="key"/> is empty.</summary>
     public static string Build(TempDir temp, string? key = null, params string[] extra)
     {
         if (!Directory.Exists(temp["v1"])) CopyTrees(temp);
@@ -27,6 +27,8 @@ internal static class SamplePatch
             "build", "--from", temp["v1"], "--to", temp["v2"], "--out", temp["patch"],
             "--product", Product, "--version", ToVersion, "--from-version", FromVersion,
             .. key.Length == 0 ? Array.Empty<string>() : ["--key", key],
+            // The suites using this helper inspect format 1's manifest.json and blobs; format 2 has tests of its own.
+            .. extra.Contains("--format") ? Array.Empty<string>() : ["--format", "1"],
             .. extra,
         ];
         CliRunner.Expect(0, args);

@@ -48,6 +48,13 @@ internal static class HostileCorpusFormat2
         }
     }
 
+    /// <summary>
+    /// A zstd frame (RFC 8878) whose header declares a 2^30-byte window and no content size, holding one raw byte:
+    /// magic, descriptor 0x00 (no size, not single-segment), window descriptor exponent 20 (10 + 20 = 30), and one last
+    /// raw block of one byte.
+    /// </summary>
+    internal static readonly byte[] HugeWindowFrame = [0x28, 0xB5, 0x2F, 0xFD, 0x00, 20 << 3, 0x09, 0x00, 0x00, 0x41];
+
     public static IReadOnlyList<HostileCorpus.Case> Cases { get; } =
     [
         Case("format2-delta-wrong-output", "mix-and-match: a valid zstd frame that decodes to other bytes than the signed ones", PatchErrorCode.DeltaOutputMismatch, "the manifest signs",
@@ -67,6 +74,12 @@ internal static class HostileCorpusFormat2
             {
                 var (r, i) = w.FirstData();
                 w.Replace(r, i, w.AppendFrame(r.Ops[i], ZstdPatch.Compress([], new byte[256 << 20], 1)));
+            }),
+        Case("format2-window-too-large", "memory bomb: a frame whose header asks for a 1 GiB decoding window", PatchErrorCode.DeltaWindowTooLarge, "does not decode",
+            w =>
+            {
+                var (r, i) = w.FirstData();
+                w.Replace(r, i, w.AppendFrame(r.Ops[i], HugeWindowFrame));
             }),
         Case("format2-delta-corrupt", "a frame that is not zstd data", PatchErrorCode.DeltaCorrupt, "does not decode",
             w =>

@@ -114,9 +114,9 @@ internal sealed class DemoCommand : IToolCommand
             Heading("publisher: inspect what the patch changes");
             if (!await Cli(0, "inspect", "--patch", W("patch")).ConfigureAwait(false)) return ExitCodes.Unexpected;
 
-            Heading("attacker: change one byte of a copy's manifest.json; verify must refuse it (exit 3)");
+            Heading("attacker: change one byte of a copy's manifest; verify must refuse it (exit 3)");
             SampleData.CopyTree(W("patch"), W("patch-tampered"));
-            TamperManifest(Path.Join(W("patch-tampered"), ManifestCodec.ManifestFileName));
+            TamperManifest(ManifestCodec.Find(W("patch-tampered"))!);
             if (!await Cli(ExitCodes.PatchRefused, "verify", "--patch", W("patch-tampered"), "--trust", pub).ConfigureAwait(false))
                 return ExitCodes.Unexpected;
 
@@ -206,13 +206,24 @@ internal sealed class DemoCommand : IToolCommand
             return false;
         }
 
-        /// <summary>Changes one hex digit of the first file hash: still valid JSON, so only the signature catches it.</summary>
+        /// <summary>
+        /// Changes one digit of the first file hash (JSON) or one bit of the last hash byte (MessagePack): still a
+        /// well-formed manifest, so only the signature catches it.
+        /// </summary>
         private static void TamperManifest(string path)
         {
             var bytes = File.ReadAllBytes(path);
-            var marker = "\"sha256\": \""u8;
-            var at = bytes.AsSpan().IndexOf(marker) + marker.Length;
-            bytes[at] = bytes[at] == (byte)'0' ? (byte)'1' : (byte)'0';
+            if (path.EndsWith(ManifestCodec.ManifestFileName, StringComparison.Ordinal))
+            {
+                var marker = "\"sha256\": \""u8;
+                var at = bytes.AsSpan().IndexOf(marker) + marker.Length;
+                bytes[at] = bytes[at] == (byte)'0' ? (byte)'1' : (byte)'0';
+            }
+            else
+            {
+                bytes[^1] ^= 1;
+            }
+
             File.WriteAllBytes(path, bytes);
         }
     }

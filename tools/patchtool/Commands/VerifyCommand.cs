@@ -51,7 +51,7 @@ internal sealed class VerifyCommand : IToolCommand
         var keys = package.VerifySignature(policy, limits, (s.Time ?? TimeProvider.System).GetUtcNow());
         package.VerifyAllBlobs(ct);
         var m = package.Manifest;
-        var blobBytes = m.Blobs.Sum(b => b.StoredSize);
+        var blobBytes = m.Blobs.Sum(b => b.StoredSize) + m.PayloadSize;
 
         TargetCheckDocument? targetDoc = null;
         List<BaseDifference> differences = [];
@@ -78,7 +78,9 @@ internal sealed class VerifyCommand : IToolCommand
             ctx.Out.WriteLine($"  product     {m.Product} {(m.IsFullPackage ? $"{m.Version} (full package)" : $"{m.FromVersion} -> {m.Version}")}");
             ctx.Out.WriteLine($"  manifest    sha256 {package.ManifestHash}");
             ctx.Out.WriteLine($"  signature   ok: {keys.Count} trusted key(s), threshold {s.Threshold} ({string.Join(", ", keys.Select(ToolOptions.ShortId))})");
-            ctx.Out.WriteLine($"  blobs       {m.Blobs.Count} ok: sizes and SHA-256 match ({ToolOptions.Bytes(blobBytes)} stored)");
+            ctx.Out.WriteLine(m.Recipes.Count > 0
+                ? $"  payload     ok: {ToolOptions.Bytes(blobBytes)}, every frame without a reference decodes to its SHA-256 (frames against the old version are checked when applied)"
+                : $"  blobs       {m.Blobs.Count} ok: sizes and SHA-256 match ({ToolOptions.Bytes(blobBytes)} stored)");
             if (targetDoc is not null)
             {
                 if (m.Base.Count == 0)
