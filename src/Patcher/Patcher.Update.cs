@@ -35,4 +35,21 @@ public static partial class Patcher
         ArgumentNullException.ThrowIfNull(options);
         return Updater.UpdateAsync(Path.GetFullPath(installDir), source, options, progress, cancellationToken);
     }
+
+    /// <summary>
+    /// Hashes every file of the installed version and puts back the missing or modified ones from the store: the
+    /// installed version's signed manifest is fetched, every piece still intact anywhere in the install is reused, and
+    /// only the others are downloaded. The repaired version is committed with the usual transaction; the player's files
+    /// (those no version describes) are untouched. Nothing is downloaded or changed when every file matches.
+    /// </summary>
+    /// <exception cref="PatcherException"><see cref="PatchErrorCode.VerifyFailed"/> when Patcher installed no version here;
+    /// the source's and the transaction's errors otherwise.</exception>
+    public static Task<RepairResult> RepairAsync(string installDir, IUpdateSource source, UpdateOptions options,
+        IProgress<PatchProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(installDir);
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(options);
+        return Updater.RepairAsync(Path.GetFullPath(installDir), source, options, progress, cancellationToken);
+    }
 }

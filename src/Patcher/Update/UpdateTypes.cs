@@ -42,3 +42,17 @@ public enum UpdateStatus
 /// <param name="Apply">The transaction's result, when one ran.</param>
 public sealed record UpdateResult(UpdateStatus Status, string? FromVersion, string ToVersion, long BytesDownloaded, long BytesReused,
     int PiecesDownloaded, int PiecesReused, ApplyResult? Apply);
+
+/// <summary>Result of <see cref="Patcher.RepairAsync"/>.</summary>
+/// <param name="Version">The installed version, checked and repaired.</param>
+/// <param name="Missing">Files of that version that were absent.</param>
+/// <param name="Modified">Files whose size or SHA-256 differed.</param>
+/// <param name="BytesDownloaded">Piece bytes fetched from the source (only the pieces no file of the install still held).</param>
+/// <param name="PiecesDownloaded">Pieces fetched from the source.</param>
+/// <param name="Apply">The transaction that put the files back, or null when nothing needed repair.</param>
+public sealed record RepairResult(string Version, IReadOnlyList<string> Missing, IReadOnlyList<string> Modified, long BytesDownloaded,
+    int PiecesDownloaded, ApplyResult? Apply)
+{
+    /// <summary>Whether anything was missing or modified (and so put back).</summary>
+    public bool Repaired => Apply is not null;
+}

@@ -55,14 +55,44 @@ internal static class Updater
         RememberSequence(downloads, pointer);
         var patchDir = Path.Join(downloads, pointer.Version);
         Directory.CreateDirectory(patchDir);
-        var package = await FetchManifestAsync(source, options.Apply, pointer, patchDir, ct).ConfigureAwait(false);
+        var package = await FetchManifestAsync(source, options.Apply, pointer.Product, pointer.Version, pointer.ManifestSha256, patchDir, ct).ConfigureAwait(false);
 
-        var counts = await FetchPiecesAsync(installDir, layout, source, options, package, progress, ct).ConfigureAwait(false);
+        var counts = await FetchPiecesAsync(installDir, source, options, package, progress, ct).ConfigureAwait(false);
         var apply = await Task.Run(() => TransactionEngine.Apply(installDir, patchDir, options.Apply, progress, ct), CancellationToken.None).ConfigureAwait(false);
         if (apply.Status == ApplyStatus.Busy)
             return new UpdateResult(UpdateStatus.Busy, status.InstalledVersion, pointer.Version, counts.Downloaded, counts.Reused, counts.PiecesDownloaded, counts.PiecesReused, apply);
         TryDelete(patchDir);
         return new UpdateResult(UpdateStatus.Updated, status.InstalledVersion, pointer.Version, counts.Downloaded, counts.Reused, counts.PiecesDownloaded, counts.PiecesReused, apply);
+    }
+
+    public static async Task<RepairResult> RepairAsync(string installDir, IUpdateSource source, UpdateOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
+    {
+        try
+        {
+            var apply = options.Apply;
+            if (apply.TrustedKeys.Count == 0)
+                throw new PatcherException(PatchErrorCode.SignatureMissing, "no trusted keys are configured; refusing to repair from an unverifiable store", installDir);
+            var status = Patcher.Status(installDir, apply);
+            if (status.InstalledVersion is null || status.Product is null)
+                throw new PatcherException(PatchErrorCode.VerifyFailed, "no version was installed by Patcher here; nothing to repair against", installDir);
+            var report = await Task.Run(() => Patcher.Verify(installDir, apply, ct), CancellationToken.None).ConfigureAwait(false);
+            if (report.Missing.Count == 0 && report.Modified.Count == 0)
+                return new RepairResult(status.InstalledVersion, [], [], 0, 0, null);
+
+            var layout = Layout(installDir, apply);
+            var patchDir = Path.Join(layout.StateDir, DownloadsDirName, status.InstalledVersion);
+            Directory.CreateDirectory(patchDir);
+            var package = await FetchManifestAsync(source, apply, status.Product, status.InstalledVersion, expectedSha256: null, patchDir, ct).ConfigureAwait(false);
+            var counts = await FetchPiecesAsync(installDir, source, options, package, progress, ct).ConfigureAwait(false);
+            // The same version again: every file is placed from the verified pieces, the intact ones included.
+            var result = await Task.Run(() => TransactionEngine.Apply(installDir, patchDir, apply with { AllowDowngrade = true }, progress, ct), CancellationToken.None).ConfigureAwait(false);
+            if (result.Status == ApplyStatus.Applied) TryDelete(patchDir);
+            return new RepairResult(status.InstalledVersion, report.Missing, report.Modified, counts.Downloaded, counts.PiecesDownloaded, result);
+        }
+        catch (OperationCanceledException ex) when (ct.IsCancellationRequested)
+        {
+            throw new PatcherException(PatchErrorCode.Cancelled, "the repair was cancelled; the install is unchanged and the verified downloads are kept", installDir, ex);
+        }
     }
 
     private static bool IsNewer(ChannelPointer pointer, InstallStatus status) =>
@@ -126,19 +156,24 @@ internal static class Updater
     }
 
     /// <summary>Fetches (or finds from an earlier run) the manifest the pointer names and its signature, and verifies both.</summary>
-    private static async Task<PatchPackage> FetchManifestAsync(IUpdateSource source, PatcherOptions options, ChannelPointer pointer, string patchDir, CancellationToken ct)
+    /// <summary>
+    /// Fetches (or finds from an earlier run) the manifest of <paramref name="version"/> and its signature, and verifies
+    /// both; <paramref name="expectedSha256"/>, when given, is the manifest hash a channel pointer named.
+    /// </summary>
+    private static async Task<PatchPackage> FetchManifestAsync(IUpdateSource source, PatcherOptions options, string product, string version,
+        string? expectedSha256, string patchDir, CancellationToken ct)
     {
         var manifestPath = Path.Join(patchDir, ManifestCodec.ManifestFileName);
-        if (!File.Exists(manifestPath) || ManifestCodec.Hash(File.ReadAllBytes(manifestPath)) != pointer.ManifestSha256)
+        if (!File.Exists(manifestPath) || (expectedSha256 is not null && ManifestCodec.Hash(File.ReadAllBytes(manifestPath)) != expectedSha256))
         {
-            var name = SourceNames.Manifest(pointer.Version);
+            var name = SourceNames.Manifest(version);
             var bytes = await source.ReadAllAsync(name, (int)Math.Min(int.MaxValue, options.Limits.MaxManifestBytes), ct).ConfigureAwait(false)
-                ?? throw new PatcherException(PatchErrorCode.SourceObjectMissing, $"the store has no manifest of version {pointer.Version} ({name})", name);
-            if (ManifestCodec.Hash(bytes) != pointer.ManifestSha256)
-                throw new PatcherException(PatchErrorCode.ReleaseMismatch, $"{name} hashes to {ManifestCodec.Hash(bytes)}, the channel pointer names {pointer.ManifestSha256}", name);
-            var sigName = SourceNames.ManifestSignature(pointer.Version);
+                ?? throw new PatcherException(PatchErrorCode.SourceObjectMissing, $"the store has no manifest of version {version} ({name})", name);
+            if (expectedSha256 is not null && ManifestCodec.Hash(bytes) != expectedSha256)
+                throw new PatcherException(PatchErrorCode.ReleaseMismatch, $"{name} hashes to {ManifestCodec.Hash(bytes)}, the channel pointer names {expectedSha256}", name);
+            var sigName = SourceNames.ManifestSignature(version);
             var sig = await source.ReadAllAsync(sigName, (int)Math.Min(int.MaxValue, options.Limits.MaxSignatureBytes), ct).ConfigureAwait(false)
-                ?? throw new PatcherException(PatchErrorCode.SignatureMissing, $"the manifest of version {pointer.Version} has no signature ({sigName})", sigName);
+                ?? throw new PatcherException(PatchErrorCode.SignatureMissing, $"the manifest of version {version} has no signature ({sigName})", sigName);
             WriteReplacing(Path.Join(patchDir, ManifestCodec.SignatureFileName), sig);
             WriteReplacing(manifestPath, bytes);
         }
@@ -147,8 +182,8 @@ internal static class Updater
         using (var policy = TrustPolicy.FromPems(options.TrustedKeys, options.SignatureThreshold))
             package.VerifySignature(policy, options.Limits, options.TimeProvider.GetUtcNow());
         var m = package.Manifest;
-        if (!m.IsFullPackage || m.Product != pointer.Product || m.Version != pointer.Version || m.Blobs.Any(b => b.Compression != BlobCompression.None))
-            throw new PatcherException(PatchErrorCode.ReleaseMismatch, $"the manifest of version {pointer.Version} is not a store release of {pointer.Product} {pointer.Version}", manifestPath);
+        if (!m.IsFullPackage || m.Product != product || m.Version != version || m.Blobs.Any(b => b.Compression != BlobCompression.None))
+            throw new PatcherException(PatchErrorCode.ReleaseMismatch, $"the manifest of version {version} is not a store release of {product} {version}", manifestPath);
         return package;
     }
 
@@ -159,7 +194,7 @@ internal static class Updater
     /// from the install's files (the same content-defined chunking the store used finds them wherever they moved), or
     /// downloaded, several at a time.
     /// </summary>
-    private static async Task<PieceCounts> FetchPiecesAsync(string installDir, StateLayout layout, IUpdateSource source, UpdateOptions options,
+    private static async Task<PieceCounts> FetchPiecesAsync(string installDir, IUpdateSource source, UpdateOptions options,
         PatchPackage package, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         var blobs = package.Manifest.Blobs;

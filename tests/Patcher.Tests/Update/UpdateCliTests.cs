@@ -44,6 +44,12 @@ public sealed class UpdateCliTests
             Assert.That(doc.RootElement.GetProperty("status").GetString(), Is.EqualTo("updated"));
         Assert.That(HashListing.Text(install), Is.EqualTo(HashListing.Text(_temp["trees/2.0.0"])));
 
+        File.Delete(Directory.EnumerateFiles(install, "*", SearchOption.AllDirectories).First());
+        var repair = CliRunner.Expect(0, "repair", "--source", server.BaseUri.AbsoluteUri, "--target", install, "--trust", RepoPaths.TestPub, "--json");
+        using (var doc = JsonDocument.Parse(repair.Out))
+            Assert.That(doc.RootElement.GetProperty("repaired").GetBoolean(), Is.True);
+        Assert.That(HashListing.Text(install), Is.EqualTo(HashListing.Text(_temp["trees/2.0.0"])));
+
         var again = CliRunner.Expect(0, "check", "--source", server.BaseUri.AbsoluteUri, "--target", install, "--trust", RepoPaths.TestPub, "--json");
         using (var doc = JsonDocument.Parse(again.Out))
             Assert.That(doc.RootElement.GetProperty("updateAvailable").GetBoolean(), Is.False);

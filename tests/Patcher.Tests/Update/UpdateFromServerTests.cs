@@ -382,4 +382,38 @@ public sealed class UpdateFromServerTests
         Assert.That(result.Status, Is.EqualTo(UpdateStatus.Updated));
         Assert.That(Listing(), Is.EqualTo(HashListing.Text(Tree(3))));
     }
+
+    [Test]
+    public async Task RepairAsync_DamagedAndMissingFiles_FetchesOnlyTheirLostPiecesAndRestoresExactly()
+    {
+        await InstallV1();
+        var big = Path.Join(_install, "data/b.pak");
+        var bytes = File.ReadAllBytes(big);
+        bytes[400_000] ^= 0x55;
+        File.WriteAllBytes(big, bytes);
+        File.Delete(Path.Join(_install, "readme.txt"));
+        var servedBefore = _server.BlobBytesServed;
+
+        using var source = Source();
+        var result = await Patcher.RepairAsync(_install, source, Options());
+
+        AssertVersion(1);
+        Assert.That(result.Repaired, Is.True);
+        Assert.That(result.Missing, Is.EqualTo(new[] { "readme.txt" }));
+        Assert.That(result.Modified, Is.EqualTo(new[] { "data/b.pak" }));
+        Assert.That(result.PiecesDownloaded, Is.InRange(2, 3), "the damaged piece (or two, where the change moved a cut) and the deleted file");
+        Assert.That(_server.BlobBytesServed - servedBefore, Is.EqualTo(result.BytesDownloaded).And.LessThan(2 * 256 * 1024 + 100));
+    }
+
+    [Test]
+    public async Task RepairAsync_IntactInstall_DownloadsAndChangesNothing()
+    {
+        await InstallV1();
+        var before = _server.RequestCounts.Values.Sum();
+        using var source = Source();
+        var result = await Patcher.RepairAsync(_install, source, Options());
+        Assert.That(result.Repaired, Is.False);
+        Assert.That(_server.RequestCounts.Values.Sum(), Is.EqualTo(before));
+        AssertVersion(1);
+    }
 }

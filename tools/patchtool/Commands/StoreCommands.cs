@@ -129,6 +129,29 @@ internal sealed class UpdateCommand() : SourceCommand("update", "Download what t
     }
 }
 
+/// <summary><c>patchtool repair --source URL|DIR --target DIR --trust PUB [--json]</c>: put back missing or modified files of the installed version.</summary>
+internal sealed class RepairCommand() : SourceCommand("repair", "Hash the installed version's files and put back the missing or modified ones from the store")
+{
+    protected override async Task<int> ExecuteAsync(ToolContext ctx, string target, IUpdateSource source, UpdateOptions options, bool json, CancellationToken ct)
+    {
+        var result = await Patcher.RepairAsync(target, source, options, null, ct).ConfigureAwait(false);
+        if (json)
+        {
+            StoreJson.Write(ctx.Out, new RepairDocument(true, result.Version, result.Repaired, result.Missing, result.Modified, result.BytesDownloaded, result.PiecesDownloaded));
+        }
+        else
+        {
+            ctx.Out.WriteLine(result.Repaired
+                ? $"repaired {result.Version}: {result.Missing.Count} missing and {result.Modified.Count} modified file(s) put back, downloaded {ToolOptions.Bytes(result.BytesDownloaded)}"
+                : $"intact: every file of {result.Version} matches");
+        }
+
+        return ExitCodes.Ok;
+    }
+}
+
+internal sealed record RepairDocument(bool Ok, string Version, bool Repaired, IReadOnlyList<string> Missing, IReadOnlyList<string> Modified, long BytesDownloaded, int PiecesDownloaded);
+
 internal sealed record PublishDocument(bool Ok, string Version, string? Channel, string ManifestSha256, int Pieces, int PiecesAdded, long BytesAdded, long TotalBytes);
 
 internal sealed record CheckDocument(bool Ok, string? InstalledVersion, string LatestVersion, bool UpdateAvailable, DateTimeOffset ChannelExpires);
@@ -139,6 +162,7 @@ internal sealed record UpdateDocument(bool Ok, string Status, string? FromVersio
 [JsonSerializable(typeof(PublishDocument))]
 [JsonSerializable(typeof(CheckDocument))]
 [JsonSerializable(typeof(UpdateDocument))]
+[JsonSerializable(typeof(RepairDocument))]
 internal sealed partial class StoreJsonOutputContext : JsonSerializerContext;
 
 internal static class StoreJson
