@@ -1,11 +1,10 @@
-using Microsoft.AspNetCore.Http;
 using Patching.Store;
 using Patching.Tests.TestHelpers;
 
 namespace Patching.Tests.Update;
 
 /// <summary>
-/// <see cref="Patcher.UpdateAsync"/> against a release store served by Kestrel on loopback, with faults injected by the
+/// <see cref="Patcher.UpdateAsync"/> against a release store served over HTTP on loopback (TestHelpers/StoreServer), with faults injected by the
 /// server: each run ends in the old version or the new one exactly, with a specific error where it fails.
 /// </summary>
 [TestFixture]
@@ -151,11 +150,7 @@ public sealed class UpdateFromServerTests
         _server.Fault = async (context, path, n) =>
         {
             if (!path.StartsWith("blobs/", StringComparison.Ordinal) || n != 1 || Interlocked.CompareExchange(ref dropped, path, null) is not null) return FaultAction.None;
-            var bytes = _server.FileBytes(path);
-            context.Response.ContentLength = bytes.Length;
-            await context.Response.Body.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
-            await context.Response.Body.FlushAsync();
-            context.Abort();
+            await StoreServer.DropAfter(context, _server.FileBytes(path), _server.FileBytes(path).Length / 2);
             return FaultAction.Handled;
         };
 
@@ -219,8 +214,8 @@ public sealed class UpdateFromServerTests
             if (!path.StartsWith("blobs/", StringComparison.Ordinal) || n != 1 || Interlocked.Increment(ref truncated) > 1) return FaultAction.None;
             var bytes = _server.FileBytes(path);
             // Declares no length and ends early: only the client's own length check can notice.
-            context.Response.StatusCode = 200;
-            await context.Response.Body.WriteAsync(bytes.AsMemory(0, bytes.Length - 1000));
+            context.Response.SendChunked = true;
+            await context.Response.OutputStream.WriteAsync(bytes.AsMemory(0, bytes.Length - 1000));
             return FaultAction.Handled;
         };
 
@@ -243,8 +238,8 @@ public sealed class UpdateFromServerTests
             if (Interlocked.CompareExchange(ref bad, path, null) is { } chosen && chosen != path) return FaultAction.None;
             var bytes = _server.FileBytes(path);
             bytes[bytes.Length / 2] ^= 0xFF;
-            context.Response.ContentLength = bytes.Length;
-            await context.Response.Body.WriteAsync(bytes);
+            context.Response.ContentLength64 = bytes.Length;
+            await context.Response.OutputStream.WriteAsync(bytes);
             return FaultAction.Handled;
         };
 
@@ -415,5 +410,50 @@ public sealed class UpdateFromServerTests
         Assert.That(result.Repaired, Is.False);
         Assert.That(_server.RequestCounts.Values.Sum(), Is.EqualTo(before));
         AssertVersion(1);
+    }
+
+    [Test]
+    public async Task UpdateAsync_ProcessKilledHalfwayThenResumed_FetchesAtMostOnePieceTwice()
+    {
+        var full = Publish(3);
+        var killAt = full.Pieces / 2;
+        var started = 0;
+        System.Diagnostics.Process? child = null;
+        var childError = "";
+        _server.Fault = (context, path, n) =>
+        {
+            if (!path.StartsWith("blobs/", StringComparison.Ordinal) || Interlocked.Increment(ref started) != killAt) return Task.FromResult(FaultAction.None);
+            child!.Kill(entireProcessTree: true);
+            child.WaitForExit();
+            context.Response.StatusCode = 503;
+            return Task.FromResult(FaultAction.Handled);
+        };
+
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[]
+                 {
+                     Path.Join(TestContext.CurrentContext.TestDirectory, "patchtool.dll"), "update", "--source", _server.BaseUri.AbsoluteUri,
+                     "--target", _install, "--trust", RepoPaths.TestPub, "--connections", "1",
+                 })
+            psi.ArgumentList.Add(arg);
+        using (child = System.Diagnostics.Process.Start(psi)!)
+        {
+            var exited = child.WaitForExit(120_000);
+            if (!exited) child.Kill(entireProcessTree: true);
+            Assert.That(exited, Is.True, "the child ended (killed by the server hook)");
+            childError = await child.StandardError.ReadToEndAsync();
+            Assert.That(child.ExitCode, Is.Not.Zero, "the child was killed, it did not finish: " + childError);
+        }
+
+        Assert.That(Directory.EnumerateFileSystemEntries(_install), Is.Empty, "nothing installed by the killed run");
+        Assert.That(_server.BlobRequests, Is.EqualTo(killAt), childError);
+        _server.Fault = null;
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options(parallel: 1));
+
+        Assert.That(Listing(), Is.EqualTo(HashListing.Text(Tree(3))));
+        Assert.That(result.PiecesReused, Is.EqualTo(killAt - 1), "every piece verified before the kill is kept");
+        Assert.That(_server.BlobRequests, Is.EqualTo(full.Pieces + 1), "only the piece in flight at the kill is fetched twice");
     }
 }
