@@ -307,6 +307,8 @@ internal sealed class World : IDisposable
             Product = "wine-game",
             Version = "2.0.0",
             FromVersion = "1.0.0",
+            // The scenarios tamper with a blob; they test the commit's Windows semantics, the same for both formats.
+            Format = 1,
         });
         InstallDir = Path.Join(_root, "parent", "game");
         Copy(oldTree, InstallDir);
@@ -341,6 +343,7 @@ internal sealed class World : IDisposable
             Product = "wine-game",
             Version = version,
             FromVersion = "2.0.0",
+            Format = 1,
         });
         return patch;
     }

@@ -90,19 +90,7 @@ internal static class PatchBuilder
             blobs[i] = WriteBlob(PathRules.Join(request.ToDir, needed[i].Path), needed[i], request.OutDir, request.Compress, ct);
         });
 
-        var manifest = new Manifest
-        {
-            Product = request.Product,
-            Version = request.Version,
-            FromVersion = request.FromVersion,
-            Created = TruncateToSeconds(request.Time.GetUtcNow()),
-            Expires = request.Expires,
-            Directories = target.Directories,
-            Files = target.Files.Select(f => TargetFile.Whole(f.Path, f.Size, f.Sha256, f.Executable)).ToList(),
-            Base = baseTree.Files.Select(f => new BaseFile { Path = f.Path, Size = f.Size, Sha256 = f.Sha256 }).ToList(),
-            BaseDirectories = baseTree.Directories,
-            Blobs = blobs,
-        };
+        var manifest = NewManifest(request, target, baseTree, blobs);
         var manifestPath = WriteManifest(request, manifest);
         return new BuildResult(manifestPath, manifest, blobs.Length, blobs.Sum(b => b.StoredSize), new FileInfo(manifestPath).Length);
     }
@@ -143,25 +131,25 @@ internal static class PatchBuilder
             payloadSize = payload.Length;
         }
 
-        var manifest = new Manifest
-        {
-            Format = MessagePackManifest.Format,
-            Product = request.Product,
-            Version = request.Version,
-            FromVersion = request.FromVersion,
-            Created = TruncateToSeconds(request.Time.GetUtcNow()),
-            Expires = request.Expires,
-            Directories = target.Directories,
-            Files = target.Files.Select(f => TargetFile.Whole(f.Path, f.Size, f.Sha256, f.Executable)).ToList(),
-            Base = baseTree.Files.Select(f => new BaseFile { Path = f.Path, Size = f.Size, Sha256 = f.Sha256 }).ToList(),
-            BaseDirectories = baseTree.Directories,
-            Blobs = [],
-            Recipes = recipes,
-            PayloadSize = payloadSize,
-        };
+        var manifest = NewManifest(request, target, baseTree, []) with { Format = MessagePackManifest.Format, Recipes = recipes, PayloadSize = payloadSize };
         var manifestPath = WriteManifest(request, manifest);
         return new BuildResult(manifestPath, manifest, frames, payloadSize, new FileInfo(manifestPath).Length, builder.Stats);
     }
+
+    /// <summary>The manifest of both formats: the request's identity and dates, both trees' lists, and the blobs shipped (format 1).</summary>
+    private static Manifest NewManifest(BuildRequest request, ScannedTree target, ScannedTree baseTree, IReadOnlyList<BlobEntry> blobs) => new()
+    {
+        Product = request.Product,
+        Version = request.Version,
+        FromVersion = request.FromVersion,
+        Created = TruncateToSeconds(request.Time.GetUtcNow()),
+        Expires = request.Expires,
+        Directories = target.Directories,
+        Files = target.Files.Select(f => TargetFile.Whole(f.Path, f.Size, f.Sha256, f.Executable)).ToList(),
+        Base = baseTree.Files.Select(f => new BaseFile { Path = f.Path, Size = f.Size, Sha256 = f.Sha256 }).ToList(),
+        BaseDirectories = baseTree.Directories,
+        Blobs = blobs,
+    };
 
     /// <summary>Validates, writes and (with a key) signs the manifest; returns its path.</summary>
     private static string WriteManifest(BuildRequest request, Manifest manifest)

@@ -97,4 +97,25 @@ public sealed class InspectCommandTests
 
         Assert.That(result.Err, Does.StartWith("patchtool: error UnsafePath (120)"));
     }
+
+    [Test]
+    public void Inspect_JsonOfFormat2_ListsEveryContentWithItsOperationsReadably()
+    {
+        CliRunner.Expect(0, "build", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch2"], "--product", SamplePatch.Product,
+            "--version", SamplePatch.ToVersion, "--from-version", SamplePatch.FromVersion);
+        var json = CliRunner.Expect(0, "inspect", "--patch", _temp["patch2"], "--json").Json();
+        var m = ManifestCodec.Deserialize(File.ReadAllBytes(Path.Join(_temp["patch2"], ManifestCodec.BinaryManifestFileName)));
+
+        var contents = json.GetProperty("contents").EnumerateArray().ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(json.GetProperty("format").GetInt32(), Is.EqualTo(2));
+            Assert.That(json.GetProperty("bytes").GetProperty("download").GetInt64(), Is.EqualTo(m.PayloadSize));
+            Assert.That(contents.Select(c => c.GetProperty("sha256").GetString()), Is.EqualTo(m.Recipes.Select(r => r.Sha256)));
+            var level2 = contents.Single(c => c.GetProperty("files")[0].GetString() == "data/levels/level2.dat");
+            var op = level2.GetProperty("operations")[0];
+            Assert.That(op.GetProperty("kind").GetString(), Is.EqualTo("data"));
+            Assert.That(op.GetProperty("references")[0].GetProperty("base").GetString(), Is.EqualTo("data/levels/level2.dat"), "a changed file is a delta against its old self");
+        });
+    }
 }

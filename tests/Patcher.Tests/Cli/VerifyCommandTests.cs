@@ -149,4 +149,33 @@ public sealed class VerifyCommandTests
 
         Assert.That(result.Err, Does.StartWith("patchtool: error ManifestUnsupportedFormat (103)"));
     }
+
+    private string BuildFormat2()
+    {
+        CliRunner.Expect(0, "build", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch2"], "--product", SamplePatch.Product,
+            "--version", SamplePatch.ToVersion, "--from-version", SamplePatch.FromVersion, "--key", RepoPaths.TestKey);
+        return _temp["patch2"];
+    }
+
+    [Test]
+    public void Verify_Format2Patch_PassesAndReportsThePayload()
+    {
+        var patch = BuildFormat2();
+
+        var result = CliRunner.Expect(0, "verify", "--patch", patch, "--trust", RepoPaths.TestPub);
+
+        Assert.That(result.Out, Does.Contain("payload     ok"));
+    }
+
+    [Test]
+    public void Verify_Format2PayloadTruncated_BlobSizeMismatch()
+    {
+        var patch = BuildFormat2();
+        var payload = Path.Join(patch, DeltaLimits.PayloadFileName);
+        File.WriteAllBytes(payload, File.ReadAllBytes(payload)[..^1]);
+
+        var result = CliRunner.Expect(3, "verify", "--patch", patch, "--trust", RepoPaths.TestPub);
+
+        Assert.That(result.Err, Does.StartWith("patchtool: error BlobSizeMismatch (131)"));
+    }
 }

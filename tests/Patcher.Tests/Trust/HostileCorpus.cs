@@ -183,6 +183,21 @@ internal static class HostileCorpus
             }),
     ];
 
+    /// <summary>The sample patch 1.0.0 → 1.1.0 in <paramref name="format"/>, signed, built at a fixed time, into <paramref name="dir"/>.</summary>
+    public static void BuildSample(string dir, string v1, string v2, string key, int format) =>
+        PatchBuilder.Build(new BuildRequest
+        {
+            FromDir = v1,
+            ToDir = v2,
+            OutDir = dir,
+            Product = SamplePatch.Product,
+            Version = SamplePatch.ToVersion,
+            FromVersion = SamplePatch.FromVersion,
+            PrivateKeyPem = key,
+            Time = new FixedTimeProvider(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)),
+            Format = format,
+        });
+
     /// <summary>Writes every case into <paramref name="root"/>/NAME (manifest, signature, blobs, README, expect).</summary>
     public static void Generate(string root)
     {
@@ -194,18 +209,7 @@ internal static class HostileCorpus
         {
             var dir = Path.Join(root, c.Name);
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-            PatchBuilder.Build(new BuildRequest
-            {
-                FromDir = temp["v1"],
-                ToDir = temp["v2"],
-                OutDir = dir,
-                Product = SamplePatch.Product,
-                Version = SamplePatch.ToVersion,
-                FromVersion = SamplePatch.FromVersion,
-                PrivateKeyPem = key,
-                Time = new FixedTimeProvider(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)),
-                Format = 1,
-            });
+            BuildSample(dir, temp["v1"], temp["v2"], key, format: 1);
             var w = new Workbench(dir, key);
             c.Mutate(w);
             var bytes = w.RawManifest ?? Encoding.UTF8.GetBytes(w.Manifest.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");

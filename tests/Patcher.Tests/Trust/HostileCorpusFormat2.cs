@@ -144,18 +144,7 @@ internal static class HostileCorpusFormat2
         {
             var dir = Path.Join(root, c.Name);
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-            PatchBuilder.Build(new BuildRequest
-            {
-                FromDir = v1,
-                ToDir = v2,
-                OutDir = dir,
-                Product = SamplePatch.Product,
-                Version = SamplePatch.ToVersion,
-                FromVersion = SamplePatch.FromVersion,
-                PrivateKeyPem = key,
-                Time = new FixedTimeProvider(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)),
-                Format = 2,
-            });
+            HostileCorpus.BuildSample(dir, v1, v2, key, format: 2);
             var w = new Workbench(dir);
             c.Format2!(w);
             var bytes = MessagePackManifest.Serialize(w.Manifest);
