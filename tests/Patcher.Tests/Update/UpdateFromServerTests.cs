@@ -456,4 +456,28 @@ public sealed class UpdateFromServerTests
         Assert.That(result.PiecesReused, Is.EqualTo(killAt - 1), "every piece verified before the kill is kept");
         Assert.That(_server.BlobRequests, Is.EqualTo(full.Pieces + 1), "only the piece in flight at the kill is fetched twice");
     }
+
+    [Test]
+    public async Task UpdateAsync_SlowServerOnFirstTry_AbandonsThatRequestAtItsTimeoutAndUpdates()
+    {
+        await InstallV1();
+        Publish(3);
+        string? slow = null;
+        _server.Fault = async (context, path, n) =>
+        {
+            if (!path.StartsWith("blobs/", StringComparison.Ordinal) || n != 1 || Interlocked.CompareExchange(ref slow, path, null) is not null) return FaultAction.None;
+            // A correct answer, but late: a client that waited for it would ask once; one that timed out asks again.
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            var bytes = _server.FileBytes(path);
+            context.Response.ContentLength64 = bytes.Length;
+            await context.Response.OutputStream.WriteAsync(bytes);
+            return FaultAction.Handled;
+        };
+
+        using var source = new HttpSource(_server.BaseUri, new HttpSourceOptions { MaxAttempts = 3, RetryDelay = TimeSpan.FromMilliseconds(5), RequestTimeout = TimeSpan.FromMilliseconds(500) });
+        await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(3);
+        Assert.That(_server.Requests(slow!), Is.EqualTo(2), "the slow request was abandoned at its timeout and asked again");
+    }
 }
