@@ -50,8 +50,7 @@ internal static class Updater
         var (pointer, status, layout) = await ReadChannelAsync(installDir, source, options, ct).ConfigureAwait(false);
         if (!IsNewer(pointer, status)) return new UpdateResult(UpdateStatus.UpToDate, status.InstalledVersion, pointer.Version, 0, 0, 0, 0, null);
 
-        var downloads = Path.Join(layout.StateDir, DownloadsDirName);
-        Directory.CreateDirectory(downloads);
+        var downloads = CreateDownloads(installDir, ref layout);
         RememberSequence(downloads, pointer);
         var patchDir = Path.Join(downloads, pointer.Version);
         Directory.CreateDirectory(patchDir);
@@ -80,7 +79,7 @@ internal static class Updater
                 return new RepairResult(status.InstalledVersion, [], [], 0, 0, null);
 
             var layout = Layout(installDir, apply);
-            var patchDir = Path.Join(layout.StateDir, DownloadsDirName, status.InstalledVersion);
+            var patchDir = Path.Join(CreateDownloads(installDir, ref layout), status.InstalledVersion);
             Directory.CreateDirectory(patchDir);
             var package = await FetchManifestAsync(source, apply, status.Product, status.InstalledVersion, expectedSha256: null, patchDir, ct).ConfigureAwait(false);
             var counts = await FetchPiecesAsync(installDir, source, options, package, progress, ct).ConfigureAwait(false);
@@ -138,6 +137,26 @@ internal static class Updater
         var primary = new StateLayout(installDir, options.StateDirectory);
         var inside = new StateLayout(installDir, Path.Join(installDir, LayeredCommit.InsideStateName));
         return Directory.Exists(inside.StateDir) ? inside : primary;
+    }
+
+    /// <summary>
+    /// Makes the download folder in the state directory, as the transaction would make the state directory (durably,
+    /// beside the install). Where nothing beside the install can be written, the state goes inside it, where the
+    /// transaction then finds it and uses the layered strategy.
+    /// </summary>
+    private static string CreateDownloads(string installDir, ref StateLayout layout)
+    {
+        try
+        {
+            TreeOps.CreateDirectoriesDurably(FileOps.Instance, Path.Join(layout.StateDir, DownloadsDirName));
+        }
+        catch (PatcherException ex) when (ex.Code == PatchErrorCode.AccessDenied && !LayeredCommit.StateInside(layout))
+        {
+            layout = new StateLayout(installDir, Path.Join(installDir, LayeredCommit.InsideStateName));
+            TreeOps.CreateDirectoriesDurably(FileOps.Instance, Path.Join(layout.StateDir, DownloadsDirName));
+        }
+
+        return Path.Join(layout.StateDir, DownloadsDirName);
     }
 
     private static string SequencePath(string downloads, string channel) => Path.Join(downloads, "channel-" + channel + ".seq");

@@ -110,6 +110,16 @@ public sealed class UpdateFromServerTests
         Assert.That(Patcher.Status(_install).InstalledVersion, Is.EqualTo($"{version}.0.0"));
     }
 
+    /// <summary>The channel pointer and its signature as the store holds them now, to be replayed later.</summary>
+    private (byte[] Pointer, byte[] Signature) SavePointer() => (_server.FileBytes("channels/stable.json"), _server.FileBytes("channels/stable.sig"));
+
+    /// <summary>Serves a saved (older, validly signed) pointer again, as a replaying mirror would.</summary>
+    private void ReplayPointer((byte[] Pointer, byte[] Signature) saved)
+    {
+        File.WriteAllBytes(Path.Join(_store, "channels/stable.json"), saved.Pointer);
+        File.WriteAllBytes(Path.Join(_store, "channels/stable.sig"), saved.Signature);
+    }
+
     private static async Task<PatcherException> Fails(Func<Task> action) =>
         Assert.ThrowsAsync<PatcherException>(async () => await action())!;
 
@@ -272,16 +282,14 @@ public sealed class UpdateFromServerTests
     public async Task CheckForUpdateAsync_ReplayedOlderPointer_RefusedChannelRollback()
     {
         Publish(1);
-        var oldPointer = _server.FileBytes("channels/stable.json");
-        var oldSig = _server.FileBytes("channels/stable.sig");
+        var old = SavePointer();
         Publish(2);
         using var source = Source();
         Assert.That((await Patcher.CheckForUpdateAsync(_install, source, Options())).LatestVersion, Is.EqualTo("2.0.0"));
         await Patcher.UpdateAsync(_install, source, Options());
         var before = Listing();
 
-        File.WriteAllBytes(Path.Join(_store, "channels/stable.json"), oldPointer);
-        File.WriteAllBytes(Path.Join(_store, "channels/stable.sig"), oldSig);
+        ReplayPointer(old);
         var check = await Fails(() => Patcher.CheckForUpdateAsync(_install, source, Options()));
         var update = await Fails(() => Patcher.UpdateAsync(_install, source, Options()));
 
@@ -296,15 +304,13 @@ public sealed class UpdateFromServerTests
         // The client saw sequence 2 (v2) but did not install it: the replayed sequence-1 pointer names a version that is
         // still newer than nothing installed, so only the remembered sequence can refuse it.
         Publish(1);
-        var oldPointer = _server.FileBytes("channels/stable.json");
-        var oldSig = _server.FileBytes("channels/stable.sig");
+        var old = SavePointer();
         Publish(2);
         File.Delete(Directory.EnumerateFiles(Path.Join(_store, "blobs"), "*", SearchOption.AllDirectories).First());
         using var source = Source();
         await Fails(() => Patcher.UpdateAsync(_install, source, Options()));
 
-        File.WriteAllBytes(Path.Join(_store, "channels/stable.json"), oldPointer);
-        File.WriteAllBytes(Path.Join(_store, "channels/stable.sig"), oldSig);
+        ReplayPointer(old);
         var ex = await Fails(() => Patcher.UpdateAsync(_install, source, Options()));
         Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.ChannelRollback));
     }
