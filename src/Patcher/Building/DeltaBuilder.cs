@@ -36,11 +36,10 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     private const int RefBefore = 4 * 1024 * 1024;
 
     private readonly Dictionary<UInt128, (int File, long Offset, int Length)> _index = new();
-    private readonly Dictionary<(string Output, string? Ref), (long Offset, long Length)> _frames = new();
     private readonly Dictionary<string, int> _basePath = baseTree.Files.Select((f, i) => (f.Path, i)).ToDictionary(x => x.Path, x => x.i, StringComparer.Ordinal);
     private long _reused, _delta, _deltaContent, _whole, _wholeContent;
 
-    public DeltaStats Stats => new(_reused, _delta, _deltaContent, _whole, _wholeContent);
+    public DeltaStats Stats => new(Interlocked.Read(ref _reused), _delta, Interlocked.Read(ref _deltaContent), _whole, Interlocked.Read(ref _wholeContent));
 
     /// <summary>Indexes every chunk of the base, files in parallel; a chunk in several places keeps the first in base order.</summary>
     public void IndexBase(CancellationToken ct)
@@ -65,6 +64,47 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
 
     private Dictionary<string, int>? _byName;
 
+    /// <summary>Frames already in the payload, by output and references: identical frames are stored once.</summary>
+    private readonly Dictionary<(string Output, string? Ref), (long Offset, long Length)> _placed = new();
+
+    private static (string Output, string? Ref) FrameKey(string sha, IReadOnlyList<RefWindow> refs) =>
+        (sha, refs.Count == 0 ? null : string.Join(",", refs.Select(r => r.Sha256)));
+
+    /// <summary>
+    /// Moves the frames of <paramref name="recipe"/> from <paramref name="frames"/> (where <see cref="Build"/> wrote them)
+    /// to the end of <paramref name="payload"/>, each frame once across the whole patch, and returns the recipe with its
+    /// payload offsets. Called in file order, so the payload is the same bytes whatever order the files were built in.
+    /// </summary>
+    public ContentRecipe Append(ContentRecipe recipe, Stream frames, Stream payload)
+    {
+        var ops = new List<DeltaOp>(recipe.Ops.Count);
+        foreach (var op in recipe.Ops)
+        {
+            if (op.Kind != DeltaOpKind.Data)
+            {
+                ops.Add(op);
+                continue;
+            }
+
+            var key = FrameKey(op.Sha256, op.Refs);
+            if (!_placed.TryGetValue(key, out var placed))
+            {
+                var bytes = new byte[op.StoredLength];
+                frames.Seek(op.PayloadOffset, SeekOrigin.Begin);
+                frames.ReadExactly(bytes);
+                placed = (payload.Position, bytes.Length);
+                payload.Write(bytes);
+                _placed[key] = placed;
+                if (op.Refs.Count == 0) _whole += bytes.Length;
+                else _delta += bytes.Length;
+            }
+
+            ops.Add(op with { PayloadOffset = placed.Offset, StoredLength = placed.Length });
+        }
+
+        return recipe with { Ops = ops };
+    }
+
     /// <summary>
     /// The base file a new file most likely evolved from, for content no chunk of the base matches: the same path; else
     /// a file of the same name elsewhere (moved); else the file of the same extension closest in size (renamed). -1: none.
@@ -72,15 +112,16 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     private int Likely(ScannedFile file)
     {
         if (_basePath.TryGetValue(file.Path, out var same) && baseTree.Files[same].Size > 0) return same;
-        if (_byName is null)
+        LazyInitializer.EnsureInitialized(ref _byName, () =>
         {
-            _byName = new Dictionary<string, int>(StringComparer.Ordinal);
+            var byName = new Dictionary<string, int>(StringComparer.Ordinal);
             for (var i = 0; i < baseTree.Files.Count; i++)
             {
-                if (baseTree.Files[i].Size > 0) _byName.TryAdd(Path.GetFileName(baseTree.Files[i].Path), i);
+                if (baseTree.Files[i].Size > 0) byName.TryAdd(Path.GetFileName(baseTree.Files[i].Path), i);
             }
-        }
 
+            return byName;
+        });
         if (_byName.TryGetValue(Path.GetFileName(file.Path), out var moved)) return moved;
         var extension = Path.GetExtension(file.Path);
         var best = -1;
@@ -97,9 +138,15 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     /// <summary>Counts a target file whose whole content is in the base (placed from there by the applier).</summary>
     public void CountReused(long size) => _reused += size;
 
-    /// <summary>The recipe of <paramref name="file"/> (read from <paramref name="source"/>), its frames appended to <paramref name="payload"/>.</summary>
-    public ContentRecipe Build(ScannedFile file, string source, Stream payload, CancellationToken ct)
+    /// <summary>
+    /// The recipe of <paramref name="file"/> (read from <paramref name="source"/>), its frames written to
+    /// <paramref name="frames"/> (identical ones once). Safe to call for several files at once; <see cref="Append"/>
+    /// then moves each file's frames into the payload, in file order.
+    /// </summary>
+    public ContentRecipe Build(ScannedFile file, string source, Stream frames, CancellationToken ct)
     {
+        var payload = frames;
+        var written = new Dictionary<(string Output, string? Ref), (long Offset, long Length)>();
         var ops = new List<DeltaOp>();
         var samePath = Likely(file);
         (int File, long Offset, long Length, IncrementalHash Sha)? copy = null;
@@ -116,7 +163,7 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
                 BasePath = baseTree.Files[c.File].Path, BaseOffset = c.Offset,
             });
             c.Sha.Dispose();
-            _reused += c.Length;
+            Interlocked.Add(ref _reused, c.Length);
             lastCopy = (c.File, c.Offset + c.Length);
             copy = null;
         }
@@ -125,7 +172,7 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
         void FlushRun((int File, long Offset)? next)
         {
             if (run.Length == 0) return;
-            ops.Add(Frame(run.GetBuffer().AsSpan(0, (int)run.Length), runStart, lastCopy, next, samePath, payload));
+            ops.Add(Frame(run.GetBuffer().AsSpan(0, (int)run.Length), runStart, lastCopy, next, samePath, payload, written));
             run.SetLength(0);
         }
 
@@ -166,7 +213,8 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     /// (content moved in from another file precedes it there); the same path's old file at the same offset when neither
     /// exists. Windows of one file that overlap are merged; at most <see cref="DeltaLimits.MaxRefLength"/> in all.
     /// </summary>
-    private DeltaOp Frame(ReadOnlySpan<byte> bytes, long runStart, (int File, long End)? prev, (int File, long Offset)? next, int samePath, Stream payload)
+    private DeltaOp Frame(ReadOnlySpan<byte> bytes, long runStart, (int File, long End)? prev, (int File, long Offset)? next, int samePath, Stream payload,
+        Dictionary<(string Output, string? Ref), (long Offset, long Length)> written)
     {
         var points = new List<(int File, long At)>();
         if (prev is { } p) points.Add((p.File, p.End + (bytes.Length / 2)));
@@ -211,19 +259,16 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
         }
 
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
-        var key = (sha, refs.Count == 0 ? null : string.Join(",", refs.Select(r => r.Sha256)));
-        if (!_frames.TryGetValue(key, out var frame))
+        var key = FrameKey(sha, refs);
+        if (!written.TryGetValue(key, out var frame))
         {
             var compressed = ZstdPatch.Compress(reference, bytes, level);
             frame = (payload.Position, compressed.Length);
             payload.Write(compressed);
-            _frames[key] = frame;
-            if (refs.Count == 0) _whole += compressed.Length;
-            else _delta += compressed.Length;
+            written[key] = frame;
         }
 
-        if (refs.Count == 0) _wholeContent += bytes.Length;
-        else _deltaContent += bytes.Length;
+        Interlocked.Add(ref refs.Count == 0 ? ref _wholeContent : ref _deltaContent, bytes.Length);
         return new DeltaOp { Kind = DeltaOpKind.Data, Length = bytes.Length, Sha256 = sha, PayloadOffset = frame.Offset, StoredLength = frame.Length, Refs = refs };
     }
 }

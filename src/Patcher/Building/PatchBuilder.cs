@@ -46,6 +46,9 @@ internal static class PatchBuilder
     /// </summary>
     public const int DefaultLevel = 19;
 
+    /// <summary>Input bytes of format 2 contents built in parallel at once (their frames are held in memory until appended).</summary>
+    private const long BatchBytes = 256L * 1024 * 1024;
+
     public static BuildResult Build(BuildRequest request, CancellationToken ct = default)
     {
         if (request.Format is not (Manifest.CurrentFormat or MessagePackManifest.Format))
@@ -114,18 +117,37 @@ internal static class PatchBuilder
         }
 
         if (needed.Count > 0 && baseTree.Files.Count > 0) builder.IndexBase(ct);
+        // Files are built in parallel, in batches of at most BatchBytes of input, each file's frames into a buffer of its
+        // own; the buffers are then appended to the payload in file order, so the bytes do not depend on scheduling and
+        // memory stays bounded by the batch.
         var recipes = new List<ContentRecipe>(needed.Count);
         long payloadSize;
         var frames = 0;
         Directory.CreateDirectory(request.OutDir);
         using (var payload = File.Create(Path.Join(request.OutDir, DeltaLimits.PayloadFileName)))
         {
-            foreach (var f in needed)
+            for (var start = 0; start < needed.Count;)
             {
-                ct.ThrowIfCancellationRequested();
-                var recipe = builder.Build(f, PathRules.Join(request.ToDir, f.Path), payload, ct);
-                frames += recipe.Ops.Count(o => o.Kind == DeltaOpKind.Data);
-                recipes.Add(recipe);
+                var end = start;
+                long batchBytes = 0;
+                while (end < needed.Count && (end == start || batchBytes + needed[end].Size <= BatchBytes)) batchBytes += needed[end++].Size;
+                var built = new (ContentRecipe Recipe, Stream Frames)[end - start];
+                Parallelism.ForEach(Enumerable.Range(start, end - start), ct, i =>
+                {
+                    // A file larger than a batch is built alone, its frames into a temporary file beside the payload.
+                    Stream buffer = needed[i].Size > BatchBytes
+                        ? new FileStream(Path.Join(request.OutDir, DeltaLimits.PayloadFileName + ".part"), FileMode.Create, FileAccess.ReadWrite,
+                            FileShare.None, 1 << 16, FileOptions.DeleteOnClose)
+                        : new MemoryStream();
+                    built[i - start] = (builder.Build(needed[i], PathRules.Join(request.ToDir, needed[i].Path), buffer, ct), buffer);
+                });
+                foreach (var (recipe, buffer) in built)
+                {
+                    using (buffer) recipes.Add(builder.Append(recipe, buffer, payload));
+                    frames += recipe.Ops.Count(o => o.Kind == DeltaOpKind.Data);
+                }
+
+                start = end;
             }
 
             payloadSize = payload.Length;
