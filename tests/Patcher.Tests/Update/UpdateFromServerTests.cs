@@ -486,4 +486,47 @@ public sealed class UpdateFromServerTests
         AssertVersion(3);
         Assert.That(_server.Requests(slow!), Is.EqualTo(2), "the slow request was abandoned at its timeout and asked again");
     }
+
+    [Test]
+    public async Task UpdateAsync_Progress_ReportsDownloadingBytesUpToWhatWasFetchedThenTheTransaction()
+    {
+        await InstallV1();
+        Publish(3);
+        var reports = new List<PatchProgress>();
+        var progress = new SyncProgress(p =>
+        {
+            lock (reports) reports.Add(p);
+        });
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options(), progress);
+
+        var downloading = reports.Where(r => r.Phase == PatchPhase.Downloading).ToList();
+        Assert.That(downloading, Is.Not.Empty);
+        Assert.That(downloading.Select(r => r.BytesTotal).Distinct(), Is.EqualTo(new[] { result.BytesDownloaded }));
+        Assert.That(downloading.Max(r => r.BytesDone), Is.EqualTo(result.BytesDownloaded));
+        Assert.That(downloading.Max(r => r.FilesDone), Is.EqualTo(result.PiecesDownloaded));
+        var firstStaging = reports.FindIndex(r => r.Phase == PatchPhase.Staging);
+        Assert.That(firstStaging, Is.GreaterThan(reports.FindLastIndex(r => r.Phase == PatchPhase.Downloading)), "every download ends before the transaction stages");
+    }
+
+    [Test]
+    public async Task UpdateAsync_CancelledWhileDownloadingOverAnInstall_LeavesTheOldVersionExactly()
+    {
+        await InstallV1();
+        Publish(3);
+        var before = Listing();
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase == PatchPhase.Downloading && p.FilesDone >= 1) cts.Cancel();
+        });
+
+        using var source = Source();
+        var ex = await Fails(() => Patcher.UpdateAsync(_install, source, Options(parallel: 1), progress, cts.Token));
+
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.Cancelled));
+        Assert.That(Listing(), Is.EqualTo(before));
+        Assert.That(Patcher.Status(_install).InstalledVersion, Is.EqualTo("1.0.0"));
+    }
 }
