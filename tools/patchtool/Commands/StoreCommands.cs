@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using Patching;
 using Patching.Store;
 using PatchTool.Infrastructure;
@@ -38,7 +36,7 @@ internal sealed class PublishCommand : IToolCommand
             }, ct);
             if (ToolOptions.Flag(pr, _json))
             {
-                StoreJson.Write(ctx.Out, new PublishDocument(true, pr.GetValue(_version)!, pr.GetValue(_channel), result.ManifestSha256, result.Pieces, result.PiecesAdded, result.BytesAdded, result.TotalBytes));
+                JsonOutput.Write(ctx.Out, new PublishDocument(true, pr.GetValue(_version)!, pr.GetValue(_channel), result.ManifestSha256, result.Pieces, result.PiecesAdded, result.BytesAdded, result.TotalBytes));
                 return ExitCodes.Ok;
             }
 
@@ -100,7 +98,7 @@ internal sealed class CheckCommand() : SourceCommand("check", "Read the channel 
     protected override async Task<int> ExecuteAsync(ToolContext ctx, string target, IUpdateSource source, UpdateOptions options, bool json, CancellationToken ct)
     {
         var check = await Patcher.CheckForUpdateAsync(target, source, options, ct).ConfigureAwait(false);
-        if (json) StoreJson.Write(ctx.Out, new CheckDocument(true, check.InstalledVersion, check.LatestVersion, check.UpdateAvailable, check.ChannelExpires));
+        if (json) JsonOutput.Write(ctx.Out, new CheckDocument(true, check.InstalledVersion, check.LatestVersion, check.UpdateAvailable, check.ChannelExpires));
         else ctx.Out.WriteLine(check.UpdateAvailable
             ? $"update available: {check.InstalledVersion ?? "(nothing installed)"} -> {check.LatestVersion}"
             : $"up to date: {check.LatestVersion}");
@@ -116,7 +114,7 @@ internal sealed class UpdateCommand() : SourceCommand("update", "Download what t
         var result = await Patcher.UpdateAsync(target, source, options, null, ct).ConfigureAwait(false);
         if (json)
         {
-            StoreJson.Write(ctx.Out, new UpdateDocument(result.Status != UpdateStatus.Busy, result.Status.ToString().ToLowerInvariant(), result.FromVersion, result.ToVersion,
+            JsonOutput.Write(ctx.Out, new UpdateDocument(result.Status != UpdateStatus.Busy, result.Status.ToString().ToLowerInvariant(), result.FromVersion, result.ToVersion,
                 result.BytesDownloaded, result.BytesReused, result.PiecesDownloaded, result.PiecesReused));
         }
         else
@@ -141,7 +139,7 @@ internal sealed class RepairCommand() : SourceCommand("repair", "Hash the instal
         var result = await Patcher.RepairAsync(target, source, options, null, ct).ConfigureAwait(false);
         if (json)
         {
-            StoreJson.Write(ctx.Out, new RepairDocument(true, result.Version, result.Repaired, result.Missing, result.Modified, result.BytesDownloaded, result.PiecesDownloaded));
+            JsonOutput.Write(ctx.Out, new RepairDocument(true, result.Version, result.Repaired, result.Missing, result.Modified, result.BytesDownloaded, result.PiecesDownloaded));
         }
         else
         {
@@ -161,19 +159,3 @@ internal sealed record PublishDocument(bool Ok, string Version, string? Channel,
 internal sealed record CheckDocument(bool Ok, string? InstalledVersion, string LatestVersion, bool UpdateAvailable, DateTimeOffset ChannelExpires);
 
 internal sealed record UpdateDocument(bool Ok, string Status, string? FromVersion, string ToVersion, long BytesDownloaded, long BytesReused, int PiecesDownloaded, int PiecesReused);
-
-[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
-[JsonSerializable(typeof(PublishDocument))]
-[JsonSerializable(typeof(CheckDocument))]
-[JsonSerializable(typeof(UpdateDocument))]
-[JsonSerializable(typeof(RepairDocument))]
-internal sealed partial class StoreJsonOutputContext : JsonSerializerContext;
-
-internal static class StoreJson
-{
-    public static void Write<T>(TextWriter writer, T document)
-    {
-        var typeInfo = (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)StoreJsonOutputContext.Default.GetTypeInfo(typeof(T))!;
-        writer.WriteLine(JsonSerializer.Serialize(document, typeInfo));
-    }
-}
