@@ -16,7 +16,7 @@ namespace Patching;
 /// after the commit (the journal's bookkeeping on a disk that just filled up) says in its message that the new
 /// version is in place (<see cref="PatcherException.NewVersionInPlace"/>); the next <see cref="Recover"/> finishes the cleanup.
 /// </remarks>
-public static class Patcher
+public static partial class Patcher
 {
     /// <summary>Applies the patch in <paramref name="patchDir"/> to <paramref name="installDir"/>.</summary>
     /// <exception cref="PatcherException">The patch was refused or could not be applied; the old version is intact.</exception>

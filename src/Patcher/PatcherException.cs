@@ -60,6 +60,22 @@ public enum PatchErrorCode
     /// </summary>
     PatchFileNotRegular = 150,
 
+    // ---- updates from a server (nothing in the install was changed) ----
+    /// <summary>The update source could not be reached, or kept failing (errors, timeouts, short answers) after its retries.</summary>
+    SourceUnavailable = 180,
+    /// <summary>The update source does not hold an object the update needs (a channel, a manifest, a piece).</summary>
+    SourceObjectMissing = 181,
+    /// <summary>A downloaded piece kept hashing differently from the signed manifest after its retries.</summary>
+    DownloadCorrupt = 182,
+    /// <summary>The channel pointer's expiry has passed (a frozen or replayed pointer).</summary>
+    ChannelExpired = 183,
+    /// <summary>The channel pointer is older than one already seen, or names a version older than the installed one (a replayed pointer).</summary>
+    ChannelRollback = 184,
+    /// <summary>The release a channel pointer names does not match it (another manifest hash, product or version).</summary>
+    ReleaseMismatch = 185,
+    /// <summary>The store already holds that version with other content, or the channel already points at a newer one.</summary>
+    ReleaseExists = 186,
+
     // ---- the install directory ----
     /// <summary>The install directory does not exist.</summary>
     InstallNotFound = 200,

@@ -58,6 +58,8 @@ public enum PatchPhase
     CleaningUp,
     /// <summary>Finished.</summary>
     Done,
+    /// <summary>Downloading the pieces of a new version the install does not already hold (bytes are downloaded bytes).</summary>
+    Downloading,
 }
 
 /// <summary>Progress of a long operation.</summary>

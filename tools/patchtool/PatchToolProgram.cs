@@ -48,6 +48,7 @@ internal static class PatchToolProgram
             new KeygenCommand(), new BuildCommand(), new SignCommand(), new VerifyCommand(), new InspectCommand(),
             new ApplyCommand(), new RecoverCommand(), new StatusCommand(), new RollbackCommand(), new VerifyInstallCommand(),
             new DemoCommand(),
+            new PublishCommand(), new CheckCommand(), new UpdateCommand(), new RepairCommand(),
         ];
         foreach (var command in commands) root.Add(command.Create(ctx, global));
         TakeStringsAsTyped(root);

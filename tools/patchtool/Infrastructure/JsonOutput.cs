@@ -154,6 +154,10 @@ internal sealed record VerifyInstallDocument(bool Ok, string Target, string Vers
 [JsonSerializable(typeof(StatusDocument))]
 [JsonSerializable(typeof(VerifyInstallDocument))]
 [JsonSerializable(typeof(BuildDocument))]
+[JsonSerializable(typeof(PatchTool.Commands.PublishDocument))]
+[JsonSerializable(typeof(PatchTool.Commands.CheckDocument))]
+[JsonSerializable(typeof(PatchTool.Commands.UpdateDocument))]
+[JsonSerializable(typeof(PatchTool.Commands.RepairDocument))]
 internal sealed partial class ToolJsonContext : JsonSerializerContext;
 
 internal static class JsonOutput

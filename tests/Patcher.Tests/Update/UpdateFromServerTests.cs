@@ -1,0 +1,532 @@
+using Patching.Store;
+using Patching.Tests.TestHelpers;
+
+namespace Patching.Tests.Update;
+
+/// <summary>
+/// <see cref="Patcher.UpdateAsync"/> against a release store served over HTTP on loopback (TestHelpers/StoreServer), with faults injected by the
+/// server: each run ends in the old version or the new one exactly, with a specific error where it fails.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+public sealed class UpdateFromServerTests
+{
+    private const string Product = "server-game";
+    private static readonly string[] UserFile = ["saves/slot1.sav"];
+
+    private TempDir _temp = null!;
+    private StoreServer _server = null!;
+    private string _store = null!;
+    private string _install = null!;
+
+    [SetUp]
+    public async Task SetUp()
+    {
+        _temp = TempDir.ForCurrentTest();
+        _store = _temp.Dir("store");
+        _install = _temp.Dir("installs/game");
+        _server = await StoreServer.StartAsync(_store);
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        await _server.DisposeAsync();
+        _temp.Dispose();
+    }
+
+    private static string Key => File.ReadAllText(RepoPaths.TestKey);
+
+    private static UpdateOptions Options(TimeProvider? time = null, int parallel = 4) => new()
+    {
+        Apply = new PatcherOptions { TrustedKeys = [File.ReadAllText(RepoPaths.TestPub)], TimeProvider = time ?? TimeProvider.System },
+        MaxParallelDownloads = parallel,
+    };
+
+    private HttpSource Source(int attempts = 4) =>
+        new(_server.BaseUri, new HttpSourceOptions { MaxAttempts = attempts, RetryDelay = TimeSpan.FromMilliseconds(5), RequestTimeout = TimeSpan.FromSeconds(10) });
+
+    /// <summary>
+    /// Version trees: v1 has three big files of random bytes (many pieces each) and small ones; v2 changes 100 bytes in
+    /// the middle of one big file and adds a file; v3 also inserts 5000 bytes near the start of another and renames a third.
+    /// </summary>
+    private string Tree(int version)
+    {
+        var dir = _temp["trees/v" + version];
+        if (Directory.Exists(dir)) return dir;
+        var random = new Random(42);
+        var big = Enumerable.Range(0, 3).Select(_ =>
+        {
+            var b = new byte[700_000];
+            random.NextBytes(b);
+            return b;
+        }).ToArray();
+        TreeFactory.WriteFile(dir, "data/a.pak", big[0]);
+        TreeFactory.WriteFile(dir, "data/b.pak", big[1]);
+        TreeFactory.WriteFile(dir, version >= 3 ? "data/c-renamed.pak" : "data/c.pak", big[2]);
+        TreeFactory.WriteFile(dir, "readme.txt", System.Text.Encoding.UTF8.GetBytes($"version {version}\n"));
+        TreeFactory.WriteFile(dir, "bin/run.sh", "#!/bin/sh\n"u8.ToArray(), executable: true);
+        if (version >= 2)
+        {
+            var a = File.ReadAllBytes(Path.Join(dir, "data/a.pak"));
+            random.NextBytes(a.AsSpan(350_000, 100));
+            File.WriteAllBytes(Path.Join(dir, "data/a.pak"), a);
+            TreeFactory.WriteFile(dir, "data/new.txt", "added in v2\n"u8.ToArray());
+        }
+
+        if (version >= 3)
+        {
+            var inserted = new byte[5000];
+            random.NextBytes(inserted);
+            File.WriteAllBytes(Path.Join(dir, "data/b.pak"), [.. big[1].AsSpan(0, 20_000), .. inserted, .. big[1].AsSpan(20_000)]);
+        }
+
+        return dir;
+    }
+
+    private PublishResult Publish(int version, TimeProvider? time = null) => ReleaseStore.Publish(new PublishRequest
+    {
+        StoreDir = _store, TreeDir = Tree(version), Product = Product, Version = $"{version}.0.0", PrivateKeyPem = Key,
+        Channel = "stable", Time = time ?? TimeProvider.System,
+    });
+
+    private string Listing() => HashListing.Text(_install, p => p == "saves" || p.StartsWith("saves/", StringComparison.Ordinal));
+
+    /// <summary>Installs v1 through the update path itself (an empty folder holding a player's save).</summary>
+    private async Task InstallV1()
+    {
+        Publish(1);
+        TreeFactory.WriteFile(_install, UserFile[0], "slot 1\n"u8.ToArray());
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+        Assert.That(result.Status, Is.EqualTo(UpdateStatus.Updated));
+        Assert.That(Listing(), Is.EqualTo(HashListing.Text(Tree(1))));
+    }
+
+    private void AssertVersion(int version)
+    {
+        Assert.That(Listing(), Is.EqualTo(HashListing.Text(Tree(version))));
+        Assert.That(File.ReadAllText(Path.Join(_install, UserFile[0])), Is.EqualTo("slot 1\n"), "the player's file is kept");
+        Assert.That(Patcher.Status(_install).InstalledVersion, Is.EqualTo($"{version}.0.0"));
+    }
+
+    /// <summary>The channel pointer and its signature as the store holds them now, to be replayed later.</summary>
+    private (byte[] Pointer, byte[] Signature) SavePointer() => (_server.FileBytes("channels/stable.json"), _server.FileBytes("channels/stable.sig"));
+
+    /// <summary>Serves a saved (older, validly signed) pointer again, as a replaying mirror would.</summary>
+    private void ReplayPointer((byte[] Pointer, byte[] Signature) saved)
+    {
+        File.WriteAllBytes(Path.Join(_store, "channels/stable.json"), saved.Pointer);
+        File.WriteAllBytes(Path.Join(_store, "channels/stable.sig"), saved.Signature);
+    }
+
+    private static async Task<PatcherException> Fails(Func<Task> action) =>
+        Assert.ThrowsAsync<PatcherException>(async () => await action())!;
+
+    [Test]
+    public async Task UpdateAsync_EmptyFolder_InstallsLatestAndKeepsUserFile()
+    {
+        await InstallV1();
+        AssertVersion(1);
+        Assert.That(Directory.Exists(Path.Join(_temp["installs"], ".game.patcher", "downloads", "1.0.0")), Is.False, "the download folder of a committed version is removed");
+    }
+
+    [Test]
+    public async Task UpdateAsync_ThreeVersionsBehind_FetchesOnlyPiecesTheInstallLacks()
+    {
+        await InstallV1();
+        Publish(2);
+        var full = Publish(3);
+        var v1Pieces = ReleaseStore.Publish(new PublishRequest { StoreDir = _temp.Dir("scratch"), TreeDir = Tree(1), Product = Product, Version = "1.0.0", PrivateKeyPem = Key });
+        var servedBefore = _server.BlobBytesServed;
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(3);
+        var fetched = _server.BlobBytesServed - servedBefore;
+        Assert.That(result.BytesDownloaded, Is.EqualTo(fetched));
+        Assert.That(fetched, Is.GreaterThan(0).And.LessThan(full.TotalBytes / 4), $"fetched {fetched} of a {full.TotalBytes}-byte version");
+        Assert.That(result.PiecesReused + result.PiecesDownloaded, Is.EqualTo(full.Pieces));
+        TestContext.Progress.WriteLine($"three versions behind: fetched {fetched} bytes of {full.TotalBytes} ({(double)fetched / full.TotalBytes:P2}); v1 had {v1Pieces.Pieces} pieces");
+    }
+
+    [Test]
+    public async Task UpdateAsync_ConnectionDroppedMidPiece_RetriesThatPieceOnceAndUpdates()
+    {
+        await InstallV1();
+        Publish(3);
+        string? dropped = null;
+        _server.Fault = async (context, path, n) =>
+        {
+            if (!path.StartsWith("blobs/", StringComparison.Ordinal) || n != 1 || Interlocked.CompareExchange(ref dropped, path, null) is not null) return FaultAction.None;
+            await StoreServer.DropAfter(context, _server.FileBytes(path), _server.FileBytes(path).Length / 2);
+            return FaultAction.Handled;
+        };
+
+        using var source = Source();
+        await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(3);
+        Assert.That(dropped, Is.Not.Null);
+        Assert.That(_server.Requests(dropped!), Is.EqualTo(2));
+        Assert.That(_server.RequestCounts.Where(kv => kv.Key.StartsWith("blobs/", StringComparison.Ordinal) && kv.Key != dropped).All(kv => kv.Value == 1), Is.True);
+    }
+
+    [TestCase(500)]
+    [TestCase(503)]
+    public async Task UpdateAsync_ServerErrorsOnFirstTry_RetriesAndUpdates(int status)
+    {
+        await InstallV1();
+        Publish(3);
+        _server.Fault = (context, path, n) =>
+        {
+            if (n > 1) return Task.FromResult(FaultAction.None);
+            context.Response.StatusCode = status;
+            return Task.FromResult(FaultAction.Handled);
+        };
+
+        using var source = Source();
+        await Patcher.UpdateAsync(_install, source, Options());
+        AssertVersion(3);
+    }
+
+    [Test]
+    public async Task UpdateAsync_ServerAlways503_FailsSourceUnavailableWithBoundedRequestsAndKeepsOldVersion()
+    {
+        await InstallV1();
+        Publish(3);
+        var before = Listing();
+        var requestsBefore = _server.BlobRequests;
+        _server.Fault = (context, path, n) =>
+        {
+            if (!path.StartsWith("blobs/", StringComparison.Ordinal)) return Task.FromResult(FaultAction.None);
+            context.Response.StatusCode = 503;
+            return Task.FromResult(FaultAction.Handled);
+        };
+
+        using var source = Source(attempts: 3);
+        var ex = await Fails(() => Patcher.UpdateAsync(_install, source, Options(parallel: 1)));
+
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.SourceUnavailable));
+        Assert.That(Listing(), Is.EqualTo(before));
+        Assert.That(_server.BlobRequests - requestsBefore, Is.EqualTo(3), "one piece, three attempts, then the update stops");
+    }
+
+    [Test]
+    public async Task UpdateAsync_TruncatedBodyOnce_RetriesAndUpdates()
+    {
+        await InstallV1();
+        Publish(3);
+        var truncated = 0;
+        _server.Fault = async (context, path, n) =>
+        {
+            if (!path.StartsWith("blobs/", StringComparison.Ordinal) || n != 1 || Interlocked.Increment(ref truncated) > 1) return FaultAction.None;
+            var bytes = _server.FileBytes(path);
+            // Declares no length and ends early: only the client's own length check can notice.
+            context.Response.SendChunked = true;
+            await context.Response.OutputStream.WriteAsync(bytes.AsMemory(0, bytes.Length - 1000));
+            return FaultAction.Handled;
+        };
+
+        using var source = Source();
+        await Patcher.UpdateAsync(_install, source, Options());
+        AssertVersion(3);
+        Assert.That(truncated, Is.GreaterThanOrEqualTo(1));
+    }
+
+    [Test]
+    public async Task UpdateAsync_ServerReturnsWrongBytes_FailsDownloadCorruptAndKeepsOldVersion()
+    {
+        await InstallV1();
+        Publish(3);
+        var before = Listing();
+        string? bad = null;
+        _server.Fault = async (context, path, n) =>
+        {
+            if (!path.StartsWith("blobs/", StringComparison.Ordinal)) return FaultAction.None;
+            if (Interlocked.CompareExchange(ref bad, path, null) is { } chosen && chosen != path) return FaultAction.None;
+            var bytes = _server.FileBytes(path);
+            bytes[bytes.Length / 2] ^= 0xFF;
+            context.Response.ContentLength64 = bytes.Length;
+            await context.Response.OutputStream.WriteAsync(bytes);
+            return FaultAction.Handled;
+        };
+
+        using var source = Source();
+        var ex = await Fails(() => Patcher.UpdateAsync(_install, source, Options()));
+
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.DownloadCorrupt));
+        Assert.That(Listing(), Is.EqualTo(before));
+        Assert.That(Patcher.Status(_install).InstalledVersion, Is.EqualTo("1.0.0"));
+    }
+
+    [Test]
+    public async Task UpdateAsync_StoreMissingAPiece_FailsSourceObjectMissingAndKeepsOldVersion()
+    {
+        await InstallV1();
+        Publish(3);
+        var before = Listing();
+        var v3Only = Directory.EnumerateFiles(Path.Join(_store, "blobs"), "*", SearchOption.AllDirectories)
+            .OrderByDescending(File.GetLastWriteTimeUtc).First();
+        File.Delete(v3Only);
+
+        using var source = Source();
+        var ex = await Fails(() => Patcher.UpdateAsync(_install, source, Options()));
+
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.SourceObjectMissing));
+        Assert.That(Listing(), Is.EqualTo(before));
+    }
+
+    [Test]
+    public async Task CheckForUpdateAsync_ReplayedOlderPointer_RefusedChannelRollback()
+    {
+        Publish(1);
+        var old = SavePointer();
+        Publish(2);
+        using var source = Source();
+        Assert.That((await Patcher.CheckForUpdateAsync(_install, source, Options())).LatestVersion, Is.EqualTo("2.0.0"));
+        await Patcher.UpdateAsync(_install, source, Options());
+        var before = Listing();
+
+        ReplayPointer(old);
+        var check = await Fails(() => Patcher.CheckForUpdateAsync(_install, source, Options()));
+        var update = await Fails(() => Patcher.UpdateAsync(_install, source, Options()));
+
+        Assert.That(check.Code, Is.EqualTo(PatchErrorCode.ChannelRollback));
+        Assert.That(update.Code, Is.EqualTo(PatchErrorCode.ChannelRollback));
+        Assert.That(Listing(), Is.EqualTo(before));
+    }
+
+    [Test]
+    public async Task UpdateAsync_ReplayedPointerOfAnInterruptedRun_RefusedBySequence()
+    {
+        // The client saw sequence 2 (v2) but did not install it: the replayed sequence-1 pointer names a version that is
+        // still newer than nothing installed, so only the remembered sequence can refuse it.
+        Publish(1);
+        var old = SavePointer();
+        Publish(2);
+        File.Delete(Directory.EnumerateFiles(Path.Join(_store, "blobs"), "*", SearchOption.AllDirectories).First());
+        using var source = Source();
+        await Fails(() => Patcher.UpdateAsync(_install, source, Options()));
+
+        ReplayPointer(old);
+        var ex = await Fails(() => Patcher.UpdateAsync(_install, source, Options()));
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.ChannelRollback));
+    }
+
+    [Test]
+    public async Task CheckForUpdateAsync_ExpiredPointer_RefusedChannelExpired()
+    {
+        Publish(1, new FixedTimeProvider(DateTimeOffset.UtcNow.AddDays(-60)));
+        using var source = Source();
+        var ex = await Fails(() => Patcher.CheckForUpdateAsync(_install, source, Options()));
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.ChannelExpired));
+        Assert.That(Directory.EnumerateFileSystemEntries(_install), Is.Empty);
+    }
+
+    [Test]
+    public async Task CheckForUpdateAsync_PointerSignedByUntrustedKey_RefusedSignatureInvalid()
+    {
+        ReleaseStore.Publish(new PublishRequest
+        {
+            StoreDir = _store, TreeDir = Tree(1), Product = Product, Version = "1.0.0", PrivateKeyPem = File.ReadAllText(RepoPaths.TestKey2), Channel = "stable",
+        });
+        using var source = Source();
+        var ex = await Fails(() => Patcher.CheckForUpdateAsync(_install, source, Options()));
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.SignatureInvalid));
+    }
+
+    [Test]
+    public async Task UpdateAsync_CancelledHalfwayThenResumed_FetchesAtMostOnePieceTwice()
+    {
+        Publish(3);
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase == PatchPhase.Downloading && p.FilesDone * 2 >= p.FilesTotal && p.FilesDone > 0) cts.Cancel();
+        });
+        using var source = Source();
+        var ex = await Fails(() => Patcher.UpdateAsync(_install, source, Options(parallel: 1), progress, cts.Token));
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.Cancelled));
+        Assert.That(Directory.EnumerateFileSystemEntries(_install), Is.Empty, "nothing installed");
+        var firstRun = _server.BlobRequests;
+
+        var result = await Patcher.UpdateAsync(_install, source, Options(parallel: 1));
+
+        Assert.That(Listing(), Is.EqualTo(HashListing.Text(Tree(3))));
+        var pieces = result.PiecesDownloaded + result.PiecesReused;
+        Assert.That(firstRun, Is.GreaterThan(0).And.LessThan(pieces));
+        Assert.That(_server.BlobRequests, Is.LessThanOrEqualTo(pieces + 1), "at most one piece fetched twice");
+        Assert.That(_server.RequestCounts.Where(kv => kv.Key.StartsWith("blobs/", StringComparison.Ordinal)).Count(kv => kv.Value > 1), Is.LessThanOrEqualTo(1));
+    }
+
+    [Test]
+    public async Task UpdateAsync_UpToDate_DownloadsNothing()
+    {
+        await InstallV1();
+        var before = _server.BlobRequests;
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+        Assert.That(result.Status, Is.EqualTo(UpdateStatus.UpToDate));
+        Assert.That(_server.BlobRequests, Is.EqualTo(before));
+    }
+
+    [Test]
+    public async Task UpdateAsync_FromDirectorySource_UpdatesLikeHttp()
+    {
+        Publish(1);
+        var source = new DirectorySource(_store);
+        await Patcher.UpdateAsync(_install, source, Options());
+        Publish(3);
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+        Assert.That(result.Status, Is.EqualTo(UpdateStatus.Updated));
+        Assert.That(Listing(), Is.EqualTo(HashListing.Text(Tree(3))));
+    }
+
+    [Test]
+    public async Task RepairAsync_DamagedAndMissingFiles_FetchesOnlyTheirLostPiecesAndRestoresExactly()
+    {
+        await InstallV1();
+        var big = Path.Join(_install, "data/b.pak");
+        var bytes = File.ReadAllBytes(big);
+        bytes[400_000] ^= 0x55;
+        File.WriteAllBytes(big, bytes);
+        File.Delete(Path.Join(_install, "readme.txt"));
+        var servedBefore = _server.BlobBytesServed;
+
+        using var source = Source();
+        var result = await Patcher.RepairAsync(_install, source, Options());
+
+        AssertVersion(1);
+        Assert.That(result.Repaired, Is.True);
+        Assert.That(result.Missing, Is.EqualTo(new[] { "readme.txt" }));
+        Assert.That(result.Modified, Is.EqualTo(new[] { "data/b.pak" }));
+        Assert.That(result.PiecesDownloaded, Is.InRange(2, 3), "the damaged piece (or two, where the change moved a cut) and the deleted file");
+        Assert.That(_server.BlobBytesServed - servedBefore, Is.EqualTo(result.BytesDownloaded).And.LessThan(2 * 256 * 1024 + 100));
+    }
+
+    [Test]
+    public async Task RepairAsync_IntactInstall_DownloadsAndChangesNothing()
+    {
+        await InstallV1();
+        var before = _server.RequestCounts.Values.Sum();
+        using var source = Source();
+        var result = await Patcher.RepairAsync(_install, source, Options());
+        Assert.That(result.Repaired, Is.False);
+        Assert.That(_server.RequestCounts.Values.Sum(), Is.EqualTo(before));
+        AssertVersion(1);
+    }
+
+    [Test]
+    public async Task UpdateAsync_ProcessKilledHalfwayThenResumed_FetchesAtMostOnePieceTwice()
+    {
+        var full = Publish(3);
+        var killAt = full.Pieces / 2;
+        var started = 0;
+        System.Diagnostics.Process? child = null;
+        var childError = "";
+        _server.Fault = (context, path, n) =>
+        {
+            if (!path.StartsWith("blobs/", StringComparison.Ordinal) || Interlocked.Increment(ref started) != killAt) return Task.FromResult(FaultAction.None);
+            child!.Kill(entireProcessTree: true);
+            child.WaitForExit();
+            context.Response.StatusCode = 503;
+            return Task.FromResult(FaultAction.Handled);
+        };
+
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in new[]
+                 {
+                     Path.Join(TestContext.CurrentContext.TestDirectory, "patchtool.dll"), "update", "--source", _server.BaseUri.AbsoluteUri,
+                     "--target", _install, "--trust", RepoPaths.TestPub, "--connections", "1",
+                 })
+            psi.ArgumentList.Add(arg);
+        using (child = System.Diagnostics.Process.Start(psi)!)
+        {
+            var exited = child.WaitForExit(120_000);
+            if (!exited) child.Kill(entireProcessTree: true);
+            Assert.That(exited, Is.True, "the child ended (killed by the server hook)");
+            childError = await child.StandardError.ReadToEndAsync();
+            Assert.That(child.ExitCode, Is.Not.Zero, "the child was killed, it did not finish: " + childError);
+        }
+
+        Assert.That(Directory.EnumerateFileSystemEntries(_install), Is.Empty, "nothing installed by the killed run");
+        Assert.That(_server.BlobRequests, Is.EqualTo(killAt), childError);
+        _server.Fault = null;
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options(parallel: 1));
+
+        Assert.That(Listing(), Is.EqualTo(HashListing.Text(Tree(3))));
+        Assert.That(result.PiecesReused, Is.EqualTo(killAt - 1), "every piece verified before the kill is kept");
+        Assert.That(_server.BlobRequests, Is.EqualTo(full.Pieces + 1), "only the piece in flight at the kill is fetched twice");
+    }
+
+    [Test]
+    public async Task UpdateAsync_SlowServerOnFirstTry_AbandonsThatRequestAtItsTimeoutAndUpdates()
+    {
+        await InstallV1();
+        Publish(3);
+        string? slow = null;
+        _server.Fault = async (context, path, n) =>
+        {
+            if (!path.StartsWith("blobs/", StringComparison.Ordinal) || n != 1 || Interlocked.CompareExchange(ref slow, path, null) is not null) return FaultAction.None;
+            // A correct answer, but late: a client that waited for it would ask once; one that timed out asks again.
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            var bytes = _server.FileBytes(path);
+            context.Response.ContentLength64 = bytes.Length;
+            await context.Response.OutputStream.WriteAsync(bytes);
+            return FaultAction.Handled;
+        };
+
+        using var source = new HttpSource(_server.BaseUri, new HttpSourceOptions { MaxAttempts = 3, RetryDelay = TimeSpan.FromMilliseconds(5), RequestTimeout = TimeSpan.FromMilliseconds(500) });
+        await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(3);
+        Assert.That(_server.Requests(slow!), Is.EqualTo(2), "the slow request was abandoned at its timeout and asked again");
+    }
+
+    [Test]
+    public async Task UpdateAsync_Progress_ReportsDownloadingBytesUpToWhatWasFetchedThenTheTransaction()
+    {
+        await InstallV1();
+        Publish(3);
+        var reports = new List<PatchProgress>();
+        var progress = new SyncProgress(p =>
+        {
+            lock (reports) reports.Add(p);
+        });
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options(), progress);
+
+        var downloading = reports.Where(r => r.Phase == PatchPhase.Downloading).ToList();
+        Assert.That(downloading, Is.Not.Empty);
+        Assert.That(downloading.Select(r => r.BytesTotal).Distinct(), Is.EqualTo(new[] { result.BytesDownloaded }));
+        Assert.That(downloading.Max(r => r.BytesDone), Is.EqualTo(result.BytesDownloaded));
+        Assert.That(downloading.Max(r => r.FilesDone), Is.EqualTo(result.PiecesDownloaded));
+        var firstStaging = reports.FindIndex(r => r.Phase == PatchPhase.Staging);
+        Assert.That(firstStaging, Is.GreaterThan(reports.FindLastIndex(r => r.Phase == PatchPhase.Downloading)), "every download ends before the transaction stages");
+    }
+
+    [Test]
+    public async Task UpdateAsync_CancelledWhileDownloadingOverAnInstall_LeavesTheOldVersionExactly()
+    {
+        await InstallV1();
+        Publish(3);
+        var before = Listing();
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase == PatchPhase.Downloading && p.FilesDone >= 1) cts.Cancel();
+        });
+
+        using var source = Source();
+        var ex = await Fails(() => Patcher.UpdateAsync(_install, source, Options(parallel: 1), progress, cts.Token));
+
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.Cancelled));
+        Assert.That(Listing(), Is.EqualTo(before));
+        Assert.That(Patcher.Status(_install).InstalledVersion, Is.EqualTo("1.0.0"));
+    }
+}
