@@ -26,6 +26,13 @@ public static class ErrorMessages
             or PatchErrorCode.DeltaOutputMismatch or PatchErrorCode.DeltaOutputTooLong or PatchErrorCode.DeltaReferenceOutsideBase
             or PatchErrorCode.DeltaCorrupt or PatchErrorCode.DeltaWindowTooLarge or PatchErrorCode.PatchFileNotRegular =>
             "the update's download is incomplete or corrupt; download it again",
+        PatchErrorCode.SourceUnavailable => "the update server cannot be reached right now; check the connection and try again (what was downloaded is kept)",
+        PatchErrorCode.SourceObjectMissing or PatchErrorCode.ReleaseMismatch =>
+            "the update server is missing part of this release; try again later",
+        PatchErrorCode.DownloadCorrupt => "the download kept arriving damaged; try again later (what verified is kept)",
+        PatchErrorCode.ChannelExpired or PatchErrorCode.ChannelRollback =>
+            "the update server offered stale release information and it was refused; try again later",
+        PatchErrorCode.ReleaseExists => "that version is already published with other content",
         PatchErrorCode.WrongProduct => "this update is for another game",
         PatchErrorCode.NotNewer => "this update is not newer than the installed version",
         PatchErrorCode.WrongBaseVersion => "this update is for another version of the game; get the update for your version",

@@ -26,7 +26,8 @@ public static partial class Patcher
     /// pieces are kept in the state directory until the update commits, so an interrupted or cancelled run resumes
     /// without fetching them again.
     /// </summary>
-    /// <exception cref="PatcherException">Refused or failed; the old version is intact. <see cref="PatchErrorCode.Cancelled"/> when cancelled.</exception>
+    /// <exception cref="PatcherException">Refused or failed; the old version is intact.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the old version is intact and verified downloads are kept.</exception>
     public static Task<UpdateResult> UpdateAsync(string installDir, IUpdateSource source, UpdateOptions options,
         IProgress<PatchProgress>? progress = null, CancellationToken cancellationToken = default)
     {

@@ -38,8 +38,14 @@ public sealed class HttpSource : IUpdateSource, IDisposable
     private long _requests;
     private long _bytes;
 
+    /// <summary>Reads the store at <paramref name="baseUri"/> (e.g. <c>https://cdn.example.com/game/</c>) with its own connection pool and default options.</summary>
+    public HttpSource(Uri baseUri)
+        : this(baseUri, null)
+    {
+    }
+
     /// <summary>Reads the store at <paramref name="baseUri"/> (e.g. <c>https://cdn.example.com/game/</c>) with its own connection pool.</summary>
-    public HttpSource(Uri baseUri, HttpSourceOptions? options = null)
+    public HttpSource(Uri baseUri, HttpSourceOptions? options)
         : this(new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Math.Max(1, (options ?? new HttpSourceOptions()).MaxConnections), AutomaticDecompression = DecompressionMethods.None }),
             baseUri, options, ownsClient: true)
     {

@@ -32,17 +32,9 @@ internal static class Updater
         return new UpdateCheck(status.InstalledVersion, pointer.Version, IsNewer(pointer, status), pointer.Expires);
     }
 
-    public static async Task<UpdateResult> UpdateAsync(string installDir, IUpdateSource source, UpdateOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
-    {
-        try
-        {
-            return await UpdateCoreAsync(installDir, source, options, progress, ct).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException ex) when (ct.IsCancellationRequested)
-        {
-            throw new PatcherException(PatchErrorCode.Cancelled, "the update was cancelled; the installed version is unchanged and the verified downloads are kept", installDir, ex);
-        }
-    }
+    /// <summary>Cancellation surfaces as <see cref="OperationCanceledException"/>; verified downloads are kept for the next run.</summary>
+    public static Task<UpdateResult> UpdateAsync(string installDir, IUpdateSource source, UpdateOptions options, IProgress<PatchProgress>? progress, CancellationToken ct) =>
+        UpdateCoreAsync(installDir, source, options, progress, ct);
 
     private static async Task<UpdateResult> UpdateCoreAsync(string installDir, IUpdateSource source, UpdateOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
@@ -66,32 +58,25 @@ internal static class Updater
 
     public static async Task<RepairResult> RepairAsync(string installDir, IUpdateSource source, UpdateOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
-        try
-        {
-            var apply = options.Apply;
-            if (apply.TrustedKeys.Count == 0)
-                throw new PatcherException(PatchErrorCode.SignatureMissing, "no trusted keys are configured; refusing to repair from an unverifiable store", installDir);
-            var status = Patcher.Status(installDir, apply);
-            if (status.InstalledVersion is null || status.Product is null)
-                throw new PatcherException(PatchErrorCode.VerifyFailed, "no version was installed by Patcher here; nothing to repair against", installDir);
-            var report = await Task.Run(() => Patcher.Verify(installDir, apply, ct), CancellationToken.None).ConfigureAwait(false);
-            if (report.Missing.Count == 0 && report.Modified.Count == 0)
-                return new RepairResult(status.InstalledVersion, [], [], 0, 0, null);
+        var apply = options.Apply;
+        if (apply.TrustedKeys.Count == 0)
+            throw new PatcherException(PatchErrorCode.SignatureMissing, "no trusted keys are configured; refusing to repair from an unverifiable store", installDir);
+        var status = Patcher.Status(installDir, apply);
+        if (status.InstalledVersion is null || status.Product is null)
+            throw new PatcherException(PatchErrorCode.NotManagedByPatcher, "no version was installed by Patcher here; nothing to repair against (install it with Patcher.UpdateAsync first)", installDir);
+        var report = await Task.Run(() => Patcher.Verify(installDir, apply, ct), CancellationToken.None).ConfigureAwait(false);
+        if (report.Missing.Count == 0 && report.Modified.Count == 0)
+            return new RepairResult(status.InstalledVersion, [], [], 0, 0, null);
 
-            var layout = Layout(installDir, apply);
-            var patchDir = Path.Join(CreateDownloads(installDir, ref layout), status.InstalledVersion);
-            Directory.CreateDirectory(patchDir);
-            var package = await FetchManifestAsync(source, apply, status.Product, status.InstalledVersion, expectedSha256: null, patchDir, ct).ConfigureAwait(false);
-            var counts = await FetchPiecesAsync(installDir, source, options, package, progress, ct).ConfigureAwait(false);
-            // The same version again: every file is placed from the verified pieces, the intact ones included.
-            var result = await Task.Run(() => TransactionEngine.Apply(installDir, patchDir, apply with { AllowDowngrade = true }, progress, ct), CancellationToken.None).ConfigureAwait(false);
-            if (result.Status == ApplyStatus.Applied) TryDelete(patchDir);
-            return new RepairResult(status.InstalledVersion, report.Missing, report.Modified, counts.Downloaded, counts.PiecesDownloaded, result);
-        }
-        catch (OperationCanceledException ex) when (ct.IsCancellationRequested)
-        {
-            throw new PatcherException(PatchErrorCode.Cancelled, "the repair was cancelled; the install is unchanged and the verified downloads are kept", installDir, ex);
-        }
+        var layout = Layout(installDir, apply);
+        var patchDir = Path.Join(CreateDownloads(installDir, ref layout), status.InstalledVersion);
+        Directory.CreateDirectory(patchDir);
+        var package = await FetchManifestAsync(source, apply, status.Product, status.InstalledVersion, expectedSha256: null, patchDir, ct).ConfigureAwait(false);
+        var counts = await FetchPiecesAsync(installDir, source, options, package, progress, ct).ConfigureAwait(false);
+        // The same version again: every file is placed from the verified pieces, the intact ones included.
+        var result = await Task.Run(() => TransactionEngine.Apply(installDir, patchDir, apply with { AllowDowngrade = true }, progress, ct), CancellationToken.None).ConfigureAwait(false);
+        if (result.Status == ApplyStatus.Applied) TryDelete(patchDir);
+        return new RepairResult(status.InstalledVersion, report.Missing, report.Modified, counts.Downloaded, counts.PiecesDownloaded, result);
     }
 
     private static bool IsNewer(ChannelPointer pointer, InstallStatus status) =>
