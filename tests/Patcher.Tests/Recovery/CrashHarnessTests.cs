@@ -106,9 +106,7 @@ public sealed class CrashHarnessTests
             if (collision && listing.SequenceEqual(newListing)
                 && !Directory.EnumerateDirectories(stateDir, "preserved-*").Select(d => Path.Join(d, CollisionFile)).Any(f => File.Exists(f) && File.ReadAllText(f) == "user " + CollisionFile))
                 failures.Add($"point {k} ({points[k - 1]}): the player's {CollisionFile} was not kept in preserved-*");
-            var leftovers = Directory.Exists(stateDir)
-                ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName).Where(x => x!.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "incoming" or "trash").ToList()
-                : [];
+            var leftovers = StateLeftovers(stateDir);
             if (leftovers.Count > 0) failures.Add($"point {k} ({points[k - 1]}): leftovers {string.Join(",", leftovers)}");
 
             // Whatever recovery chose, the launcher can carry on: the next apply ends on the new version.
@@ -194,6 +192,11 @@ public sealed class CrashHarnessTests
         Assert.That(first.Count(c => c.StartsWith("fsync-dir ", StringComparison.Ordinal)), Is.GreaterThan(2), "the commit fsyncs several directories");
         Assert.That(second, Is.EqualTo(first));
     }
+
+    /// <summary>What a finished or recovered transaction must not leave in the state directory.</summary>
+    internal static List<string?> StateLeftovers(string stateDir) => Directory.Exists(stateDir)
+        ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName).Where(x => x!.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "incoming" or "trash").ToList()
+        : [];
 
     private static string PrepareInstall(PatchScenario s, string runDir, bool collision = false)
     {
