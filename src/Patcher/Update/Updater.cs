@@ -40,7 +40,11 @@ internal static class Updater
     {
         if (options.MaxParallelDownloads < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxParallelDownloads must be at least 1");
         var (pointer, status, layout) = await ReadChannelAsync(installDir, source, options, ct).ConfigureAwait(false);
-        if (!IsNewer(pointer, status)) return new UpdateResult(UpdateStatus.UpToDate, status.InstalledVersion, pointer.Version, 0, 0, 0, 0, null);
+        if (!IsNewer(pointer, status))
+        {
+            PruneDownloads(layout, status.InstalledVersion);
+            return new UpdateResult(UpdateStatus.UpToDate, status.InstalledVersion, pointer.Version, 0, 0, 0, 0, null);
+        }
 
         var downloads = CreateDownloads(installDir, ref layout);
         RememberSequence(downloads, pointer);
@@ -282,6 +286,22 @@ internal static class Updater
         var temp = path + "." + StateLayout.RandomTag() + ".tmp";
         File.WriteAllBytes(temp, bytes.ToArray());
         File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// Deletes the download folders of versions not newer than <paramref name="installed"/>. An update killed after its
+    /// commit but before it removed its folder leaves every piece of that version there; the next run finds the install
+    /// up to date, and this is where that folder goes. Folders of newer versions are kept: they are a resumable download.
+    /// </summary>
+    private static void PruneDownloads(StateLayout layout, string? installed)
+    {
+        var downloads = Path.Join(layout.StateDir, DownloadsDirName);
+        if (installed is null || !Directory.Exists(downloads)) return;
+        var current = PatchVersion.Parse(installed, "installed version");
+        foreach (var dir in Directory.EnumerateDirectories(downloads))
+        {
+            if (PatchVersion.TryParse(Path.GetFileName(dir), out var version) && version <= current) TryDelete(dir);
+        }
     }
 
     private static void TryDelete(string dir)
