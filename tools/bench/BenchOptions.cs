@@ -32,6 +32,11 @@ internal sealed class BenchOptions
           --prepare-only          write the main trees and patch into --work, print their paths, keep them, exit
                                   (for profiling by hand with strace/perf)
           --seed N                generator seed (default 20240611)
+          --format2               instead of the sections above, the format-2 checks: apply of a compressible update
+                                  against zstd -d (--patch-from) + write + sync, peak RSS of a delta to one large
+                                  file, build throughput (written to its own region of the report)
+          --f2-total-mb X         bytes of the compressible text-like tree (full 128, quick 32)
+          --f2-big-mb X           size of the large file edited in places (full 4096, quick 256; 0 skips)
         """;
 
     public bool Quick { get; private set; }
@@ -55,6 +60,12 @@ internal sealed class BenchOptions
     public bool PrepareOnly { get; private set; }
     public ulong Seed { get; private set; } = 20240611;
     public bool Help { get; private set; }
+    public bool Format2 { get; private set; }
+    public double F2TotalMb { get; private set; }
+    public double F2BigMb { get; private set; }
+
+    public long F2TotalBytes => (long)(F2TotalMb * (1L << 20));
+    public long F2BigBytes => (long)(F2BigMb * (1L << 20));
 
     public static readonly string[] AllSections = ["apply", "verify", "recover", "memory", "scaling"];
 
@@ -63,7 +74,7 @@ internal sealed class BenchOptions
     public long ScaleTotalBytes => (long)(ScaleTotalGb * (1L << 30));
     public long ScaleChangedBytes => (long)(ScaleChangedMb * (1L << 20));
 
-    public string Mode => Quick ? "quick" : "full";
+    public string Mode => (Format2 ? "format2-" : "") + (Quick ? "quick" : "full");
 
     public static BenchOptions Parse(string[] args)
     {
@@ -79,6 +90,8 @@ internal sealed class BenchOptions
             o.ScaleChangedFiles = 25;
             o.ScaleChangedMb = 8;
             o.RecoverRuns = 10;
+            o.F2TotalMb = 32;
+            o.F2BigMb = 256;
         }
         else
         {
@@ -91,6 +104,8 @@ internal sealed class BenchOptions
             o.ScaleChangedFiles = 100;
             o.ScaleChangedMb = 100;
             o.RecoverRuns = 20;
+            o.F2TotalMb = 128;
+            o.F2BigMb = 4096;
         }
 
         for (var i = 0; i < args.Length; i++)
@@ -124,6 +139,9 @@ internal sealed class BenchOptions
                 case "--strace": o.Strace = true; break;
                 case "--prepare-only": o.PrepareOnly = o.Keep = true; break;
                 case "--seed": o.Seed = ulong.Parse(Value(), CultureInfo.InvariantCulture); break;
+                case "--format2": o.Format2 = true; break;
+                case "--f2-total-mb": o.F2TotalMb = Dbl(); break;
+                case "--f2-big-mb": o.F2BigMb = Dbl(); break;
                 case "-h" or "--help": o.Help = true; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }

@@ -104,7 +104,7 @@ internal sealed class PhaseClock : IProgress<PatchProgress>
     public long At(PatchPhase phase) => Volatile.Read(ref _at[(int)phase]);
 }
 
-internal sealed class Bench(BenchOptions o)
+internal sealed partial class Bench(BenchOptions o)
 {
     private const string Product = "bench-game";
     private readonly StringBuilder _notes = new();
@@ -149,6 +149,12 @@ internal sealed class Bench(BenchOptions o)
         Log("WARNING: built in Debug; run with -c Release for meaningful numbers");
         _notes.AppendLine("- WARNING: this run used a Debug build.");
 #endif
+        if (o.Format2)
+        {
+            Format2Run();
+            return;
+        }
+
         CheckFreeSpace();
         if (o.PrepareOnly)
         {
