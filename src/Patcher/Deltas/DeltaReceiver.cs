@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using Patching.IO;
 using Patching.Manifests;
@@ -36,32 +37,56 @@ internal sealed class DeltaReceiver(IFileOps fs, string installDir, PatchPackage
     public void Write(ContentRecipe recipe, Stream output, Action<long>? onBytes, CancellationToken ct)
     {
         using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        (IReadOnlyList<RefWindow> Refs, byte[] Bytes)? lastRef = null; // successive operations of one file often share their reference
-        foreach (var op in recipe.Ops)
+        // Operations hold up to 16 MiB of output and 32 MiB of reference: the buffers are rented and returned, so a
+        // large file's hundreds of operations reuse a few arrays instead of leaving each one to the collector.
+        var pool = ArrayPool<byte>.Shared;
+        (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length)? lastRef = null; // successive operations of one file often share their reference
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            ReadOnlyMemory<byte> bytes;
-            if (op.Kind == DeltaOpKind.Copy)
+            foreach (var op in recipe.Ops)
             {
-                bytes = ReadBase(op.BasePath!, op.BaseOffset, op.Length, op.Sha256);
-            }
-            else
-            {
-                ReadOnlySpan<byte> reference = default;
-                if (op.Refs.Count > 0)
+                ct.ThrowIfCancellationRequested();
+                var buffer = pool.Rent(checked((int)op.Length + 1));
+                try
                 {
-                    if (lastRef is not { } last || !last.Refs.SequenceEqual(op.Refs)) lastRef = (op.Refs, ReadReference(op.Refs));
-                    reference = lastRef.Value.Bytes;
+                    if (op.Kind == DeltaOpKind.Copy)
+                    {
+                        ReadBase(op.BasePath!, op.BaseOffset, buffer.AsSpan(0, (int)op.Length), op.Sha256);
+                    }
+                    else
+                    {
+                        ReadOnlySpan<byte> reference = default;
+                        if (op.Refs.Count > 0)
+                        {
+                            if (lastRef is not { } last || !last.Refs.SequenceEqual(op.Refs))
+                            {
+                                if (lastRef is { } stale) pool.Return(stale.Bytes);
+                                lastRef = null;
+                                lastRef = ReadReference(op.Refs, pool);
+                            }
+
+                            reference = lastRef.Value.Bytes.AsSpan(0, lastRef.Value.Length);
+                        }
+
+                        var what = $"content {recipe.Sha256[..12]} at {DeltaLimits.PayloadFileName}@{op.PayloadOffset}";
+                        ZstdPatch.DecompressInto(reference, package.ReadFrame(op), (int)op.Length, what, buffer);
+                        DeltaChecks.Expect(buffer.AsSpan(0, (int)op.Length), op.Sha256, what);
+                    }
+
+                    var bytes = buffer.AsSpan(0, (int)op.Length);
+                    output.Write(bytes);
+                    whole.AppendData(bytes);
+                    onBytes?.Invoke(bytes.Length);
                 }
-
-                var what = $"content {recipe.Sha256[..12]} at {DeltaLimits.PayloadFileName}@{op.PayloadOffset}";
-                bytes = ZstdPatch.Decompress(reference, package.ReadFrame(op), (int)op.Length, what);
-                DeltaChecks.Expect(bytes.Span, op.Sha256, what);
+                finally
+                {
+                    pool.Return(buffer);
+                }
             }
-
-            output.Write(bytes.Span);
-            whole.AppendData(bytes.Span);
-            onBytes?.Invoke(bytes.Length);
+        }
+        finally
+        {
+            if (lastRef is { } held) pool.Return(held.Bytes);
         }
 
         var hash = Convert.ToHexStringLower(whole.GetHashAndReset());
@@ -69,25 +94,27 @@ internal sealed class DeltaReceiver(IFileOps fs, string installDir, PatchPackage
             throw new PatcherException(PatchErrorCode.DeltaOutputMismatch, $"content {recipe.Sha256} rebuilt from its operations has SHA-256 {hash}", recipe.Sha256);
     }
 
-    /// <summary>The reference windows, each read and checked, concatenated in order.</summary>
-    private byte[] ReadReference(IReadOnlyList<RefWindow> refs)
+    /// <summary>The reference windows, each read and checked, concatenated in order into a rented buffer.</summary>
+    private (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length) ReadReference(IReadOnlyList<RefWindow> refs, ArrayPool<byte> pool)
     {
-        var buffer = new byte[refs.Sum(r => r.Length)];
-        var at = 0;
-        foreach (var window in refs)
+        var length = checked((int)refs.Sum(r => r.Length));
+        var buffer = pool.Rent(Math.Max(1, length));
+        try
         {
-            ReadBase(window.Path, window.Offset, buffer.AsSpan(at, (int)window.Length), window.Sha256);
-            at += (int)window.Length;
+            var at = 0;
+            foreach (var window in refs)
+            {
+                ReadBase(window.Path, window.Offset, buffer.AsSpan(at, (int)window.Length), window.Sha256);
+                at += (int)window.Length;
+            }
+        }
+        catch
+        {
+            pool.Return(buffer);
+            throw;
         }
 
-        return buffer;
-    }
-
-    private byte[] ReadBase(string path, long offset, long length, string sha256)
-    {
-        var buffer = new byte[length];
-        ReadBase(path, offset, buffer, sha256);
-        return buffer;
+        return (refs, buffer, length);
     }
 
     /// <summary>Reads <paramref name="buffer"/>'s length of base file <paramref name="path"/> at <paramref name="offset"/> and checks the bytes.</summary>

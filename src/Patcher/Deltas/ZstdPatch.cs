@@ -58,18 +58,31 @@ internal static unsafe class ZstdPatch
     /// </summary>
     public static ReadOnlyMemory<byte> Decompress(ReadOnlySpan<byte> reference, ReadOnlySpan<byte> frame, int length, string what)
     {
+        var output = new byte[length + 1];
+        DecompressInto(reference, frame, length, what, output);
+        return output.AsMemory(0, length);
+    }
+
+    /// <summary>
+    /// <see cref="Decompress"/> into <paramref name="output"/> (at least <paramref name="length"/> + 1 bytes, e.g. rented
+    /// from a pool), so that an apply decoding frame after frame does not leave a new buffer of up to
+    /// <see cref="DeltaLimits.MaxDataLength"/> bytes behind for the collector each time.
+    /// </summary>
+    public static void DecompressInto(ReadOnlySpan<byte> reference, ReadOnlySpan<byte> frame, int length, string what, byte[] output)
+    {
         var dctx = ZSTD_createDCtx();
         try
         {
             Check(ZSTD_DCtx_setParameter(dctx, ZSTD_dParameter.ZSTD_d_windowLogMax, DeltaLimits.MaxWindowLog));
-            var output = new byte[length + 1];
+            // Only length + 1 bytes are offered: one byte past the declaration is enough to see a frame run long.
+            var window = output.AsSpan(0, length + 1);
             fixed (byte* refPtr = reference)
             fixed (byte* src = frame)
-            fixed (byte* dst = output)
+            fixed (byte* dst = window)
             {
                 if (reference.Length > 0) Check(ZSTD_DCtx_refPrefix(dctx, refPtr, (nuint)reference.Length));
                 var input = new ZSTD_inBuffer_s { src = src, size = (nuint)frame.Length, pos = 0 };
-                var outBuf = new ZSTD_outBuffer_s { dst = dst, size = (nuint)output.Length, pos = 0 };
+                var outBuf = new ZSTD_outBuffer_s { dst = dst, size = (nuint)window.Length, pos = 0 };
                 nuint remaining;
                 do
                 {
@@ -92,8 +105,6 @@ internal static unsafe class ZstdPatch
                 if (remaining != 0 || outBuf.pos != (nuint)length)
                     throw new PatcherException(PatchErrorCode.DeltaCorrupt, $"the delta of {what} decodes to {outBuf.pos} bytes, declared {length}", what);
             }
-
-            return output.AsMemory(0, length);
         }
         finally
         {
