@@ -12,20 +12,26 @@ internal sealed partial class PatchPackage
     /// <summary>Checks the payload file is present with the signed length (cheap; frames are checked while receiving).</summary>
     public void CheckPayloadPresent()
     {
-        var info = FileOps.Instance.Stat(PayloadPath);
-        if (info.Kind != EntryKind.File)
-            throw new PatcherException(PatchErrorCode.BlobMissing, $"{DeltaLimits.PayloadFileName} is missing from the patch", PayloadPath);
-        if (info.Size != Manifest.PayloadSize)
+        using var payload = OpenPayload();
+        if (payload.Length != Manifest.PayloadSize)
             throw new PatcherException(PatchErrorCode.BlobSizeMismatch,
-                $"{DeltaLimits.PayloadFileName} is {info.Size} bytes, the manifest declares {Manifest.PayloadSize}", PayloadPath);
+                $"{DeltaLimits.PayloadFileName} is {payload.Length} bytes, the manifest declares {Manifest.PayloadSize}", PayloadPath);
     }
+
+    /// <summary>
+    /// Opens the payload as a regular file without blocking, as every patch file is: it may be a FIFO or a symlink, at
+    /// rest or swapped in after an earlier check (<see cref="PatchErrorCode.PatchFileNotRegular"/>).
+    /// </summary>
+    private FileStream OpenPayload() =>
+        PatchFileOpen.OpenRegular(PayloadPath, $"the payload ({DeltaLimits.PayloadFileName})")
+        ?? throw new PatcherException(PatchErrorCode.BlobMissing, $"{DeltaLimits.PayloadFileName} is missing from the patch", PayloadPath);
 
     /// <summary>Reads the zstd frame of data operation <paramref name="op"/> (bounds were validated against the signed payload length).</summary>
     public byte[] ReadFrame(DeltaOp op)
     {
         Interlocked.Increment(ref _blobReads);
         var frame = new byte[op.StoredLength];
-        using var payload = FileOps.Instance.OpenRead(PayloadPath);
+        using var payload = OpenPayload();
         if (payload.Length != Manifest.PayloadSize)
             throw new PatcherException(PatchErrorCode.BlobSizeMismatch, $"{DeltaLimits.PayloadFileName} is {payload.Length} bytes, declared {Manifest.PayloadSize}", PayloadPath);
         payload.Seek(op.PayloadOffset, SeekOrigin.Begin);

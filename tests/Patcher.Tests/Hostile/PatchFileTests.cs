@@ -1,3 +1,4 @@
+using Patching.Manifests;
 using Patching.IO;
 using Patching.Tests.TestHelpers;
 using Patching.Transaction;
@@ -57,6 +58,30 @@ public sealed class PatchFileTests
         var layout = new StateLayout(s.InstallDir, null);
         // The blobs were found present and of their size; then, as the blobs are about to be read, one becomes a FIFO.
         var racing = new RacingFileOps(FileOps.Instance, layout.IncomingDir, () => MakeFifo(blob));
+
+        var ex = Refused(() => TransactionEngine.Apply(new EngineSettings(racing), s.InstallDir, s.PatchDir, s.Options, null, CancellationToken.None));
+
+        Assert.That(racing.Raced, Is.True);
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.PatchFileNotRegular), ex.Message);
+        Assert.That(HashListing.Of(s.ParentDir), Is.EqualTo(before), "no pending marker, no incoming/, no state directory");
+    }
+
+    [Test]
+    public void Apply_Format2PayloadBecomesFifoBeforeItIsRead_RefusedAsNotRegularNothingLeftBehind()
+    {
+        if (OperatingSystem.IsWindows()) Assert.Ignore("no FIFOs on Windows");
+        using var s = new PatchScenario("fifo-payload").WithFormat(2).WithSmallGame().Install();
+        s.BuildPatch();
+        var before = HashListing.Of(s.ParentDir);
+        var payload = Path.Join(s.PatchDir, DeltaLimits.PayloadFileName);
+        Assert.That(File.Exists(payload), Is.True, "the format 2 patch ships a payload");
+        var layout = new StateLayout(s.InstallDir, null);
+        // The patch verified with a regular payload; then, as contents are about to be rebuilt, it becomes a FIFO.
+        var racing = new RacingFileOps(FileOps.Instance, layout.IncomingDir, () =>
+        {
+            File.Delete(payload);
+            MakeFifo(payload);
+        });
 
         var ex = Refused(() => TransactionEngine.Apply(new EngineSettings(racing), s.InstallDir, s.PatchDir, s.Options, null, CancellationToken.None));
 
