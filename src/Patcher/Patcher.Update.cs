@@ -43,7 +43,7 @@ public static partial class Patcher
     /// only the others are downloaded. The repaired version is committed with the usual transaction; the player's files
     /// (those no version describes) are untouched. Nothing is downloaded or changed when every file matches.
     /// </summary>
-    /// <exception cref="PatcherException"><see cref="PatchErrorCode.VerifyFailed"/> when Patcher installed no version here;
+    /// <exception cref="PatcherException"><see cref="PatchErrorCode.NotManagedByPatcher"/> when Patcher installed no version here;
     /// the source's and the transaction's errors otherwise.</exception>
     public static Task<RepairResult> RepairAsync(string installDir, IUpdateSource source, UpdateOptions options,
         IProgress<PatchProgress>? progress = null, CancellationToken cancellationToken = default)

@@ -61,7 +61,7 @@ internal sealed class DeltaReceiver(IFileOps fs, string installDir, PatchPackage
                             if (lastRef is not { } last || !last.Refs.SequenceEqual(op.Refs))
                             {
                                 if (lastRef is { } stale) pool.Return(stale.Bytes);
-                                lastRef = null;
+                                lastRef = null; // returned: if the next read throws, the finally must not return it again
                                 lastRef = ReadReference(op.Refs, pool);
                             }
 
