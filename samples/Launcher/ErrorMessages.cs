@@ -48,7 +48,7 @@ public static class ErrorMessages
         PatchErrorCode.AccessDenied => $"no permission to change {ex.Path}; run the launcher as the user who installed the game",
         PatchErrorCode.IOFailure => $"a disk error stopped the update ({ex.Message}); check the disk and try again",
         PatchErrorCode.JournalCorrupt => "the update history is damaged; repair the install or reinstall",
-#pragma warning disable CS0618 // never thrown any more (cancellation is OperationCanceledException); named for exhaustiveness
+#pragma warning disable CS0618 // reserved and never thrown (cancellation is OperationCanceledException); named for exhaustiveness
         PatchErrorCode.Cancelled => "the update was cancelled; the old version is intact",
 #pragma warning restore CS0618
         PatchErrorCode.NothingToRollBack => "no previous version is kept, so there is nothing to go back to",

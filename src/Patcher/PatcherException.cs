@@ -98,8 +98,8 @@ public enum PatchErrorCode
     /// <summary>The journal is unreadable.</summary>
     JournalCorrupt = 209,
     /// <summary>
-    /// Not raised any more: a cancelled operation throws <see cref="OperationCanceledException"/> (the old version
-    /// is intact). The value stays reserved so that no other meaning is ever given to 210.
+    /// Reserved, never raised: a cancelled operation throws <see cref="OperationCanceledException"/> (the old version
+    /// is intact). The value stays so that no other meaning is ever given to 210.
     /// </summary>
     [Obsolete("Cancellation throws OperationCanceledException; catch that instead. This code is never raised.")]
     Cancelled = 210,

@@ -21,7 +21,7 @@ internal sealed class ApplyCommand : IToolCommand
     }.AcceptOnlyFromAmong("auto", "swap", "layered");
 
     private readonly Option<bool> _allowDowngrade = new("--allow-downgrade") { Description = "Install even if the patch is not newer than the installed version" };
-    // Named as the PatcherOptions properties they set; the first names patchtool had stay as aliases.
+    // Named as the PatcherOptions properties they set; the short aliases are accepted too, for scripts that use them.
     private readonly Option<bool> _fullBaseHash = new("--verify-base-hashes", "--full-base-hash") { Description = "Hash every base file before staging (default: compare sizes, hash while staging)" };
     private readonly Option<bool> _keepPrevious = new("--keep-previous-version", "--keep-previous") { Description = "Keep the old version so 'patchtool rollback' can restore it" };
     private readonly Option<bool> _linkBlobs = new("--link-patch-blobs", "--link-blobs")

@@ -9,7 +9,7 @@ internal static class ToolLogging
     /// <summary>
     /// Warning and above by default; Information with <c>--verbose</c>. Dispose to flush. The console logger is
     /// built on the first message, not before: building it costs more than <c>patchtool recover</c> itself
-    /// does on a clean install (docs/benchmarks.md), and most runs log nothing.
+    /// on a clean install, and most runs log nothing.
     /// </summary>
     public static ILoggerFactory Create(bool verbose)
     {

@@ -65,8 +65,8 @@ internal static class ToolOptions
     /// The parser of every single-valued string option (<see cref="PatchToolProgram.CreateRoot"/> sets it): the
     /// token as typed, which is what System.CommandLine's own conversion returns too. That conversion looks the
     /// type up in a table of converters for some twenty types (numbers, dates, <c>FileInfo</c>, ...) that it builds
-    /// on first use: about 0.5 ms of every run that reads a string option, such as each <c>recover</c> at the start
-    /// of an app (under 40 ms in all). Arity and required options are checked before any parser runs.
+    /// on first use, a cost each <c>recover</c> at the start of an app would pay (docs/decisions.md, "patchtool
+    /// starts fast"). Arity and required options are checked before any parser runs.
     /// </summary>
     public static string? AsTyped(ArgumentResult result) => result.Tokens.Count == 0 ? null : result.Tokens[^1].Value;
 
@@ -77,7 +77,7 @@ internal static class ToolOptions
     /// Whether <paramref name="flag"/> is set: the one way patchtool reads a flag. Read as an object because the
     /// precompiled System.CommandLine holds its generic getters for reference types only (and patchtool's image
     /// cannot hold another assembly's generic code): <c>GetValue&lt;bool&gt;</c> would have the JIT compile four
-    /// methods, 0.2 ms of every run that reads a flag.
+    /// methods in every run that reads a flag.
     /// </summary>
     public static bool Flag(ParseResult parse, Option<bool> flag) => parse.GetResult(flag)?.GetValueOrDefault<object>() is true;
 
