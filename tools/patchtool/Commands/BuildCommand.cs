@@ -70,25 +70,8 @@ internal sealed class BuildCommand : IToolCommand
         var time = s.Time ?? TimeProvider.System;
         var to = ToolOptions.RequireDirectory(s.To, "--to");
         var from = s.From is null ? null : ToolOptions.RequireDirectory(s.From, "--from");
-        if (from is not null && s.FromVersion is null) throw new UsageException("--from-version is required with --from");
-        if (from is null && s.FromVersion is not null)
-            throw new UsageException("--from-version needs --from (without --from, build writes a full package)");
-        if (!PatchVersion.TryParse(s.Version, out _)) throw new UsageException($"--version '{s.Version}' is not a version (1 to 4 dot-separated numbers, e.g. 1.4.2)");
-        if (s.FromVersion is not null && !PatchVersion.TryParse(s.FromVersion, out _))
-            throw new UsageException($"--from-version '{s.FromVersion}' is not a version (1 to 4 dot-separated numbers, e.g. 1.4.2)");
-        if (string.IsNullOrWhiteSpace(s.Product)) throw new UsageException("--product must not be empty");
-        if (s.Format is not (1 or 2)) throw new UsageException($"--format {s.Format} is not a patch format (1 or 2)");
-        if (s.Level is < 1 or > 22) throw new UsageException($"--level {s.Level} is not a zstd level (1 to 22)");
-
-        DateTimeOffset? expires = null;
-        if (s.Expires is not null)
-        {
-            if (!DateTimeOffset.TryParse(s.Expires, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var e))
-                throw new UsageException($"--expires '{s.Expires}' is not an ISO 8601 time (e.g. 2026-01-31T00:00:00Z)");
-            if (e <= time.GetUtcNow()) throw new UsageException($"--expires {e:u} is already in the past");
-            expires = e;
-        }
-
+        CheckSettings(s, from);
+        var expires = ParseExpires(s.Expires, time);
         string? privatePem = null;
         if (s.Key is not null)
         {
@@ -121,37 +104,61 @@ internal sealed class BuildCommand : IToolCommand
             Level = s.Level,
         });
 
-        var m = result.Manifest;
-        var summary = PatchSummary.Of(m);
+        var summary = PatchSummary.Of(result.Manifest);
         var doc = Document(outDir, result, summary, s.Format == MessagePackManifest.Format ? s.Level : null);
-        if (s.Json)
-        {
-            JsonOutput.Write(ctx.Out, doc);
-            return ExitCodes.Ok;
-        }
+        if (s.Json) JsonOutput.Write(ctx.Out, doc);
+        else PrintSummary(ctx.Out, result, summary, doc, s.Level, signed: privatePem is not null);
+        return ExitCodes.Ok;
+    }
 
-        ctx.Out.WriteLine(m.IsFullPackage
-            ? $"built full package {m.Product} {m.Version} in {outDir}"
-            : $"built patch {m.Product} {m.FromVersion} -> {m.Version} in {outDir}");
-        ctx.Out.WriteLine($"  files      {m.Files.Count} in target: {summary.FileCountsLine}");
+    /// <summary>Refuses settings that cannot make a patch, before anything is read or written.</summary>
+    private static void CheckSettings(Settings s, string? from)
+    {
+        if (from is not null && s.FromVersion is null) throw new UsageException("--from-version is required with --from");
+        if (from is null && s.FromVersion is not null)
+            throw new UsageException("--from-version needs --from (without --from, build writes a full package)");
+        if (!PatchVersion.TryParse(s.Version, out _)) throw new UsageException($"--version '{s.Version}' is not a version (1 to 4 dot-separated numbers, e.g. 1.4.2)");
+        if (s.FromVersion is not null && !PatchVersion.TryParse(s.FromVersion, out _))
+            throw new UsageException($"--from-version '{s.FromVersion}' is not a version (1 to 4 dot-separated numbers, e.g. 1.4.2)");
+        if (string.IsNullOrWhiteSpace(s.Product)) throw new UsageException("--product must not be empty");
+        if (s.Format is not (1 or 2)) throw new UsageException($"--format {s.Format} is not a patch format (1 or 2)");
+        if (s.Level is < 1 or > 22) throw new UsageException($"--level {s.Level} is not a zstd level (1 to 22)");
+    }
+
+    /// <summary>The <c>--expires</c> time, which must lie in the future; null without the option.</summary>
+    private static DateTimeOffset? ParseExpires(string? text, TimeProvider time)
+    {
+        if (text is null) return null;
+        if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var e))
+            throw new UsageException($"--expires '{text}' is not an ISO 8601 time (e.g. 2026-01-31T00:00:00Z)");
+        if (e <= time.GetUtcNow()) throw new UsageException($"--expires {e:u} is already in the past");
+        return e;
+    }
+
+    private static void PrintSummary(TextWriter output, BuildResult result, PatchSummary summary, BuildDocument doc, int level, bool signed)
+    {
+        var m = result.Manifest;
+        output.WriteLine(m.IsFullPackage
+            ? $"built full package {m.Product} {m.Version} in {doc.Patch}"
+            : $"built patch {m.Product} {m.FromVersion} -> {m.Version} in {doc.Patch}");
+        output.WriteLine($"  files      {m.Files.Count} in target: {summary.FileCountsLine}");
         if (m.Format == MessagePackManifest.Format)
         {
-            ctx.Out.WriteLine($"  format     2, zstd level {s.Level}");
-            ctx.Out.WriteLine($"  reused     {ToolOptions.Bytes(doc.ReusedBytes)} ({doc.ReusedBytes} bytes) from the old version, not downloaded");
-            ctx.Out.WriteLine($"  deltas     {ToolOptions.Bytes(doc.DeltaBytes)} ({doc.DeltaBytes} bytes) for {doc.DeltaContentBytes} bytes of changed content");
-            ctx.Out.WriteLine($"  whole      {ToolOptions.Bytes(doc.WholeBytes)} ({doc.WholeBytes} bytes) for {doc.WholeContentBytes} bytes of new content");
+            output.WriteLine($"  format     2, zstd level {level}");
+            output.WriteLine($"  reused     {ToolOptions.Bytes(doc.ReusedBytes)} ({doc.ReusedBytes} bytes) from the old version, not downloaded");
+            output.WriteLine($"  deltas     {ToolOptions.Bytes(doc.DeltaBytes)} ({doc.DeltaBytes} bytes) for {doc.DeltaContentBytes} bytes of changed content");
+            output.WriteLine($"  whole      {ToolOptions.Bytes(doc.WholeBytes)} ({doc.WholeBytes} bytes) for {doc.WholeContentBytes} bytes of new content");
         }
         else
         {
-            ctx.Out.WriteLine($"  blobs      {result.BlobCount}, {ToolOptions.Bytes(result.BlobBytes)} to download ({result.BlobBytes} bytes)");
+            output.WriteLine($"  blobs      {result.BlobCount}, {ToolOptions.Bytes(result.BlobBytes)} to download ({result.BlobBytes} bytes)");
         }
 
-        ctx.Out.WriteLine($"  manifest   {result.ManifestPath} ({doc.ManifestBytes} bytes)");
-        ctx.Out.WriteLine($"  total      {ToolOptions.Bytes(doc.TotalBytes)} ({doc.TotalBytes} bytes) to download");
-        ctx.Out.WriteLine(privatePem is null
-            ? "  signature  none: UNSIGNED (sign it with: patchtool sign --patch PATCHDIR --key signing.key)"
-            : $"  signature  {Path.Join(outDir, ManifestCodec.SignatureFileName)}");
-        return ExitCodes.Ok;
+        output.WriteLine($"  manifest   {result.ManifestPath} ({doc.ManifestBytes} bytes)");
+        output.WriteLine($"  total      {ToolOptions.Bytes(doc.TotalBytes)} ({doc.TotalBytes} bytes) to download");
+        output.WriteLine(signed
+            ? $"  signature  {Path.Join(doc.Patch, ManifestCodec.SignatureFileName)}"
+            : "  signature  none: UNSIGNED (sign it with: patchtool sign --patch PATCHDIR --key signing.key)");
     }
 
     private static BuildDocument Document(string outDir, BuildResult result, PatchSummary summary, int? level)

@@ -97,28 +97,8 @@ internal sealed class DemoCommand : IToolCommand
             SampleData.CopyVersion(_sample, "v2", W("v2"));
             Out.WriteLine("  copied the sample trees to v1/ (1.0.0) and v2/ (1.1.0)");
 
-            var key = Path.Join(W("keys"), SigningKeys.PrivateKeyFileName);
             var pub = Path.Join(W("keys"), SigningKeys.PublicKeyFileName);
-
-            Heading("publisher: make a signing key pair");
-            if (!await Cli(0, "keygen", "--out", W("keys")).ConfigureAwait(false)) return ExitCodes.Unexpected;
-
-            Heading("publisher: build the 1.0.0 -> 1.1.0 patch, signed");
-            if (!await Cli(0, "build", "--from", W("v1"), "--to", W("v2"), "--out", W("patch"), "--key", key,
-                    "--product", Product, "--version", ToVersion, "--from-version", FromVersion).ConfigureAwait(false))
-                return ExitCodes.Unexpected;
-
-            Heading("publisher: verify the signature and every blob");
-            if (!await Cli(0, "verify", "--patch", W("patch"), "--trust", pub).ConfigureAwait(false)) return ExitCodes.Unexpected;
-
-            Heading("publisher: inspect what the patch changes");
-            if (!await Cli(0, "inspect", "--patch", W("patch")).ConfigureAwait(false)) return ExitCodes.Unexpected;
-
-            Heading("attacker: change one byte of a copy's manifest; verify must refuse it (exit 3)");
-            SampleData.CopyTree(W("patch"), W("patch-tampered"));
-            TamperManifest(ManifestCodec.Find(W("patch-tampered"))!);
-            if (!await Cli(ExitCodes.PatchRefused, "verify", "--patch", W("patch-tampered"), "--trust", pub).ConfigureAwait(false))
-                return ExitCodes.Unexpected;
+            if (!await PublishAsync(pub).ConfigureAwait(false)) return ExitCodes.Unexpected;
 
             Heading($"player: an install of 1.0.0, plus the player's own file {UserFile}");
             var install = W("install");
@@ -131,6 +111,46 @@ internal sealed class DemoCommand : IToolCommand
             if (!await Cli(0, "verify", "--patch", W("patch"), "--trust", pub, "--target", install).ConfigureAwait(false))
                 return ExitCodes.Unexpected;
 
+            var applied = await LauncherApplyAsync(install, pub).ConfigureAwait(false);
+            if (applied != ExitCodes.Ok) return applied;
+            if (!ShowResult(before, install)) return ExitCodes.Unexpected;
+
+            Heading("the install now");
+            if (!await Cli(0, "status", "--target", install).ConfigureAwait(false)) return ExitCodes.Unexpected;
+            if (!await Cli(0, "verify-install", "--target", install).ConfigureAwait(false)) return ExitCodes.Unexpected;
+
+            Out.WriteLine();
+            Out.WriteLine("demo complete: built, signed, verified, refused a tampered copy, and patched an install keeping the player's save.");
+            return ExitCodes.Ok;
+        }
+
+        /// <summary>The publisher's steps: a key pair, the signed patch, its checks, and a tampered copy refused.</summary>
+        private async Task<bool> PublishAsync(string pub)
+        {
+            var key = Path.Join(W("keys"), SigningKeys.PrivateKeyFileName);
+            Heading("publisher: make a signing key pair");
+            if (!await Cli(0, "keygen", "--out", W("keys")).ConfigureAwait(false)) return false;
+
+            Heading("publisher: build the 1.0.0 -> 1.1.0 patch, signed");
+            if (!await Cli(0, "build", "--from", W("v1"), "--to", W("v2"), "--out", W("patch"), "--key", key,
+                    "--product", Product, "--version", ToVersion, "--from-version", FromVersion).ConfigureAwait(false))
+                return false;
+
+            Heading("publisher: verify the signature and every blob");
+            if (!await Cli(0, "verify", "--patch", W("patch"), "--trust", pub).ConfigureAwait(false)) return false;
+
+            Heading("publisher: inspect what the patch changes");
+            if (!await Cli(0, "inspect", "--patch", W("patch")).ConfigureAwait(false)) return false;
+
+            Heading("attacker: change one byte of a copy's manifest; verify must refuse it (exit 3)");
+            SampleData.CopyTree(W("patch"), W("patch-tampered"));
+            TamperManifest(ManifestCodec.Find(W("patch-tampered"))!);
+            return await Cli(ExitCodes.PatchRefused, "verify", "--patch", W("patch-tampered"), "--trust", pub).ConfigureAwait(false);
+        }
+
+        /// <summary>What a launcher does, through the library itself: Recover, then Apply. Returns the exit code.</summary>
+        private async Task<int> LauncherApplyAsync(string install, string pub)
+        {
             Heading("launcher: Patcher.Recover, then Patcher.Apply");
             Out.WriteLine("  var options = new PatcherOptions { TrustedKeys = [File.ReadAllText(\"signing.pub\")] };");
             Out.WriteLine("  Patcher.Recover(installDir, options);");
@@ -155,7 +175,12 @@ internal sealed class DemoCommand : IToolCommand
 
             Out.WriteLine($"  Apply -> {result.Status}: {result.FromVersion ?? "(unknown)"} -> {result.ToVersion} by {result.Strategy}, " +
                           $"{result.FilesWritten} files written, {result.FilesReused} reused, {result.BytesWritten} bytes");
+            return ExitCodes.Ok;
+        }
 
+        /// <summary>Prints what the apply changed and checks the install is exactly 1.1.0 plus the player's file.</summary>
+        private bool ShowResult(SortedDictionary<string, string> before, string install)
+        {
             Heading("result: the install's hash listing, before -> after");
             var after = TreeListing.Of(install);
             var diff = TreeListing.Diff(before, after);
@@ -169,21 +194,12 @@ internal sealed class DemoCommand : IToolCommand
             if (differences.Count == 0)
             {
                 Out.WriteLine($"  check: the install is exactly 1.1.0 plus the player's {UserFile}: OK");
-            }
-            else
-            {
-                Out.WriteLine("  check: the install is NOT exactly 1.1.0 plus the player's file:");
-                foreach (var line in differences) Out.WriteLine($"      {line}");
-                return ExitCodes.Unexpected;
+                return true;
             }
 
-            Heading("the install now");
-            if (!await Cli(0, "status", "--target", install).ConfigureAwait(false)) return ExitCodes.Unexpected;
-            if (!await Cli(0, "verify-install", "--target", install).ConfigureAwait(false)) return ExitCodes.Unexpected;
-
-            Out.WriteLine();
-            Out.WriteLine("demo complete: built, signed, verified, refused a tampered copy, and patched an install keeping the player's save.");
-            return ExitCodes.Ok;
+            Out.WriteLine("  check: the install is NOT exactly 1.1.0 plus the player's file:");
+            foreach (var line in differences) Out.WriteLine($"      {line}");
+            return false;
         }
 
         private void Heading(string text)

@@ -81,22 +81,28 @@ internal sealed class VerifyCommand : IToolCommand
             ctx.Out.WriteLine(m.Recipes.Count > 0
                 ? $"  payload     ok: {ToolOptions.Bytes(blobBytes)}, every frame without a reference decodes to its SHA-256 (frames against the old version are checked when applied)"
                 : $"  blobs       {m.Blobs.Count} ok: sizes and SHA-256 match ({ToolOptions.Bytes(blobBytes)} stored)");
-            if (targetDoc is not null)
-            {
-                if (m.Base.Count == 0)
-                    ctx.Out.WriteLine($"  target      {target}: full package, no base files to check");
-                else if (differences.Count == 0)
-                    ctx.Out.WriteLine($"  target      {target}: all {m.Base.Count} base files match");
-                else
-                {
-                    ctx.Out.WriteLine($"  target      {target}: {differences.Count} of {m.Base.Count} base files differ");
-                    foreach (var d in differences) ctx.Out.WriteLine($"    {d.Path}: {CommandRunner.OneLine(d.Problem)}");
-                }
-            }
+            if (target is not null) PrintTarget(ctx.Out, target, m.Base.Count, differences);
         }
 
         if (mismatch is null) return ExitCodes.Ok;
         ctx.Err.WriteLine(CommandRunner.ErrorLine(mismatch.Code, mismatch.Message, mismatch.Path));
         return ExitCodes.For(mismatch.Code);
+    }
+
+    private static void PrintTarget(TextWriter output, string target, int baseCount, List<BaseDifference> differences)
+    {
+        if (baseCount == 0)
+        {
+            output.WriteLine($"  target      {target}: full package, no base files to check");
+        }
+        else if (differences.Count == 0)
+        {
+            output.WriteLine($"  target      {target}: all {baseCount} base files match");
+        }
+        else
+        {
+            output.WriteLine($"  target      {target}: {differences.Count} of {baseCount} base files differ");
+            foreach (var d in differences) output.WriteLine($"    {d.Path}: {CommandRunner.OneLine(d.Problem)}");
+        }
     }
 }
