@@ -23,7 +23,9 @@ internal sealed record TypeReference(string From, string To);
 /// Nested types (closures, lambdas' <c>&lt;&gt;c</c> classes, async and iterator state machines, source-generated
 /// P/Invoke stubs) belong to their outermost type, so a lambda's references count for the class that wrote it. Types
 /// outside any namespace (anonymous types, <c>&lt;PrivateImplementationDetails&gt;</c>) are left out. References
-/// to other assemblies are left out: the rules are about the assembly's own namespaces.
+/// to other assemblies are left out: the rules are about the assembly's own namespaces. Types named only inside an
+/// attribute's arguments (<c>[JsonSerializable(typeof(T))]</c>) are not decoded; the code such an attribute makes a
+/// generator write references them itself.
 /// </remarks>
 internal static class TypeReferenceReader
 {
