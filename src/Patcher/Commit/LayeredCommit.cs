@@ -424,9 +424,8 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         }
         else if (there == EntryKind.File && op.Backup)
         {
-            var posix = fs as IPosixRenameFileOps;
             layer = retry.Run(op.Path, "replace",
-                posix is null ? null : () => posix.TryPosixRename(staged, target),
+                () => fs.TryPosixRename(staged, target),
                 () => fs.Rename(staged, target),
                 () => ReplaceByRenamingAside(txId, op, staged, target));
         }

@@ -16,15 +16,6 @@ internal static class ReplaceLayer
 }
 
 /// <summary>
-/// Marks a file-operations seam whose errors follow Win32 numbering, so that error 5 (access denied) may be a
-/// transient lock (antivirus, a delete pending, a running image) and is retried. The real file system on
-/// Windows is such a seam; the lock simulation used by the portable tests declares itself one too.
-/// </summary>
-internal interface IWin32ErrorFileOps
-{
-}
-
-/// <summary>
 /// Runs one file step of the layered commit through the retry layers, within a time budget per file
 /// (<see cref="PatcherOptions.FileLockTimeout"/>, else <c>PATCHER_FILE_LOCK_TIMEOUT</c>, else 30 s). Delays go
 /// through Polly.Core with the options' <see cref="TimeProvider"/>, so tests advance a fake clock instead of sleeping.
@@ -41,6 +32,7 @@ internal sealed class LockRetry
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly bool _accessDeniedMayBeLock;
+    private readonly ResiliencePipeline _pipeline;
 
     public LockRetry(TimeSpan budget, TimeProvider time, ILogger log, bool accessDeniedMayBeLock)
     {
@@ -48,6 +40,7 @@ internal sealed class LockRetry
         _time = time;
         _log = log;
         _accessDeniedMayBeLock = accessDeniedMayBeLock;
+        _pipeline = BuildPipeline();
     }
 
     public TimeSpan Budget { get; }
@@ -55,9 +48,9 @@ internal sealed class LockRetry
     /// <summary>The seam reports Win32 error numbers (Windows, or the lock simulation).</summary>
     public bool Win32Semantics => _accessDeniedMayBeLock;
 
-    /// <summary>The seam's error semantics decide whether error 5 is retried (see <see cref="IWin32ErrorFileOps"/>).</summary>
+    /// <summary>The seam's error numbering decides whether access denied is retried (<see cref="IFileOps.ReportsWin32Errors"/>).</summary>
     public static LockRetry For(IFileOps fs, PatcherOptions options, string installDir) =>
-        new(ResolveBudget(options, options.Logger), options.TimeProvider, options.Logger, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = installDir };
+        new(ResolveBudget(options, options.Logger), options.TimeProvider, options.Logger, fs.ReportsWin32Errors) { Root = installDir };
 
     /// <summary>The install directory the relative paths in messages are under (for the Restart Manager lookup).</summary>
     public string? Root { get; init; }
@@ -99,7 +92,7 @@ internal sealed class LockRetry
 
     /// <summary>Whether an error may go away by itself: a sharing or lock violation, or (Win32) access denied.</summary>
     public bool IsLock(PatcherException ex) =>
-        ex.Code == PatchErrorCode.FileLocked || (_accessDeniedMayBeLock && ex.Code == PatchErrorCode.AccessDenied && ex.NativeError == 5);
+        ex.Code == PatchErrorCode.FileLocked || (_accessDeniedMayBeLock && ex.Code == PatchErrorCode.AccessDenied && NativeErrors.IsAccessDeniedWin32(ex.NativeError));
 
     /// <summary>
     /// Runs <paramref name="step"/> until it succeeds or the budget is spent. <paramref name="layer0"/> (may be null)
@@ -146,11 +139,49 @@ internal sealed class LockRetry
         throw Locked(path, operation, last, attempts);
     }
 
+    /// <summary>What one layer's retries need to know, carried through the one pipeline in its context.</summary>
+    private sealed class LayerRun
+    {
+        public required string Layer { get; init; }
+        public required long Start { get; init; }
+        public required TimeSpan Until { get; init; }
+        public required TimeSpan Delay { get; init; }
+        public required TimeSpan MaxDelay { get; init; }
+    }
+
+    private static readonly ResiliencePropertyKey<LayerRun> RunKey = new("Patching.LockRetry.Layer");
+
+    /// <summary>
+    /// The one retry pipeline of this budget, clock and log: it retries a lock until the layer's share of the budget is
+    /// spent, with a delay that doubles from the layer's first delay up to its largest, never past the share's end.
+    /// </summary>
+    private ResiliencePipeline BuildPipeline() => new ResiliencePipelineBuilder { TimeProvider = _time }
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is PatcherException ex && IsLock(ex)
+                && _time.GetElapsedTime(args.Context.Properties.GetValue(RunKey, null!).Start) < args.Context.Properties.GetValue(RunKey, null!).Until),
+            MaxRetryAttempts = int.MaxValue,
+            DelayGenerator = args =>
+            {
+                var run = args.Context.Properties.GetValue(RunKey, null!);
+                var wanted = TimeSpan.FromTicks(Math.Min(run.MaxDelay.Ticks, run.Delay.Ticks * (1L << Math.Min(args.AttemptNumber, 20))));
+                var left = run.Until - _time.GetElapsedTime(run.Start);
+                return ValueTask.FromResult<TimeSpan?>(left <= TimeSpan.Zero ? TimeSpan.Zero : (wanted < left ? wanted : left));
+            },
+            OnRetry = args =>
+            {
+                _log.LogDebug("Locked: layer {Layer} retry {Attempt} in {Delay} ms ({Error})", args.Context.Properties.GetValue(RunKey, null!).Layer,
+                    args.AttemptNumber + 1, args.RetryDelay.TotalMilliseconds, args.Outcome.Exception?.Message);
+                return ValueTask.CompletedTask;
+            },
+        })
+        .Build();
+
     private bool Attempt(string layer, Action step, long start, TimeSpan until, TimeSpan delay, TimeSpan maxDelay, ref PatcherException? last, ref int attempts)
     {
-        // The first try runs before any pipeline exists: nearly every step succeeds at once, and building a pipeline
-        // cost 6–20 µs and a few allocations per step (two or three steps per changed file). When it meets a lock, the
-        // pipeline below replays that failure as its own first execution, so retries, delays and counts stay the same.
+        // The first try runs outside the pipeline: nearly every step succeeds at once, and a pipeline run costs a context
+        // and a few allocations. When it meets a lock, the pipeline replays that failure as its own first execution, so
+        // retries, delays and counts are those of a run that started in the pipeline.
         PatcherException? firstFailure;
         try
         {
@@ -165,33 +196,11 @@ internal sealed class LockRetry
 
         var lastSeen = last;
         var count = 0;
-        var pipeline = new ResiliencePipelineBuilder { TimeProvider = _time }
-            .AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is PatcherException ex && IsLock(ex) && _time.GetElapsedTime(start) < until),
-                MaxRetryAttempts = int.MaxValue,
-                BackoffType = DelayBackoffType.Exponential,
-                UseJitter = false,
-                Delay = delay,
-                MaxDelay = maxDelay > delay ? maxDelay : delay,
-                DelayGenerator = args =>
-                {
-                    // Progressive, but never past this layer's share of the budget.
-                    var wanted = TimeSpan.FromTicks(Math.Min(maxDelay.Ticks, delay.Ticks * (1L << Math.Min(args.AttemptNumber, 20))));
-                    var left = until - _time.GetElapsedTime(start);
-                    return ValueTask.FromResult<TimeSpan?>(left <= TimeSpan.Zero ? TimeSpan.Zero : (wanted < left ? wanted : left));
-                },
-                OnRetry = args =>
-                {
-                    _log.LogDebug("Locked: layer {Layer} retry {Attempt} in {Delay} ms ({Error})", layer, args.AttemptNumber + 1,
-                        args.RetryDelay.TotalMilliseconds, args.Outcome.Exception?.Message);
-                    return ValueTask.CompletedTask;
-                },
-            })
-            .Build();
+        var context = ResilienceContextPool.Shared.Get();
+        context.Properties.Set(RunKey, new LayerRun { Layer = layer, Start = start, Until = until, Delay = delay, MaxDelay = maxDelay });
         try
         {
-            pipeline.Execute(() =>
+            _pipeline.Execute(_ =>
             {
                 count++;
                 try
@@ -209,7 +218,7 @@ internal sealed class LockRetry
                     lastSeen = ex;
                     throw;
                 }
-            });
+            }, context);
             attempts += count;
             return true;
         }
@@ -218,6 +227,10 @@ internal sealed class LockRetry
             attempts += count;
             last = lastSeen ?? ex;
             return false;
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
         }
     }
 
@@ -237,16 +250,9 @@ internal sealed class LockRetry
     private PatcherException Locked(string path, string operation, PatcherException? last, int attempts)
     {
         var native = last?.NativeError ?? 0;
-        var what = native switch
-        {
-            5 => "access denied",
-            32 => "sharing violation",
-            33 => "lock violation",
-            16 => "device or resource busy",
-            _ => "locked",
-        };
+        var what = NativeErrors.DescribeLock(native, _accessDeniedMayBeLock);
         // The Restart Manager needs a full path; steps name files relative to the install.
-        var holders = FileOps.LockHolders(Root is null || Path.IsPathRooted(path) ? path : Manifests.PathRules.Join(Root, path));
+        var holders = FileOps.LockHolders(Root is null || Path.IsPathRooted(path) ? path : RelativePath.Join(Root, path));
         var by = holders.Count > 0 ? "; held by " + string.Join(", ", holders) : "";
         var message = $"'{path}' stayed locked for {Budget.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s ({operation}; error {native}: {what}{by}; {attempts} attempts through every layer)";
         _log.LogError(PatcherLogEvents.FileLocked, "{Message}", message);

@@ -21,6 +21,14 @@ internal abstract class FileOpsDecorator(IFileOps inner) : IFileOps
     public virtual void Rename(string from, string to) => Inner.Rename(from, to);
     public virtual bool TryExchange(string a, string b) => Inner.TryExchange(a, b);
     public virtual bool TryHardLink(string existing, string newPath) => Inner.TryHardLink(existing, newPath);
+    public virtual bool ReportsWin32Errors => Inner.ReportsWin32Errors;
+
+    /// <summary>
+    /// Declined unless a decorator overrides it: layer 0 flushes and renames in one call that a decorator cannot split
+    /// into the steps it counts or fails, so through a decorator the layered commit starts at the plain rename.
+    /// </summary>
+    public virtual bool TryPosixRename(string from, string to) => false;
+
     public virtual bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable) => Inner.TryLinkOpenFile(file, path, newPath, executable);
     public virtual void DeleteFile(string path) => Inner.DeleteFile(path);
     public virtual void DeleteDirectory(string path) => Inner.DeleteDirectory(path);

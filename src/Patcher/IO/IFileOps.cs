@@ -19,7 +19,7 @@ internal readonly record struct EntryInfo(EntryKind Kind, long Size, bool Execut
 internal readonly record struct EntryOwner(uint Uid, uint Mode, uint Gid = 0)
 {
     /// <summary>Group or others may write it (an ACL granting write to anyone else shows as the group write bit).</summary>
-    public bool WritableByOthers => (Mode & 0x12) != 0;
+    public bool WritableByOthers => (Mode & (Interop.Libc.S_IWGRP | Interop.Libc.S_IWOTH)) != 0;
 }
 
 /// <summary>
@@ -63,6 +63,20 @@ internal interface IFileOps
     /// <paramref name="path"/> no longer names the open file; the caller copies instead. Not supported by default.
     /// </summary>
     bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable) => false;
+
+    /// <summary>
+    /// Layer 0 of the layered replace: flushes <paramref name="from"/> and renames it over <paramref name="to"/> with POSIX
+    /// semantics, so a target held open with delete sharing is replaced (Windows 10 1607+ volumes that support it).
+    /// Returns false where the system or volume cannot (the caller falls back to a plain rename); throws a mapped
+    /// <see cref="PatcherException"/> when it could but failed. Not offered by default.
+    /// </summary>
+    bool TryPosixRename(string from, string to) => false;
+
+    /// <summary>
+    /// Whether this seam's errors carry Win32 numbers (<see cref="PatcherException.NativeError"/>), so that access denied
+    /// may be a transient lock (antivirus, a delete pending, a running image) worth retrying.
+    /// </summary>
+    bool ReportsWin32Errors => false;
 
     /// <summary>
     /// A hint before many <see cref="Sync"/> calls: writes back everything dirty on the file system holding

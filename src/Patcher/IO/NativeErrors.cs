@@ -7,19 +7,63 @@ namespace Patching.IO;
 internal static class NativeErrors
 {
     // errno values shared by Linux and macOS.
-    internal const int ENOENT = 2, ENXIO = 6, ENOTDIR = 20, EISDIR = 21;
-    private const int EPERM = 1, EIO = 5, EACCES = 13, EBUSY = 16, EEXIST = 17, EXDEV = 18, ENOSPC = 28, EROFS = 30;
-    private const int EDQUOT_LINUX = 122;
+    internal const int EPERM = 1, ENOENT = 2, EIO = 5, ENXIO = 6, EACCES = 13, EBUSY = 16, EEXIST = 17, EXDEV = 18,
+        ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENOSPC = 28, EROFS = 30, EMLINK = 31;
 
-    /// <summary>ELOOP: a symlink where O_NOFOLLOW forbids one, or too many levels of symlinks (Linux 40, macOS 62).</summary>
-    internal static int ELOOP => OperatingSystem.IsMacOS() ? 62 : 40;
+    // errno values that differ: Linux (generic and x86 ABI) first, then macOS.
+    private const int ENOSYS_LINUX = 38, ELOOP_LINUX = 40, ENOTSUP_LINUX = 95, EDQUOT_LINUX = 122, EAGAIN_LINUX = 11;
+    private const int ENOTSUP_MACOS = 45, ELOOP_MACOS = 62, EOPNOTSUPP_MACOS = 102, EAGAIN_MACOS = 35;
 
-    // Win32
-    private const int ERROR_ACCESS_DENIED = 5, ERROR_SHARING_VIOLATION = 32, ERROR_LOCK_VIOLATION = 33,
-        ERROR_HANDLE_DISK_FULL = 39, ERROR_DISK_FULL = 112;
+    /// <summary>ELOOP: a symlink where O_NOFOLLOW forbids one, or too many levels of symlinks.</summary>
+    internal static int ELOOP => OperatingSystem.IsMacOS() ? ELOOP_MACOS : ELOOP_LINUX;
 
-    // EAGAIN/EWOULDBLOCK: what flock(LOCK_NB) reports when another process holds the lock (Linux 11, macOS 35).
-    private const int EAGAIN_LINUX = 11, EAGAIN_MACOS = 35;
+    /// <summary>ENOTSUP (also EOPNOTSUPP on Linux): the file system does not offer the call, e.g. extended attributes.</summary>
+    internal static int ENOTSUP => OperatingSystem.IsMacOS() ? ENOTSUP_MACOS : ENOTSUP_LINUX;
+
+    // Win32 errors.
+    internal const int ERROR_INVALID_FUNCTION = 1, ERROR_ACCESS_DENIED = 5, ERROR_NOT_SAME_DEVICE = 17, ERROR_SHARING_VIOLATION = 32,
+        ERROR_LOCK_VIOLATION = 33, ERROR_HANDLE_DISK_FULL = 39, ERROR_NOT_SUPPORTED = 50, ERROR_INVALID_PARAMETER = 87,
+        ERROR_DISK_FULL = 112, ERROR_CALL_NOT_IMPLEMENTED = 120, ERROR_MORE_DATA = 234, ERROR_TOO_MANY_LINKS = 1142;
+
+    // SQLite primary result codes (the journal).
+    private const int SQLITE_PERM = 3, SQLITE_READONLY = 8, SQLITE_CORRUPT = 11, SQLITE_FULL = 13, SQLITE_CANTOPEN = 14, SQLITE_NOTADB = 26;
+
+    /// <summary>
+    /// An exchange (renameat2 RENAME_EXCHANGE, renamex_np RENAME_SWAP) the file system or kernel cannot do: EINVAL,
+    /// ENOSYS, ENOTSUP, EOPNOTSUPP. The caller falls back to another way; anything else is a failure.
+    /// </summary>
+    public static bool ExchangeUnsupported(int errno) =>
+        errno is EINVAL or ENOSYS_LINUX or ENOTSUP_LINUX or ENOTSUP_MACOS or EOPNOTSUPP_MACOS;
+
+    /// <summary>
+    /// A hard link the file system or policy does not allow: EXDEV (another volume), EPERM (fs.protected_hardlinks,
+    /// FAT), EMLINK, ENOTSUP. The caller copies instead.
+    /// </summary>
+    public static bool HardLinkImpossible(int errno) => errno is EXDEV or EPERM or EMLINK or ENOTSUP_LINUX or ENOTSUP_MACOS;
+
+    /// <summary>
+    /// Windows' answer to CreateHardLink on another volume, FAT/exFAT, a share without links, or a file with 1023 links
+    /// already: the caller copies instead.
+    /// </summary>
+    public static bool HardLinkImpossibleWin32(int error) =>
+        error is ERROR_NOT_SAME_DEVICE or ERROR_INVALID_FUNCTION or ERROR_NOT_SUPPORTED or ERROR_TOO_MANY_LINKS or ERROR_CALL_NOT_IMPLEMENTED;
+
+    /// <summary>Windows' answer to a POSIX-semantics rename on a system or volume that cannot do one.</summary>
+    public static bool PosixRenameUnsupportedWin32(int error) =>
+        error is ERROR_INVALID_PARAMETER or ERROR_NOT_SUPPORTED or ERROR_INVALID_FUNCTION or ERROR_CALL_NOT_IMPLEMENTED;
+
+    /// <summary>Win32 access denied, which on Windows may be a transient lock (antivirus, a delete pending, a running image).</summary>
+    public static bool IsAccessDeniedWin32(int? error) => error == ERROR_ACCESS_DENIED;
+
+    /// <summary>A short name for the native error behind a lock (Win32 numbering where <paramref name="win32"/>, else errno).</summary>
+    public static string DescribeLock(int error, bool win32) => (error, win32) switch
+    {
+        (ERROR_ACCESS_DENIED, true) => "access denied",
+        (ERROR_SHARING_VIOLATION, true) => "sharing violation",
+        (ERROR_LOCK_VIOLATION, true) => "lock violation",
+        (EBUSY, false) => "device or resource busy",
+        _ => "locked",
+    };
 
     /// <summary>The stable code for an errno value.</summary>
     public static PatchErrorCode CodeForErrno(int errno) => errno switch
@@ -77,9 +121,9 @@ internal static class NativeErrors
             // plain IOException whose HResult is the raw errno. Classify those as FromErrno does.
             IOException io when UnixErrno(io) is { } errno => CodeForErrno(errno),
             // The journal: SQLite's own result codes (SQLITE_FULL, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM).
-            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 13 } => PatchErrorCode.DiskFull,
-            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 3 or 8 or 14 } => PatchErrorCode.AccessDenied,
-            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 11 or 26 } => PatchErrorCode.JournalCorrupt,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SQLITE_FULL } => PatchErrorCode.DiskFull,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SQLITE_PERM or SQLITE_READONLY or SQLITE_CANTOPEN } => PatchErrorCode.AccessDenied,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SQLITE_CORRUPT or SQLITE_NOTADB } => PatchErrorCode.JournalCorrupt,
             _ => PatchErrorCode.IOFailure,
         };
         var native = ex is Microsoft.Data.Sqlite.SqliteException sql ? sql.SqliteErrorCode : ex.HResult & 0xFFFF;

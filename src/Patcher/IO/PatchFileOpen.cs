@@ -23,17 +23,17 @@ internal static class PatchFileOpen
     public static FileStream? OpenRegular(string path, string what)
     {
         if (OperatingSystem.IsWindows()) return OpenWindows(path);
-        var fd = Libc.open(path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC);
-        if (fd < 0)
+        var handle = Libc.open(path, Libc.O_RDONLY | Libc.O_NOFOLLOW | Libc.O_NONBLOCK | Libc.O_CLOEXEC);
+        if (handle.IsInvalid)
         {
             var errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
             if (errno == NativeErrors.ENOENT) return null;
             if (errno == NativeErrors.ELOOP || errno == NativeErrors.ENOTDIR || errno == NativeErrors.ENXIO)
                 throw NotRegular(path, what, "a symlink, or reached through a symlink loop or a non-directory");
             throw NativeErrors.FromErrno(errno, "open for reading", path);
         }
 
-        var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
             if (OperatingSystem.IsLinux() && KindOf(handle) is { } kind && kind != RegularFile)
@@ -62,26 +62,21 @@ internal static class PatchFileOpen
         }
     }
 
-    private const uint FileTypeMask = 0xF000, RegularFile = 0x8000;
+    private const uint RegularFile = Libc.S_IFREG;
 
-    /// <summary>The file type bits of the open descriptor (fstat through statx), or null when it cannot be read.</summary>
+    /// <summary>The file type bits of the open handle (fstat through statx), or null when it cannot be read.</summary>
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
-    private static unsafe uint? KindOf(SafeFileHandle handle)
-    {
-        var buffer = stackalloc byte[256];
-        if (Libc.statx((int)handle.DangerousGetHandle(), "", Libc.AT_EMPTY_PATH, Libc.STATX_BASIC_STATS, buffer) != 0) return null;
-        // statx layout: stx_mode (u16) at 28.
-        return *(ushort*)(buffer + 28) & FileTypeMask;
-    }
+    private static uint? KindOf(SafeFileHandle handle) =>
+        LinuxFiles.TryStat(handle, out var s) ? s.Mode & Libc.S_IFMT : null;
 
     private static string DescribeKind(uint kind) => kind switch
     {
-        0x1000 => "a FIFO",
-        0x2000 => "a character device",
-        0x4000 => "a directory",
-        0x6000 => "a block device",
-        0xA000 => "a symlink",
-        0xC000 => "a socket",
+        Libc.S_IFIFO => "a FIFO",
+        Libc.S_IFCHR => "a character device",
+        Libc.S_IFDIR => "a directory",
+        Libc.S_IFBLK => "a block device",
+        Libc.S_IFLNK => "a symlink",
+        Libc.S_IFSOCK => "a socket",
         _ => "not a regular file",
     };
 

@@ -1,5 +1,3 @@
-using Patching.Manifests;
-
 namespace Patching.IO;
 
 /// <summary>An entry found in an install directory (never following symlinks).</summary>
@@ -26,14 +24,14 @@ internal static class TreeOps
         var children = new System.Collections.Concurrent.ConcurrentDictionary<string, List<TreeEntry>>(StringComparer.Ordinal);
         void Read(string rel)
         {
-            var names = fs.ListNames(rel.Length == 0 ? root : PathRules.Join(root, rel)).ToList();
+            var names = fs.ListNames(rel.Length == 0 ? root : RelativePath.Join(root, rel)).ToList();
             names.Sort(StringComparer.Ordinal);
             var entries = new List<TreeEntry>(names.Count);
             foreach (var name in names)
             {
                 var childRel = rel.Length == 0 ? name : rel + "/" + name;
                 if (exclude?.Invoke(childRel) == true) continue;
-                entries.Add(new TreeEntry(childRel, fs.Stat(PathRules.Join(root, childRel))));
+                entries.Add(new TreeEntry(childRel, fs.Stat(RelativePath.Join(root, childRel))));
             }
 
             children[rel] = entries;
@@ -96,7 +94,7 @@ internal static class TreeOps
         var entries = Walk(fs, root);
         for (var i = entries.Count - 1; i >= 0; i--)
         {
-            var path = PathRules.Join(root, entries[i].Path);
+            var path = RelativePath.Join(root, entries[i].Path);
             if (entries[i].Info.Kind == EntryKind.Directory) fs.DeleteDirectory(path);
             else fs.DeleteFile(path);
         }
@@ -135,11 +133,11 @@ internal static class TreeOps
             var e = entries[i];
             if (e.Info.Kind == EntryKind.Directory && kept.Contains(e.Path))
             {
-                kept.Add(PathRules.Parent(e.Path));
+                kept.Add(RelativePath.Parent(e.Path));
                 continue;
             }
 
-            var path = PathRules.Join(root, e.Path);
+            var path = RelativePath.Join(root, e.Path);
             try
             {
                 try
@@ -157,7 +155,7 @@ internal static class TreeOps
                 first ??= ex;
                 left++;
                 bytes += e.Info.Size;
-                kept.Add(PathRules.Parent(e.Path));
+                kept.Add(RelativePath.Parent(e.Path));
             }
         }
 

@@ -132,8 +132,7 @@ internal static class PathRules
     public static int ParentLength(string relative) => relative.LastIndexOf('/');
 
     /// <summary>Joins a validated relative path to a root using the platform separator.</summary>
-    public static string Join(string root, string relative) =>
-        Path.Join(root, Path.DirectorySeparatorChar == '/' ? relative : relative.Replace('/', Path.DirectorySeparatorChar));
+    public static string Join(string root, string relative) => IO.RelativePath.Join(root, relative);
 
     /// <summary>Every proper ancestor directory of a relative path, nearest first.</summary>
     public static IEnumerable<string> Ancestors(string relative)
@@ -142,9 +141,5 @@ internal static class PathRules
     }
 
     /// <summary>Parent of a relative path, or empty string at the root.</summary>
-    public static string Parent(string relative)
-    {
-        var i = relative.LastIndexOf('/');
-        return i < 0 ? "" : relative[..i];
-    }
+    public static string Parent(string relative) => IO.RelativePath.Parent(relative);
 }

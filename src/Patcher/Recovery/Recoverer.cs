@@ -48,7 +48,7 @@ internal static class Recoverer
     public static bool Recover(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, RollForwardTrust trust, LockRetry? retry = null)
     {
         log.LogWarning(PatcherLogEvents.RecoveryStarted, "Recovering transaction {Tx} ({Kind} to {Version}, {Strategy}) found in state {State}", tx.Id, tx.Kind, tx.ToVersion, tx.Strategy, tx.State);
-        var retryOrDefault = retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = layout.InstallDir };
+        var retryOrDefault = retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, fs.ReportsWin32Errors) { Root = layout.InstallDir };
         if (tx.State == TxState.BackupComplete && trust.Check(tx) is { } untrusted)
         {
             log.LogWarning("The interrupted transaction {Tx} does not verify against the trusted keys ({Reason}); rolling it back", tx.Id, untrusted.Message);

@@ -1,6 +1,5 @@
 using System.Text;
 using Patching.IO;
-using Patching.IO.Interop;
 using Patching.Manifests;
 
 namespace Patching.Transaction;
@@ -57,15 +56,5 @@ internal static class InstallIdentity
     public static bool Matches(string? recorded, string? current) => recorded is null || string.Equals(recorded, current, StringComparison.Ordinal);
 
     /// <summary>The directory's birth time in nanoseconds since the epoch (statx STATX_BTIME); null where the file system keeps none.</summary>
-    private static unsafe long? BirthTime(string path)
-    {
-        if (!OperatingSystem.IsLinux()) return null;
-        const uint STATX_BTIME = 0x800;
-        var buffer = stackalloc byte[256];
-        if (Libc.statx(Libc.AT_FDCWD, path, Libc.AT_SYMLINK_NOFOLLOW, STATX_BTIME, buffer) != 0) return null;
-
-        // statx layout: stx_mask (u32) at 0, stx_btime (i64 seconds, u32 nanoseconds) at 80.
-        if ((*(uint*)buffer & STATX_BTIME) == 0) return null;
-        return (*(long*)(buffer + 80) * 1_000_000_000) + *(uint*)(buffer + 88);
-    }
+    private static long? BirthTime(string path) => OperatingSystem.IsLinux() ? LinuxFiles.BirthTime(path) : null;
 }

@@ -5,7 +5,7 @@ namespace Patching.Tests.TestHelpers;
 
 /// <summary>
 /// The real file system with Windows locking rules simulated on chosen paths, so the layered commit's lock
-/// layers can be tested on any OS. It declares Win32 error numbering (<see cref="IWin32ErrorFileOps"/>), so
+/// layers can be tested on any OS. It reports Win32 error numbers (<see cref="IFileOps.ReportsWin32Errors"/>), so
 /// error 5 counts as a possible lock, as on Windows.
 /// <list type="bullet">
 /// <item><see cref="LockFor"/>: renames and deletes touching the path (as source or destination) fail with the given Win32 error for N attempts, then succeed.</item>
@@ -15,8 +15,10 @@ namespace Patching.Tests.TestHelpers;
 /// </list>
 /// Hard links and reads are not refused: Windows lets CreateHardLink and FILE_READ_ATTRIBUTES through an exclusive open.
 /// </summary>
-internal sealed class LockingFileOps(IFileOps inner) : FileOpsDecorator(inner), IWin32ErrorFileOps
+internal sealed class LockingFileOps(IFileOps inner) : FileOpsDecorator(inner)
 {
+    public override bool ReportsWin32Errors => true;
+
     private sealed class Rule
     {
         public int Remaining;

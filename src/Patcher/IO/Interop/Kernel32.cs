@@ -4,7 +4,7 @@ namespace Patching.IO.Interop;
 
 /// <summary>
 /// Declarations of the Win32 file APIs .NET does not expose with the flags Patcher needs. One API per file;
-/// every call sets the last error, which <see cref="NativeErrors.FromWin32"/> maps to a stable code.
+/// every call sets the last error, which <see cref="NativeErrors"/> names and maps to a stable code.
 /// </summary>
 [SupportedOSPlatform("windows")]
 internal static partial class Kernel32
@@ -29,12 +29,4 @@ internal static partial class Kernel32
     internal const int FileRenameInfoEx = 22;
     internal const uint FILE_RENAME_FLAG_REPLACE_IF_EXISTS = 0x1;
     internal const uint FILE_RENAME_FLAG_POSIX_SEMANTICS = 0x2;
-
-    // Win32 errors that mean "this volume or system cannot do that", not "it failed".
-    internal const int ERROR_INVALID_FUNCTION = 1;
-    internal const int ERROR_NOT_SAME_DEVICE = 17;
-    internal const int ERROR_NOT_SUPPORTED = 50;
-    internal const int ERROR_INVALID_PARAMETER = 87;
-    internal const int ERROR_CALL_NOT_IMPLEMENTED = 120;
-    internal const int ERROR_TOO_MANY_LINKS = 1142;
 }

@@ -1,12 +1,13 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
+using Microsoft.Win32.SafeHandles;
 
 namespace Patching.IO.Interop;
 
 internal static partial class Libc
 {
-    /// <summary>open(2), used to get a descriptor on a directory so it can be fsynced (.NET cannot open directories).</summary>
+    /// <summary>open(2) without a mode: a directory (to fsync it, or to start a walk beneath it; .NET cannot open directories) or a file of a patch; an invalid handle on failure, with errno set.</summary>
     [LibraryImport(Name, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     [UnsupportedOSPlatform("windows")]
-    internal static partial int open(string path, int flags);
+    internal static partial SafeFileHandle open(string path, int flags);
 }

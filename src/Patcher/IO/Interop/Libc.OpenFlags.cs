@@ -14,10 +14,10 @@ internal static partial class Libc
     internal static int O_NONBLOCK => OperatingSystem.IsMacOS() ? 0x4 : 0x800;
 
     /// <summary>O_CLOEXEC: the descriptor does not leak into a child process.</summary>
-    internal static int O_CLOEXEC => OperatingSystem.IsMacOS() ? O_CLOEXEC_MACOS : O_CLOEXEC_LINUX;
+    internal static int O_CLOEXEC => OperatingSystem.IsMacOS() ? 0x1000000 : 0x80000;
 
     /// <summary>O_DIRECTORY: fail with ENOTDIR unless the path names a directory.</summary>
-    internal static int O_DIRECTORY => OperatingSystem.IsMacOS() ? O_DIRECTORY_MACOS : IsLinuxArm ? 0x4000 : O_DIRECTORY_LINUX;
+    internal static int O_DIRECTORY => OperatingSystem.IsMacOS() ? 0x100000 : IsLinuxArm ? 0x4000 : 0x10000;
 
     /// <summary>O_WRONLY | O_CREAT | O_TRUNC: create or truncate a file for writing.</summary>
     internal static int O_CREATE_TRUNCATE_WRITE => OperatingSystem.IsMacOS() ? 0x1 | 0x200 | 0x400 : 0x1 | 0x40 | 0x200;

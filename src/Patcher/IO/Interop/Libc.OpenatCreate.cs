@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
+using Microsoft.Win32.SafeHandles;
 
 namespace Patching.IO.Interop;
 
@@ -8,5 +9,5 @@ internal static partial class Libc
     /// <summary>openat(2) with a mode, to create a file relative to a directory descriptor. Linux only: on macOS the mode is a variadic argument, passed differently on arm64.</summary>
     [LibraryImport(Name, EntryPoint = "openat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     [SupportedOSPlatform("linux")]
-    internal static partial int openat(int dirfd, string path, int flags, int mode);
+    internal static partial SafeFileHandle openat(SafeFileHandle dirfd, string path, int flags, int mode);
 }

@@ -14,7 +14,6 @@ internal static partial class Rstrtmgr
     internal const int CCH_RM_SESSION_KEY = 32;
     internal const int CCH_RM_MAX_APP_NAME = 255;
     internal const int CCH_RM_MAX_SVC_NAME = 63;
-    internal const int ERROR_MORE_DATA = 234;
 
     [StructLayout(LayoutKind.Sequential)]
     internal struct RM_UNIQUE_PROCESS
