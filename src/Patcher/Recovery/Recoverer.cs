@@ -4,7 +4,7 @@ using Patching.IO;
 using Patching.Journal;
 using Patching.Manifests;
 using Patching.Staging;
-using Patching.Transaction;
+using Patching.State;
 
 namespace Patching.Recovery;
 
@@ -178,13 +178,13 @@ internal static class Recoverer
         }
 
         journal.SetState(txId, TxState.RolledBack);
-        RemoveMarker(fs, layout);
+        PendingMarker.Remove(fs, layout);
         log.LogInformation("Transaction {Tx} rolled back; the old version is intact", txId);
     }
 
     /// <summary>
     /// After the switch: carry over user files, keep the old tree as the previous version or move it to the trash,
-    /// mark done. Deleting the trash is the caller's (<see cref="EmptyTrash"/>): the new version is complete and
+    /// mark done. Deleting the trash is the caller's (<see cref="Trash.Empty"/>): the new version is complete and
     /// durable before, so the slow part (an unlink per old file) need not delay the launcher.
     /// </summary>
     /// <param name="fs">File operations.</param>
@@ -221,7 +221,7 @@ internal static class Recoverer
             left = swap.SweepUserFiles(tx.Id, oldTree, oldVersion, ApplyPlan.TargetPaths(manifest));
             // Renames only, within the state directory: fsyncs of it and of the trash make them durable. A crash in
             // between reruns this with less to do (the old tree stays at its staging/old path until it moved).
-            TrashKeptPrevious(fs, layout, tx.Id);
+            Trash.TakeKeptPrevious(fs, layout, tx.Id);
             if (left.Count > 0)
             {
                 fs.Rename(oldTree, layout.UnsweptDir(tx.Id));
@@ -229,88 +229,14 @@ internal static class Recoverer
                     left.Count, layout.UnsweptDir(tx.Id));
             }
             else if (tx.KeepPrevious) fs.Rename(oldTree, layout.PreviousDir);
-            else MoveToTrash(fs, layout, oldTree, tx.Id);
+            else Trash.Move(fs, layout, oldTree, tx.Id);
             fs.SyncDirectory(layout.StateDir);
-            if (fs.Stat(layout.TrashDir).Kind == EntryKind.Directory) SyncTrash(fs, layout);
+            if (fs.Stat(layout.TrashDir).Kind == EntryKind.Directory) Trash.Sync(fs, layout);
         }
 
         journal.SetState(tx.Id, TxState.Done);
-        RemoveMarker(fs, layout);
+        PendingMarker.Remove(fs, layout);
         return left;
-    }
-
-    /// <summary>Moves the tree an earlier update kept as the previous version to the trash, if there is one (the caller syncs).</summary>
-    private static bool TrashKeptPrevious(IFileOps fs, StateLayout layout, string txId)
-    {
-        if (fs.Stat(layout.PreviousDir).Kind == EntryKind.Missing) return false;
-        MoveToTrash(fs, layout, layout.PreviousDir, txId + "-previous");
-        return true;
-    }
-
-    /// <summary>
-    /// Makes the trash's new entries durable (so a power cut cannot orphan the inodes of what was moved there). A trash that another
-    /// process's cleanup removed meanwhile took the entries with it: nothing left to sync.
-    /// </summary>
-    public static void SyncTrash(IFileOps fs, StateLayout layout)
-    {
-        try
-        {
-            fs.SyncDirectory(layout.TrashDir);
-        }
-        catch (PatcherException) when (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing)
-        {
-        }
-    }
-
-    /// <summary>Renames <paramref name="tree"/> into the trash as <paramref name="name"/> (the caller fsyncs if it matters).</summary>
-    public static void MoveToTrash(IFileOps fs, StateLayout layout, string tree, string name)
-    {
-        var target = Path.Join(layout.TrashDir, name);
-        if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) fs.CreateDirectory(layout.TrashDir);
-        // A resumed transaction trashes its incoming directory a second time: a name of its own, rather than deleting
-        // the first here (another process may be emptying the trash at this moment).
-        else if (fs.Stat(target).Kind != EntryKind.Missing) target += "-" + StateLayout.RandomTag();
-        try
-        {
-            fs.Rename(tree, target);
-        }
-        catch (PatcherException) when (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing)
-        {
-            // Another process's cleanup removed the (then empty) trash between our check and the rename.
-            fs.CreateDirectory(layout.TrashDir);
-            fs.Rename(tree, target);
-        }
-    }
-
-    /// <summary>
-    /// Deletes the trash. Never throws: what cannot be deleted now (a file in use, an immutable file, another process
-    /// deleting or filling the same trash) is logged and left for the next Apply or Recover.
-    /// </summary>
-    public static void EmptyTrash(IFileOps fs, StateLayout layout, ILogger log)
-    {
-        // Two deleters may meet (a launcher's background cleanup and the app's Recover, without the lock): the one
-        // that finds an entry gone under it starts over on what is left, a few times, before giving up for now.
-        // Each pass deletes everything it can: one entry that cannot go (an immutable file, a file in use) must not keep
-        // the rest of an old version on disk.
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                var remains = TreeOps.DeleteTreeBestEffort(fs, layout.TrashDir);
-                if (remains.Entries == 0) return;
-                if (attempt < 3) continue;
-                log.LogWarning("Could not delete the old version's files in {Trash} yet: {Count} entries ({Bytes} bytes) are left ({Reason}); the next apply or recover retries",
-                    layout.TrashDir, remains.Entries, remains.Bytes, remains.FirstFailure?.Message);
-                return;
-            }
-            catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
-            {
-                if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) return;
-                if (attempt < 3) continue;
-                log.LogWarning(PatcherLogEvents.CleanupDeferred, "Could not delete the old version's files in {Trash} yet ({Reason}); the next apply or recover retries", layout.TrashDir, ex.Message);
-                return;
-            }
-        }
     }
 
     /// <summary>
@@ -370,7 +296,7 @@ internal static class Recoverer
     {
         new LayeredCommit(fs, layout, journal, retry, log).DeleteLeftovers(txId);
         journal.SetState(txId, TxState.RolledBack);
-        RemoveMarker(fs, layout);
+        PendingMarker.Remove(fs, layout);
         log.LogInformation("Transaction {Tx} rolled back; the old version is intact", txId);
     }
 
@@ -382,7 +308,7 @@ internal static class Recoverer
         commit.RollBack(txId);
         commit.DeleteLeftovers(txId);
         journal.SetState(txId, TxState.RolledBack);
-        RemoveMarker(fs, layout);
+        PendingMarker.Remove(fs, layout);
         log.LogInformation("Transaction {Tx} rolled back file by file; the old version is intact", txId);
     }
 
@@ -393,14 +319,14 @@ internal static class Recoverer
         // A tree an earlier swap kept (KeepPreviousVersion) is no longer the version before this one: the installed row
         // now names this update's base as the previous version, and the layered strategy keeps no old tree. Left in
         // place, a rollback would put that older tree back under the wrong version number.
-        if (TrashKeptPrevious(fs, layout, txId))
+        if (Trash.TakeKeptPrevious(fs, layout, txId))
         {
             fs.SyncDirectory(layout.StateDir);
-            SyncTrash(fs, layout);
+            Trash.Sync(fs, layout);
         }
 
         journal.SetState(txId, TxState.Done);
-        RemoveMarker(fs, layout);
+        PendingMarker.Remove(fs, layout);
     }
 
     /// <summary>
@@ -412,11 +338,8 @@ internal static class Recoverer
     /// </summary>
     public static void ResolveWithoutJournalRow(IFileOps fs, StateLayout layout, ILogger log)
     {
-        if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing) return;
-        string txId;
-        using (var marker = fs.OpenRead(layout.PendingMarkerPath))
-        using (var reader = new StreamReader(marker))
-            txId = reader.ReadToEnd().Trim();
+        if (!PendingMarker.Exists(fs, layout)) return;
+        var txId = PendingMarker.Read(fs, layout);
         if (txId.Length > 0 && txId.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
         {
             var old = layout.OldDir(txId);
@@ -438,14 +361,7 @@ internal static class Recoverer
             }
         }
 
-        RemoveMarker(fs, layout);
-    }
-
-    public static void RemoveMarker(IFileOps fs, StateLayout layout)
-    {
-        if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing) return;
-        fs.DeleteFile(layout.PendingMarkerPath);
-        fs.SyncDirectory(layout.StateDir);
+        PendingMarker.Remove(fs, layout);
     }
 
     /// <summary>Every file of the new version is in the staged tree with its declared size and hash.</summary>
@@ -479,7 +395,7 @@ internal static class Recoverer
         StateTrust.Require(fs, layout);
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new ApplyResult(ApplyStatus.Busy, null, null, null, CommitStrategy.Swap, false, 0, 0, 0);
-        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, PendingMarker.Exists(fs, layout), log);
         _ = RecoverPending(fs, layout, journal, log, RollForwardTrust.From(options), resumeManifestHash: null);
         var installed = journal.Installed();
         if (installed?.PreviousManifest is null || installed.PreviousVersion is null || fs.Stat(layout.PreviousDir).Kind != EntryKind.Directory)
@@ -505,7 +421,7 @@ internal static class Recoverer
             State = TxState.Started,
             KeepPrevious = true,
         };
-        TreeOps.WriteDurably(fs, layout.PendingMarkerPath, System.Text.Encoding.UTF8.GetBytes(tx.Id));
+        PendingMarker.Write(fs, layout, tx.Id);
         journal.Begin(tx);
         var staging = layout.StagingDir(tx.Id);
         fs.Rename(layout.PreviousDir, staging);
@@ -514,7 +430,7 @@ internal static class Recoverer
         // The user's files go along, exactly as for a forward apply.
         var user = ApplyPlan.FindUserEntries(TreeOps.Walk(fs, layout.InstallDir, PathRules.IsInstallMarker), ApplyPlan.TargetPaths(current), ApplyPlan.TargetPaths(previous));
         var plan = new ApplyPlan { Manifest = previous, Files = [], UserEntries = user, OldVersionPaths = ApplyPlan.TargetPaths(current), BytesToWrite = 0 };
-        new Stager(fs, journal, log).Stage(tx.Id, layout.InstallDir, staging, plan, null, new Dictionary<string, FileRow>(), null, CancellationToken.None);
+        new ShadowTreeBuilder(fs, journal, log, new ShadowTreeRequest(tx.Id, layout.InstallDir, staging, plan)).Build(null, CancellationToken.None);
         var identity = fs.Stat(staging);
         journal.MarkBackupComplete(tx.Id, identity.Device, identity.Inode);
         if (SwitchOrRollBack(fs, layout, journal, tx with { StagingDevice = identity.Device, StagingInode = identity.Inode }, log) is { } failure)
@@ -522,7 +438,7 @@ internal static class Recoverer
         journal.MarkPatched(tx.Id, new InstalledRecord(installed.Product, installed.PreviousVersion, tx.ManifestHash, installed.PreviousManifest,
             installed.Version, installed.Manifest), InstallIdentity.Establish(fs, layout.InstallDir));
         FinishPatched(fs, layout, journal, tx with { State = TxState.Patched }, log);
-        EmptyTrash(fs, layout, log);
+        Trash.Empty(fs, layout, log);
         log.LogInformation("Rolled back from {From} to {To}", installed.Version, installed.PreviousVersion);
         return new ApplyResult(ApplyStatus.Applied, installed.Version, installed.PreviousVersion, tx.Id, CommitStrategy.Swap, false, 0, 0, 0);
     }

@@ -9,6 +9,7 @@ using Patching.Recovery;
 using Patching.Signing;
 using Patching.Sources;
 using Patching.Staging;
+using Patching.State;
 
 namespace Patching.Transaction;
 
@@ -80,7 +81,7 @@ internal static class TransactionEngine
                 StateTrust.Require(fs, layout);
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
-                journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
+                journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, PendingMarker.Exists(fs, layout), log);
                 resumable = Recoverer.RecoverPending(fs, layout, journal, log, RollForwardTrust.From(options), resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
                 installed = InstalledHere(fs, layout, journal, resumable, log, ref unknownInstall);
             }
@@ -115,7 +116,7 @@ internal static class TransactionEngine
                 StateTrust.Require(fs, layout);
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
-                journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
+                journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, PendingMarker.Exists(fs, layout), log);
                 // SQLite fsyncs its file but not the directory entry of a database it just created. (In the
                 // power-loss simulation the journal lives on the real disk, outside the simulated file system.)
                 if (layout.JournalDir == layout.StateDir) fs.SyncDirectory(layout.StateDir);
@@ -136,12 +137,12 @@ internal static class TransactionEngine
             // hostile blob is refused with nothing to undo but what was received, the marker (and a state directory
             // made just now). The marker comes first, so that a crash while receiving is cleaned up by Recover.
             var txId = resumable?.Id ?? NewTxId(options.TimeProvider);
-            if (resumable is null) TreeOps.WriteDurably(fs, layout.PendingMarkerPath, System.Text.Encoding.UTF8.GetBytes(txId));
-            var stager = new Stager(fs, journal!, log);
+            if (resumable is null) PendingMarker.Write(fs, layout, txId);
+            ReceivedBlobs received;
             try
             {
                 progress?.Report(new PatchProgress(PatchPhase.Staging, 0, manifest.Blobs.Count + manifest.Recipes.Count, 0, plan.BytesToWrite));
-                stager.Receive(layout.IncomingDir, plan, package, options.LinkPatchBlobs, progress, ct);
+                received = new BlobReceiver(fs, log, package, layout.IncomingDir).Receive(plan, options.LinkPatchBlobs, progress, ct);
             }
             catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
             {
@@ -149,7 +150,7 @@ internal static class TransactionEngine
                 try
                 {
                     TreeOps.DeleteTree(fs, layout.IncomingDir);
-                    if (resumable is null) Recoverer.RemoveMarker(fs, layout);
+                    if (resumable is null) PendingMarker.Remove(fs, layout);
                     // The state directory goes too if this apply made it and nobody else has used it since: another
                     // applier may have created it between our check and our mkdir, installed, and released the lock.
                     if (createdState && journal is not null && !journal.HasHistory())
@@ -175,14 +176,14 @@ internal static class TransactionEngine
             {
                 return strategy switch
                 {
-                    CommitStrategy.Swap => ApplySwap(fs, layout, journal!, stager, txId, package, plan, installed, resumable, keyIds, options, progress, ct),
-                    _ => ApplyLayered(fs, layout, journal!, stager, txId, package, plan, installed, resumable, keyIds, options, progress, ct),
+                    CommitStrategy.Swap => ApplySwap(fs, layout, journal!, received, txId, package, plan, installed, resumable, keyIds, options, progress, ct),
+                    _ => ApplyLayered(fs, layout, journal!, received, txId, package, plan, installed, resumable, keyIds, options, progress, ct),
                 };
             }
             catch (Exception ex) when (ex is PatcherException or OperationCanceledException)
             {
                 // Whatever reached the trash (the received blobs, an old tree) is garbage whichever way this ended.
-                Recoverer.EmptyTrash(fs, layout, log);
+                Trash.Empty(fs, layout, log);
                 throw;
             }
         }
@@ -193,7 +194,7 @@ internal static class TransactionEngine
         }
     }
 
-    private static ApplyResult ApplySwap(IFileOps fs, StateLayout layout, JournalStore journal, Stager stager, string txId, PatchPackage package, ApplyPlan plan,
+    private static ApplyResult ApplySwap(IFileOps fs, StateLayout layout, JournalStore journal, ReceivedBlobs received, string txId, PatchPackage package, ApplyPlan plan,
         InstalledRecord? installed, TxRecord? resumable, IReadOnlyList<string> keyIds, PatcherOptions options,
         IProgress<PatchProgress>? progress, CancellationToken ct)
     {
@@ -205,11 +206,15 @@ internal static class TransactionEngine
 
         var staging = layout.StagingDir(tx.Id);
         EntryInfo identity = default;
+        ShadowTree built;
         try
         {
-            progress?.Report(new PatchProgress(PatchPhase.Staging, 0, plan.Files.Count, stager.BytesWritten, plan.BytesToWrite));
-            stager.Stage(tx.Id, layout.InstallDir, staging, plan, package, resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(), progress, ct);
-            stager.ReleaseReceived(layout, tx.Id);
+            progress?.Report(new PatchProgress(PatchPhase.Staging, 0, plan.Files.Count, received.BytesWritten, plan.BytesToWrite));
+            built = new ShadowTreeBuilder(fs, journal, log, new ShadowTreeRequest(tx.Id, layout.InstallDir, staging, plan)
+            {
+                Package = package, Received = received, VerifiedRows = resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(),
+            }).Build(progress, ct);
+            received.Release(fs, layout, tx.Id, log);
             InstallOwner.Apply(fs, layout.InstallDir, staging);
             identity = fs.Stat(staging);
             journal.MarkBackupComplete(tx.Id, identity.Device, identity.Inode);
@@ -230,7 +235,7 @@ internal static class TransactionEngine
                 log.LogWarning("Rolling back {Tx} failed too ({Reason}); recovery will finish it", tx.Id, rollbackFailure.Message);
             }
 
-            ReleaseReceivedAfterRollback(stager, layout, tx.Id, log);
+            ReleaseReceivedAfterRollback(fs, received, layout, tx.Id, log);
 
             if (ex is OperationCanceledException)
                 throw Cancelled(ex);
@@ -255,7 +260,7 @@ internal static class TransactionEngine
         progress?.Report(new PatchProgress(PatchPhase.Done, 1, 1, 0, 0));
         log.LogInformation(PatcherLogEvents.Installed, "Installed {Product} {Version} (transaction {Tx})", manifest.Product, manifest.Version, tx.Id);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Swap,
-            resumed, stager.FilesWritten, stager.FilesReused, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options), EntriesLeftBehind = left };
+            resumed, built.Written, built.Reused, received.BytesWritten + built.BytesWritten) { Cleanup = Trash.EmptyAfterwards(fs, layout, options), EntriesLeftBehind = left };
     }
 
     /// <summary>
@@ -263,11 +268,11 @@ internal static class TransactionEngine
     /// nothing of the update is left behind. Best effort: the next Apply or Recover removes it otherwise, and the launcher
     /// needs the staging failure's reason, not this one.
     /// </summary>
-    private static void ReleaseReceivedAfterRollback(Stager stager, StateLayout layout, string txId, ILogger log)
+    private static void ReleaseReceivedAfterRollback(IFileOps fs, ReceivedBlobs received, StateLayout layout, string txId, ILogger log)
     {
         try
         {
-            stager.ReleaseReceived(layout, txId);
+            received.Release(fs, layout, txId, log);
         }
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
@@ -298,28 +303,11 @@ internal static class TransactionEngine
         Task.Run(() => InstalledRecord.After(package.Manifest, package.ManifestBytes, package.ManifestHash, installed, keepsPreviousTree));
 
     /// <summary>
-    /// Deletes the trash (this transaction's old tree and received blobs, and any an earlier process left), on a background task
-    /// when the options allow. Inline on a task scheduler that runs one task at a time (such as the power-loss
-    /// simulation's, which needs the same sequence of file operations on every run). Runs without the transaction
-    /// lock: nothing in the trash belongs to any version, and a concurrent deleter only makes it log and leave the rest.
-    /// </summary>
-    private static Task EmptyTrash(IFileOps fs, StateLayout layout, PatcherOptions options)
-    {
-        if (!options.CleanupInBackground || Parallelism.OneTaskAtATime)
-        {
-            Recoverer.EmptyTrash(fs, layout, options.Logger);
-            return Task.CompletedTask;
-        }
-
-        return Task.Run(() => Recoverer.EmptyTrash(fs, layout, options.Logger));
-    }
-
-    /// <summary>
     /// The layered commit (DESIGN §4): stage only the files that change, back up the ones they replace, then
     /// replace file by file through the lock layers, journaling each. A failure after the first file changed
     /// (a lock outlasting its budget, a full disk) rolls every file back before the error leaves.
     /// </summary>
-    private static ApplyResult ApplyLayered(IFileOps fs, StateLayout layout, JournalStore journal, Stager stager, string txId, PatchPackage package, ApplyPlan plan,
+    private static ApplyResult ApplyLayered(IFileOps fs, StateLayout layout, JournalStore journal, ReceivedBlobs received, string txId, PatchPackage package, ApplyPlan plan,
         InstalledRecord? installed, TxRecord? resumable, IReadOnlyList<string> keyIds, PatcherOptions options,
         IProgress<PatchProgress>? progress, CancellationToken ct)
     {
@@ -335,12 +323,12 @@ internal static class TransactionEngine
         RemoveStaleBackups(fs, layout, tx.Id, log);
         var staging = layout.StagingDir(tx.Id);
         int changed;
+        ShadowTree built;
         try
         {
             var (ops, toStage) = LayeredCommit.Plan(fs, layout, plan);
             changed = toStage.Count;
             var restaged = toStage.Select(t => t.File.Path).ToHashSet(StringComparer.Ordinal);
-            stager.KeepUnlinked(plan.Files.Select(f => f.File.Path).Where(p => !restaged.Contains(p)));
             var stagePlan = new ApplyPlan
             {
                 Manifest = manifest,
@@ -351,8 +339,12 @@ internal static class TransactionEngine
                 StagesWholeTree = false,
             };
             progress?.Report(new PatchProgress(PatchPhase.Staging, 0, toStage.Count, 0, stagePlan.BytesToWrite));
-            stager.Stage(tx.Id, layout.InstallDir, staging, stagePlan, package, resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(), progress, ct);
-            stager.ReleaseReceived(layout, tx.Id);
+            built = new ShadowTreeBuilder(fs, journal, log, new ShadowTreeRequest(tx.Id, layout.InstallDir, staging, stagePlan)
+            {
+                Package = package, Received = received, VerifiedRows = resumed ? journal.Files(tx.Id) : new Dictionary<string, FileRow>(),
+                KeepUnlinked = plan.Files.Select(f => f.File.Path).Where(p => !restaged.Contains(p)),
+            }).Build(progress, ct);
+            received.Release(fs, layout, tx.Id, log);
             InstallOwner.Apply(fs, layout.InstallDir, staging);
             // Last point at which cancelling is honoured without touching the install.
             ct.ThrowIfCancellationRequested();
@@ -372,7 +364,7 @@ internal static class TransactionEngine
                 log.LogWarning("Rolling back {Tx} failed too ({Reason}); recovery will finish it", tx.Id, rollbackFailure.Message);
             }
 
-            ReleaseReceivedAfterRollback(stager, layout, tx.Id, log);
+            ReleaseReceivedAfterRollback(fs, received, layout, tx.Id, log);
 
             if (ex is OperationCanceledException)
                 throw Cancelled(ex);
@@ -420,7 +412,7 @@ internal static class TransactionEngine
         progress?.Report(new PatchProgress(PatchPhase.Done, 1, 1, 0, 0));
         log.LogInformation(PatcherLogEvents.Installed, "Installed {Product} {Version} (transaction {Tx}, layered, {Changed} files changed)", manifest.Product, manifest.Version, tx.Id, changed);
         return new ApplyResult(ApplyStatus.Applied, installed?.Version ?? manifest.FromVersion, manifest.Version, tx.Id, CommitStrategy.Layered,
-            resumed, stager.FilesWritten, plan.Files.Count - stager.FilesWritten, stager.BytesWritten) { Cleanup = EmptyTrash(fs, layout, options) };
+            resumed, built.Written, plan.Files.Count - built.Written, received.BytesWritten + built.BytesWritten) { Cleanup = Trash.EmptyAfterwards(fs, layout, options) };
     }
 
     /// <summary>The layered commit's count of files placed, as Committing progress.</summary>
@@ -500,7 +492,7 @@ internal static class TransactionEngine
     /// <summary>Refuses, before anything is touched, a configured state directory that overlaps the install (Patcher's own inside one apart).</summary>
     private static void RequireStateOutsideInstall(StateLayout layout)
     {
-        if (LayeredCommit.StateInside(layout)) return;
+        if (layout.IsInsideInstall) return;
         var comparison = PathRules.PlatformIgnoresCase ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
         bool Within(string path, string dir) => path.Equals(dir, comparison) || path.StartsWith(dir + Path.DirectorySeparatorChar, comparison);
         if (Within(layout.StateDir, layout.InstallDir) || Within(layout.InstallDir, layout.StateDir))
@@ -509,7 +501,7 @@ internal static class TransactionEngine
     }
 
     private static StateLayout InsideLayout(EngineSettings engine, string installDir) =>
-        new(installDir, Path.Join(Path.TrimEndingDirectorySeparator(installDir), LayeredCommit.InsideStateName), engine.JournalDirectory);
+        new(installDir, Path.Join(Path.TrimEndingDirectorySeparator(installDir), StateLayout.InsideStateName), engine.JournalDirectory);
 
     /// <summary>
     /// The plan, minus the state directory when it lives inside the install (it is never the user's). The base is checked
@@ -520,12 +512,12 @@ internal static class TransactionEngine
         IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         var plan = ApplyPlan.Create(fs, layout.InstallDir, manifest, installedManifest, options.VerifyBaseHashes || unknownInstall, ct, progress: progress);
-        if (!LayeredCommit.StateInside(layout)) return plan;
+        if (!layout.IsInsideInstall) return plan;
         return new ApplyPlan
         {
             Manifest = plan.Manifest,
             Files = plan.Files,
-            UserEntries = plan.UserEntries.Where(e => !LayeredCommit.IsStatePath(layout, e.Path)).ToList(),
+            UserEntries = plan.UserEntries.Where(e => !layout.IsStatePath(e.Path)).ToList(),
             OldVersionPaths = plan.OldVersionPaths,
             BytesToWrite = plan.BytesToWrite,
             InstallEntries = plan.InstallEntries,
@@ -580,7 +572,7 @@ internal static class TransactionEngine
         {
             TreeOps.CreateDirectoriesDurably(fs, layout.StateDir, made);
         }
-        catch (PatcherException ex) when (ex.Code == PatchErrorCode.AccessDenied && !LayeredCommit.StateInside(layout))
+        catch (PatcherException ex) when (ex.Code == PatchErrorCode.AccessDenied && !layout.IsInsideInstall)
         {
             log.LogInformation("Cannot create {State}: {Reason}", layout.StateDir, ex.Message);
             made.Reverse();
@@ -616,12 +608,12 @@ internal static class TransactionEngine
         var layout = ResolveLayout(fs, engine, installDir, options);
         // The cheap path every app start takes: three existence checks (state inside the install, the marker, the
         // trash a launcher may have left when it exited before its background cleanup finished).
-        if (fs.Stat(layout.PendingMarkerPath).Kind == EntryKind.Missing)
+        if (!PendingMarker.Exists(fs, layout))
         {
             // Left-over old files are deleted off the app's start-up path (a 20k-file trash takes seconds).
             if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
             StateTrust.Require(fs, layout);
-            return new RecoveryResult(RecoveryOutcome.NothingPending, null, null) { Cleanup = EmptyTrash(fs, layout, options) };
+            return new RecoveryResult(RecoveryOutcome.NothingPending, null, null) { Cleanup = Trash.EmptyAfterwards(fs, layout, options) };
         }
 
         return RecoverPending(fs, layout, options);
@@ -652,7 +644,7 @@ internal static class TransactionEngine
 
         // A cleanup interrupted after the done row (the marker could not be removed) left its trash too, and blobs
         // received for a transaction that never began are of no use (under the lock, no apply is using them).
-        Recoverer.EmptyTrash(fs, layout, options.Logger);
+        Trash.Empty(fs, layout, options.Logger);
         TreeOps.DeleteTree(fs, layout.IncomingDir);
         var version = journal.Installed()?.Version;
         options.Logger.LogInformation(PatcherLogEvents.RecoveryOutcome, "Recovery of {Install}: {Outcome} (transaction {Tx}); installed version {Version}",
@@ -791,7 +783,7 @@ internal static class TransactionEngine
     private static (CommitStrategy Strategy, bool StateInside) ChooseStrategy(IFileOps fs, StateLayout layout, PatcherOptions options)
     {
         var requested = options.Strategy;
-        var inside = LayeredCommit.StateInside(layout);
+        var inside = layout.IsInsideInstall;
         var otherDevice = !inside && (StateOnOtherDevice(fs, layout) || fs.IsMountPoint(layout.InstallDir));
         if (requested == CommitStrategy.Layered || inside) return (CommitStrategy.Layered, otherDevice);
         if (requested == CommitStrategy.Swap && !SwapCommit.IsSupported)

@@ -3,6 +3,7 @@ using Patching.Manifests;
 using Patching.Signing;
 using Patching.Sources;
 using Patching.Tests.TestHelpers;
+using Patching.State;
 using Patching.Transaction;
 
 namespace Patching.Tests.Transaction;

@@ -3,7 +3,7 @@ using Patching.IO;
 using Patching.IO.Interop;
 using Patching.Manifests;
 
-namespace Patching.Transaction;
+namespace Patching.State;
 
 /// <summary>
 /// Which directory an install is, beyond its path: the journal records it with the installed version, so that an install
