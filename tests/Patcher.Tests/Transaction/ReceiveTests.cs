@@ -32,7 +32,7 @@ public sealed class ReceiveTests
         var package = OpenVerified(s, out var keyIds);
         Assert.That(package.Manifest.Blobs, Has.Count.GreaterThan(10));
 
-        var result = TransactionEngine.ApplyVerified(new EngineSettings(FileOps.Instance), s.InstallDir, package, keyIds,
+        var result = TransactionEngine.ApplyVerified(new EngineSettings(FileOps.Instance), s.InstallDir, new VerifiedPatch(package, keyIds),
             s.Options with { Strategy = strategy }, null, CancellationToken.None);
 
         Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
