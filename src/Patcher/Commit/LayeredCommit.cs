@@ -2,9 +2,8 @@ using Microsoft.Extensions.Logging;
 using Patching.IO;
 using Patching.Journal;
 using Patching.Manifests;
-using Patching.Recovery;
 using Patching.Staging;
-using Patching.Transaction;
+using Patching.State;
 
 namespace Patching.Commit;
 
@@ -21,7 +20,7 @@ internal static class LayeredOpKind
 }
 
 /// <summary>
-/// Commit by replacing the install's files one by one, each step journaled (DESIGN §4, layered). Before the
+/// Commit by replacing the install's files one by one, each step journaled. Before the
 /// first file changes, every file to be replaced is hard-linked (or copied) into the backup area and the
 /// transaction is backup-complete; each replacement is then one rename (layers 0–3, see <see cref="LockRetry"/>)
 /// made durable (directory fsyncs) before the next, and the rows of durable steps advance to replaced, 64 to a
@@ -33,161 +32,9 @@ internal static class LayeredOpKind
 /// app runs at startup) makes it exactly old or new again. A single file is never absent on layers 0–2 (the
 /// rename replaces it); on layer 3 it is absent between the rename aside and the rename in.
 /// </remarks>
-internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStore journal, LockRetry retry, ILogger log)
+internal sealed partial class LayeredCommit(IFileOps fs, StateLayout layout, JournalStore journal, LockRetry retry, ILogger log)
 {
-    /// <summary>Name of the state directory inside the install, used when nothing beside it can be written.</summary>
-    public const string InsideStateName = PathRules.ReservedStateName;
-
     public static string BackupDir(StateLayout layout, string txId) => Path.Join(layout.StateDir, "backup-" + txId);
-
-    /// <summary>True when the state directory is inside the install, so every walk of the install must skip it.</summary>
-    public static bool StateInside(StateLayout layout) =>
-        string.Equals(Path.GetDirectoryName(layout.StateDir), layout.InstallDir, StringComparison.Ordinal)
-        && Path.GetFileName(layout.StateDir) == InsideStateName;
-
-    public static bool IsStatePath(StateLayout layout, string rel) =>
-        StateInside(layout) && (rel == InsideStateName || rel.StartsWith(InsideStateName + "/", StringComparison.Ordinal));
-
-    /// <summary>
-    /// Decides the steps: which files change (only those are staged), what must move out of the way, which
-    /// directories appear or go. Order: old files out, user entries in the way out, old directories out
-    /// (deepest first), new directories in (parents first), then the files.
-    /// </summary>
-    /// <remarks>
-    /// <c>namesIgnoreCase</c>: whether the install's file system compares names without case
-    /// (<see cref="PathRules.PlatformIgnoresCase"/> by default). There, a new directory whose name differs from an old
-    /// one's only in case is found where the old one is, but the old one is removed before the files are placed: it is
-    /// made again, with the new spelling. Skipping it, as a directory that exists, left the new files without their
-    /// directory and rolled every such update back; keeping the old spelling instead would make the next update's base
-    /// check miss its files.
-    /// </remarks>
-    public static (List<OpRow> Ops, List<FileSource> ToStage) Plan(IFileOps fs, StateLayout layout, ApplyPlan plan, bool? namesIgnoreCase = null)
-    {
-        var manifest = plan.Manifest;
-        var owned = plan.OldVersionPaths;
-        var newFiles = manifest.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
-        var newDirs = new HashSet<string>(manifest.Directories, StringComparer.Ordinal);
-        if (StateInside(layout) && newFiles.Keys.Concat(newDirs).Any(p => IsStatePath(layout, p)))
-            throw new PatcherException(PatchErrorCode.UnsafePath, $"the patch writes to '{InsideStateName}', where Patcher keeps its state in this install", layout.InstallDir);
-
-        var entries = Refresh(fs, layout, plan);
-        var byPath = entries.ToDictionary(e => e.Path, StringComparer.Ordinal);
-        var ops = new List<OpRow>();
-        var gone = new HashSet<string>(StringComparer.Ordinal); // paths that will be free when the files are placed
-        var displacedDirs = new List<string>();
-        bool UnderDisplaced(string p) => displacedDirs.Any(d => p.StartsWith(d + "/", StringComparison.Ordinal));
-        void Add(string kind, string path, string? expected = null, bool backup = false, bool user = false) =>
-            ops.Add(new OpRow(ops.Count + 1, kind, path, expected, backup, user, OpState.Pending));
-
-        // 1. Old files the new version does not have as files.
-        foreach (var e in entries.Where(e => e.Info.Kind != EntryKind.Directory && owned.Contains(e.Path) && !newFiles.ContainsKey(e.Path)))
-        {
-            Add(LayeredOpKind.Displace, e.Path);
-            gone.Add(e.Path);
-        }
-
-        // 2. The user's entries where the new version needs the path (a directory merges with a directory).
-        foreach (var e in entries.Where(e => !owned.Contains(e.Path) && (newFiles.ContainsKey(e.Path) || newDirs.Contains(e.Path))))
-        {
-            if (e.Info.Kind == EntryKind.Directory && newDirs.Contains(e.Path)) continue;
-            if (UnderDisplaced(e.Path)) continue;
-            Add(LayeredOpKind.Displace, e.Path, user: true);
-            gone.Add(e.Path);
-            if (e.Info.Kind == EntryKind.Directory) displacedDirs.Add(e.Path);
-        }
-
-        // 3. Old directories the new version does not have, deepest first. One that still holds the user's files
-        //    stays, unless the new version needs its path for a file: then it moves to the preserved folder.
-        foreach (var d in entries.Where(e => e.Info.Kind == EntryKind.Directory && owned.Contains(e.Path) && !newDirs.Contains(e.Path))
-                     .Select(e => e.Path).OrderByDescending(p => p.Count(c => c == '/')).ThenByDescending(p => p, StringComparer.Ordinal))
-        {
-            if (UnderDisplaced(d)) continue;
-            if (newFiles.ContainsKey(d) && entries.Any(e => e.Path.StartsWith(d + "/", StringComparison.Ordinal) && !owned.Contains(e.Path)))
-            {
-                Add(LayeredOpKind.Displace, d, user: true);
-                displacedDirs.Add(d);
-            }
-            else
-            {
-                Add(LayeredOpKind.RemoveDir, d);
-            }
-
-            gone.Add(d);
-        }
-
-        // 4. New directories, parents first. Where names ignore case, a directory found at the path may be an old one
-        //    that step 3 removes (a case-only rename): made again then.
-        var goneIgnoringCase = namesIgnoreCase ?? PathRules.PlatformIgnoresCase ? new HashSet<string>(gone, StringComparer.OrdinalIgnoreCase) : gone;
-        foreach (var d in manifest.Directories.Order(StringComparer.Ordinal))
-        {
-            var there = byPath.TryGetValue(d, out var e) ? e.Info.Kind : EntryKind.Missing;
-            if (there == EntryKind.Directory && !goneIgnoringCase.Contains(d)) continue;
-            Add(LayeredOpKind.MakeDir, d);
-        }
-
-        // 5. Files whose content or mode changes; the rest stay as they are and are never touched.
-        var toStage = new List<FileSource>();
-        foreach (var src in plan.Files)
-        {
-            var f = src.File;
-            var there = byPath.TryGetValue(f.Path, out var e) && !gone.Contains(f.Path) ? e.Info : default;
-            var oldFileHere = there.Kind == EntryKind.File && owned.Contains(f.Path);
-            if (oldFileHere && src.ReuseFrom == f.Path && (OperatingSystem.IsWindows() || there.Executable == f.Executable)) continue;
-            toStage.Add(src);
-            Add(LayeredOpKind.Place, f.Path, f.Sha256, backup: oldFileHere);
-        }
-
-        return (ops, toStage);
-    }
-
-    /// <summary>
-    /// The plan's walk, brought up to date where it matters, instead of a second walk of the whole install (at 100k
-    /// files a walk costs about 0.3 s). The walk was taken before the blobs were received (after recovery, except where
-    /// the journal lives outside the state directory, as in the power-loss simulation); since then this transaction
-    /// changed only its own state, which is left out here. Another program may have changed the install meanwhile, so
-    /// every path the new version writes is looked at again: each of its directories, and each file whose content
-    /// comes from the patch or from another path (one stat each). An entry found there now is moved aside, never
-    /// overwritten; a directory gone since the walk is made again. Paths are looked at parents first, and only below
-    /// what is now a real directory: like the walk, this never follows a symlink (DESIGN §6). Unchanged files that stay
-    /// in place, and old files that go, keep what the walk saw; their steps check the disk when they run. Whatever
-    /// changes after this point makes a step stop and the commit roll back rather than overwrite it (<see cref="Place"/>).
-    /// </summary>
-    private static List<TreeEntry> Refresh(IFileOps fs, StateLayout layout, ApplyPlan plan)
-    {
-        var walked = plan.InstallEntries ?? throw new InvalidOperationException("the layered commit plans from the apply plan's walk of the install");
-        var entries = walked.Where(e => !IsStatePath(layout, e.Path)).ToList();
-        var index = new Dictionary<string, int>(entries.Count, StringComparer.Ordinal);
-        for (var i = 0; i < entries.Count; i++) index[entries[i].Path] = i;
-        EntryKind KindNow(string path) => index.TryGetValue(path, out var i) ? entries[i].Info.Kind : EntryKind.Missing;
-
-        var written = plan.Manifest.Directories.Concat(plan.Files.Where(src => src.ReuseFrom != src.File.Path).Select(src => src.File.Path));
-        var removed = false;
-        // Ordinal order puts a directory before the paths below it, as the walk does (displacing relies on it).
-        foreach (var path in written.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
-        {
-            var parent = PathRules.Parent(path);
-            var info = parent.Length == 0 || KindNow(parent) == EntryKind.Directory ? fs.Stat(PathRules.Join(layout.InstallDir, path)) : default;
-            if (index.TryGetValue(path, out var at))
-            {
-                if (info.Kind != EntryKind.Missing)
-                {
-                    entries[at] = new TreeEntry(path, info);
-                    continue;
-                }
-
-                entries[at] = default;
-                index.Remove(path);
-                removed = true;
-            }
-            else if (info.Kind != EntryKind.Missing)
-            {
-                index[path] = entries.Count;
-                entries.Add(new TreeEntry(path, info));
-            }
-        }
-
-        return removed ? entries.Where(e => e.Path is not null).ToList() : entries;
-    }
 
     private string Install(string rel) => PathRules.Join(layout.InstallDir, rel);
     private string Staged(string txId, string rel) => PathRules.Join(layout.StagingDir(txId), rel);
@@ -465,118 +312,6 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
     }
 
     /// <summary>
-    /// Undoes every step, newest first, deciding each from the disk (so a crash during this is undone by running
-    /// it again). Leaves the install exactly as the old version with the user's entries where they were.
-    /// </summary>
-    public void RollBack(string txId)
-    {
-        var ops = journal.Ops(txId);
-        var steps = new StepsByPath(ops);
-        for (var i = ops.Count - 1; i >= 0; i--)
-        {
-            var op = ops[i];
-            var target = Install(op.Path);
-            // Sync only what this undo changed: the parent of a step that never ran may not even exist.
-            if (!UndoStep(txId, op, target, steps)) continue;
-            var parent = Path.GetDirectoryName(target)!;
-            if (fs.Stat(parent).Kind == EntryKind.Directory) fs.SyncDirectory(parent);
-        }
-
-        var backupDir = BackupDir(layout, txId);
-        if (fs.Stat(backupDir).Kind == EntryKind.Directory) fs.SyncDirectory(backupDir);
-    }
-
-    /// <summary>Undoes one step if the disk shows it (or part of it) happened. Returns whether anything changed.</summary>
-    private bool UndoStep(string txId, OpRow op, string target, StepsByPath steps)
-    {
-        switch (op.Kind)
-        {
-            case LayeredOpKind.Place:
-                return UndoPlace(txId, op, target, steps);
-            case LayeredOpKind.MakeDir:
-                if (fs.Stat(target).Kind != EntryKind.Directory || !SpeltAs(target)) return false;
-                if (fs.ListNames(target).Any())
-                    throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' was created by this update but now holds files that are not the update's; move them out and recover again", target);
-                retry.Run(op.Path, "remove directory", null, () => fs.DeleteDirectory(target), null);
-                return true;
-            case LayeredOpKind.RemoveDir:
-                if (fs.Stat(target).Kind != EntryKind.Missing) return false;
-                fs.CreateDirectory(target);
-                return true;
-            case LayeredOpKind.Displace:
-            {
-                var backup = Backup(txId, op);
-                var backedUp = fs.Stat(backup);
-                if (backedUp.Kind == EntryKind.Missing) return false;
-                var here = fs.Stat(target);
-                if (HalfRenamed(backedUp, here))
-                {
-                    // Both names of a cut rename: the entry is still here; only the backup's name goes.
-                    fs.DeleteFile(backup);
-                    return true;
-                }
-
-                if (here.Kind != EntryKind.Missing)
-                    throw new PatcherException(PatchErrorCode.IOFailure, $"cannot put '{op.Path}' back: something else is there now", target);
-                retry.Run(op.Path, "restore", null, () => fs.Rename(backup, target), null);
-                return true;
-            }
-
-            default:
-                return false;
-        }
-    }
-
-    /// <summary>
-    /// Whether the entry found at <paramref name="target"/> has exactly that name. Where names ignore case, a stat of
-    /// 'maps/desert.map' also finds the old 'Maps/Desert.map' (a case-only rename): an undo must not take the old
-    /// version's directory, or an old file an earlier pass restored, for what this update made. Elsewhere a stat finds
-    /// only the exact name, and nothing is listed.
-    /// </summary>
-    private bool SpeltAs(string target) =>
-        !PathRules.PlatformIgnoresCase || fs.ListNames(Path.GetDirectoryName(target)!).Contains(Path.GetFileName(target), StringComparer.Ordinal);
-
-    private bool UndoPlace(string txId, OpRow op, string target, StepsByPath steps)
-    {
-        var staged = Staged(txId, op.Path);
-        var backup = Backup(txId, op);
-        var aside = Aside(txId, op);
-        var stagedInfo = fs.Stat(staged);
-        if (HalfRenamed(stagedInfo, fs.Stat(target)) && !StillThePlayers(txId, op.Path, steps))
-        {
-            // Placed, with the staged name surviving a power cut too: undo it as a placement. The staged name goes
-            // with the staging area.
-            stagedInfo = default;
-        }
-
-        if (stagedInfo.Kind == EntryKind.File)
-        {
-            // Not placed. Only an interrupted layer 3 can have left the path empty: the old file is aside.
-            if (fs.Stat(target).Kind != EntryKind.Missing) return false;
-            if (fs.Stat(aside).Kind == EntryKind.File) fs.Rename(aside, target);
-            else if (op.Backup && fs.Stat(backup).Kind == EntryKind.File) fs.Rename(backup, target);
-            else return false;
-            return true;
-        }
-
-        if (op.Backup)
-        {
-            // Placed: the old content is in the aside file (layer 3) or the backup (link or copy).
-            var source = fs.Stat(aside).Kind == EntryKind.File ? aside : backup;
-            if (fs.Stat(source).Kind != EntryKind.File) return false; // restored before a crash
-            retry.Run(op.Path, "restore", null, () => fs.Rename(source, target), null);
-            return true;
-        }
-
-        if (fs.Stat(target).Kind != EntryKind.File || !SpeltAs(target)) return false;
-        // Only our own new file may go. A rerun of an interrupted rollback finds here what an earlier undo put
-        // back (a user's file that had been displaced from this path): different content, and it must stay.
-        if (op.Expected is null || ContentHash.OfFile(fs, target) != op.Expected) return false;
-        retry.Run(op.Path, "remove new file", null, () => fs.DeleteFile(target), null);
-        return true;
-    }
-
-    /// <summary>
     /// After the commit: the user's displaced entries go to the preserved folder, then the backups and the staging
     /// area go (<see cref="DeleteLeftovers"/>). Idempotent. A backup that cannot be deleted (an old executable still running on
     /// Windows) is left with a warning; the next update removes it.
@@ -616,7 +351,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
             if (fs.Stat(dir).Kind == EntryKind.Missing) continue;
             try
             {
-                Recoverer.MoveToTrash(fs, layout, dir, Path.GetFileName(dir));
+                Trash.Move(fs, layout, dir, Path.GetFileName(dir));
             }
             catch (PatcherException ex)
             {
@@ -625,7 +360,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
                 continue;
             }
 
-            Recoverer.SyncTrash(fs, layout);
+            Trash.Sync(fs, layout);
         }
     }
 

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 using Patching.IO;
 using Patching.Journal;
 using Patching.Manifests;
-using Patching.Transaction;
+using Patching.State;
 
 namespace Patching.Commit;
 

@@ -171,5 +171,5 @@ internal static class ReleaseStore
         File.Move(temp, path, overwrite: true);
     }
 
-    private static string StateTag() => Transaction.StateLayout.RandomTag();
+    private static string StateTag() => State.StateLayout.RandomTag();
 }

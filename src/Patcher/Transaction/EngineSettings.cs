@@ -1,4 +1,5 @@
 using Patching.IO;
+using Patching.State;
 
 namespace Patching.Transaction;
 

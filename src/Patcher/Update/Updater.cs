@@ -2,12 +2,12 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Patching.Building;
-using Patching.Commit;
 using Patching.IO;
 using Patching.Manifests;
 using Patching.Signing;
 using Patching.Sources;
 using Patching.Store;
+using Patching.State;
 using Patching.Transaction;
 
 namespace Patching.Update;
@@ -124,7 +124,7 @@ internal static class Updater
     private static StateLayout Layout(string installDir, PatcherOptions options)
     {
         var primary = new StateLayout(installDir, options.StateDirectory);
-        var inside = new StateLayout(installDir, Path.Join(installDir, LayeredCommit.InsideStateName));
+        var inside = new StateLayout(installDir, Path.Join(installDir, StateLayout.InsideStateName));
         return Directory.Exists(inside.StateDir) ? inside : primary;
     }
 
@@ -139,9 +139,9 @@ internal static class Updater
         {
             TreeOps.CreateDirectoriesDurably(FileOps.Instance, Path.Join(layout.StateDir, DownloadsDirName));
         }
-        catch (PatcherException ex) when (ex.Code == PatchErrorCode.AccessDenied && !LayeredCommit.StateInside(layout))
+        catch (PatcherException ex) when (ex.Code == PatchErrorCode.AccessDenied && !layout.IsInsideInstall)
         {
-            layout = new StateLayout(installDir, Path.Join(installDir, LayeredCommit.InsideStateName));
+            layout = new StateLayout(installDir, Path.Join(installDir, StateLayout.InsideStateName));
             TreeOps.CreateDirectoriesDurably(FileOps.Instance, Path.Join(layout.StateDir, DownloadsDirName));
         }
 
@@ -227,7 +227,7 @@ internal static class Updater
         // Pieces the install holds, in any file, at any offset: each chunk's SHA-256 is the proof.
         if (!missing.IsEmpty)
         {
-            var files = TreeOps.Walk(FileOps.Instance, installDir, rel => rel == LayeredCommit.InsideStateName)
+            var files = TreeOps.Walk(FileOps.Instance, installDir, rel => rel == StateLayout.InsideStateName)
                 .Where(e => e.Info.Kind == EntryKind.File && e.Info.Size > 0).ToList();
             Parallelism.ForEach(files, ct, e =>
             {

@@ -1,6 +1,7 @@
 using Patching.Manifests;
 using Patching.IO;
 using Patching.Tests.TestHelpers;
+using Patching.State;
 using Patching.Transaction;
 
 namespace Patching.Tests.Hostile;

@@ -1,5 +1,6 @@
 using Patching.Manifests;
 using Patching.Tests.TestHelpers;
+using Patching.State;
 using Patching.Transaction;
 
 namespace Patching.Tests.Hostile;

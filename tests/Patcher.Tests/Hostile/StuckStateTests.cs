@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Patching.Tests.TestHelpers;
+using Patching.State;
 using Patching.Transaction;
 
 namespace Patching.Tests.Hostile;

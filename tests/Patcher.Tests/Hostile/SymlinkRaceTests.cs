@@ -1,5 +1,6 @@
 using Patching.IO;
 using Patching.Tests.TestHelpers;
+using Patching.State;
 using Patching.Transaction;
 
 namespace Patching.Tests.Hostile;

@@ -299,7 +299,7 @@ public sealed class PowerLossTests
         var n = 0;
         w.ForEveryCutOf(
             () => (template.Clone(), w.CopyJournal(templateJournal, "cut")),
-            (sim, journal) => SimulatedFsRunner.Run(() => Patching.Recovery.Recoverer.RollbackToPrevious(sim, new EngineSettings(sim, journal).Layout(Install, w.Options), w.Options)),
+            (sim, journal) => SimulatedFsRunner.Run(() => TransactionEngine.Rollback(sim, new EngineSettings(sim, journal).Layout(Install, w.Options), w.Options)),
             dry =>
             {
                 Assert.That(dry.Listing(Install, IsUserPath), Is.EqualTo(w.OldListing), "a rollback in the simulation ends on the old version");

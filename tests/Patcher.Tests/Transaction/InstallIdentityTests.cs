@@ -2,6 +2,7 @@ using Patching.Building;
 using Patching.IO;
 using Patching.Manifests;
 using Patching.Tests.TestHelpers;
+using Patching.State;
 using Patching.Transaction;
 
 namespace Patching.Tests.Transaction;

@@ -3,6 +3,7 @@ using Patching.Manifests;
 using Patching.Signing;
 using Patching.Sources;
 using Patching.Tests.TestHelpers;
+using Patching.State;
 using Patching.Transaction;
 
 namespace Patching.Tests.Transaction;
@@ -31,7 +32,7 @@ public sealed class ReceiveTests
         var package = OpenVerified(s, out var keyIds);
         Assert.That(package.Manifest.Blobs, Has.Count.GreaterThan(10));
 
-        var result = TransactionEngine.ApplyVerified(new EngineSettings(FileOps.Instance), s.InstallDir, package, keyIds,
+        var result = TransactionEngine.ApplyVerified(new EngineSettings(FileOps.Instance), s.InstallDir, new VerifiedPatch(package, keyIds),
             s.Options with { Strategy = strategy }, null, CancellationToken.None);
 
         Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));

@@ -2,7 +2,7 @@ using System.Text;
 using Patching.IO;
 using Patching.Manifests;
 
-namespace Patching.Transaction;
+namespace Patching.State;
 
 /// <summary>
 /// Which directory an install is, beyond its path: the journal records it with the installed version, so that an install

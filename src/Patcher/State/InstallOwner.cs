@@ -1,7 +1,7 @@
 using Patching.IO;
 using Patching.Manifests;
 
-namespace Patching.Transaction;
+namespace Patching.State;
 
 /// <summary>
 /// An updater run as root (a service, sudo) for an install another user owns must not hand the player a tree of

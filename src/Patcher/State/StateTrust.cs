@@ -1,6 +1,6 @@
 using Patching.IO;
 
-namespace Patching.Transaction;
+namespace Patching.State;
 
 /// <summary>
 /// The state directory is as trusted as a pinned key: recovery finishes what its journal and staged trees describe,

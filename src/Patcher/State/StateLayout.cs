@@ -1,4 +1,6 @@
-namespace Patching.Transaction;
+using Patching.Manifests;
+
+namespace Patching.State;
 
 /// <summary>
 /// Where a transaction keeps its state. It lives beside the install directory on the same volume, because the
@@ -25,6 +27,9 @@ internal sealed class StateLayout
         IO.FileOps.Confine(InstallDir);
         IO.FileOps.Confine(StateDir);
     }
+
+    /// <summary>Name of the state directory inside the install, used when nothing beside it can be written.</summary>
+    public const string InsideStateName = PathRules.ReservedStateName;
 
     public string JournalDir { get; }
 
@@ -70,4 +75,13 @@ internal sealed class StateLayout
 
     /// <summary>User files that collided with a file of the new version are kept here, never deleted.</summary>
     public string PreservedDir(string txId) => Path.Join(StateDir, "preserved-" + txId);
+
+    /// <summary>True when the state directory is inside the install, so every walk of the install must skip it.</summary>
+    public bool IsInsideInstall =>
+        string.Equals(Path.GetDirectoryName(StateDir), InstallDir, StringComparison.Ordinal)
+        && Path.GetFileName(StateDir) == InsideStateName;
+
+    /// <summary>Whether the install-relative <paramref name="rel"/> is the state directory or below it.</summary>
+    public bool IsStatePath(string rel) =>
+        IsInsideInstall && (rel == InsideStateName || rel.StartsWith(InsideStateName + "/", StringComparison.Ordinal));
 }

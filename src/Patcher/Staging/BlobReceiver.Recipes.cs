@@ -6,17 +6,16 @@ using Patching.Sources;
 namespace Patching.Staging;
 
 /// <summary>Format 2's part of receiving: contents rebuilt from the base and the payload.</summary>
-internal sealed partial class Stager
+internal sealed partial class BlobReceiver
 {
     /// <summary>
-    /// Rebuilds every recipe content some target file is written from into <paramref name="incomingDir"/>, as
+    /// Rebuilds every recipe content some target file is written from into the incoming directory, as
     /// <see cref="Receive"/> does for blobs: verified operation by operation and as a whole, given its executable bit,
-    /// fsynced, and then placed into the shadow tree by <see cref="TryPlaceReceived"/>. Runs before the transaction's
+    /// fsynced, and then placed into the shadow tree by <see cref="ShadowTreeBuilder"/>. Runs before the transaction's
     /// first journal row, reading the install only: a damaged base or a hostile delta is refused with nothing to undo
     /// but the incoming directory.
     /// </summary>
-    private void ReceiveRecipes(string incomingDir, ApplyPlan plan, PatchPackage package, IReadOnlyDictionary<string, bool> executable,
-        IProgress<PatchProgress>? progress, CancellationToken ct)
+    private void ReceiveRecipes(ApplyPlan plan, IReadOnlyDictionary<string, bool> executable, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         var recipes = package.Manifest.Recipes.Where(r => executable.ContainsKey(r.Sha256)).OrderByDescending(r => r.Size).ToList();
         if (recipes.Count == 0) return;
@@ -33,10 +32,10 @@ internal sealed partial class Stager
             lock (reporting) progress.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref done), recipes.Count, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
         }
 
-        ForEachFile(recipes, ct, recipe =>
+        StagingWorkers.ForEach(recipes, ct, recipe =>
         {
             var x = executable[recipe.Sha256];
-            var path = ReceivedPath(incomingDir, recipe.Sha256);
+            var path = ReceivedBlobs.PathOf(incomingDir, recipe.Sha256);
             using (var output = fs.Create(path))
             {
                 receiver.Write(recipe, output, n =>
@@ -45,7 +44,7 @@ internal sealed partial class Stager
                     Interlocked.Add(ref _bytesWritten, n);
                     Report();
                 }, ct);
-                // The mode is inode metadata: set before the fsync, or a power cut could lose it (see WriteContent).
+                // The mode is inode metadata: set before the fsync, or a power cut could lose it.
                 if (x) fs.SetExecutable(path, true);
                 fs.Sync(output);
             }

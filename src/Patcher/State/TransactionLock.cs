@@ -1,4 +1,4 @@
-namespace Patching.Transaction;
+namespace Patching.State;
 
 /// <summary>
 /// Exclusive lock on one install's state directory, so two appliers never interleave. On Unix .NET takes an
