@@ -63,12 +63,13 @@ internal abstract class SourceCommand(string name, string description) : IToolCo
     private readonly Option<string[]> _trust = ToolOptions.Trust(required: true);
     private readonly Option<string> _channel = new("--channel") { Description = "The channel followed", DefaultValueFactory = _ => "stable" };
     private readonly Option<int> _connections = new("--connections") { Description = "Pieces downloaded at once (HTTP connections)", HelpName = "N", DefaultValueFactory = _ => 4 };
+    private readonly Option<long> _limitRate = new("--limit-rate") { Description = "Largest download rate over HTTP, in bytes per second (0: no limit)", HelpName = "BYTES", DefaultValueFactory = _ => 0 };
     private readonly Option<string?> _stateDir = ToolOptions.StateDir();
     private readonly Option<bool> _json = ToolOptions.Json();
 
     public Command Create(ToolContext ctx, GlobalOptions global)
     {
-        var command = new Command(name, description) { _source, _target, _trust, _channel, _connections, _stateDir, _json };
+        var command = new Command(name, description) { _source, _target, _trust, _channel, _connections, _limitRate, _stateDir, _json };
         foreach (var option in ExtraOptions) command.Options.Add(option);
         command.SetAction((pr, ct) =>
         {
@@ -79,6 +80,7 @@ internal abstract class SourceCommand(string name, string description) : IToolCo
                 using var loggers = ToolLogging.Create(verbose);
                 var connections = pr.GetValue(_connections);
                 if (connections is < 1 or > 64) throw new UsageException("--connections must be between 1 and 64");
+                if (pr.GetValue(_limitRate) < 0) throw new UsageException("--limit-rate must be 0 (no limit) or more");
                 var options = new UpdateOptions
                 {
                     Apply = EngineOptions.Create(loggers, pr.GetValue(_stateDir)) with { TrustedKeys = ToolOptions.ReadKeyFiles(pr.GetValue(_trust), "--trust") },
@@ -88,7 +90,7 @@ internal abstract class SourceCommand(string name, string description) : IToolCo
                 var text = pr.GetValue(_source)!;
                 var http = Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
                 if (!http && !Directory.Exists(text)) throw new UsageException($"--source '{text}' is neither an http(s) URL nor a directory");
-                using var httpSource = http ? new HttpSource(uri!, new HttpSourceOptions { MaxConnections = connections }) : null;
+                using var httpSource = http ? new HttpSource(uri!, new HttpSourceOptions { MaxConnections = connections, MaxBytesPerSecond = pr.GetValue(_limitRate) }) : null;
                 IUpdateSource source = httpSource ?? (IUpdateSource)new DirectorySource(text);
                 return await ExecuteAsync(ctx, pr, Path.GetFullPath(pr.GetValue(_target)!), source, options, json, ct).ConfigureAwait(false);
             });
