@@ -358,6 +358,7 @@ internal static class Updater
 
         var remote = plan.Remote.Concat(changed).ToList();
         var total = remote.Sum(store.StoredSize);
+        progress = DownloadProgress.Start(progress, options.Apply.TimeProvider);
         long downloaded = 0;
         var done = 0;
         progress?.Report(new PatchProgress(PatchPhase.Downloading, 0, remote.Count, 0, total));
@@ -460,7 +461,8 @@ internal static class Updater
                 part.SetLength(have);
                 part.Seek(have, SeekOrigin.Begin);
                 var segments = (int)((m.PayloadSize + DeltaSegmentBytes - 1) / DeltaSegmentBytes);
-                progress?.Report(new PatchProgress(PatchPhase.Downloading, (int)(have / DeltaSegmentBytes), segments, 0, m.PayloadSize - have));
+                var download = DownloadProgress.Start(progress, apply.TimeProvider);
+                download?.Report(new PatchProgress(PatchPhase.Downloading, (int)(have / DeltaSegmentBytes), segments, 0, m.PayloadSize - have));
                 for (var offset = have; offset < m.PayloadSize;)
                 {
                     var length = (int)Math.Min(DeltaSegmentBytes, m.PayloadSize - offset);
@@ -471,7 +473,7 @@ internal static class Updater
                     await part.FlushAsync(ct).ConfigureAwait(false);
                     offset += length;
                     downloaded += length;
-                    progress?.Report(new PatchProgress(PatchPhase.Downloading, (int)((offset + DeltaSegmentBytes - 1) / DeltaSegmentBytes), segments, offset - have, m.PayloadSize - have));
+                    download?.Report(new PatchProgress(PatchPhase.Downloading, (int)((offset + DeltaSegmentBytes - 1) / DeltaSegmentBytes), segments, offset - have, m.PayloadSize - have));
                 }
 
                 part.Flush(flushToDisk: true);

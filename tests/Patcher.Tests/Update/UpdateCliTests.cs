@@ -115,4 +115,17 @@ public sealed class UpdateCliTests
             Assert.That(doc.RootElement.GetProperty("repaired").GetBoolean(), Is.True);
         Assert.That(HashListing.Text(install), Is.EqualTo(HashListing.Text(v2)));
     }
+
+    [Test]
+    public void Update_NotATerminal_PrintsPlainDownloadingLinesButNoneWithJson()
+    {
+        Publish("1.0.0", 1);
+        var plain = CliRunner.Expect(0, "update", "--source", _temp["store"], "--target", _temp.Dir("installs/plain"), "--trust", RepoPaths.TestPub);
+        Assert.That(plain.Out, Does.Contain("[downloading]").And.Contain("[staging]").And.Contain("updated (nothing) -> 1.0.0"));
+
+        var json = CliRunner.Expect(0, "update", "--source", _temp["store"], "--target", _temp.Dir("installs/json"), "--trust", RepoPaths.TestPub, "--json");
+        Assert.That(json.Out, Does.Not.Contain("[downloading]"));
+        using var doc = JsonDocument.Parse(json.Out);
+        Assert.That(doc.RootElement.GetProperty("status").GetString(), Is.EqualTo("updated"));
+    }
 }

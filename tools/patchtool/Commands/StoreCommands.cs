@@ -123,7 +123,7 @@ internal sealed class UpdateCommand() : SourceCommand("update", "Download what t
 {
     protected override async Task<int> ExecuteAsync(ToolContext ctx, ParseResult pr, string target, IUpdateSource source, UpdateOptions options, bool json, CancellationToken ct)
     {
-        var result = await Patcher.UpdateAsync(target, source, options, null, ct).ConfigureAwait(false);
+        var result = await UpdateProgressBars.With(ctx, json, progress => Patcher.UpdateAsync(target, source, options, progress, ct)).ConfigureAwait(false);
         if (json)
         {
             JsonOutput.Write(ctx.Out, new UpdateDocument(result.Status != UpdateStatus.Busy, result.Status.ToString().ToLowerInvariant(), result.FromVersion, result.ToVersion,
@@ -153,7 +153,8 @@ internal sealed class RepairCommand() : SourceCommand("repair", "Check the insta
 
     protected override async Task<int> ExecuteAsync(ToolContext ctx, ParseResult pr, string target, IUpdateSource source, UpdateOptions options, bool json, CancellationToken ct)
     {
-        var result = await Patcher.RepairAsync(target, source, options with { FullRepair = ToolOptions.Flag(pr, _full) }, null, ct).ConfigureAwait(false);
+        var repairOptions = options with { FullRepair = ToolOptions.Flag(pr, _full) };
+        var result = await UpdateProgressBars.With(ctx, json, progress => Patcher.RepairAsync(target, source, repairOptions, progress, ct)).ConfigureAwait(false);
         if (json)
         {
             JsonOutput.Write(ctx.Out, new RepairDocument(true, result.Version, result.Repaired, result.Missing, result.Modified, result.BytesDownloaded, result.PiecesDownloaded));
