@@ -37,6 +37,11 @@ internal sealed class BenchOptions
                                   file, build throughput (written to its own region of the report)
           --f2-total-mb X         bytes of the compressible text-like tree (full 128, quick 32)
           --f2-big-mb X           size of the large file edited in places (full 4096, quick 256; 0 skips)
+          --update                instead, the update checks: bytes downloaded from a release store before (raw pieces)
+                                  and after (zstd pieces, deltas) on fixtures/sample and a four-version series, and an
+                                  update over loopback HTTP against curl + the same update from a local directory
+          --up-total-mb X         bytes of each version of the series (full 256, quick 32)
+          --up-level N            zstd level the store is published at (default 19, patchtool publish's default)
         """;
 
     public bool Quick { get; private set; }
@@ -63,6 +68,10 @@ internal sealed class BenchOptions
     public bool Format2 { get; private set; }
     public double F2TotalMb { get; private set; }
     public double F2BigMb { get; private set; }
+    public bool Update { get; private set; }
+    public double UpTotalMb { get; private set; }
+    public int UpLevel { get; private set; } = 19;
+    public long UpTotalBytes => (long)(UpTotalMb * (1L << 20));
 
     public long F2TotalBytes => (long)(F2TotalMb * (1L << 20));
     public long F2BigBytes => (long)(F2BigMb * (1L << 20));
@@ -74,7 +83,7 @@ internal sealed class BenchOptions
     public long ScaleTotalBytes => (long)(ScaleTotalGb * (1L << 30));
     public long ScaleChangedBytes => (long)(ScaleChangedMb * (1L << 20));
 
-    public string Mode => (Format2 ? "format2-" : "") + (Quick ? "quick" : "full");
+    public string Mode => (Format2 ? "format2-" : Update ? "update-" : "") + (Quick ? "quick" : "full");
 
     public static BenchOptions Parse(string[] args)
     {
@@ -92,6 +101,7 @@ internal sealed class BenchOptions
             o.RecoverRuns = 10;
             o.F2TotalMb = 32;
             o.F2BigMb = 256;
+            o.UpTotalMb = 32;
         }
         else
         {
@@ -106,6 +116,7 @@ internal sealed class BenchOptions
             o.RecoverRuns = 20;
             o.F2TotalMb = 128;
             o.F2BigMb = 4096;
+            o.UpTotalMb = 256;
         }
 
         for (var i = 0; i < args.Length; i++)
@@ -142,6 +153,9 @@ internal sealed class BenchOptions
                 case "--format2": o.Format2 = true; break;
                 case "--f2-total-mb": o.F2TotalMb = Dbl(); break;
                 case "--f2-big-mb": o.F2BigMb = Dbl(); break;
+                case "--update": o.Update = true; break;
+                case "--up-total-mb": o.UpTotalMb = Dbl(); break;
+                case "--up-level": o.UpLevel = Int(); break;
                 case "-h" or "--help": o.Help = true; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }

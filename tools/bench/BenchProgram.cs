@@ -155,6 +155,12 @@ internal sealed partial class Bench(BenchOptions o)
             return;
         }
 
+        if (o.Update)
+        {
+            UpdateRun();
+            return;
+        }
+
         CheckFreeSpace();
         if (o.PrepareOnly)
         {

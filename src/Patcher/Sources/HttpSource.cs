@@ -21,12 +21,21 @@ public sealed record HttpSourceOptions
 
     /// <summary>Connections kept open to the server (also how many pieces download at once). Default 4.</summary>
     public int MaxConnections { get; init; } = 4;
+
+    /// <summary>
+    /// Largest average download rate, in bytes per second, over every connection of the source together (a quarter
+    /// second's worth may come at once). 0, the default: no limit.
+    /// </summary>
+    public long MaxBytesPerSecond { get; init; }
+
+    /// <summary>The clock the bandwidth limit is measured with. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }
 
 /// <summary>
 /// An <see cref="IUpdateSource"/> reading a release store served by a plain static web server or CDN over HTTP(S):
-/// GET with a <c>Range</c> header for pieces, a per-request timeout, and retries with exponential backoff on connection
-/// failures, timeouts, 408/429/5xx answers and bodies of the wrong length. Each read is bounded: at most
+/// GET with a <c>Range</c> header for pieces, a per-request timeout, retries with exponential backoff on connection
+/// failures, timeouts, 408/429/5xx answers and bodies of the wrong length, and an optional bandwidth limit. Each read is bounded: at most
 /// <see cref="HttpSourceOptions.MaxAttempts"/> requests of at most <see cref="HttpSourceOptions.RequestTimeout"/> each.
 /// </summary>
 public sealed class HttpSource : IUpdateSource, IDisposable
@@ -35,6 +44,7 @@ public sealed class HttpSource : IUpdateSource, IDisposable
     private readonly bool _ownsClient;
     private readonly Uri _base;
     private readonly ResiliencePipeline _pipeline;
+    private readonly HttpSourceBandwidth? _bandwidth;
     private long _requests;
     private long _bytes;
 
@@ -63,6 +73,9 @@ public sealed class HttpSource : IUpdateSource, IDisposable
         ArgumentNullException.ThrowIfNull(baseUri);
         Options = options ?? new HttpSourceOptions();
         if (Options.MaxAttempts < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxAttempts must be at least 1");
+        if (Options.MaxBytesPerSecond < 0) throw new ArgumentOutOfRangeException(nameof(options), "MaxBytesPerSecond must be 0 (no limit) or more");
+        ArgumentNullException.ThrowIfNull(Options.TimeProvider);
+        if (Options.MaxBytesPerSecond > 0) _bandwidth = new HttpSourceBandwidth(Options.MaxBytesPerSecond, Options.TimeProvider);
         _client = client;
         _ownsClient = ownsClient;
         if (ownsClient) _client.Timeout = Timeout.InfiniteTimeSpan; // the pipeline's per-attempt timeout bounds each request
@@ -182,6 +195,7 @@ public sealed class HttpSource : IUpdateSource, IDisposable
             if (n == 0) break;
             buffer.Write(chunk, 0, n);
             Interlocked.Add(ref _bytes, n);
+            if (_bandwidth is not null) await _bandwidth.TakeAsync(n, ct).ConfigureAwait(false);
         }
 
         return buffer.ToArray();

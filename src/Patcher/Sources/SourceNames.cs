@@ -8,6 +8,10 @@ internal static class SourceNames
     public static string Manifest(string version) => $"versions/{CheckSegment(version, "version")}/manifest.json";
     public static string ManifestSignature(string version) => $"versions/{CheckSegment(version, "version")}/manifest.sig";
     public static string Blob(string sha256) => $"blobs/{sha256[..2]}/{sha256}";
+    public static string Piece(string sha256) => $"pieces/{sha256[..2]}/{sha256}.zst";
+    public static string Index(string version) => $"versions/{CheckSegment(version, "version")}/index.json";
+    public static string IndexSignature(string version) => $"versions/{CheckSegment(version, "version")}/index.sig";
+    public static string DeltaDir(string version, string fromVersion) => $"versions/{CheckSegment(version, "version")}/deltas/{CheckSegment(fromVersion, "version")}";
 
     /// <summary>
     /// Throws unless <paramref name="name"/> is a plain relative name: lower-case letters, digits, <c>. - _</c> and '/',

@@ -41,4 +41,5 @@ internal sealed record ChannelPointer
 [JsonSourceGenerationOptions(WriteIndented = true, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
     RespectRequiredConstructorParameters = true, RespectNullableAnnotations = true)]
 [JsonSerializable(typeof(ChannelPointer))]
+[JsonSerializable(typeof(StoreIndex))]
 internal sealed partial class StoreJsonContext : JsonSerializerContext;

@@ -11,6 +11,13 @@ public sealed record UpdateOptions
 
     /// <summary>Pieces downloaded at once. Default 4.</summary>
     public int MaxParallelDownloads { get; init; } = 4;
+
+    /// <summary>
+    /// Whether <see cref="Patcher.RepairAsync"/> hashes every file of the installed version (SHA-256), which finds a byte
+    /// changed in place. Default false: each file is compared with the size the journal recorded, which finds a deleted
+    /// or truncated file without reading any content.
+    /// </summary>
+    public bool FullRepair { get; init; }
 }
 
 /// <summary>What <see cref="Patcher.CheckForUpdateAsync"/> found.</summary>
@@ -35,19 +42,23 @@ public enum UpdateStatus
 /// <param name="Status">How it ended.</param>
 /// <param name="FromVersion">The version installed before, when known.</param>
 /// <param name="ToVersion">The channel's latest version.</param>
-/// <param name="BytesDownloaded">Piece bytes fetched from the source in this run (manifests and retries not counted).</param>
+/// <param name="BytesDownloaded">Bytes fetched from the source in this run for the content: compressed pieces, or the delta's manifest, signature and payload (the version's manifest and index, and retries, not counted).</param>
 /// <param name="BytesReused">Piece bytes taken from the install, or from an earlier interrupted run, instead of downloaded.</param>
 /// <param name="PiecesDownloaded">Pieces fetched from the source in this run.</param>
 /// <param name="PiecesReused">Pieces taken from the install or an earlier run.</param>
 /// <param name="Apply">The transaction's result, when one ran.</param>
 public sealed record UpdateResult(UpdateStatus Status, string? FromVersion, string ToVersion, long BytesDownloaded, long BytesReused,
-    int PiecesDownloaded, int PiecesReused, ApplyResult? Apply);
+    int PiecesDownloaded, int PiecesReused, ApplyResult? Apply)
+{
+    /// <summary>The version the store's format 2 delta started from, when the update used one (it cost fewer bytes than the missing pieces); else null.</summary>
+    public string? DeltaFrom { get; init; }
+}
 
 /// <summary>Result of <see cref="Patcher.RepairAsync"/>.</summary>
 /// <param name="Version">The installed version, checked and repaired.</param>
 /// <param name="Missing">Files of that version that were absent.</param>
-/// <param name="Modified">Files whose size or SHA-256 differed.</param>
-/// <param name="BytesDownloaded">Piece bytes fetched from the source (only the pieces no file of the install still held).</param>
+/// <param name="Modified">Files whose size (or, with <see cref="UpdateOptions.FullRepair"/>, SHA-256) differed, or that are now a link.</param>
+/// <param name="BytesDownloaded">Compressed piece bytes fetched from the source (only the pieces no file of the install still held).</param>
 /// <param name="PiecesDownloaded">Pieces fetched from the source.</param>
 /// <param name="Apply">The transaction that put the files back, or null when nothing needed repair.</param>
 public sealed record RepairResult(string Version, IReadOnlyList<string> Missing, IReadOnlyList<string> Modified, long BytesDownloaded,

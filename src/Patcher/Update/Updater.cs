@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Patching.Building;
+using Patching.Deltas;
 using Patching.IO;
+using Patching.Journal;
 using Patching.Manifests;
 using Patching.Signing;
 using Patching.Sources;
@@ -52,7 +54,25 @@ internal static class Updater
         Directory.CreateDirectory(patchDir);
         var package = await FetchManifestAsync(source, options.Apply, pointer.Product, pointer.Version, pointer.ManifestSha256, patchDir, ct).ConfigureAwait(false);
 
-        var counts = await FetchPiecesAsync(installDir, source, options, package, progress, ct).ConfigureAwait(false);
+        var store = await FetchIndexAsync(source, options.Apply, package, ct).ConfigureAwait(false);
+        var plan = LocatePieces(installDir, package, store, ct);
+        if (status.InstalledVersion is not null && store.Deltas.FirstOrDefault(d => d.From == status.InstalledVersion) is { } delta)
+        {
+            var deltaDir = Path.Join(patchDir, DeltaDirPrefix + delta.From);
+            // The delta only when it costs fewer bytes than the pieces the install lacks: never more than the full version.
+            if (delta.Bytes - BytesPresent(deltaDir) < plan.RemoteStoredBytes)
+            {
+                var viaDelta = await TryDeltaAsync(installDir, source, options, pointer, delta, deltaDir, progress, ct).ConfigureAwait(false);
+                if (viaDelta is { } d)
+                {
+                    if (d.Apply.Status != ApplyStatus.Busy) TryDelete(patchDir);
+                    return new UpdateResult(d.Apply.Status == ApplyStatus.Busy ? UpdateStatus.Busy : UpdateStatus.Updated, status.InstalledVersion, pointer.Version,
+                        d.Downloaded, 0, 0, 0, d.Apply) { DeltaFrom = delta.From };
+                }
+            }
+        }
+
+        var counts = await MaterializeAsync(source, options, package, store, plan, progress, ct).ConfigureAwait(false);
         var apply = await Task.Run(() => TransactionEngine.Apply(installDir, patchDir, options.Apply, progress, ct), CancellationToken.None).ConfigureAwait(false);
         if (apply.Status == ApplyStatus.Busy)
             return new UpdateResult(UpdateStatus.Busy, status.InstalledVersion, pointer.Version, counts.Downloaded, counts.Reused, counts.PiecesDownloaded, counts.PiecesReused, apply);
@@ -68,19 +88,49 @@ internal static class Updater
         var status = Patcher.Status(installDir, apply);
         if (status.InstalledVersion is null || status.Product is null)
             throw new PatcherException(PatchErrorCode.NotManagedByPatcher, "no version was installed by Patcher here; nothing to repair against (install it with Patcher.UpdateAsync first)", installDir);
-        var report = await Task.Run(() => Patcher.Verify(installDir, apply, ct), CancellationToken.None).ConfigureAwait(false);
+        var layout = Layout(installDir, apply);
+        var report = options.FullRepair
+            ? await Task.Run(() => Patcher.Verify(installDir, apply, ct), CancellationToken.None).ConfigureAwait(false)
+            : QuickCheck(installDir, layout);
         if (report.Missing.Count == 0 && report.Modified.Count == 0)
             return new RepairResult(status.InstalledVersion, [], [], 0, 0, null);
 
-        var layout = Layout(installDir, apply);
         var patchDir = Path.Join(CreateDownloads(installDir, ref layout), status.InstalledVersion);
         Directory.CreateDirectory(patchDir);
         var package = await FetchManifestAsync(source, apply, status.Product, status.InstalledVersion, expectedSha256: null, patchDir, ct).ConfigureAwait(false);
-        var counts = await FetchPiecesAsync(installDir, source, options, package, progress, ct).ConfigureAwait(false);
+        var store = await FetchIndexAsync(source, apply, package, ct).ConfigureAwait(false);
+        var counts = await MaterializeAsync(source, options, package, store, LocatePieces(installDir, package, store, ct), progress, ct).ConfigureAwait(false);
         // The same version again: every file is placed from the verified pieces, the intact ones included.
         var result = await Task.Run(() => TransactionEngine.Apply(installDir, patchDir, apply with { AllowDowngrade = true }, progress, ct), CancellationToken.None).ConfigureAwait(false);
         if (result.Status == ApplyStatus.Applied) TryDelete(patchDir);
         return new RepairResult(status.InstalledVersion, report.Missing, report.Modified, counts.Downloaded, counts.PiecesDownloaded, result);
+    }
+
+    /// <summary>
+    /// The quick check of a repair: every file of the installed version, as the journal recorded its manifest, must exist
+    /// as a regular file of the recorded size. One stat per file and nothing read, so a deleted or truncated file is found
+    /// at once; a byte changed in place is not (<see cref="UpdateOptions.FullRepair"/> hashes).
+    /// </summary>
+    private static VerifyReport QuickCheck(string installDir, StateLayout layout)
+    {
+        Manifest manifest;
+        using (var journal = File.Exists(layout.JournalPath) ? JournalStore.OpenForReading(layout.JournalPath, layout.InstallDir) : null)
+        {
+            var installed = journal?.Installed()
+                ?? throw new PatcherException(PatchErrorCode.NotManagedByPatcher, $"the journal at '{layout.JournalPath}' records no installed version, so there is nothing to repair against", installDir);
+            manifest = ManifestCodec.Deserialize(installed.Manifest);
+        }
+
+        var missing = new List<string>();
+        var modified = new List<string>();
+        foreach (var f in manifest.Files)
+        {
+            var info = new FileInfo(PathRules.Join(installDir, f.Path));
+            if (!info.Exists) missing.Add(f.Path);
+            else if (info.LinkTarget is not null || info.Length != f.Size) modified.Add(f.Path);
+        }
+
+        return new VerifyReport(manifest.Version, manifest.Files.Count, missing, modified);
     }
 
     private static bool IsNewer(ChannelPointer pointer, InstallStatus status) =>
@@ -197,19 +247,47 @@ internal static class Updater
 
     private sealed record PieceCounts(long Downloaded, long Reused, int PiecesDownloaded, int PiecesReused);
 
+    /// <summary>How a version's pieces are stored: each one's stored size and name (null sizes: raw pieces of a store without indexes), and its deltas.</summary>
+    private sealed record StoreLayoutInfo(Dictionary<string, long>? StoredSizes, IReadOnlyList<StoredDelta> Deltas)
+    {
+        public long StoredSize(BlobEntry blob) => StoredSizes is null ? blob.Size : StoredSizes[blob.Sha256];
+
+        public string Name(BlobEntry blob) => StoredSizes is null ? SourceNames.Blob(blob.Sha256) : SourceNames.Piece(blob.Sha256);
+    }
+
     /// <summary>
-    /// Makes every piece of the manifest present and verified in the patch directory: kept from an earlier run, cut
-    /// from the install's files (the same content-defined chunking the store used finds them wherever they moved), or
-    /// downloaded, several at a time.
+    /// Reads and verifies the version's signed index (its pieces' stored sizes, its deltas). A store written before pieces
+    /// were compressed has none: its pieces are read raw from <c>blobs/</c>.
     /// </summary>
-    private static async Task<PieceCounts> FetchPiecesAsync(string installDir, IUpdateSource source, UpdateOptions options,
-        PatchPackage package, IProgress<PatchProgress>? progress, CancellationToken ct)
+    private static async Task<StoreLayoutInfo> FetchIndexAsync(IUpdateSource source, PatcherOptions options, PatchPackage package, CancellationToken ct)
+    {
+        var version = package.Manifest.Version;
+        var name = SourceNames.Index(version);
+        var bytes = await source.ReadAllAsync(name, StoreIndex.MaxBytes, ct).ConfigureAwait(false);
+        if (bytes is null) return new StoreLayoutInfo(null, []);
+        var sigName = SourceNames.IndexSignature(version);
+        var sig = await source.ReadAllAsync(sigName, (int)Math.Min(int.MaxValue, options.Limits.MaxSignatureBytes), ct).ConfigureAwait(false)
+            ?? throw new PatcherException(PatchErrorCode.SignatureMissing, $"the index of version {version} has no signature ({sigName})", sigName);
+        using (var policy = TrustPolicy.FromPems(options.TrustedKeys, options.SignatureThreshold))
+            policy.Verify(bytes, ManifestCodec.DeserializeEnvelope(sig, sigName), name);
+        var index = StoreIndex.Parse(bytes, name);
+        return new StoreLayoutInfo(index.CheckAgainst(package.Manifest, package.ManifestHash, name), index.Deltas);
+    }
+
+    /// <summary>Where each piece of the version will come from: already in the download folder, in a file of the install, or the source.</summary>
+    private sealed record PiecePlan(long ReusedEarlier, int PiecesEarlier, IReadOnlyDictionary<string, (string Path, long Offset)> InInstall,
+        IReadOnlyList<BlobEntry> Remote, long RemoteStoredBytes);
+
+    /// <summary>
+    /// Finds every piece of the manifest that need not be downloaded: kept from an earlier run (hashed again, a bad one
+    /// deleted), or in a file of the install (the same content-defined chunking the store used finds it wherever it
+    /// moved; only its place is noted here, nothing is written until the route is chosen).
+    /// </summary>
+    private static PiecePlan LocatePieces(string installDir, PatchPackage package, StoreLayoutInfo store, CancellationToken ct)
     {
         var blobs = package.Manifest.Blobs;
         long reused = 0;
         var piecesReused = 0;
-
-        // Pieces of an earlier run: hashed again, a bad one deleted and fetched anew.
         var missing = new ConcurrentDictionary<string, BlobEntry>(StringComparer.Ordinal);
         Parallelism.ForEach(blobs, ct, b =>
         {
@@ -224,43 +302,76 @@ internal static class Updater
             missing[b.Sha256] = b;
         });
 
-        // Pieces the install holds, in any file, at any offset: each chunk's SHA-256 is the proof.
+        var located = new ConcurrentDictionary<string, (string, long)>(StringComparer.Ordinal);
         if (!missing.IsEmpty)
         {
             var files = TreeOps.Walk(FileOps.Instance, installDir, rel => rel == StateLayout.InsideStateName)
                 .Where(e => e.Info.Kind == EntryKind.File && e.Info.Size > 0).ToList();
             Parallelism.ForEach(files, ct, e =>
             {
-                using var input = FileOps.Instance.OpenRead(PathRules.Join(installDir, e.Path));
-                Chunker.Split(input, (_, chunk) =>
+                var path = PathRules.Join(installDir, e.Path);
+                using var input = FileOps.Instance.OpenRead(path);
+                Chunker.Split(input, (offset, chunk) =>
                 {
                     if (missing.IsEmpty) return;
                     var sha = Convert.ToHexStringLower(SHA256.HashData(chunk));
-                    if (missing.TryRemove(sha, out var blob))
-                    {
-                        WritePiece(package.BlobPath(blob), chunk);
-                        Interlocked.Add(ref reused, blob.Size);
-                        Interlocked.Increment(ref piecesReused);
-                    }
+                    if (missing.TryRemove(sha, out _)) located[sha] = (path, offset);
                 }, ct);
             });
         }
 
-        // The rest from the source, largest first.
         var remote = missing.Values.OrderByDescending(b => b.Size).ThenBy(b => b.Sha256, StringComparer.Ordinal).ToList();
-        var total = remote.Sum(b => b.Size);
+        return new PiecePlan(reused, piecesReused, located, remote, remote.Sum(store.StoredSize));
+    }
+
+    /// <summary>
+    /// Makes every piece of the plan present and verified in the patch directory: those found in the install copied
+    /// (read again and hashed again: the file may have changed since), the rest downloaded several at a time, each frame
+    /// decoded into at most the piece's size and checked against its signed SHA-256.
+    /// </summary>
+    private static async Task<PieceCounts> MaterializeAsync(IUpdateSource source, UpdateOptions options, PatchPackage package, StoreLayoutInfo store,
+        PiecePlan plan, IProgress<PatchProgress>? progress, CancellationToken ct)
+    {
+        var bySha = package.Manifest.Blobs.ToDictionary(b => b.Sha256, StringComparer.Ordinal);
+        var reused = plan.ReusedEarlier;
+        var piecesReused = plan.PiecesEarlier;
+        var changed = new ConcurrentBag<BlobEntry>();
+        Parallelism.ForEach(plan.InInstall.GroupBy(kv => kv.Value.Path).ToList(), ct, group =>
+        {
+            using var handle = File.OpenHandle(group.Key);
+            foreach (var (sha, (_, offset)) in group)
+            {
+                var blob = bySha[sha];
+                var bytes = new byte[blob.Size];
+                if (RandomAccess.Read(handle, bytes, offset) == blob.Size && Convert.ToHexStringLower(SHA256.HashData(bytes)) == sha)
+                {
+                    WritePiece(package.BlobPath(blob), bytes);
+                    Interlocked.Add(ref reused, blob.Size);
+                    Interlocked.Increment(ref piecesReused);
+                }
+                else
+                {
+                    changed.Add(blob);
+                }
+            }
+        });
+
+        var remote = plan.Remote.Concat(changed).ToList();
+        var total = remote.Sum(store.StoredSize);
+        progress = DownloadProgress.Start(progress, options.Apply.TimeProvider);
         long downloaded = 0;
         var done = 0;
         progress?.Report(new PatchProgress(PatchPhase.Downloading, 0, remote.Count, 0, total));
         await Parallel.ForEachAsync(remote, new ParallelOptions { MaxDegreeOfParallelism = options.MaxParallelDownloads, CancellationToken = ct }, async (blob, token) =>
         {
-            var name = SourceNames.Blob(blob.Sha256);
+            var name = store.Name(blob);
+            var stored = store.StoredSize(blob);
             for (var attempt = 1; ; attempt++)
             {
-                var bytes = await source.ReadAsync(name, 0, checked((int)blob.Size), token).ConfigureAwait(false);
-                if (bytes.Length == blob.Size && Convert.ToHexStringLower(SHA256.HashData(bytes)) == blob.Sha256)
+                var bytes = await source.ReadAsync(name, 0, checked((int)stored), token).ConfigureAwait(false);
+                if (Decode(store, blob, bytes, name) is { } raw && Convert.ToHexStringLower(SHA256.HashData(raw.Span)) == blob.Sha256)
                 {
-                    WritePiece(package.BlobPath(blob), bytes);
+                    WritePiece(package.BlobPath(blob), raw.Span);
                     break;
                 }
 
@@ -268,10 +379,121 @@ internal static class Updater
                     throw new PatcherException(PatchErrorCode.DownloadCorrupt, $"piece {blob.Sha256} downloaded {attempt} times, never with its signed SHA-256", name);
             }
 
-            var bytesNow = Interlocked.Add(ref downloaded, blob.Size);
+            var bytesNow = Interlocked.Add(ref downloaded, stored);
             progress?.Report(new PatchProgress(PatchPhase.Downloading, Interlocked.Increment(ref done), remote.Count, bytesNow, total));
         }).ConfigureAwait(false);
         return new PieceCounts(downloaded, reused, remote.Count, piecesReused);
+    }
+
+    /// <summary>
+    /// The piece's raw bytes from what the source sent, or null when they cannot be: a frame that is not valid zstd or
+    /// decodes to another length (never more than the piece's size plus one byte is produced: a hostile frame cannot
+    /// blow up memory), or a raw piece of another length.
+    /// </summary>
+    private static ReadOnlyMemory<byte>? Decode(StoreLayoutInfo store, BlobEntry blob, byte[] bytes, string name)
+    {
+        if (store.StoredSizes is null) return bytes.Length == blob.Size ? bytes : null;
+        try
+        {
+            return ZstdPatch.Decompress(default, bytes, checked((int)blob.Size), name);
+        }
+        catch (PatcherException ex) when (ex.Code is PatchErrorCode.DeltaCorrupt or PatchErrorCode.DeltaOutputTooLong or PatchErrorCode.DeltaWindowTooLarge)
+        {
+            return null;
+        }
+    }
+
+    private const string DeltaDirPrefix = "delta-";
+
+    /// <summary>Segment of a delta's payload fetched per request (and kept on disk before the next, so a resume loses at most one).</summary>
+    private const int DeltaSegmentBytes = 1024 * 1024;
+
+    private const string PartialSuffix = ".part";
+
+    /// <summary>Bytes of a delta already in <paramref name="deltaDir"/> from an earlier run.</summary>
+    private static long BytesPresent(string deltaDir) =>
+        Directory.Exists(deltaDir) ? Directory.EnumerateFiles(deltaDir).Sum(f => new FileInfo(f).Length) : 0;
+
+    private sealed record DeltaOutcome(long Downloaded, ApplyResult Apply);
+
+    /// <summary>
+    /// Updates through the store's format 2 delta from the installed version: its signed manifest (which must lead from
+    /// the installed version to the channel's), then its payload in segments appended to a partial file (a resumed run
+    /// continues where the last one stopped), then the usual transaction, which checks every base range and every
+    /// decoded byte against the signed hashes. Returns null when the delta does not fit the install or its payload
+    /// proves bad before anything changed (a refusal of the transaction): the caller then takes the pieces.
+    /// </summary>
+    private static async Task<DeltaOutcome?> TryDeltaAsync(string installDir, IUpdateSource source, UpdateOptions options, ChannelPointer pointer,
+        StoredDelta delta, string deltaDir, IProgress<PatchProgress>? progress, CancellationToken ct)
+    {
+        var apply = options.Apply;
+        var name = SourceNames.DeltaDir(pointer.Version, delta.From);
+        Directory.CreateDirectory(deltaDir);
+        long downloaded = 0;
+        var manifestPath = Path.Join(deltaDir, ManifestCodec.BinaryManifestFileName);
+        if (!File.Exists(manifestPath))
+        {
+            var sigName = name + "/" + ManifestCodec.SignatureFileName;
+            var sig = await source.ReadAllAsync(sigName, (int)Math.Min(int.MaxValue, apply.Limits.MaxSignatureBytes), ct).ConfigureAwait(false)
+                ?? throw new PatcherException(PatchErrorCode.SourceObjectMissing, $"the store lists a delta from {delta.From} but has no {sigName}", sigName);
+            var manifestName = name + "/" + ManifestCodec.BinaryManifestFileName;
+            var bytes = await source.ReadAllAsync(manifestName, (int)Math.Min(int.MaxValue, apply.Limits.MaxManifestBytes), ct).ConfigureAwait(false)
+                ?? throw new PatcherException(PatchErrorCode.SourceObjectMissing, $"the store lists a delta from {delta.From} but has no {manifestName}", manifestName);
+            WriteReplacing(Path.Join(deltaDir, ManifestCodec.SignatureFileName), sig);
+            WriteReplacing(manifestPath, bytes);
+            downloaded += sig.Length + bytes.Length;
+        }
+
+        var package = PatchPackage.Open(deltaDir, apply.Limits);
+        using (var policy = TrustPolicy.FromPems(apply.TrustedKeys, apply.SignatureThreshold))
+            package.VerifySignature(policy, apply.Limits, apply.TimeProvider.GetUtcNow());
+        var m = package.Manifest;
+        if (m.Product != pointer.Product || m.Version != pointer.Version || m.FromVersion != delta.From || m.PayloadSize > delta.Bytes)
+            throw new PatcherException(PatchErrorCode.ReleaseMismatch, $"the delta in {name} is not {pointer.Product} {delta.From} -> {pointer.Version} of at most {delta.Bytes} bytes", name);
+
+        var payloadPath = Path.Join(deltaDir, ReleaseStore.DeltaPayloadName);
+        if (m.PayloadSize > 0 && !File.Exists(payloadPath))
+        {
+            var partPath = payloadPath + PartialSuffix;
+            await using (var part = new FileStream(partPath, FileMode.OpenOrCreate, FileAccess.Write, FileShare.None))
+            {
+                var have = Math.Min(part.Length, m.PayloadSize);
+                part.SetLength(have);
+                part.Seek(have, SeekOrigin.Begin);
+                var segments = (int)((m.PayloadSize + DeltaSegmentBytes - 1) / DeltaSegmentBytes);
+                var download = DownloadProgress.Start(progress, apply.TimeProvider);
+                download?.Report(new PatchProgress(PatchPhase.Downloading, (int)(have / DeltaSegmentBytes), segments, 0, m.PayloadSize - have));
+                for (var offset = have; offset < m.PayloadSize;)
+                {
+                    var length = (int)Math.Min(DeltaSegmentBytes, m.PayloadSize - offset);
+                    var bytes = await source.ReadAsync(name + "/" + ReleaseStore.DeltaPayloadName, offset, length, ct).ConfigureAwait(false);
+                    if (bytes.Length != length)
+                        throw new PatcherException(PatchErrorCode.SourceUnavailable, $"{name}/{ReleaseStore.DeltaPayloadName} answered {bytes.Length} bytes, {length} asked at {offset}", name);
+                    await part.WriteAsync(bytes, ct).ConfigureAwait(false);
+                    await part.FlushAsync(ct).ConfigureAwait(false);
+                    offset += length;
+                    downloaded += length;
+                    download?.Report(new PatchProgress(PatchPhase.Downloading, (int)((offset + DeltaSegmentBytes - 1) / DeltaSegmentBytes), segments, offset - have, m.PayloadSize - have));
+                }
+
+                part.Flush(flushToDisk: true);
+            }
+
+            File.Move(partPath, payloadPath, overwrite: true);
+        }
+
+        try
+        {
+            var result = await Task.Run(() => TransactionEngine.Apply(installDir, deltaDir, apply, progress, ct), CancellationToken.None).ConfigureAwait(false);
+            return new DeltaOutcome(downloaded, result);
+        }
+        catch (PatcherException ex) when (!ex.NewVersionInPlace && ((int)ex.Code is >= 100 and < 200 || ex.Code == PatchErrorCode.BaseMismatch))
+        {
+            // The install does not match the delta's base (damaged, or changed by hand), or the delta is bad: nothing was
+            // committed, and the pieces route below checks everything it reuses.
+            TryDelete(deltaDir);
+            return null;
+        }
     }
 
     /// <summary>A verified piece under its final name; a temporary name until complete, so a kill never leaves half a piece there.</summary>

@@ -36,10 +36,17 @@ internal sealed class StoreServer : IAsyncDisposable
     public Func<HttpListenerContext, string, int, Task<FaultAction>>? Fault { get; set; }
 
     public int Requests(string path) => _requests.GetValueOrDefault(path);
-    public int BlobRequests => _requests.Where(kv => kv.Key.StartsWith("blobs/", StringComparison.Ordinal)).Sum(kv => kv.Value);
+    /// <summary>Requests for pieces (compressed <c>pieces/</c>, or raw <c>blobs/</c> of a store without indexes).</summary>
+    public int BlobRequests => _requests.Where(kv => IsPiece(kv.Key)).Sum(kv => kv.Value);
     public IReadOnlyDictionary<string, int> RequestCounts => _requests;
-    /// <summary>Body bytes the server answered for pieces, normal answers only.</summary>
+    /// <summary>Body bytes the server answered for content (pieces, and deltas' manifests, signatures and payloads), normal answers only.</summary>
     public long BlobBytesServed => Interlocked.Read(ref _bodyBytes);
+
+    /// <summary>Whether a path names a piece of the store.</summary>
+    public static bool IsPiece(string path) => path.StartsWith("pieces/", StringComparison.Ordinal) || path.StartsWith("blobs/", StringComparison.Ordinal);
+
+    /// <summary>Whether a path names a file of a delta.</summary>
+    public static bool IsDelta(string path) => path.Contains("/deltas/", StringComparison.Ordinal);
 
     public static Task<StoreServer> StartAsync(string root)
     {
@@ -112,7 +119,7 @@ internal sealed class StoreServer : IAsyncDisposable
             response.ContentType = "application/octet-stream";
             response.ContentLength64 = length;
             await response.OutputStream.WriteAsync(bytes.AsMemory((int)start, (int)length));
-            if (path.StartsWith("blobs/", StringComparison.Ordinal)) Interlocked.Add(ref _bodyBytes, length);
+            if (IsPiece(path) || IsDelta(path)) Interlocked.Add(ref _bodyBytes, length);
             response.Close();
         }
         catch (Exception ex) when (ex is HttpListenerException or IOException or ObjectDisposedException or InvalidOperationException)

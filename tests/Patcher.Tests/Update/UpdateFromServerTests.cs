@@ -37,10 +37,11 @@ public sealed class UpdateFromServerTests
 
     private static string Key => File.ReadAllText(RepoPaths.TestKey);
 
-    private static UpdateOptions Options(TimeProvider? time = null, int parallel = 4) => new()
+    private static UpdateOptions Options(TimeProvider? time = null, int parallel = 4, bool fullRepair = false) => new()
     {
         Apply = new PatcherOptions { TrustedKeys = [File.ReadAllText(RepoPaths.TestPub)], TimeProvider = time ?? TimeProvider.System },
         MaxParallelDownloads = parallel,
+        FullRepair = fullRepair,
     };
 
     private HttpSource Source(int attempts = 4) =>
@@ -84,10 +85,10 @@ public sealed class UpdateFromServerTests
         return dir;
     }
 
-    private PublishResult Publish(int version, TimeProvider? time = null) => ReleaseStore.Publish(new PublishRequest
+    private PublishResult Publish(int version, TimeProvider? time = null, int? deltaFrom = null) => ReleaseStore.Publish(new PublishRequest
     {
         StoreDir = _store, TreeDir = Tree(version), Product = Product, Version = $"{version}.0.0", PrivateKeyPem = Key,
-        Channel = "stable", Time = time ?? TimeProvider.System,
+        Channel = "stable", Time = time ?? TimeProvider.System, Level = 3, DeltaFrom = deltaFrom is { } f ? $"{f}.0.0" : null,
     });
 
     private string Listing() => HashListing.Text(_install, p => p == "saves" || p.StartsWith("saves/", StringComparison.Ordinal));
@@ -159,7 +160,7 @@ public sealed class UpdateFromServerTests
         string? dropped = null;
         _server.Fault = async (context, path, n) =>
         {
-            if (!path.StartsWith("blobs/", StringComparison.Ordinal) || n != 1 || Interlocked.CompareExchange(ref dropped, path, null) is not null) return FaultAction.None;
+            if (!StoreServer.IsPiece(path) || n != 1 || Interlocked.CompareExchange(ref dropped, path, null) is not null) return FaultAction.None;
             await StoreServer.DropAfter(context, _server.FileBytes(path), _server.FileBytes(path).Length / 2);
             return FaultAction.Handled;
         };
@@ -170,7 +171,7 @@ public sealed class UpdateFromServerTests
         AssertVersion(3);
         Assert.That(dropped, Is.Not.Null);
         Assert.That(_server.Requests(dropped!), Is.EqualTo(2));
-        Assert.That(_server.RequestCounts.Where(kv => kv.Key.StartsWith("blobs/", StringComparison.Ordinal) && kv.Key != dropped).All(kv => kv.Value == 1), Is.True);
+        Assert.That(_server.RequestCounts.Where(kv => StoreServer.IsPiece(kv.Key) && kv.Key != dropped).All(kv => kv.Value == 1), Is.True);
     }
 
     [TestCase(500)]
@@ -200,7 +201,7 @@ public sealed class UpdateFromServerTests
         var requestsBefore = _server.BlobRequests;
         _server.Fault = (context, path, n) =>
         {
-            if (!path.StartsWith("blobs/", StringComparison.Ordinal)) return Task.FromResult(FaultAction.None);
+            if (!StoreServer.IsPiece(path)) return Task.FromResult(FaultAction.None);
             context.Response.StatusCode = 503;
             return Task.FromResult(FaultAction.Handled);
         };
@@ -221,7 +222,7 @@ public sealed class UpdateFromServerTests
         var truncated = 0;
         _server.Fault = async (context, path, n) =>
         {
-            if (!path.StartsWith("blobs/", StringComparison.Ordinal) || n != 1 || Interlocked.Increment(ref truncated) > 1) return FaultAction.None;
+            if (!StoreServer.IsPiece(path) || n != 1 || Interlocked.Increment(ref truncated) > 1) return FaultAction.None;
             var bytes = _server.FileBytes(path);
             // Declares no length and ends early: only the client's own length check can notice. Pieces can be shorter
             // than 1,000 bytes (a file's last piece), so at most half of one is cut.
@@ -245,7 +246,7 @@ public sealed class UpdateFromServerTests
         string? bad = null;
         _server.Fault = async (context, path, n) =>
         {
-            if (!path.StartsWith("blobs/", StringComparison.Ordinal)) return FaultAction.None;
+            if (!StoreServer.IsPiece(path)) return FaultAction.None;
             if (Interlocked.CompareExchange(ref bad, path, null) is { } chosen && chosen != path) return FaultAction.None;
             var bytes = _server.FileBytes(path);
             bytes[bytes.Length / 2] ^= 0xFF;
@@ -268,7 +269,7 @@ public sealed class UpdateFromServerTests
         await InstallV1();
         Publish(3);
         var before = Listing();
-        var v3Only = Directory.EnumerateFiles(Path.Join(_store, "blobs"), "*", SearchOption.AllDirectories)
+        var v3Only = Directory.EnumerateFiles(Path.Join(_store, "pieces"), "*", SearchOption.AllDirectories)
             .OrderByDescending(File.GetLastWriteTimeUtc).First();
         File.Delete(v3Only);
 
@@ -307,7 +308,7 @@ public sealed class UpdateFromServerTests
         Publish(1);
         var old = SavePointer();
         Publish(2);
-        File.Delete(Directory.EnumerateFiles(Path.Join(_store, "blobs"), "*", SearchOption.AllDirectories).First());
+        File.Delete(Directory.EnumerateFiles(Path.Join(_store, "pieces"), "*", SearchOption.AllDirectories).First());
         using var source = Source();
         await Fails(() => Patcher.UpdateAsync(_install, source, Options()));
 
@@ -358,7 +359,7 @@ public sealed class UpdateFromServerTests
         var pieces = result.PiecesDownloaded + result.PiecesReused;
         Assert.That(firstRun, Is.GreaterThan(0).And.LessThan(pieces));
         Assert.That(_server.BlobRequests, Is.LessThanOrEqualTo(pieces + 1), "at most one piece fetched twice");
-        Assert.That(_server.RequestCounts.Where(kv => kv.Key.StartsWith("blobs/", StringComparison.Ordinal)).Count(kv => kv.Value > 1), Is.LessThanOrEqualTo(1));
+        Assert.That(_server.RequestCounts.Where(kv => StoreServer.IsPiece(kv.Key)).Count(kv => kv.Value > 1), Is.LessThanOrEqualTo(1));
     }
 
     [Test]
@@ -396,7 +397,7 @@ public sealed class UpdateFromServerTests
         var servedBefore = _server.BlobBytesServed;
 
         using var source = Source();
-        var result = await Patcher.RepairAsync(_install, source, Options());
+        var result = await Patcher.RepairAsync(_install, source, Options(fullRepair: true));
 
         AssertVersion(1);
         Assert.That(result.Repaired, Is.True);
@@ -428,7 +429,7 @@ public sealed class UpdateFromServerTests
         var childError = "";
         _server.Fault = (context, path, n) =>
         {
-            if (!path.StartsWith("blobs/", StringComparison.Ordinal) || Interlocked.Increment(ref started) != killAt) return Task.FromResult(FaultAction.None);
+            if (!StoreServer.IsPiece(path) || Interlocked.Increment(ref started) != killAt) return Task.FromResult(FaultAction.None);
             child!.Kill(entireProcessTree: true);
             child.WaitForExit();
             context.Response.StatusCode = 503;
@@ -471,7 +472,7 @@ public sealed class UpdateFromServerTests
         string? slow = null;
         _server.Fault = async (context, path, n) =>
         {
-            if (!path.StartsWith("blobs/", StringComparison.Ordinal) || n != 1 || Interlocked.CompareExchange(ref slow, path, null) is not null) return FaultAction.None;
+            if (!StoreServer.IsPiece(path) || n != 1 || Interlocked.CompareExchange(ref slow, path, null) is not null) return FaultAction.None;
             // A correct answer, but late: a client that waited for it would ask once; one that timed out asks again.
             await Task.Delay(TimeSpan.FromSeconds(3));
             var bytes = _server.FileBytes(path);
@@ -527,5 +528,202 @@ public sealed class UpdateFromServerTests
 
         Assert.That(Listing(), Is.EqualTo(before));
         Assert.That(Patcher.Status(_install).InstalledVersion, Is.EqualTo("1.0.0"));
+    }
+
+    [Test]
+    public async Task RepairAsync_QuickByDefault_FindsDeletedAndTruncatedFilesWithoutHashing()
+    {
+        await InstallV1();
+        File.Delete(Path.Join(_install, "readme.txt"));
+        using (var s = new FileStream(Path.Join(_install, "data/a.pak"), FileMode.Open)) s.SetLength(100_000);
+        var flipped = Path.Join(_install, "data/b.pak");
+        var bytes = File.ReadAllBytes(flipped);
+        bytes[10] ^= 0x01;
+        File.WriteAllBytes(flipped, bytes);
+
+        using var source = Source();
+        var result = await Patcher.RepairAsync(_install, source, Options());
+
+        Assert.That(result.Missing, Is.EqualTo(new[] { "readme.txt" }));
+        Assert.That(result.Modified, Is.EqualTo(new[] { "data/a.pak" }), "sizes only, no content read: the same-size change in b.pak is not seen by the check");
+        // Once a repair runs, every piece it places is verified, so b.pak's changed piece is fetched and put back too.
+        AssertVersion(1);
+    }
+
+    [Test]
+    public async Task RepairAsync_Full_FindsSameSizeFlippedByteThatQuickMisses()
+    {
+        await InstallV1();
+        var flipped = Path.Join(_install, "data/b.pak");
+        var bytes = File.ReadAllBytes(flipped);
+        bytes[10] ^= 0x01;
+        File.WriteAllBytes(flipped, bytes);
+        using var source = Source();
+        var requests = _server.RequestCounts.Values.Sum();
+
+        var quick = await Patcher.RepairAsync(_install, source, Options());
+        Assert.That(quick.Repaired, Is.False, "the size is right, so the quick check sees nothing");
+        Assert.That(_server.RequestCounts.Values.Sum(), Is.EqualTo(requests), "nothing asked of the store");
+
+        var full = await Patcher.RepairAsync(_install, source, Options(fullRepair: true));
+        Assert.That(full.Modified, Is.EqualTo(new[] { "data/b.pak" }));
+        AssertVersion(1);
+    }
+
+    /// <summary>A tree whose files compress well (text), as most game data besides media does.</summary>
+    private string TextTree(int version)
+    {
+        var dir = _temp["text/v" + version];
+        if (Directory.Exists(dir)) return dir;
+        var random = new Random(7);
+        var words = Enumerable.Range(0, 500).Select(i => "word" + random.Next(100_000)).ToArray();
+        for (var f = 0; f < 4; f++)
+        {
+            var text = new System.Text.StringBuilder();
+            while (text.Length < 400_000) text.Append(words[random.Next(words.Length)]).Append(random.Next(10) == 0 ? '\n' : ' ');
+            if (version >= 2 && f == 1) text.Insert(200_000, "a line added in version 2\n");
+            TreeFactory.WriteFile(dir, $"text/{f}.txt", System.Text.Encoding.UTF8.GetBytes(text.ToString()));
+        }
+
+        return dir;
+    }
+
+    [Test]
+    public async Task UpdateAsync_CompressibleContent_DownloadsZstdFramesSmallerThanTheContent()
+    {
+        var published = ReleaseStore.Publish(new PublishRequest
+        {
+            StoreDir = _store, TreeDir = TextTree(1), Product = Product, Version = "1.0.0", PrivateKeyPem = Key, Channel = "stable", Level = 3,
+        });
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        Assert.That(HashListing.Text(_install), Is.EqualTo(HashListing.Text(TextTree(1))));
+        Assert.That(result.BytesDownloaded, Is.EqualTo(published.StoredBytes).And.EqualTo(_server.BlobBytesServed));
+        Assert.That(result.BytesDownloaded, Is.LessThan(published.TotalBytes / 2), $"{result.BytesDownloaded} bytes fetched for {published.TotalBytes} of content");
+        Assert.That(_server.RequestCounts.Keys.Where(StoreServer.IsPiece).All(k => k.StartsWith("pieces/", StringComparison.Ordinal) && k.EndsWith(".zst", StringComparison.Ordinal)), Is.True);
+    }
+
+    [Test]
+    public async Task UpdateAsync_PieceFrameDecodingPastItsSize_FailsDownloadCorruptWithBoundedOutput()
+    {
+        await InstallV1();
+        Publish(3);
+        var before = Listing();
+        _server.Fault = async (context, path, n) =>
+        {
+            if (!StoreServer.IsPiece(path)) return FaultAction.None;
+            // A frame of 64 MiB of zeros, padded with a skippable frame to the stored size the signed index declares.
+            var stored = _server.FileBytes(path).Length;
+            var bomb = Patching.Deltas.ZstdPatch.Compress(default, new byte[64 * 1024 * 1024], 19);
+            var frame = new byte[stored];
+            bomb.CopyTo(frame, 0);
+            BitConverter.GetBytes(0x184D2A50u).CopyTo(frame, bomb.Length);
+            BitConverter.GetBytes((uint)(stored - bomb.Length - 8)).CopyTo(frame, bomb.Length + 4);
+            context.Response.ContentLength64 = frame.Length;
+            await context.Response.OutputStream.WriteAsync(frame);
+            return FaultAction.Handled;
+        };
+
+        using var source = Source();
+        var ex = await Fails(() => Patcher.UpdateAsync(_install, source, Options(parallel: 1)));
+
+        Assert.That(ex.Code, Is.EqualTo(PatchErrorCode.DownloadCorrupt));
+        Assert.That(Listing(), Is.EqualTo(before));
+    }
+
+    /// <summary>Turns the store into one written before pieces were compressed: raw pieces under blobs/, no indexes.</summary>
+    private void MakeRawStore()
+    {
+        foreach (var manifestPath in Directory.EnumerateFiles(Path.Join(_store, "versions"), "manifest.json", SearchOption.AllDirectories))
+        {
+            foreach (var blob in Patching.Manifests.ManifestCodec.Deserialize(File.ReadAllBytes(manifestPath)).Blobs)
+            {
+                var frame = File.ReadAllBytes(Path.Join(_store, Patching.Sources.SourceNames.Piece(blob.Sha256)));
+                TreeFactory.WriteFile(_store, Patching.Sources.SourceNames.Blob(blob.Sha256), Patching.Deltas.ZstdPatch.Decompress(default, frame, (int)blob.Size, "piece").ToArray());
+            }
+        }
+
+        Directory.Delete(Path.Join(_store, "pieces"), recursive: true);
+        foreach (var index in Directory.EnumerateFiles(Path.Join(_store, "versions"), "index.*", SearchOption.AllDirectories)) File.Delete(index);
+    }
+
+    [Test]
+    public async Task UpdateAsync_StoreWithRawPiecesAndNoIndex_StillUpdatesFromBlobs()
+    {
+        await InstallV1();
+        Publish(3);
+        MakeRawStore();
+        var served = _server.BlobBytesServed;
+        var frames = _server.RequestCounts.Where(kv => kv.Key.StartsWith("pieces/", StringComparison.Ordinal)).Sum(kv => kv.Value);
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(3);
+        Assert.That(_server.BlobBytesServed - served, Is.EqualTo(result.BytesDownloaded).And.GreaterThan(0));
+        Assert.That(_server.RequestCounts.Where(kv => kv.Key.StartsWith("pieces/", StringComparison.Ordinal)).Sum(kv => kv.Value), Is.EqualTo(frames), "no frame asked of a store without indexes");
+    }
+
+    /// <summary>Stored bytes of the pieces of <paramref name="to"/> that <paramref name="from"/> lacks: what the pieces route fetches over an intact install.</summary>
+    private long PiecesCost(string from, string to)
+    {
+        var had = Patching.Manifests.ManifestCodec.Deserialize(File.ReadAllBytes(Path.Join(_store, $"versions/{from}/manifest.json"))).Blobs.Select(b => b.Sha256).ToHashSet();
+        var index = StoreIndex.Parse(File.ReadAllBytes(Path.Join(_store, $"versions/{to}/index.json")), "index");
+        return index.Pieces.Where(p => !had.Contains(p.Sha256)).Sum(p => p.StoredSize);
+    }
+
+    [Test]
+    public async Task UpdateAsync_DeltaFromInstalledVersionCheaperThanPieces_UsesTheDelta()
+    {
+        await InstallV1();
+        var published = Publish(2, deltaFrom: 1);
+        var served = _server.BlobBytesServed;
+        var pieceRequests = _server.BlobRequests;
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(2);
+        Assert.That(result.DeltaFrom, Is.EqualTo("1.0.0"));
+        Assert.That(result.BytesDownloaded, Is.EqualTo(_server.BlobBytesServed - served).And.EqualTo(published.DeltaBytes));
+        Assert.That(_server.BlobRequests, Is.EqualTo(pieceRequests), "no piece fetched");
+        Assert.That(result.BytesDownloaded, Is.LessThan(PiecesCost("1.0.0", "2.0.0")));
+        TestContext.Progress.WriteLine($"delta 1 -> 2: {result.BytesDownloaded} bytes; pieces would have cost {PiecesCost("1.0.0", "2.0.0")}");
+    }
+
+    [Test]
+    public async Task UpdateAsync_DeltaButInstallDamaged_FallsBackToPiecesAndEndsExactlyNew()
+    {
+        await InstallV1();
+        Publish(2, deltaFrom: 1);
+        var a = Path.Join(_install, "data/a.pak");
+        var bytes = File.ReadAllBytes(a);
+        bytes[10] ^= 0xFF;   // a size-preserving change in a range the delta copies from the base
+        File.WriteAllBytes(a, bytes);
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(2);
+        Assert.That(result.DeltaFrom, Is.Null, "the delta's base check refused the damaged file; the pieces route rebuilt it");
+        Assert.That(result.PiecesDownloaded, Is.GreaterThan(0));
+    }
+
+    [Test]
+    public async Task UpdateAsync_DeltaFromAnotherVersion_UsesPieces()
+    {
+        await InstallV1();
+        Publish(2);
+        Publish(3, deltaFrom: 2);
+        var before = _server.RequestCounts.Keys.Count(StoreServer.IsDelta);
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(3);
+        Assert.That(result.DeltaFrom, Is.Null);
+        Assert.That(_server.RequestCounts.Keys.Count(StoreServer.IsDelta), Is.EqualTo(before));
     }
 }

@@ -4,8 +4,8 @@ using Spectre.Console;
 namespace PatchTool.Infrastructure;
 
 /// <summary>
-/// Progress as plain lines (stdout is a file, a pipe or a test): one line per phase, and during staging one
-/// per tenth of the bytes. Reports arrive synchronously on the engine's threads, so it locks.
+/// Progress as plain lines (stdout is a file, a pipe or a test): one line per phase, and while staging or
+/// downloading one per tenth of the bytes. Reports arrive synchronously on the engine's threads, so it locks.
 /// </summary>
 internal sealed class PlainProgress : IProgress<PatchProgress>
 {
@@ -28,7 +28,7 @@ internal sealed class PlainProgress : IProgress<PatchProgress>
                 return;
             }
 
-            if (value.Phase == PatchPhase.Staging && value.BytesTotal > 0)
+            if (value.Phase is PatchPhase.Staging or PatchPhase.Downloading && value.BytesTotal > 0)
             {
                 var tenth = value.BytesDone * 10 / value.BytesTotal;
                 if (tenth > _lastTenth)
@@ -47,6 +47,7 @@ internal sealed class PlainProgress : IProgress<PatchProgress>
         PatchPhase.Committing => "committing",
         PatchPhase.CleaningUp => "cleaning up",
         PatchPhase.Done => "done",
+        PatchPhase.Downloading => "downloading",
         _ => phase.ToString(),
     };
 
