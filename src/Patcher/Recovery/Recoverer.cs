@@ -66,7 +66,7 @@ internal static class Recoverer
     /// system clock.
     /// </summary>
     public static LockRetry DefaultRetry(IFileOps fs, StateLayout layout, ILogger log) =>
-        new(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = layout.InstallDir };
+        new(LockRetry.DefaultBudget, TimeProvider.System, log, fs.ReportsWin32Errors) { Root = layout.InstallDir };
 
     /// <summary>
     /// The pending marker names a transaction the journal does not know: the journal was deleted or replaced
