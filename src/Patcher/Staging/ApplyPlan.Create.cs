@@ -112,8 +112,7 @@ internal sealed partial class ApplyPlan
         private readonly string _installDir;
         private readonly Dictionary<string, TreeEntry> _byPath;
         private readonly CancellationToken _ct;
-        // Most hashes occur once: one dictionary entry each, and a list only for content that several base files share
-        // (a list per hash cost a list per file at 100k files).
+        // Most hashes occur once: one dictionary entry each, and a list only for content that several base files share.
         private readonly Dictionary<string, BaseFile> _firstBySha;
         private Dictionary<string, List<BaseFile>>? _moreBySha;
         // A base file may be asked about twice only when its content is shared; remembered so it is hashed once.

@@ -25,14 +25,14 @@ internal sealed partial class ApplyPlan
 
     /// <summary>
     /// Whether staging builds the whole new tree (the swap) or only holds the files that change (the layered commit,
-    /// which places them into the install's directories itself). The latter creates only the staged files' parents:
-    /// at 100k files in 2,000 directories, making every directory cost 150–280 ms on a file system slow to create inodes.
+    /// which places them into the install's directories itself). The latter creates only the staged files' parents: on a
+    /// file system slow to create inodes, making every directory of a large install is a noticeable share of staging.
     /// </summary>
     public bool StagesWholeTree { get; init; } = true;
 
     /// <summary>
     /// The walk of the install this plan was made from, when it was made from one: the layered commit plans its
-    /// operations from it instead of walking the install a second time (at 100k files a walk costs about 0.3 s).
+    /// operations from it instead of walking the install a second time.
     /// </summary>
     public IReadOnlyList<TreeEntry>? InstallEntries { get; init; }
 
