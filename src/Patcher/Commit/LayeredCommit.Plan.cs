@@ -18,9 +18,8 @@ internal sealed partial class LayeredCommit
     /// <c>namesIgnoreCase</c>: whether the install's file system compares names without case
     /// (<see cref="PathRules.PlatformIgnoresCase"/> by default). There, a new directory whose name differs from an old
     /// one's only in case is found where the old one is, but the old one is removed before the files are placed: it is
-    /// made again, with the new spelling. Skipping it, as a directory that exists, left the new files without their
-    /// directory and rolled every such update back; keeping the old spelling instead would make the next update's base
-    /// check miss its files.
+    /// made again, with the new spelling. Skipped as a directory that exists, the new files would have no directory and
+    /// the update would roll back; keeping the old spelling instead would make the next update's base check miss its files.
     /// </remarks>
     public static (List<OpRow> Ops, List<FileSource> ToStage) Plan(IFileOps fs, StateLayout layout, ApplyPlan plan, bool? namesIgnoreCase = null)
     {
@@ -137,8 +136,7 @@ internal sealed partial class LayeredCommit
     }
 
     /// <summary>
-    /// The plan's walk, brought up to date where it matters, instead of a second walk of the whole install (at 100k
-    /// files a walk costs about 0.3 s). The walk was taken before the blobs were received (after recovery, except where
+    /// The plan's walk, brought up to date where it matters, instead of a second walk of the whole install. The walk was taken before the blobs were received (after recovery, except where
     /// the journal lives outside the state directory, as in the power-loss simulation); since then this transaction
     /// changed only its own state, which is left out here. Another program may have changed the install meanwhile, so
     /// every path the new version writes is looked at again: each of its directories, and each file whose content

@@ -178,30 +178,7 @@ internal sealed partial class LayeredCommit(IFileOps fs, StateLayout layout, Jou
         switch (op.Kind)
         {
             case LayeredOpKind.Displace:
-            {
-                // Done before a crash whose row had not advanced: the entry is in the backup area (only this step puts
-                // anything at its number), and whatever is at the path now may be what a later step placed there. No
-                // layer (null) means nothing was moved now; Forward relies on it.
-                var to = Backup(txId, op);
-                var moved = fs.Stat(to);
-                var here = fs.Stat(target);
-                if (HalfRenamed(moved, here) && !PlacedAlready(txId, op.Path, steps))
-                {
-                    // A power cut kept both names of this step's rename (the file systems that do not journal a rename as
-                    // one unit can): the backup area has the file, so the name left here goes. Not when this path's
-                    // placement already ran: then the file here is the new one, which can share the moved entry's inode
-                    // (staged by a link from an old file the player had also linked here).
-                    fs.DeleteFile(target);
-                    fs.SyncDirectory(parent);
-                    return null;
-                }
-
-                if (moved.Kind != EntryKind.Missing || here.Kind == EntryKind.Missing) return null;
-                var layer = retry.Run(op.Path, "move aside", null, () => fs.Rename(target, to), null);
-                unsynced.Add(parent);
-                unsynced.Add(BackupDir(layout, txId));
-                return layer;
-            }
+                return Displace(txId, op, steps, unsynced);
 
             case LayeredOpKind.MakeDir:
             {
@@ -235,6 +212,36 @@ internal sealed partial class LayeredCommit(IFileOps fs, StateLayout layout, Jou
             default:
                 throw new PatcherException(PatchErrorCode.JournalCorrupt, $"unknown layered step '{op.Kind}'", op.Path);
         }
+    }
+
+    /// <summary>
+    /// Moves the entry at the step's path into the backup area. Done before a crash whose row had not advanced: the
+    /// entry is in the backup area (only this step puts anything at its number), and whatever is at the path now may be
+    /// what a later step placed there. No layer (null) means nothing was moved now; <see cref="Forward"/> relies on it.
+    /// </summary>
+    private string? Displace(string txId, OpRow op, StepsByPath steps, HashSet<string> unsynced)
+    {
+        var target = Install(op.Path);
+        var parent = Path.GetDirectoryName(target)!;
+        var to = Backup(txId, op);
+        var moved = fs.Stat(to);
+        var here = fs.Stat(target);
+        if (HalfRenamed(moved, here) && !PlacedAlready(txId, op.Path, steps))
+        {
+            // A power cut kept both names of this step's rename (the file systems that do not journal a rename as
+            // one unit can): the backup area has the file, so the name left here goes. Not when this path's
+            // placement already ran: then the file here is the new one, which can share the moved entry's inode
+            // (staged by a link from an old file the player had also linked here).
+            fs.DeleteFile(target);
+            fs.SyncDirectory(parent);
+            return null;
+        }
+
+        if (moved.Kind != EntryKind.Missing || here.Kind == EntryKind.Missing) return null;
+        var layer = retry.Run(op.Path, "move aside", null, () => fs.Rename(target, to), null);
+        unsynced.Add(parent);
+        unsynced.Add(BackupDir(layout, txId));
+        return layer;
     }
 
     /// <summary>Places one staged file; the two directories it changed are added to <paramref name="unsynced"/> for the caller to fsync.</summary>

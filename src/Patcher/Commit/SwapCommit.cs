@@ -72,30 +72,13 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
     public List<string> SweepUserFiles(string txId, string oldTree, IReadOnlySet<string> oldVersionPaths, IReadOnlySet<string> newVersionPaths)
     {
         var left = new List<string>();
-        var install = layout.InstallDir;
-        var touched = new HashSet<string>(StringComparer.Ordinal);
-        // Below a path the new version made a file (an old directory replaced by a file), nothing can go back.
-        // Asked for every entry of the old tree, so each ancestor is stat'ed once, not once per descendant.
-        var becameFile = new Dictionary<string, bool>(StringComparer.Ordinal);
-        bool UnderNewFile(string rel)
-        {
-            for (var a = PathRules.Parent(rel); a.Length > 0; a = PathRules.Parent(a))
-            {
-                if (!newVersionPaths.Contains(a)) continue;
-                if (!becameFile.TryGetValue(a, out var isFile))
-                    becameFile[a] = isFile = fs.Stat(PathRules.Join(install, a)).Kind != EntryKind.Directory;
-                if (isFile) return true;
-            }
-
-            return false;
-        }
-
+        var sweep = new UserFileSweep(fs, layout, log, txId, oldTree, newVersionPaths);
         foreach (var e in TreeOps.Walk(fs, oldTree))
         {
             if (oldVersionPaths.Contains(e.Path)) continue;
             try
             {
-                SweepOne(e);
+                sweep.Move(e);
             }
             // Permission only (EACCES, EPERM: immutable, append-only, another user's directory): it will not change by
             // trying again. Any other failure stops the sweep, and recovery runs it again.
@@ -106,40 +89,58 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
             }
         }
 
-        TreeOps.SyncDirectories(fs, touched);
+        TreeOps.SyncDirectories(fs, sweep.Touched);
         return left;
+    }
 
-        void SweepOne(TreeEntry e)
+    /// <summary>One sweep of an old tree: where each user entry goes, and the directories it changed (fsynced at the end).</summary>
+    private sealed class UserFileSweep(IFileOps fs, StateLayout layout, ILogger log, string txId, string oldTree, IReadOnlySet<string> newVersionPaths)
+    {
+        /// <summary>
+        /// Below a path the new version made a file (an old directory replaced by a file), nothing can go back. Asked for
+        /// every entry of the old tree, so each ancestor is stat'ed once, not once per descendant.
+        /// </summary>
+        private readonly Dictionary<string, bool> _becameFile = new(StringComparer.Ordinal);
+
+        public HashSet<string> Touched { get; } = new(StringComparer.Ordinal);
+
+        private bool UnderNewFile(string rel)
+        {
+            for (var a = PathRules.Parent(rel); a.Length > 0; a = PathRules.Parent(a))
+            {
+                if (!newVersionPaths.Contains(a)) continue;
+                if (!_becameFile.TryGetValue(a, out var isFile))
+                    _becameFile[a] = isFile = fs.Stat(PathRules.Join(layout.InstallDir, a)).Kind != EntryKind.Directory;
+                if (isFile) return true;
+            }
+
+            return false;
+        }
+
+        public void Move(TreeEntry e)
         {
             var blocked = UnderNewFile(e.Path);
             if (!blocked && e.Info.Kind == EntryKind.Directory && newVersionPaths.Contains(e.Path)) return;
             var from = PathRules.Join(oldTree, e.Path);
             if (blocked || newVersionPaths.Contains(e.Path))
             {
-                var keep = PathRules.Join(layout.PreservedDir(txId), e.Path);
                 if (e.Info.Kind == EntryKind.Directory)
                 {
                     // Its files follow one by one (the walk lists them); this keeps an empty one too.
-                    TreeOps.CreateDirectoriesDurably(fs, keep);
+                    TreeOps.CreateDirectoriesDurably(fs, PathRules.Join(layout.PreservedDir(txId), e.Path));
                     return;
                 }
 
-                TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(keep)!);
-                fs.Rename(from, keep);
-                touched.Add(Path.GetDirectoryName(keep)!);
-                log.LogWarning("User file '{Path}' is where the new version has a file; kept it at {Kept}", e.Path, keep);
+                var kept = Preserve(e.Path, from);
+                log.LogWarning("User file '{Path}' is where the new version has a file; kept it at {Kept}", e.Path, kept);
                 return;
             }
 
-            var to = PathRules.Join(install, e.Path);
+            var to = PathRules.Join(layout.InstallDir, e.Path);
             var there = fs.Stat(to);
             if (e.Info.Kind == EntryKind.Directory)
             {
-                if (there.Kind == EntryKind.Missing)
-                {
-                    TreeOps.CreateDirectoriesDurably(fs, to);
-                }
-
+                if (there.Kind == EntryKind.Missing) TreeOps.CreateDirectoriesDurably(fs, to);
                 return;
             }
 
@@ -151,17 +152,24 @@ internal sealed class SwapCommit(IFileOps fs, StateLayout layout, ILogger log)
             {
                 // Both copies changed since staging and the one in the new tree is newer: the game saved again
                 // after the switch. It stays; the older copy is kept aside, not thrown away.
-                var keep = PathRules.Join(layout.PreservedDir(txId), e.Path);
-                TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(keep)!);
-                fs.Rename(from, keep);
-                touched.Add(Path.GetDirectoryName(keep)!);
-                log.LogWarning("User file '{Path}' changed in both trees; kept the newer one and put the older at {Kept}", e.Path, keep);
+                var kept = Preserve(e.Path, from);
+                log.LogWarning("User file '{Path}' changed in both trees; kept the newer one and put the older at {Kept}", e.Path, kept);
                 return;
             }
 
             TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(to)!);
             fs.Rename(from, to);
-            touched.Add(Path.GetDirectoryName(to)!);
+            Touched.Add(Path.GetDirectoryName(to)!);
+        }
+
+        /// <summary>Moves the old tree's <paramref name="from"/> to the preserved folder; returns where it went.</summary>
+        private string Preserve(string rel, string from)
+        {
+            var keep = PathRules.Join(layout.PreservedDir(txId), rel);
+            TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(keep)!);
+            fs.Rename(from, keep);
+            Touched.Add(Path.GetDirectoryName(keep)!);
+            return keep;
         }
     }
 }

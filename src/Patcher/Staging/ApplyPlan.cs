@@ -13,7 +13,7 @@ internal sealed record FileSource(TargetFile File, string? ReuseFrom, EntryInfo 
 /// Everything staging needs, decided before the first byte is written: where each target file comes from,
 /// which install entries belong to the user, how many bytes will be written.
 /// </summary>
-internal sealed class ApplyPlan
+internal sealed partial class ApplyPlan
 {
     public required Manifest Manifest { get; init; }
     public required IReadOnlyList<FileSource> Files { get; init; }
@@ -25,14 +25,14 @@ internal sealed class ApplyPlan
 
     /// <summary>
     /// Whether staging builds the whole new tree (the swap) or only holds the files that change (the layered commit,
-    /// which places them into the install's directories itself). The latter creates only the staged files' parents:
-    /// at 100k files in 2,000 directories, making every directory cost 150–280 ms on a file system slow to create inodes.
+    /// which places them into the install's directories itself). The latter creates only the staged files' parents: on a
+    /// file system slow to create inodes, making every directory of a large install is a noticeable share of staging.
     /// </summary>
     public bool StagesWholeTree { get; init; } = true;
 
     /// <summary>
     /// The walk of the install this plan was made from, when it was made from one: the layered commit plans its
-    /// operations from it instead of walking the install a second time (at 100k files a walk costs about 0.3 s).
+    /// operations from it instead of walking the install a second time.
     /// </summary>
     public IReadOnlyList<TreeEntry>? InstallEntries { get; init; }
 
@@ -95,123 +95,4 @@ internal sealed class ApplyPlan
     /// <summary>Every file and directory path a manifest's target describes.</summary>
     public static HashSet<string> TargetPaths(Manifest m) =>
         new(m.Files.Select(f => f.Path).Concat(m.Directories), StringComparer.Ordinal);
-
-    private const int ProgressBatch = 256;
-
-    /// <summary>
-    /// Builds the plan and checks the base: every file the patch reuses must be a regular file of the
-    /// declared size (and hash, when <paramref name="fullHash"/>), reached without passing a symlink.
-    /// <c>namesIgnoreCase</c>: whether the install's file system compares names without case
-    /// (<see cref="PathRules.PlatformIgnoresCase"/> by default). There, install entries are taken under the manifests'
-    /// spelling (<see cref="SpellAsKnown"/>). <paramref name="progress"/> hears the Verifying phase's file checks as
-    /// they go: with <paramref name="fullHash"/> each one reads a whole file, the longest wait before anything changes.
-    /// </summary>
-    public static ApplyPlan Create(IFileOps fs, string installDir, Manifest manifest, Manifest? installed, bool fullHash, CancellationToken ct,
-        bool? namesIgnoreCase = null, IProgress<PatchProgress>? progress = null)
-    {
-        // What the old version owns: the patch's base list, plus what the journal says is installed.
-        var owned = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var b in manifest.Base) owned.Add(b.Path);
-        foreach (var d in manifest.BaseDirectories) owned.Add(d);
-        if (installed is not null)
-        {
-            foreach (var f in installed.Files) owned.Add(f.Path);
-            foreach (var d in installed.Directories) owned.Add(d);
-        }
-
-        var targetPaths = TargetPaths(manifest);
-        // The install's identity marker is Patcher's: neither a file of a version nor the player's.
-        var entries = TreeOps.Walk(fs, installDir, PathRules.IsInstallMarker);
-        if (namesIgnoreCase ?? PathRules.PlatformIgnoresCase) entries = SpellAsKnown(entries, owned, targetPaths);
-        var byPath = entries.ToDictionary(e => e.Path, StringComparer.Ordinal);
-
-        // Base files by content. Most hashes occur once: one dictionary entry each, and a list only for content that
-        // several base files share (building a list per hash cost a list per file at 100k files).
-        var firstBySha = new Dictionary<string, BaseFile>(manifest.Base.Count, StringComparer.Ordinal);
-        Dictionary<string, List<BaseFile>>? moreBySha = null;
-        foreach (var b in manifest.Base)
-        {
-            if (firstBySha.TryAdd(b.Sha256, b)) continue;
-            moreBySha ??= new Dictionary<string, List<BaseFile>>(StringComparer.Ordinal);
-            if (!moreBySha.TryGetValue(b.Sha256, out var more)) moreBySha[b.Sha256] = more = [];
-            more.Add(b);
-        }
-
-        // A base file may be asked about twice only when its content is shared; remembered so it is hashed once.
-        var checkedBase = new Dictionary<string, bool>(StringComparer.Ordinal);
-        bool BaseFileIntact(BaseFile b)
-        {
-            if (fullHash && checkedBase.TryGetValue(b.Path, out var known)) return known;
-            var ok = byPath.TryGetValue(b.Path, out var e) && e.Info.Kind == EntryKind.File && e.Info.Size == b.Size
-                     && (!fullHash || ContentHash.OfFile(fs, PathRules.Join(installDir, b.Path), ct) == b.Sha256);
-            if (fullHash) checkedBase[b.Path] = ok;
-            return ok;
-        }
-
-        bool Reusable(BaseFile b, TargetFile f) => b.Size == f.Size && BaseFileIntact(b);
-
-        // Content obtainable without the base file of that content: shipped as a blob, or (format 2) rebuilt from a recipe.
-        var blobs = manifest.Blobs.Select(b => b.Sha256).Concat(manifest.Recipes.Select(r => r.Sha256)).ToHashSet(StringComparer.Ordinal);
-        var sources = new List<FileSource>(manifest.Files.Count);
-        long bytesToWrite = 0;
-        var filesChecked = 0;
-        foreach (var f in manifest.Files)
-        {
-            ct.ThrowIfCancellationRequested();
-            // A size check is a dictionary look-up, so those are reported in batches; a hash check reads the file.
-            if (progress is not null && (fullHash || filesChecked % ProgressBatch == 0))
-                progress.Report(new PatchProgress(PatchPhase.Verifying, filesChecked, manifest.Files.Count, 0, 0) { CurrentItem = f.Path });
-            filesChecked++;
-            string? reuse = null;
-            if (f.Parts.Count == 1 && firstBySha.TryGetValue(f.Sha256, out var first))
-            {
-                // Prefer the file at the same path; any intact base file with the same content will do, in base order.
-                var more = moreBySha?.GetValueOrDefault(f.Sha256);
-                var samePath = first.Path == f.Path ? first : more?.Find(b => b.Path == f.Path);
-                if (samePath is not null && Reusable(samePath, f)) reuse = samePath.Path;
-                if (reuse is null && !ReferenceEquals(first, samePath) && Reusable(first, f)) reuse = first.Path;
-                if (reuse is null && more is not null)
-                {
-                    foreach (var b in more)
-                    {
-                        if (!ReferenceEquals(b, samePath) && Reusable(b, f))
-                        {
-                            reuse = b.Path;
-                            break;
-                        }
-                    }
-                }
-
-                if (reuse is null && !blobs.Contains(f.Sha256))
-                {
-                    throw new PatcherException(PatchErrorCode.BaseMismatch,
-                        $"'{first.Path}' does not match the version this patch expects ({manifest.FromVersion}); it is missing or was modified. Repair the install or use a full package",
-                        first.Path);
-                }
-            }
-            else if (f.Parts.Any(p => !blobs.Contains(p.Sha256)))
-            {
-                throw new PatcherException(PatchErrorCode.ManifestMalformed, $"multi-part reuse of base content is not supported in format 1 ('{f.Path}')", f.Path);
-            }
-
-            if (reuse is null) bytesToWrite += f.Size;
-            sources.Add(new FileSource(f, reuse, reuse is null ? default : byPath[reuse].Info));
-        }
-        progress?.Report(new PatchProgress(PatchPhase.Verifying, filesChecked, manifest.Files.Count, 0, 0));
-
-        // A user entry below a path that becomes a file (a directory of the old version replaced by a file) cannot
-        // be staged in place; the post-commit sweep keeps it in the preserved folder instead.
-        var newFiles = manifest.Files.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
-        var user = FindUserEntries(entries, owned, targetPaths).Where(e => !HasAncestorIn(e.Path, newFiles)).ToList();
-        return new ApplyPlan
-        {
-            Manifest = manifest,
-            Files = sources,
-            UserEntries = user,
-            OldVersionPaths = owned,
-            BytesToWrite = bytesToWrite,
-            InstallEntries = entries,
-            InstallDir = installDir,
-        };
-    }
 }

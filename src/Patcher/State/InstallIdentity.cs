@@ -11,7 +11,7 @@ namespace Patching.State;
 /// <remarks>
 /// Where the file system numbers its directories (Linux), the identity is the inode number, plus the directory's birth
 /// time where the file system records one: ext4 hands a deleted directory's inode number to the next directory made in the
-/// same place at once (measured: three delete-and-recreate rounds in a row got the same number), and only the birth time
+/// same place at once, and only the birth time
 /// then tells them apart. A move within the file system keeps both. The device number is left out: it names the drive by
 /// the order it was attached in (a USB drive's 8:17 may be 8:33 after the next boot), which would make an install on
 /// such a drive unknown after a reboot. Where the file operations report no inode (Windows, macOS), a marker file inside

@@ -149,8 +149,8 @@ internal static partial class ApplyPipeline
     private static ApplyPlan CreatePlan(ApplySession session, Manifest? installedManifest, bool unknownInstall)
     {
         var layout = session.Layout;
-        var plan = ApplyPlan.Create(session.Fs, layout.InstallDir, session.Package.Manifest, installedManifest, session.Options.VerifyBaseHashes || unknownInstall,
-            session.Cancellation, progress: session.Progress);
+        var input = new PlanInput(layout.InstallDir, session.Package.Manifest, installedManifest) { FullHash = session.Options.VerifyBaseHashes || unknownInstall };
+        var plan = ApplyPlan.Create(session.Fs, input, session.Progress, session.Cancellation);
         if (!layout.IsInsideInstall) return plan;
         return new ApplyPlan
         {

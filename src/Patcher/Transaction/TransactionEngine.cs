@@ -40,7 +40,7 @@ internal static class TransactionEngine
         // trash a launcher may have left when it exited before its background cleanup finished).
         if (!PendingMarker.Exists(fs, layout))
         {
-            // Left-over old files are deleted off the app's start-up path (a 20k-file trash takes seconds).
+            // Left-over old files are deleted off the app's start-up path (a large trash takes seconds to delete).
             if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
             StateTrust.Require(fs, layout);
             return new RecoveryResult(RecoveryOutcome.NothingPending, null, null) { Cleanup = Trash.EmptyAfterwards(fs, layout, options) };

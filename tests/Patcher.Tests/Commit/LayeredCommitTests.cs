@@ -70,7 +70,7 @@ public sealed class LayeredCommitTests
         Directory.CreateDirectory(Path.Join(s.InstallDir, "maps"));
         var engine = new EngineSettings(FileOps.Instance);
         var manifest = Patching.Sources.PatchPackage.Open(s.PatchDir, s.Options.Limits).Manifest;
-        var plan = Patching.Staging.ApplyPlan.Create(FileOps.Instance, s.InstallDir, manifest, null, false, CancellationToken.None);
+        var plan = Patching.Staging.ApplyPlan.Create(FileOps.Instance, new Patching.Staging.PlanInput(s.InstallDir, manifest, null), null, CancellationToken.None);
 
         var (ops, _) = LayeredCommit.Plan(FileOps.Instance, engine.Layout(s.InstallDir, s.Options), plan, namesIgnoreCase);
 
@@ -99,7 +99,7 @@ public sealed class LayeredCommitTests
         Directory.Move(Path.Join(s.InstallDir, "maps"), Path.Join(s.InstallDir, "Maps"));
         PatchScenario.Write(s.InstallDir, "Maps/custom.map", PatchScenario.Bytes("the player's map", 300));
         var manifest = Patching.Sources.PatchPackage.Open(s.PatchDir, s.Options.Limits).Manifest;
-        Patching.Staging.ApplyPlan Create() => Patching.Staging.ApplyPlan.Create(FileOps.Instance, s.InstallDir, manifest, null, false, CancellationToken.None, namesIgnoreCase);
+        Patching.Staging.ApplyPlan Create() => Patching.Staging.ApplyPlan.Create(FileOps.Instance, new Patching.Staging.PlanInput(s.InstallDir, manifest, null) { NamesIgnoreCase = namesIgnoreCase }, null, CancellationToken.None);
 
         if (!namesIgnoreCase)
         {
@@ -131,7 +131,7 @@ public sealed class LayeredCommitTests
         Directory.Move(Path.Join(s.InstallDir, "maps"), Path.Join(s.InstallDir, "Maps"));
         var manifest = Patching.Sources.PatchPackage.Open(s.PatchDir, s.Options.Limits).Manifest;
 
-        var plan = Patching.Staging.ApplyPlan.Create(FileOps.Instance, s.InstallDir, manifest, null, false, CancellationToken.None, namesIgnoreCase: true);
+        var plan = Patching.Staging.ApplyPlan.Create(FileOps.Instance, new Patching.Staging.PlanInput(s.InstallDir, manifest, null) { NamesIgnoreCase = true }, null, CancellationToken.None);
 
         Assert.That(plan.Files.Single(f => f.File.Path == "MAPS/desert.map").ReuseFrom, Is.EqualTo("maps/desert.map"));
     }

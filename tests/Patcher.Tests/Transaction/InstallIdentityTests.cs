@@ -160,7 +160,7 @@ public sealed class InstallIdentityTests
     private static Patching.Staging.ApplyPlan ApplyPlan(EngineSettings engine, PatchScenario s, string patch)
     {
         var manifest = ManifestCodec.Deserialize(File.ReadAllBytes(Path.Join(patch, ManifestCodec.ManifestFileName)));
-        return Patching.Staging.ApplyPlan.Create(engine.FileSystem, s.InstallDir, manifest, null, fullHash: false, CancellationToken.None);
+        return Patching.Staging.ApplyPlan.Create(engine.FileSystem, new Patching.Staging.PlanInput(s.InstallDir, manifest, null) { FullHash = false }, null, CancellationToken.None);
     }
 
     [Test]
