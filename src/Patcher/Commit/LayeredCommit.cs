@@ -8,18 +8,6 @@ using Patching.Transaction;
 
 namespace Patching.Commit;
 
-/// <summary>Kinds of steps of a layered commit (<see cref="OpRow.Kind"/>).</summary>
-internal static class LayeredOpKind
-{
-    /// <summary>Move the entry at the path into the backup area (an old file the new version drops, or a user entry in the way).</summary>
-    public const string Displace = "displace";
-    /// <summary>Rename the staged file into place, replacing the old file (backed up first) or filling a free path.</summary>
-    public const string Place = "place";
-    public const string MakeDir = "mkdir";
-    /// <summary>Remove an old directory if it is empty (the user's files keep it alive, as with the swap).</summary>
-    public const string RemoveDir = "rmdir";
-}
-
 /// <summary>
 /// Commit by replacing the install's files one by one, each step journaled (DESIGN §4, layered). Before the
 /// first file changes, every file to be replaced is hard-linked (or copied) into the backup area and the
@@ -76,7 +64,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         var gone = new HashSet<string>(StringComparer.Ordinal); // paths that will be free when the files are placed
         var displacedDirs = new List<string>();
         bool UnderDisplaced(string p) => displacedDirs.Any(d => p.StartsWith(d + "/", StringComparison.Ordinal));
-        void Add(string kind, string path, string? expected = null, bool backup = false, bool user = false) =>
+        void Add(LayeredOpKind kind, string path, string? expected = null, bool backup = false, bool user = false) =>
             ops.Add(new OpRow(ops.Count + 1, kind, path, expected, backup, user, OpState.Pending));
 
         // 1. Old files the new version does not have as files.
@@ -237,7 +225,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         // own path; a placement's old content is in the backup area, linked and fsynced before the commit began, and each
         // move aside has its own number there.
         var unsynced = new HashSet<string>(StringComparer.Ordinal);
-        string? unsyncedKind = null;
+        LayeredOpKind? unsyncedKind = null;
         var steps = new StepsByPath(ops);
         void SyncPlacements()
         {
@@ -297,7 +285,7 @@ internal sealed class LayeredCommit(IFileOps fs, StateLayout layout, JournalStor
         private readonly Dictionary<string, OpRow> _place = Index(ops, LayeredOpKind.Place);
         private readonly Dictionary<string, OpRow> _displace = Index(ops, LayeredOpKind.Displace);
 
-        private static Dictionary<string, OpRow> Index(IReadOnlyList<OpRow> ops, string kind)
+        private static Dictionary<string, OpRow> Index(IReadOnlyList<OpRow> ops, LayeredOpKind kind)
         {
             var index = new Dictionary<string, OpRow>(StringComparer.Ordinal);
             foreach (var o in ops) if (o.Kind == kind) index.TryAdd(o.Path, o);

@@ -8,28 +8,10 @@ using Patching.Manifests;
 
 namespace Patching.Journal;
 
-/// <summary>Journal states of a transaction (DESIGN §4).</summary>
-internal static class TxState
-{
-    public const string Started = "started";
-    public const string BackupComplete = "backup-complete";
-    public const string Patched = "patched";
-    /// <summary>Layered only: a commit that had started changing files is being undone; recovery must finish undoing it.</summary>
-    public const string RollingBack = "rolling-back";
-    public const string Done = "done";
-    public const string RolledBack = "rolled-back";
-}
-
-internal static class TxKind
-{
-    public const string Apply = "apply";
-    public const string Rollback = "rollback";
-}
-
 internal sealed record TxRecord
 {
     public required string Id { get; init; }
-    public required string Kind { get; init; }
+    public required TxKind Kind { get; init; }
     public required string Product { get; init; }
     public string? FromVersion { get; init; }
     public required string ToVersion { get; init; }
@@ -38,7 +20,7 @@ internal sealed record TxRecord
     public string? Signature { get; init; }
     public string? KeyIds { get; init; }
     public required string Strategy { get; init; }
-    public required string State { get; init; }
+    public required TxState State { get; init; }
     public bool KeepPrevious { get; init; }
     public ulong StagingDevice { get; init; }
     public ulong StagingInode { get; init; }
@@ -94,29 +76,18 @@ internal sealed record InstalledRecord(string Product, string Version, string Ma
     }
 }
 
-internal sealed record FileRow(string Path, string Expected, string? Observed, string State);
-
-/// <summary>Per-file states of the layered commit (DESIGN §4): pending → backed-up → replaced.</summary>
-internal static class OpState
-{
-    /// <summary>Planned; the disk may or may not show its effect yet (recovery looks).</summary>
-    public const string Pending = "pending";
-    /// <summary>The old file is preserved in the backup area (hard link or copy), the install is unchanged.</summary>
-    public const string BackedUp = "backed-up";
-    /// <summary>The step is done and durable.</summary>
-    public const string Replaced = "replaced";
-}
+internal sealed record FileRow(string Path, string Expected, string? Observed, FileState State);
 
 /// <summary>One step of a layered commit, in execution order.</summary>
 /// <param name="Seq">Order of execution; also the name of its entry in the backup area.</param>
-/// <param name="Kind">See <c>LayeredOpKind</c>.</param>
+/// <param name="Kind">What the step does.</param>
 /// <param name="Path">Relative install path.</param>
 /// <param name="Expected">SHA-256 of the new content for placed files.</param>
 /// <param name="Backup">Whether the old file is linked or copied into the backup area before the commit.</param>
 /// <param name="User">The entry displaced is the user's: kept in the preserved folder, never deleted.</param>
 /// <param name="State">See <see cref="OpState"/>.</param>
 /// <param name="Layer">Which layer of the replace succeeded, for the log and for support.</param>
-internal sealed record OpRow(int Seq, string Kind, string Path, string? Expected, bool Backup, bool User, string State, string? Layer = null);
+internal sealed record OpRow(int Seq, LayeredOpKind Kind, string Path, string? Expected, bool Backup, bool User, OpState State, string? Layer = null);
 
 /// <summary>
 /// The SQLite journal. WAL with synchronous=FULL: a committed row is on disk when the call returns, which is
@@ -134,7 +105,13 @@ internal sealed class JournalStore : IDisposable
     private const int SchemaVersion = 2;
     private readonly SqliteConnection _db;
 
-    private JournalStore(SqliteConnection db) => _db = db;
+    private readonly string _path;
+
+    private JournalStore(SqliteConnection db, string path)
+    {
+        _db = db;
+        _path = path;
+    }
 
     /// <summary>
     /// Opens (or creates) the journal. A corrupt journal with no transaction pending holds only history and is
@@ -200,7 +177,7 @@ internal sealed class JournalStore : IDisposable
             throw new PatcherException(PatchErrorCode.JournalCorrupt, "the journal is corrupt; the next apply moves it aside when nothing is pending", path, ex);
         }
 
-        var store = new JournalStore(db);
+        var store = new JournalStore(db, path);
         try
         {
             if (schema is null)
@@ -319,7 +296,7 @@ internal sealed class JournalStore : IDisposable
 
             CheckSchema(schema, path);
 
-            return new JournalStore(db);
+            return new JournalStore(db, path);
         }
         catch
         {
@@ -399,8 +376,10 @@ internal sealed class JournalStore : IDisposable
             SELECT t.id, t.kind, t.product, t.from_version, t.to_version, t.manifest_hash, m.bytes, t.signature, t.key_ids,
                    t.strategy, t.state, t.staging_dev, t.staging_ino, t.keep_previous
             FROM tx t LEFT JOIN manifests m ON m.hash = t.manifest_hash
-            WHERE t.state NOT IN ('done','rolled-back') ORDER BY t.seq DESC LIMIT 1
+            WHERE t.state NOT IN ($done, $rolledBack) ORDER BY t.seq DESC LIMIT 1
             """;
+        cmd.Parameters.AddWithValue("$done", TxState.Done.ToText());
+        cmd.Parameters.AddWithValue("$rolledBack", TxState.RolledBack.ToText());
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
         var id = r.GetString(0);
@@ -408,7 +387,7 @@ internal sealed class JournalStore : IDisposable
         return new TxRecord
         {
             Id = id,
-            Kind = r.GetString(1),
+            Kind = JournalText.TxKinds.Parse(r.GetString(1), _path),
             Product = r.GetString(2),
             FromVersion = r.IsDBNull(3) ? null : r.GetString(3),
             ToVersion = r.GetString(4),
@@ -417,7 +396,7 @@ internal sealed class JournalStore : IDisposable
             Signature = r.IsDBNull(7) ? null : r.GetString(7),
             KeyIds = r.IsDBNull(8) ? null : r.GetString(8),
             Strategy = r.GetString(9),
-            State = r.GetString(10),
+            State = JournalText.TxStates.Parse(r.GetString(10), _path),
             StagingDevice = unchecked((ulong)r.GetInt64(11)),
             StagingInode = unchecked((ulong)r.GetInt64(12)),
             KeepPrevious = r.GetInt64(13) != 0,
@@ -459,35 +438,35 @@ internal sealed class JournalStore : IDisposable
         Exec(_db, """
             DELETE FROM manifests
             WHERE hash <> $hash
-              AND hash NOT IN (SELECT manifest_hash FROM tx WHERE state NOT IN ('done','rolled-back'))
+              AND hash NOT IN (SELECT manifest_hash FROM tx WHERE state NOT IN ($done, $rolledBack))
               AND hash NOT IN (SELECT manifest_hash FROM installed)
               AND hash NOT IN (SELECT previous_manifest_hash FROM installed WHERE previous_manifest_hash IS NOT NULL)
-            """, t, ("$hash", tx.ManifestHash));
+            """, t, ("$hash", tx.ManifestHash), ("$done", TxState.Done.ToText()), ("$rolledBack", TxState.RolledBack.ToText()));
 
         StoreManifest(t, tx.ManifestHash, tx.Manifest);
         Exec(_db, """
             INSERT INTO tx(id, seq, kind, product, from_version, to_version, manifest_hash, signature, key_ids, strategy, state, keep_previous, created, updated)
             VALUES($id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM tx), $kind, $product, $from, $to, $hash, $sig, $keys, $strategy, $state, $keep, $now, $now)
             """, t,
-            ("$id", tx.Id), ("$kind", tx.Kind), ("$product", tx.Product), ("$from", tx.FromVersion), ("$to", tx.ToVersion),
-            ("$hash", tx.ManifestHash), ("$sig", tx.Signature), ("$keys", tx.KeyIds), ("$strategy", tx.Strategy), ("$state", tx.State),
+            ("$id", tx.Id), ("$kind", tx.Kind.ToText()), ("$product", tx.Product), ("$from", tx.FromVersion), ("$to", tx.ToVersion),
+            ("$hash", tx.ManifestHash), ("$sig", tx.Signature), ("$keys", tx.KeyIds), ("$strategy", tx.Strategy), ("$state", tx.State.ToText()),
             ("$keep", tx.KeepPrevious ? 1 : 0), ("$now", Now()));
 
         t.Commit();
     }
 
-    public void SetState(string txId, string state)
+    public void SetState(string txId, TxState state)
     {
-        CrashInjection.Point($"journal {state} {txId}");
+        CrashInjection.Point($"journal {state.ToText()} {txId}");
         UpdateState(txId, state);
     }
 
     /// <summary>Records the staged tree's identity and moves to backup-complete in one durable step.</summary>
     public void MarkBackupComplete(string txId, ulong device, ulong inode)
     {
-        CrashInjection.Point($"journal {TxState.BackupComplete} {txId}");
+        CrashInjection.Point($"journal {TxState.BackupComplete.ToText()} {txId}");
         Exec(_db, "UPDATE tx SET state = $state, staging_dev = $dev, staging_ino = $ino, updated = $now WHERE id = $id", null,
-            ("$state", TxState.BackupComplete), ("$dev", unchecked((long)device)), ("$ino", unchecked((long)inode)), ("$now", Now()), ("$id", txId));
+            ("$state", TxState.BackupComplete.ToText()), ("$dev", unchecked((long)device)), ("$ino", unchecked((long)inode)), ("$now", Now()), ("$id", txId));
     }
 
     /// <summary>
@@ -499,7 +478,7 @@ internal sealed class JournalStore : IDisposable
     /// </summary>
     public void MarkPatched(string txId, InstalledRecord installed, string? installIdentity)
     {
-        CrashInjection.Point($"journal {TxState.Patched} {txId}");
+        CrashInjection.Point($"journal {TxState.Patched.ToText()} {txId}");
         string? previousHash = null;
         if (installed.PreviousManifest is { } previous)
         {
@@ -572,7 +551,7 @@ internal sealed class JournalStore : IDisposable
             pPath.Value = row.Path;
             pExp.Value = row.Expected;
             pObs.Value = (object?)row.Observed ?? DBNull.Value;
-            pState.Value = row.State;
+            pState.Value = row.State.ToText();
             cmd.ExecuteNonQuery();
         }
 
@@ -587,7 +566,7 @@ internal sealed class JournalStore : IDisposable
         using var r = cmd.ExecuteReader();
         var result = new Dictionary<string, FileRow>(StringComparer.Ordinal);
         while (r.Read())
-            result[r.GetString(0)] = new FileRow(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetString(3));
+            result[r.GetString(0)] = new FileRow(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), JournalText.FileStates.Parse(r.GetString(3), _path));
         return result;
     }
 
@@ -613,12 +592,12 @@ internal sealed class JournalStore : IDisposable
         {
             pTx.Value = txId;
             pSeq.Value = op.Seq;
-            pKind.Value = op.Kind;
+            pKind.Value = op.Kind.ToText();
             pPath.Value = op.Path;
             pExp.Value = (object?)op.Expected ?? DBNull.Value;
             pBackup.Value = op.Backup ? 1 : 0;
             pUser.Value = op.User ? 1 : 0;
-            pState.Value = op.State;
+            pState.Value = op.State.ToText();
             cmd.ExecuteNonQuery();
         }
 
@@ -634,8 +613,8 @@ internal sealed class JournalStore : IDisposable
         var result = new List<OpRow>();
         while (r.Read())
         {
-            result.Add(new OpRow(r.GetInt32(0), r.GetString(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3),
-                r.GetInt64(4) != 0, r.GetInt64(5) != 0, r.GetString(6), r.IsDBNull(7) ? null : r.GetString(7)));
+            result.Add(new OpRow(r.GetInt32(0), JournalText.OpKinds.Parse(r.GetString(1), _path), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3),
+                r.GetInt64(4) != 0, r.GetInt64(5) != 0, JournalText.OpStates.Parse(r.GetString(6), _path), r.IsDBNull(7) ? null : r.GetString(7)));
         }
 
         return result;
@@ -647,10 +626,10 @@ internal sealed class JournalStore : IDisposable
     /// </summary>
     public void MarkLayeredBackupComplete(string txId)
     {
-        CrashInjection.Point($"journal {TxState.BackupComplete} {txId}");
+        CrashInjection.Point($"journal {TxState.BackupComplete.ToText()} {txId}");
         using var t = _db.BeginTransaction();
         Exec(_db, "UPDATE layered_ops SET state = $state WHERE tx_id = $tx AND backup = 1 AND state = $pending", t,
-            ("$state", OpState.BackedUp), ("$pending", OpState.Pending), ("$tx", txId));
+            ("$state", OpState.BackedUp.ToText()), ("$pending", OpState.Pending.ToText()), ("$tx", txId));
         UpdateState(txId, TxState.BackupComplete, t);
         t.Commit();
     }
@@ -662,12 +641,12 @@ internal sealed class JournalStore : IDisposable
     public void MarkOpsReplaced(string txId, IReadOnlyList<(int Seq, string? Layer)> done)
     {
         if (done.Count == 0) return;
-        CrashInjection.Point($"journal op {done[0].Seq}-{done[^1].Seq} {OpState.Replaced} {txId}");
+        CrashInjection.Point($"journal op {done[0].Seq}-{done[^1].Seq} {OpState.Replaced.ToText()} {txId}");
         using var t = _db.BeginTransaction();
         using var cmd = _db.CreateCommand();
         cmd.Transaction = t;
         cmd.CommandText = "UPDATE layered_ops SET state = $state, layer = COALESCE($layer, layer) WHERE tx_id = $tx AND seq = $seq";
-        cmd.Parameters.AddWithValue("$state", OpState.Replaced);
+        cmd.Parameters.AddWithValue("$state", OpState.Replaced.ToText());
         cmd.Parameters.AddWithValue("$tx", txId);
         var pSeq = cmd.Parameters.Add("$seq", SqliteType.Integer);
         var pLayer = cmd.Parameters.Add("$layer", SqliteType.Text);
@@ -696,8 +675,8 @@ internal sealed class JournalStore : IDisposable
     }
 
     /// <summary>Moves a transaction to <paramref name="state"/>, inside <paramref name="t"/> when given.</summary>
-    private void UpdateState(string txId, string state, SqliteTransaction? t = null) =>
-        Exec(_db, "UPDATE tx SET state = $state, updated = $now WHERE id = $id", t, ("$state", state), ("$now", Now()), ("$id", txId));
+    private void UpdateState(string txId, TxState state, SqliteTransaction? t = null) =>
+        Exec(_db, "UPDATE tx SET state = $state, updated = $now WHERE id = $id", t, ("$state", state.ToText()), ("$now", Now()), ("$id", txId));
 
     private static string? Scalar(SqliteConnection db, string sql)
     {

@@ -47,7 +47,7 @@ internal static class Recoverer
     /// </summary>
     public static bool Recover(IFileOps fs, StateLayout layout, JournalStore journal, TxRecord tx, ILogger log, RollForwardTrust trust, LockRetry? retry = null)
     {
-        log.LogWarning(PatcherLogEvents.RecoveryStarted, "Recovering transaction {Tx} ({Kind} to {Version}, {Strategy}) found in state {State}", tx.Id, tx.Kind, tx.ToVersion, tx.Strategy, tx.State);
+        log.LogWarning(PatcherLogEvents.RecoveryStarted, "Recovering transaction {Tx} ({Kind} to {Version}, {Strategy}) found in state {State}", tx.Id, tx.Kind.ToText(), tx.ToVersion, tx.Strategy, tx.State.ToText());
         var retryOrDefault = retry ?? new LockRetry(LockRetry.DefaultBudget, TimeProvider.System, log, OperatingSystem.IsWindows() || fs is IWin32ErrorFileOps) { Root = layout.InstallDir };
         if (tx.State == TxState.BackupComplete && trust.Check(tx) is { } untrusted)
         {
@@ -160,7 +160,7 @@ internal static class Recoverer
     }
 
     /// <summary>Undoes a transaction whose switch has not happened: the install was never touched.</summary>
-    public static void RollBackStarted(IFileOps fs, StateLayout layout, JournalStore journal, string txId, ILogger log, string kind = TxKind.Apply)
+    public static void RollBackStarted(IFileOps fs, StateLayout layout, JournalStore journal, string txId, ILogger log, TxKind kind = TxKind.Apply)
     {
         var staging = layout.StagingDir(txId);
         if (kind == TxKind.Rollback)

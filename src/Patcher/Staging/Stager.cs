@@ -287,7 +287,7 @@ internal sealed partial class Stager(IFileOps fs, JournalStore journal, ILogger 
                 else if (src.ReuseFrom is null && TryPlaceReceived(f, staged))
                 {
                     // Received and verified before the transaction began; its bytes were counted then.
-                    rows.Enqueue(new FileRow(f.Path, f.Sha256, f.Parts[0].Sha256, "staged"));
+                    rows.Enqueue(new FileRow(f.Path, f.Sha256, f.Parts[0].Sha256, FileState.Staged));
                     Interlocked.Increment(ref written);
                     if (rows.Count >= RowBatch) FlushRows(txId, rows);
                 }
@@ -298,7 +298,7 @@ internal sealed partial class Stager(IFileOps fs, JournalStore journal, ILogger 
                         Interlocked.Add(ref bytesDone, n);
                         Interlocked.Add(ref _bytesWritten, n);
                     }, ct);
-                    rows.Enqueue(new FileRow(f.Path, f.Sha256, observed, "staged"));
+                    rows.Enqueue(new FileRow(f.Path, f.Sha256, observed, FileState.Staged));
                     Interlocked.Increment(ref written);
                     if (rows.Count >= RowBatch) FlushRows(txId, rows);
                 }
