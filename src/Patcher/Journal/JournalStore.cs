@@ -426,6 +426,8 @@ internal sealed class JournalStore : IDisposable
 
     public void Begin(TxRecord tx)
     {
+        if (tx.State != TxState.Started)
+            throw new JournalInvariantException($"transaction {tx.Id} cannot begin in state {tx.State.ToText()}; a new transaction is {TxState.Started.ToText()}", _path);
         CrashInjection.Point("journal begin " + tx.Id);
         // The binding, the pruning, the manifest and the transaction row become durable together, in one SQLite transaction.
         using var t = _db.BeginTransaction();
@@ -458,15 +460,14 @@ internal sealed class JournalStore : IDisposable
     public void SetState(string txId, TxState state)
     {
         CrashInjection.Point($"journal {state.ToText()} {txId}");
-        UpdateState(txId, state);
+        UpdateState(txId, state, null);
     }
 
     /// <summary>Records the staged tree's identity and moves to backup-complete in one durable step.</summary>
     public void MarkBackupComplete(string txId, ulong device, ulong inode)
     {
         CrashInjection.Point($"journal {TxState.BackupComplete.ToText()} {txId}");
-        Exec(_db, "UPDATE tx SET state = $state, staging_dev = $dev, staging_ino = $ino, updated = $now WHERE id = $id", null,
-            ("$state", TxState.BackupComplete.ToText()), ("$dev", unchecked((long)device)), ("$ino", unchecked((long)inode)), ("$now", Now()), ("$id", txId));
+        UpdateState(txId, TxState.BackupComplete, null, ("staging_dev", unchecked((long)device)), ("staging_ino", unchecked((long)inode)));
     }
 
     /// <summary>
@@ -674,9 +675,31 @@ internal sealed class JournalStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
-    /// <summary>Moves a transaction to <paramref name="state"/>, inside <paramref name="t"/> when given.</summary>
-    private void UpdateState(string txId, TxState state, SqliteTransaction? t = null) =>
-        Exec(_db, "UPDATE tx SET state = $state, updated = $now WHERE id = $id", t, ("$state", state.ToText()), ("$now", Now()), ("$id", txId));
+    /// <summary>
+    /// Moves a transaction to <paramref name="state"/> (and sets <paramref name="columns"/> with it), inside
+    /// <paramref name="t"/> when given. The update only matches a row in a state <see cref="TxStateMachine"/> lets
+    /// advance to <paramref name="state"/>; when none matches, nothing changed and the advance is refused.
+    /// </summary>
+    private void UpdateState(string txId, TxState state, SqliteTransaction? t, params (string Column, object Value)[] columns)
+    {
+        using var cmd = _db.CreateCommand();
+        cmd.Transaction = t;
+        var from = TxStateMachine.Before(state);
+        var sets = string.Concat(columns.Select(c => $", {c.Column} = ${c.Column}"));
+        var allowed = string.Join(", ", from.Select((_, i) => $"$from{i}"));
+        cmd.CommandText = $"UPDATE tx SET state = $state{sets}, updated = $now WHERE id = $id AND state IN ({allowed})";
+        cmd.Parameters.AddWithValue("$state", state.ToText());
+        cmd.Parameters.AddWithValue("$now", Now());
+        cmd.Parameters.AddWithValue("$id", txId);
+        foreach (var (column, value) in columns) cmd.Parameters.AddWithValue("$" + column, value);
+        for (var i = 0; i < from.Count; i++) cmd.Parameters.AddWithValue($"$from{i}", from[i].ToText());
+        if (cmd.ExecuteNonQuery() == 1) return;
+
+        cmd.CommandText = "SELECT state FROM tx WHERE id = $id";
+        throw new JournalInvariantException(cmd.ExecuteScalar() is string current
+            ? $"transaction {txId} cannot advance from {current} to {state.ToText()}"
+            : $"transaction {txId} is not in the journal; it cannot advance to {state.ToText()}", _path);
+    }
 
     private static string? Scalar(SqliteConnection db, string sql)
     {
