@@ -77,9 +77,9 @@ internal static class NativeErrors
             // plain IOException whose HResult is the raw errno. Classify those as FromErrno does.
             IOException io when UnixErrno(io) is { } errno => CodeForErrno(errno),
             // The journal: SQLite's own result codes (SQLITE_FULL, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM).
-            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 13 } => PatchErrorCode.DiskFull,
-            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 3 or 8 or 14 } => PatchErrorCode.AccessDenied,
-            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 11 or 26 } => PatchErrorCode.JournalCorrupt,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SqliteResult.Full } => PatchErrorCode.DiskFull,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SqliteResult.Perm or SqliteResult.ReadOnly or SqliteResult.CantOpen } => PatchErrorCode.AccessDenied,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SqliteResult.Corrupt or SqliteResult.NotADatabase } => PatchErrorCode.JournalCorrupt,
             _ => PatchErrorCode.IOFailure,
         };
         var native = ex is Microsoft.Data.Sqlite.SqliteException sql ? sql.SqliteErrorCode : ex.HResult & 0xFFFF;
