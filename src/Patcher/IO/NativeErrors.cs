@@ -25,9 +25,6 @@ internal static class NativeErrors
         ERROR_LOCK_VIOLATION = 33, ERROR_HANDLE_DISK_FULL = 39, ERROR_NOT_SUPPORTED = 50, ERROR_INVALID_PARAMETER = 87,
         ERROR_DISK_FULL = 112, ERROR_CALL_NOT_IMPLEMENTED = 120, ERROR_MORE_DATA = 234, ERROR_TOO_MANY_LINKS = 1142;
 
-    // SQLite primary result codes (the journal).
-    private const int SQLITE_PERM = 3, SQLITE_READONLY = 8, SQLITE_CORRUPT = 11, SQLITE_FULL = 13, SQLITE_CANTOPEN = 14, SQLITE_NOTADB = 26;
-
     /// <summary>
     /// An exchange (renameat2 RENAME_EXCHANGE, renamex_np RENAME_SWAP) the file system or kernel cannot do: EINVAL,
     /// ENOSYS, ENOTSUP, EOPNOTSUPP. The caller falls back to another way; anything else is a failure.
@@ -121,9 +118,9 @@ internal static class NativeErrors
             // plain IOException whose HResult is the raw errno. Classify those as FromErrno does.
             IOException io when UnixErrno(io) is { } errno => CodeForErrno(errno),
             // The journal: SQLite's own result codes (SQLITE_FULL, SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM).
-            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SQLITE_FULL } => PatchErrorCode.DiskFull,
-            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SQLITE_PERM or SQLITE_READONLY or SQLITE_CANTOPEN } => PatchErrorCode.AccessDenied,
-            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SQLITE_CORRUPT or SQLITE_NOTADB } => PatchErrorCode.JournalCorrupt,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SqliteResult.Full } => PatchErrorCode.DiskFull,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SqliteResult.Perm or SqliteResult.ReadOnly or SqliteResult.CantOpen } => PatchErrorCode.AccessDenied,
+            Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: SqliteResult.Corrupt or SqliteResult.NotADatabase } => PatchErrorCode.JournalCorrupt,
             _ => PatchErrorCode.IOFailure,
         };
         var native = ex is Microsoft.Data.Sqlite.SqliteException sql ? sql.SqliteErrorCode : ex.HResult & 0xFFFF;

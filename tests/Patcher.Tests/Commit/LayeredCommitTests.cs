@@ -1,5 +1,6 @@
 using Patching.Commit;
 using Patching.IO;
+using Patching.Journal;
 using Patching.Tests.TestHelpers;
 using Patching.Transaction;
 
@@ -114,7 +115,7 @@ public sealed class LayeredCommitTests
 
         Assert.That(plan.Files.Single(f => f.File.Path == "maps/forest.map").ReuseFrom, Is.EqualTo("maps/forest.map"), "the unchanged map is reused where it is");
         Assert.That(plan.UserEntries.Select(e => e.Path), Does.Contain("maps/custom.map"), "the player's map is recognised as the player's");
-        Assert.That(ops.Where(o => o.Path.StartsWith("maps", StringComparison.OrdinalIgnoreCase)).Select(o => $"{o.Kind} {o.Path}"),
+        Assert.That(ops.Where(o => o.Path.StartsWith("maps", StringComparison.OrdinalIgnoreCase)).Select(o => $"{o.Kind.ToText()} {o.Path}"),
             Is.EqualTo(new[] { "place maps/desert.map" }), "only the changed map is replaced; the directory is neither removed nor made");
     }
 

@@ -240,6 +240,7 @@ public sealed class JournalStoreTests
         var v2 = ManifestBytes("2.0.0", "1.0.0");
         using var store = Open(dir);
         store.Begin(Tx("rb-1", v1, to: "1.0.0", from: "2.0.0"));
+        store.MarkBackupComplete("rb-1", 1, 2);
 
         // As the rollback to a kept version builds it: no PreviousManifestHash, and bytes the journal has not seen.
         store.MarkPatched("rb-1", new InstalledRecord("demo-game", "1.0.0", ManifestCodec.Hash(v1), v1, "2.0.0", v2), installIdentity: null);
