@@ -52,7 +52,7 @@ internal sealed partial class LayeredCommit
 
         private bool UnderDisplaced(string p) => _displacedDirs.Any(d => p.StartsWith(d + "/", StringComparison.Ordinal));
 
-        private void Add(string kind, string path, string? expected = null, bool backup = false, bool user = false) =>
+        private void Add(LayeredOpKind kind, string path, string? expected = null, bool backup = false, bool user = false) =>
             Ops.Add(new OpRow(Ops.Count + 1, kind, path, expected, backup, user, OpState.Pending));
 
         /// <summary>1. Old files the new version does not have as files.</summary>

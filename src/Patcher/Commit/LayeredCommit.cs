@@ -7,18 +7,6 @@ using Patching.State;
 
 namespace Patching.Commit;
 
-/// <summary>Kinds of steps of a layered commit (<see cref="OpRow.Kind"/>).</summary>
-internal static class LayeredOpKind
-{
-    /// <summary>Move the entry at the path into the backup area (an old file the new version drops, or a user entry in the way).</summary>
-    public const string Displace = "displace";
-    /// <summary>Rename the staged file into place, replacing the old file (backed up first) or filling a free path.</summary>
-    public const string Place = "place";
-    public const string MakeDir = "mkdir";
-    /// <summary>Remove an old directory if it is empty (the user's files keep it alive, as with the swap).</summary>
-    public const string RemoveDir = "rmdir";
-}
-
 /// <summary>
 /// Commit by replacing the install's files one by one, each step journaled. Before the
 /// first file changes, every file to be replaced is hard-linked (or copied) into the backup area and the
@@ -84,7 +72,7 @@ internal sealed partial class LayeredCommit(IFileOps fs, StateLayout layout, Jou
         // own path; a placement's old content is in the backup area, linked and fsynced before the commit began, and each
         // move aside has its own number there.
         var unsynced = new HashSet<string>(StringComparer.Ordinal);
-        string? unsyncedKind = null;
+        LayeredOpKind? unsyncedKind = null;
         var steps = new StepsByPath(ops);
         void SyncPlacements()
         {
@@ -144,7 +132,7 @@ internal sealed partial class LayeredCommit(IFileOps fs, StateLayout layout, Jou
         private readonly Dictionary<string, OpRow> _place = Index(ops, LayeredOpKind.Place);
         private readonly Dictionary<string, OpRow> _displace = Index(ops, LayeredOpKind.Displace);
 
-        private static Dictionary<string, OpRow> Index(IReadOnlyList<OpRow> ops, string kind)
+        private static Dictionary<string, OpRow> Index(IReadOnlyList<OpRow> ops, LayeredOpKind kind)
         {
             var index = new Dictionary<string, OpRow>(StringComparer.Ordinal);
             foreach (var o in ops) if (o.Kind == kind) index.TryAdd(o.Path, o);

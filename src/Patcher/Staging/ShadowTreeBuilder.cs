@@ -129,7 +129,7 @@ internal sealed partial class ShadowTreeBuilder(IFileOps fs, JournalStore journa
         else if (src.ReuseFrom is null && TryPlaceReceived(f, staged))
         {
             // Received and verified before the transaction began; its bytes were counted then.
-            Record(new FileRow(f.Path, f.Sha256, f.Parts[0].Sha256, "staged"));
+            Record(new FileRow(f.Path, f.Sha256, f.Parts[0].Sha256, FileState.Staged));
         }
         else
         {
@@ -138,7 +138,7 @@ internal sealed partial class ShadowTreeBuilder(IFileOps fs, JournalStore journa
                 Interlocked.Add(ref _bytesDone, n);
                 Interlocked.Add(ref _bytesWritten, n);
             }, ct);
-            Record(new FileRow(f.Path, f.Sha256, observed, "staged"));
+            Record(new FileRow(f.Path, f.Sha256, observed, FileState.Staged));
         }
     }
 
