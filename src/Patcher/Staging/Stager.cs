@@ -264,6 +264,7 @@ internal sealed partial class Stager(IFileOps fs, JournalStore journal, ILogger 
 
         void Report(string item) => progress?.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref done), total, Interlocked.Read(ref bytesDone), plan.BytesToWrite) { CurrentItem = item });
 
+        var walked = plan.Walked ?? new WalkedTree(installDir);
         // Large files first, so the workers finish together.
         var order = plan.Files.OrderByDescending(f => f.ReuseFrom is null ? f.File.Size : 0).ToList();
         ForEachFile(order, ct, src =>
@@ -280,7 +281,7 @@ internal sealed partial class Stager(IFileOps fs, JournalStore journal, ILogger 
             else
             {
                 if (existing.Kind != EntryKind.Missing) fs.DeleteFile(staged);
-                if (src.ReuseFrom is not null && TryLink(installDir, src, staged))
+                if (src.ReuseFrom is not null && TryLink(walked, src, staged))
                 {
                     Interlocked.Increment(ref reused);
                 }
@@ -419,7 +420,7 @@ internal sealed partial class Stager(IFileOps fs, JournalStore journal, ILogger 
         }
     }
 
-    private bool TryLink(string installDir, FileSource src, string staged)
+    private bool TryLink(WalkedTree walked, FileSource src, string staged)
     {
         // A hard link shares the inode, so the executable bit would change in the old tree too: copy instead.
         // The bit is the one the plan's walk saw moments ago: a chmod racing the apply could slip past it just as it
@@ -427,7 +428,7 @@ internal sealed partial class Stager(IFileOps fs, JournalStore journal, ILogger 
         if (src.ReuseInfo.Executable != src.File.Executable && !OperatingSystem.IsWindows()) return false;
         // One link per source: a second file with the same content is copied (and verified) instead, so that the
         // new install has no two files sharing an inode.
-        return Claim("install:" + src.ReuseFrom) && fs.TryHardLink(PathRules.Join(installDir, src.ReuseFrom!), staged);
+        return Claim("install:" + src.ReuseFrom) && fs.TryLinkWalkedFile(walked, src.ReuseFrom!, src.ReuseInfo, staged);
     }
 
     private string WriteContent(string installDir, string staged, FileSource src, PatchPackage? package, Action<long> onBytes, CancellationToken ct)
