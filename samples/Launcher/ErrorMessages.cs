@@ -56,6 +56,7 @@ public static class ErrorMessages
         PatchErrorCode.StateDirectoryUntrusted => $"the update folder {ex.Path} can be changed by another user, so it was not trusted; remove it or fix its owner and permissions",
         PatchErrorCode.StateDirectoryInsideInstall => "the launcher's update folder is inside the game folder; choose one beside it",
         PatchErrorCode.InstallInUse => "the game (or a program using its files) is running; close it and try again",
+        PatchErrorCode.InstallEntryReplaced => "a program changed the game folder while it was being updated; the update was stopped and the game is unchanged; try again",
         PatchErrorCode.StateDirectoryInUse => "the update folder belongs to another copy of the game; give each copy its own",
         PatchErrorCode.NotManagedByPatcher => "this copy of the game was not installed by the launcher; install the full game first",
     };

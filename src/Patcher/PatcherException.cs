@@ -132,6 +132,14 @@ public enum PatchErrorCode
     StateDirectoryInsideInstall = 221,
     /// <summary>Programs are using the install and <see cref="PatcherOptions.RunningPrograms"/> says to refuse.</summary>
     InstallInUse = 222,
+
+    // ---- hostile environment: races with the install's own entries (235-249) ----
+    /// <summary>
+    /// An entry of the install was replaced while Patcher worked on it: a directory on the way to a file it reuses is
+    /// another directory than the one it examined, or the file is another file (of the same name and size). Nothing
+    /// was taken from it; the old version is intact.
+    /// </summary>
+    InstallEntryReplaced = 235,
 }
 
 /// <summary>

@@ -87,6 +87,12 @@ internal sealed class CrashingFileOps(IFileOps inner) : FileOpsDecorator(inner)
         return Inner.TryHardLink(existing, newPath);
     }
 
+    public override bool TryLinkWalkedFile(WalkedTree tree, string relative, EntryInfo walked, string newPath)
+    {
+        CrashInjection.Point("link " + newPath);
+        return Inner.TryLinkWalkedFile(tree, relative, walked, newPath);
+    }
+
     public override bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable)
     {
         CrashInjection.Point("link-open " + newPath);

@@ -20,12 +20,10 @@ internal static class FileOps
 
     /// <summary>
     /// From now on, steps on paths below <paramref name="root"/> (an install or state directory, as the layout names it)
-    /// never pass through a symlink below it (Unix; see <see cref="UnixFileOps"/>). Roots are only ever added.
+    /// never pass through a symlink below it (Unix: handle-relative steps, see <see cref="UnixFileOps"/>; Windows: no
+    /// junction or symlink on the way, see <see cref="ReparsePoints"/>). Roots are only ever added.
     /// </summary>
-    public static void Confine(string root)
-    {
-        if (!OperatingSystem.IsWindows()) ConfinedRoots.Add(root);
-    }
+    public static void Confine(string root) => ConfinedRoots.Add(root);
 
     /// <summary>The processes holding <paramref name="path"/>, as "name (pid N)" (Windows); empty elsewhere.</summary>
     public static IReadOnlyList<string> LockHolders(string path) =>

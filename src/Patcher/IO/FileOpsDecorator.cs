@@ -30,6 +30,7 @@ internal abstract class FileOpsDecorator(IFileOps inner) : IFileOps
     public virtual bool TryPosixRename(string from, string to) => false;
 
     public virtual bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable) => Inner.TryLinkOpenFile(file, path, newPath, executable);
+    public virtual bool TryLinkWalkedFile(WalkedTree tree, string relative, EntryInfo walked, string newPath) => Inner.TryLinkWalkedFile(tree, relative, walked, newPath);
     public virtual void DeleteFile(string path) => Inner.DeleteFile(path);
     public virtual void DeleteDirectory(string path) => Inner.DeleteDirectory(path);
     public virtual void SetExecutable(string path, bool executable) => Inner.SetExecutable(path, executable);

@@ -65,6 +65,19 @@ internal interface IFileOps
     bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable) => false;
 
     /// <summary>
+    /// Hard-links the file at <paramref name="relative"/> below <paramref name="tree"/>'s root at <paramref name="newPath"/>,
+    /// provided it is exactly what the walk found: every directory on the way, opened without following symlinks, is the
+    /// walked one, and the file is the walked inode (<paramref name="walked"/>). Throws
+    /// <see cref="PatchErrorCode.InstallEntryReplaced"/> when one was replaced since (a directory swapped for another, a
+    /// file swapped for one of the same size) and <see cref="PatchErrorCode.SymlinkEscape"/> for a symlink on the way,
+    /// leaving nothing at <paramref name="newPath"/>. Returns false where links are impossible (the caller copies and
+    /// verifies the content). By default a plain <see cref="TryHardLink"/>: implementations without identities can check
+    /// nothing more.
+    /// </summary>
+    bool TryLinkWalkedFile(WalkedTree tree, string relative, EntryInfo walked, string newPath) =>
+        TryHardLink(RelativePath.Join(tree.Root, relative), newPath);
+
+    /// <summary>
     /// Layer 0 of the layered replace: flushes <paramref name="from"/> and renames it over <paramref name="to"/> with POSIX
     /// semantics, so a target held open with delete sharing is replaced (Windows 10 1607+ volumes that support it).
     /// Returns false where the system or volume cannot (the caller falls back to a plain rename); throws a mapped

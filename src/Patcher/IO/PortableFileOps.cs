@@ -53,40 +53,32 @@ internal abstract class PortableFileOps : IFileOps
         }
     }
 
-    public virtual Stream OpenRead(string path)
+    public virtual Stream OpenRead(string path) => Open(path, "open for reading", new FileStreamOptions
     {
-        try
-        {
-            return new FileStream(path, new FileStreamOptions
-            {
-                Mode = FileMode.Open,
-                Access = FileAccess.Read,
-                Share = FileShare.ReadWrite | FileShare.Delete,
-                BufferSize = 0,
-                Options = FileOptions.SequentialScan,
-            });
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw NativeErrors.FromException(ex, "open for reading", path);
-        }
-    }
+        Mode = FileMode.Open,
+        Access = FileAccess.Read,
+        Share = FileShare.ReadWrite | FileShare.Delete,
+        BufferSize = 0,
+        Options = FileOptions.SequentialScan,
+    });
 
-    public virtual Stream Create(string path)
+    public virtual Stream Create(string path) => Open(path, "create", new FileStreamOptions
+    {
+        Mode = FileMode.Create,
+        Access = FileAccess.Write,
+        Share = FileShare.None,
+        BufferSize = 0,
+    });
+
+    private static FileStream Open(string path, string operation, FileStreamOptions options)
     {
         try
         {
-            return new FileStream(path, new FileStreamOptions
-            {
-                Mode = FileMode.Create,
-                Access = FileAccess.Write,
-                Share = FileShare.None,
-                BufferSize = 0,
-            });
+            return new FileStream(path, options);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw NativeErrors.FromException(ex, "create", path);
+            throw NativeErrors.FromException(ex, operation, path);
         }
     }
 
@@ -190,6 +182,9 @@ internal abstract class PortableFileOps : IFileOps
     public abstract bool TryHardLink(string existing, string newPath);
 
     public virtual bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable) => false;
+
+    public virtual bool TryLinkWalkedFile(WalkedTree tree, string relative, EntryInfo walked, string newPath) =>
+        TryHardLink(RelativePath.Join(tree.Root, relative), newPath);
 
     public virtual bool TryPosixRename(string from, string to) => false;
 

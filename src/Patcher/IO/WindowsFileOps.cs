@@ -20,6 +20,46 @@ internal sealed class WindowsFileOps : PortableFileOps
 
     public override bool ReportsWin32Errors => true;
 
+    /// <summary>Refuses a step below a confined root that would pass through a junction or symlink (see <see cref="ReparsePoints"/>).</summary>
+    private static void NoRedirect(string path, bool includeLast) => ReparsePoints.Refuse(path, includeLast, ReparsePoints.Inspect);
+
+    public override Stream OpenRead(string path)
+    {
+        NoRedirect(path, includeLast: true);
+        return base.OpenRead(path);
+    }
+
+    public override Stream Create(string path)
+    {
+        NoRedirect(path, includeLast: true);
+        return base.Create(path);
+    }
+
+    public override void CreateDirectory(string path)
+    {
+        NoRedirect(path, includeLast: true);
+        base.CreateDirectory(path);
+    }
+
+    /// <summary>Deletes the entry itself (a symlink or junction is removed, not followed); the directories on the way are checked.</summary>
+    public override void DeleteFile(string path)
+    {
+        NoRedirect(path, includeLast: false);
+        base.DeleteFile(path);
+    }
+
+    public override void DeleteDirectory(string path)
+    {
+        NoRedirect(path, includeLast: false);
+        base.DeleteDirectory(path);
+    }
+
+    protected override bool TryCreateSymlinkBeneath(string target, string path)
+    {
+        NoRedirect(path, includeLast: false);
+        return false;
+    }
+
     public override void Sync(Stream stream)
     {
         var fs = (FileStream)stream;
@@ -45,6 +85,8 @@ internal sealed class WindowsFileOps : PortableFileOps
     /// </summary>
     public override void Rename(string from, string to)
     {
+        NoRedirect(from, includeLast: false);
+        NoRedirect(to, includeLast: false);
         var flags = Kernel32.MOVEFILE_WRITE_THROUGH;
         if (!Directory.Exists(from)) flags |= Kernel32.MOVEFILE_REPLACE_EXISTING;
         if (!Kernel32.MoveFileEx(from, to, flags))
@@ -57,13 +99,21 @@ internal sealed class WindowsFileOps : PortableFileOps
     /// </summary>
     public override bool TryHardLink(string existing, string newPath)
     {
+        NoRedirect(existing, includeLast: true);
+        NoRedirect(newPath, includeLast: false);
         if (Kernel32.CreateHardLink(newPath, existing, IntPtr.Zero)) return true;
         var error = Marshal.GetLastPInvokeError();
         if (NativeErrors.HardLinkImpossibleWin32(error)) return false;
         throw NativeErrors.FromWin32(error, $"CreateHardLink '{newPath}'", existing);
     }
 
-    public override bool TryPosixRename(string from, string to) => !_posixRenameUnsupported && PosixRename(from, to);
+    public override bool TryPosixRename(string from, string to)
+    {
+        if (_posixRenameUnsupported) return false;
+        NoRedirect(from, includeLast: true);
+        NoRedirect(to, includeLast: false);
+        return PosixRename(from, to);
+    }
 
     private static unsafe bool PosixRename(string from, string to)
     {

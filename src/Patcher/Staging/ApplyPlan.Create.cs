@@ -62,6 +62,7 @@ internal sealed partial class ApplyPlan
             OldVersionPaths = owned,
             BytesToWrite = bytesToWrite,
             InstallEntries = entries,
+            Walked = WalkedTree.Of(fs, input.InstallDir, entries),
             InstallDir = input.InstallDir,
         };
     }

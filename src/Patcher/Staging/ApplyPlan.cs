@@ -36,6 +36,9 @@ internal sealed partial class ApplyPlan
     /// </summary>
     public IReadOnlyList<TreeEntry>? InstallEntries { get; init; }
 
+    /// <summary>The identities of the install's root and directories as walked: a reused file is linked only from them.</summary>
+    public WalkedTree? Walked { get; init; }
+
     /// <summary>The install this plan was made for (format 2 rebuilds contents from its files).</summary>
     public string InstallDir { get; init; } = "";
 

@@ -34,7 +34,7 @@ internal sealed partial class ShadowTreeBuilder
         if (src.ReuseInfo.Executable != src.File.Executable && !OperatingSystem.IsWindows()) return false;
         // One link per source: a second file with the same content is copied (and verified) instead, so that the
         // new install has no two files sharing an inode.
-        return Claim("install:" + src.ReuseFrom) && fs.TryHardLink(PathRules.Join(_installDir, src.ReuseFrom!), staged);
+        return Claim("install:" + src.ReuseFrom) && fs.TryLinkWalkedFile(request.Plan.Walked ?? new WalkedTree(_installDir), src.ReuseFrom!, src.ReuseInfo, staged);
     }
 
     private string WriteContent(string staged, FileSource src, Action<long> onBytes, CancellationToken ct)

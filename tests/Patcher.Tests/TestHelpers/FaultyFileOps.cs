@@ -119,6 +119,12 @@ internal sealed class FaultyFileOps : FileOpsDecorator
         return Inner.TryHardLink(existing, newPath);
     }
 
+    public override bool TryLinkWalkedFile(WalkedTree tree, string relative, EntryInfo walked, string newPath)
+    {
+        Before(FileOpKind.HardLink, $"hard link to '{newPath}'", RelativePath.Join(tree.Root, relative));
+        return Inner.TryLinkWalkedFile(tree, relative, walked, newPath);
+    }
+
     public override bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable)
     {
         Before(FileOpKind.HardLink, $"hard link to '{newPath}'", path);

@@ -40,6 +40,12 @@ internal sealed class SwappingFileOps(IFileOps inner, string call, Func<string, 
         return base.TryHardLink(existing, newPath);
     }
 
+    public override bool TryLinkWalkedFile(WalkedTree tree, string relative, EntryInfo walked, string newPath)
+    {
+        Before("link", RelativePath.Join(tree.Root, relative));
+        return base.TryLinkWalkedFile(tree, relative, walked, newPath);
+    }
+
     public override void DeleteFile(string path)
     {
         Before("delete", path);
