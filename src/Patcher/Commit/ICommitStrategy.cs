@@ -77,4 +77,17 @@ internal static class CommitStrategies
 
     /// <summary>The strategy that owns <paramref name="tx"/>.</summary>
     public static ICommitStrategy For(TxRecord tx, CommitContext context) => Create(KindOf(tx), context);
+
+    /// <summary>
+    /// Recovery's roll forward, once <paramref name="strategy"/> has completed the commit of <paramref name="tx"/>: the
+    /// patched row (with what is installed now), then the strategy's finish. Returns true (rolled forward).
+    /// </summary>
+    public static bool RecordRolledForward(ICommitStrategy strategy, CommitContext context, TxRecord tx)
+    {
+        var journal = context.Journal;
+        journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, journal.Installed(), strategy.KeepsPreviousTree(tx)),
+            InstallIdentity.Establish(context.Fs, context.Layout.InstallDir));
+        strategy.Finish(tx, null);
+        return true;
+    }
 }

@@ -4,7 +4,7 @@ using Patching.Manifests;
 
 namespace Patching.Commit;
 
-/// <summary>The layered commit's rollback: every step undone from what the disk shows.</summary>
+/// <summary>The layered commit's rollback, every step undone from what the disk shows, and the check that decides for it.</summary>
 internal sealed partial class LayeredCommit
 {
     /// <summary>
@@ -116,6 +116,27 @@ internal sealed partial class LayeredCommit
         // back (a user's file that had been displaced from this path): different content, and it must stay.
         if (op.Expected is null || ContentHash.OfFile(fs, target) != op.Expected) return false;
         retry.Run(op.Path, "remove new file", null, () => fs.DeleteFile(target), null);
+        return true;
+    }
+
+    /// <summary>Every file still to be placed is staged with its declared size and hash, so the commit can be finished.</summary>
+    public bool CanRollForward(string txId, Manifest manifest)
+    {
+        var sizes = manifest.Files.ToDictionary(f => f.Path, f => f.Size, StringComparer.Ordinal);
+        foreach (var op in journal.Ops(txId).Where(o => o.Kind == LayeredOpKind.Place && o.State != OpState.Replaced))
+        {
+            var staged = Staged(txId, op.Path);
+            var info = fs.Stat(staged);
+            if (info.Kind == EntryKind.Missing)
+            {
+                if (fs.Stat(Install(op.Path)).Kind == EntryKind.File) continue; // placed before the crash
+                return false;
+            }
+
+            if (info.Kind != EntryKind.File || info.Size != sizes.GetValueOrDefault(op.Path, -1) || ContentHash.OfFile(fs, staged) != op.Expected)
+                return false;
+        }
+
         return true;
     }
 }

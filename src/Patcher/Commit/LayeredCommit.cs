@@ -371,26 +371,4 @@ internal sealed partial class LayeredCommit(IFileOps fs, StateLayout layout, Jou
             log.LogWarning("Could not remove {Dir} ({Reason}); it is removed by the next update", dir, ex.Message);
         }
     }
-
-    /// <summary>Every file still to be placed is staged with its declared size and hash, so the commit can be finished.</summary>
-    public bool CanRollForward(string txId, Manifest manifest)
-    {
-        var sizes = manifest.Files.ToDictionary(f => f.Path, f => f.Size, StringComparer.Ordinal);
-        foreach (var op in journal.Ops(txId).Where(o => o.Kind == LayeredOpKind.Place && o.State != OpState.Replaced))
-        {
-            var staged = Staged(txId, op.Path);
-            var info = fs.Stat(staged);
-            if (info.Kind == EntryKind.Missing)
-            {
-                if (fs.Stat(Install(op.Path)).Kind == EntryKind.File) continue; // placed before the crash
-                return false;
-            }
-
-            if (info.Kind != EntryKind.File || info.Size != sizes.GetValueOrDefault(op.Path, -1) || ContentHash.OfFile(fs, staged) != op.Expected)
-                return false;
-        }
-
-        return true;
-    }
-
 }

@@ -173,10 +173,7 @@ internal sealed class LayeredStrategy(CommitContext context) : ICommitStrategy
                 return false;
 
             case TxState.BackupComplete:
-                if (!RollForward(tx)) return false;
-                _journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, _journal.Installed(), keepsPreviousTree: false), InstallIdentity.Establish(_fs, _layout.InstallDir));
-                Finish(tx, null);
-                return true;
+                return RollForward(tx) && CommitStrategies.RecordRolledForward(this, context, tx);
 
             case TxState.RollingBack:
                 RollBack(tx.Id);

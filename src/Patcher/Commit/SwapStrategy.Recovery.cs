@@ -24,10 +24,7 @@ internal sealed partial class SwapStrategy
                 return false;
 
             case TxState.BackupComplete:
-                if (!CompleteSwitch(tx)) return false;
-                _journal.MarkPatched(tx.Id, InstalledRecord.After(tx.Manifest, tx.ManifestHash, _journal.Installed(), tx.KeepPrevious), InstallIdentity.Establish(_fs, _layout.InstallDir));
-                Finish(tx, null);
-                return true;
+                return CompleteSwitch(tx) && CommitStrategies.RecordRolledForward(this, context, tx);
 
             case TxState.Patched:
                 Finish(tx, null);

@@ -5,7 +5,7 @@ namespace Patching.Tests.TestHelpers;
 /// mutating call is the same call on every run and a seed reproduces a failure exactly.
 /// </summary>
 /// <remarks>
-/// The engine's only parallel loop that mutates the disk (staging, in <c>Stager</c>) runs as a plain loop in plan
+/// The engine's only parallel loop that mutates the disk (staging, in <c>StagingWorkers</c>) runs as a plain loop in plan
 /// order when the current task scheduler admits one task at a time; inside a task on this scheduler (maximum
 /// concurrency 1, tasks run inline where they are queued) it does. (<c>Parallel.ForEach</c> itself would ignore the
 /// scheduler: its options default to the thread pool.) Read-only parallel loops (hash checks) may still run on

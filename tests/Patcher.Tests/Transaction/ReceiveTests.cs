@@ -44,7 +44,7 @@ public sealed class ReceiveTests
     [Test]
     public void Apply_ManyBlobs_EachReceivedFileFsyncedThroughItsWriterAfterItsBatchWasWrittenBack()
     {
-        // 700 changed files: three batches of received files (Stager.SyncBatch is 256).
+        // 700 changed files: three batches of received files (BlobReceiver.SyncBatch is 256).
         using var s = new PatchScenario().WithSmallGame(extraFiles: 700, changeEvery: 1).Install();
         s.BuildPatch();
         var incoming = Path.Join(s.ParentDir, ".game.patcher", "incoming");
