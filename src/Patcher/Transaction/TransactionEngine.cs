@@ -80,7 +80,7 @@ internal static class TransactionEngine
                 StateTrust.Require(fs, layout);
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
-                journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
+                journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log, options.TimeProvider);
                 resumable = Recoverer.RecoverPending(fs, layout, journal, log, RollForwardTrust.From(options), resumeManifestHash: package.ManifestHash, StrategyName(strategy), LockRetry.For(fs, options, layout.InstallDir));
                 installed = InstalledHere(fs, layout, journal, resumable, log, ref unknownInstall);
             }
@@ -115,7 +115,7 @@ internal static class TransactionEngine
                 StateTrust.Require(fs, layout);
                 txLock = TransactionLock.TryAcquire(layout.LockPath);
                 if (txLock is null) return Busy(strategy);
-                journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log);
+                journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, log, options.TimeProvider);
                 // SQLite fsyncs its file but not the directory entry of a database it just created. (In the
                 // power-loss simulation the journal lives on the real disk, outside the simulated file system.)
                 if (layout.JournalDir == layout.StateDir) fs.SyncDirectory(layout.StateDir);
@@ -637,7 +637,7 @@ internal static class TransactionEngine
         StateTrust.Require(fs, layout);
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
-        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: true, options.Logger);
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: true, options.Logger, options.TimeProvider);
         var pending = journal.Pending();
         var outcome = RecoveryOutcome.NothingPending;
         if (pending is not null)

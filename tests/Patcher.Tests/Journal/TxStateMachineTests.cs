@@ -22,7 +22,7 @@ public sealed class TxStateMachineTests
         Manifest = Manifest, Strategy = "swap", State = state,
     };
 
-    private static JournalStore Open(TempDir dir) => JournalStore.Open(dir["journal.db"], dir["game"], transactionPending: false, NullLogger.Instance);
+    private static JournalStore Open(TempDir dir) => JournalStore.Open(dir["journal.db"], dir["game"], transactionPending: false, NullLogger.Instance, TimeProvider.System);
 
     private static string? Raw(TempDir dir, string sql)
     {
