@@ -678,7 +678,7 @@ internal static class TransactionEngine
             && !InstallIdentity.Matches(journal.RecordedInstallIdentity(), InstallIdentity.Read(engine.FileSystem, layout.InstallDir)))
             return unknown with { ReplacedInstallVersion = installed.Version };
         var previous = Directory.Exists(layout.PreviousDir) ? installed?.PreviousVersion : null;
-        return new InstallStatus(installed?.Product, installed?.Version, pending?.Id, pending?.State.ToText(), previous) { UpdateInProgress = running };
+        return new InstallStatus(installed?.Product, installed?.Version, pending?.Id, pending?.State.ToPendingPhase(), previous) { UpdateInProgress = running };
     }
 
     public static VerifyReport Verify(string installDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
