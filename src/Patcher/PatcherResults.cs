@@ -121,9 +121,9 @@ public sealed record RecoveryResult(RecoveryOutcome Outcome, string? Transaction
 /// <param name="Product">Product id of the installed version, if any patch was applied.</param>
 /// <param name="InstalledVersion">Installed version according to the journal.</param>
 /// <param name="PendingTransactionId">A transaction that needs recovery, if any.</param>
-/// <param name="PendingState">Its journal state.</param>
+/// <param name="PendingState">How far that transaction got; null when none is pending.</param>
 /// <param name="PreviousVersion">The version kept for rollback, if any.</param>
-public sealed record InstallStatus(string? Product, string? InstalledVersion, string? PendingTransactionId, string? PendingState, string? PreviousVersion)
+public sealed record InstallStatus(string? Product, string? InstalledVersion, string? PendingTransactionId, PendingPhase? PendingState, string? PreviousVersion)
 {
     /// <summary>
     /// True while another process is applying a patch to this install (it holds the transaction lock and has begun to
@@ -138,6 +138,22 @@ public sealed record InstallStatus(string? Product, string? InstalledVersion, st
     /// <see cref="Patcher.Apply"/> checks the patch's base files by hash and proceeds when they match.
     /// </summary>
     public string? ReplacedInstallVersion { get; init; }
+}
+
+/// <summary>
+/// How far a pending transaction got (<see cref="InstallStatus.PendingState"/>), which decides what
+/// <see cref="Patcher.Recover"/> does with it (docs/recovery.md, "The recovery decision table").
+/// </summary>
+public enum PendingPhase
+{
+    /// <summary>The new version was being staged beside the install, which was not touched: recovery rolls back.</summary>
+    Started,
+    /// <summary>The new version was staged completely; the switch may or may not have happened: recovery looks at the disk and finishes or undoes it.</summary>
+    BackupComplete,
+    /// <summary>The new version is in place; only cleaning up remains: recovery finishes it.</summary>
+    Patched,
+    /// <summary>Layered strategy: a switch that had begun replacing files was being undone file by file: recovery finishes undoing it.</summary>
+    RollingBack,
 }
 
 /// <summary>Result of <see cref="Patcher.Verify"/>.</summary>

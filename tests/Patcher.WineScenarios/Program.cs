@@ -30,7 +30,7 @@ if (filter == "gc-probe")
         var retry = new Patching.Commit.LockRetry(TimeSpan.FromMilliseconds(50), TimeProvider.System, l, true);
         retry.Run("x", "probe", null, () => { }, null);
         Gc("polly");
-        using (var j = Patching.Journal.JournalStore.Open(Path.Join(Path.GetTempPath(), "probe-" + Guid.NewGuid().ToString("N") + ".db"), Path.GetTempPath(), false, l))
+        using (var j = Patching.Journal.JournalStore.Open(Path.Join(Path.GetTempPath(), "probe-" + Guid.NewGuid().ToString("N") + ".db"), Path.GetTempPath(), false, l, TimeProvider.System))
         {
             _ = j.Pending();
         }

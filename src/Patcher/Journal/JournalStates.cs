@@ -81,6 +81,16 @@ internal static class JournalText
     public static string ToText(this OpState value) => OpStates.Text(value);
 
     public static string ToText(this FileState value) => FileStates.Text(value);
+
+    /// <summary>The public name of a pending transaction's state; a final state is never pending.</summary>
+    public static PendingPhase ToPendingPhase(this TxState state) => state switch
+    {
+        TxState.Started => PendingPhase.Started,
+        TxState.BackupComplete => PendingPhase.BackupComplete,
+        TxState.Patched => PendingPhase.Patched,
+        TxState.RollingBack => PendingPhase.RollingBack,
+        _ => throw new ArgumentOutOfRangeException(nameof(state), state, "a finished transaction is not pending"),
+    };
 }
 
 /// <summary>One enum's journal texts, both ways. Every value of <typeparamref name="T"/> has exactly one text.</summary>

@@ -20,30 +20,33 @@ internal sealed partial class JournalStore : IDisposable
     private readonly SqliteConnection _db;
     private readonly string _path;
     private readonly string _installDir;
+    private readonly TimeProvider _time;
 
     /// <param name="db">An open connection to a journal of the supported schema.</param>
     /// <param name="path">The journal's file, named in every error.</param>
     /// <param name="installDir">The install this journal is for: checked when opened, bound when a transaction begins.</param>
-    private JournalStore(SqliteConnection db, string path, string installDir)
+    /// <param name="time">The clock of the rows' <c>created</c> and <c>updated</c> times (<see cref="PatcherOptions.TimeProvider"/>).</param>
+    private JournalStore(SqliteConnection db, string path, string installDir, TimeProvider time)
     {
         _db = db;
         _path = path;
         _installDir = installDir;
+        _time = time;
     }
 
     /// <summary>
     /// Opens (or creates) the journal of the install at <paramref name="installDir"/> (see
     /// <see cref="JournalSchema.OpenForWriting"/>) and checks that it belongs to that install.
     /// </summary>
-    public static JournalStore Open(string path, string installDir, bool transactionPending, ILogger log) =>
-        Checked(new JournalStore(JournalSchema.OpenForWriting(path, transactionPending, log, TimeProvider.System), path, installDir));
+    public static JournalStore Open(string path, string installDir, bool transactionPending, ILogger log, TimeProvider time) =>
+        Checked(new JournalStore(JournalSchema.OpenForWriting(path, transactionPending, log, time), path, installDir, time));
 
     /// <summary>
     /// Opens the journal only to read it (Status, Verify; see <see cref="JournalSchema.OpenForReading"/>); null when
-    /// nothing was ever recorded in it.
+    /// nothing was ever recorded in it. It writes nothing, so it keeps no clock.
     /// </summary>
     public static JournalStore? OpenForReading(string path, string installDir) =>
-        JournalSchema.OpenForReading(path) is { } db ? Checked(new JournalStore(db, path, installDir)) : null;
+        JournalSchema.OpenForReading(path) is { } db ? Checked(new JournalStore(db, path, installDir, TimeProvider.System)) : null;
 
     /// <summary><paramref name="store"/> once <see cref="CheckInstall"/> passed; disposed when it did not.</summary>
     private static JournalStore Checked(JournalStore store)
@@ -258,7 +261,8 @@ internal sealed partial class JournalStore : IDisposable
 
     public void Dispose() => _db.Dispose();
 
-    private static string Now() => DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture);
+    /// <summary>The time written into a row, round-trip format in UTC.</summary>
+    private string Now() => _time.GetUtcNow().ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
 
     /// <summary>
     /// Moves a transaction to <paramref name="state"/> (and sets <paramref name="columns"/> with it), inside

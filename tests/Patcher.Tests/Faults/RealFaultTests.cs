@@ -427,7 +427,7 @@ public sealed class RealFaultTests
 
         var install = w.NewInstall();
         Assert.That(CrashHost.Start(["apply", install, w.S.PatchDir, trust, "swap"], crashAt: exchange).Killed, Is.True);
-        Assert.That(Patcher.Status(install).PendingState, Is.EqualTo("backup-complete"));
+        Assert.That(Patcher.Status(install).PendingState, Is.EqualTo(PendingPhase.BackupComplete));
         Assert.That(w.Classify(install), Is.EqualTo(FaultWorld.Ended.Old));
         return install;
     }

@@ -14,7 +14,7 @@ namespace Patching.Tests.Journal;
 public sealed class JournalStoreTests
 {
     private static JournalStore Open(TempDir dir, string? path = null) =>
-        JournalStore.Open(path ?? Db(dir), dir["game"], transactionPending: false, NullLogger.Instance);
+        JournalStore.Open(path ?? Db(dir), dir["game"], transactionPending: false, NullLogger.Instance, TimeProvider.System);
 
     private static string Db(TempDir dir) => dir["journal.db"];
 

@@ -1,4 +1,3 @@
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
 using Patching.Journal;
 using Patching.Manifests;
@@ -13,56 +12,8 @@ namespace Patching.Tests.Journal;
 /// </summary>
 public sealed class JournalTextTests
 {
-    private static readonly byte[] Manifest = ManifestCodec.Serialize(new Manifest
-    {
-        Product = "demo-game",
-        Version = "2.0.0",
-        FromVersion = "1.0.0",
-        Created = DateTimeOffset.UnixEpoch,
-        Directories = [],
-        Files = [],
-        Base = [],
-        Blobs = [],
-    });
-
     private static JournalStore Open(string db, string install) =>
-        JournalStore.Open(db, install, transactionPending: false, NullLogger.Instance);
-
-    private static void Exec(string db, string sql)
-    {
-        using var c = new SqliteConnection($"Data Source={db};Pooling=False");
-        c.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        cmd.ExecuteNonQuery();
-    }
-
-    private static List<string> Column(string db, string sql)
-    {
-        using var c = new SqliteConnection($"Data Source={db};Pooling=False");
-        c.Open();
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        using var r = cmd.ExecuteReader();
-        var result = new List<string>();
-        while (r.Read()) result.Add(r.GetString(0));
-        return result;
-    }
-
-    /// <summary>A journal with the schema only, then one transaction row, written as an earlier build wrote it.</summary>
-    private static void WriteOldRow(string db, string install, string id, string kind, string state)
-    {
-        using (Open(db, install))
-        {
-        }
-
-        var hash = ManifestCodec.Hash(Manifest);
-        Exec(db, $"INSERT INTO manifests(hash, bytes) VALUES('{hash}', X'{Convert.ToHexString(Manifest)}')");
-        Exec(db, $"""
-            INSERT INTO tx(id, seq, kind, product, from_version, to_version, manifest_hash, strategy, state, created, updated)
-            VALUES('{id}', 1, '{kind}', 'demo-game', '1.0.0', '2.0.0', '{hash}', 'swap', '{state}', '2026-01-01T00:00:00.0000000+00:00', '2026-01-01T00:00:00.0000000+00:00')
-            """);
-    }
+        JournalStore.Open(db, install, transactionPending: false, NullLogger.Instance, TimeProvider.System);
 
     [TestCase("started", nameof(TxState.Started))]
     [TestCase("backup-complete", nameof(TxState.BackupComplete))]
@@ -72,7 +23,7 @@ public sealed class JournalTextTests
     {
         var expected = Enum.Parse<TxState>(expectedName);
         using var dir = TempDir.ForCurrentTest();
-        WriteOldRow(dir["journal.db"], dir["game"], "tx-1", "rollback", text);
+        RawJournal.WriteTx(dir["journal.db"], dir["game"], "tx-1", "rollback", text);
 
         using var store = Open(dir["journal.db"], dir["game"]);
 
@@ -84,7 +35,7 @@ public sealed class JournalTextTests
     public void Pending_FinalStateWrittenByAnEarlierBuild_NothingPending(string text)
     {
         using var dir = TempDir.ForCurrentTest();
-        WriteOldRow(dir["journal.db"], dir["game"], "tx-1", "apply", text);
+        RawJournal.WriteTx(dir["journal.db"], dir["game"], "tx-1", "apply", text);
 
         using var store = Open(dir["journal.db"], dir["game"]);
 
@@ -97,8 +48,8 @@ public sealed class JournalTextTests
     {
         using var dir = TempDir.ForCurrentTest();
         var db = dir["journal.db"];
-        WriteOldRow(db, dir["game"], "tx-1", "apply", "backup-complete");
-        Exec(db, """
+        RawJournal.WriteTx(db, dir["game"], "tx-1", "apply", "backup-complete");
+        RawJournal.Exec(db, """
             INSERT INTO layered_ops(tx_id, seq, kind, path, expected_sha256, backup, user, state, layer) VALUES
               ('tx-1', 1, 'displace', 'a', NULL, 1, 0, 'backed-up', NULL),
               ('tx-1', 2, 'rmdir', 'd', NULL, 0, 0, 'replaced', NULL),
@@ -126,28 +77,28 @@ public sealed class JournalTextTests
         {
             store.Begin(new TxRecord
             {
-                Id = "tx-1", Kind = TxKind.Rollback, Product = "demo-game", ToVersion = "2.0.0", ManifestHash = ManifestCodec.Hash(Manifest),
-                Manifest = Manifest, Strategy = "layered", State = TxState.Started,
+                Id = "tx-1", Kind = TxKind.Rollback, Product = "demo-game", ToVersion = "2.0.0", ManifestHash = ManifestCodec.Hash(RawJournal.Manifest),
+                Manifest = RawJournal.Manifest, Strategy = "layered", State = TxState.Started,
             });
             store.RecordFiles("tx-1", [new FileRow("f", "ab", "ab", FileState.Staged)]);
             store.RecordOps("tx-1", [new OpRow(1, LayeredOpKind.Displace, "a", null, true, false, OpState.Pending),
                 new OpRow(2, LayeredOpKind.RemoveDir, "b", null, false, false, OpState.Pending),
                 new OpRow(3, LayeredOpKind.MakeDir, "c", null, false, false, OpState.Pending),
                 new OpRow(4, LayeredOpKind.Place, "c/d", "ab", false, false, OpState.Pending)]);
-            Assert.That(Column(db, "SELECT kind || ' ' || state FROM tx"), Is.EqualTo(new[] { "rollback started" }));
+            Assert.That(RawJournal.Column(db, "SELECT kind || ' ' || state FROM tx"), Is.EqualTo(new[] { "rollback started" }));
             store.MarkLayeredBackupComplete("tx-1");
-            Assert.That(Column(db, "SELECT state FROM tx"), Is.EqualTo(new[] { "backup-complete" }));
-            Assert.That(Column(db, "SELECT kind || ' ' || state FROM layered_ops ORDER BY seq"),
+            Assert.That(RawJournal.Column(db, "SELECT state FROM tx"), Is.EqualTo(new[] { "backup-complete" }));
+            Assert.That(RawJournal.Column(db, "SELECT kind || ' ' || state FROM layered_ops ORDER BY seq"),
                 Is.EqualTo(new[] { "displace backed-up", "rmdir pending", "mkdir pending", "place pending" }));
             store.MarkOpsReplaced("tx-1", [(4, null)]);
             store.SetState("tx-1", TxState.RollingBack);
-            Assert.That(Column(db, "SELECT state FROM tx"), Is.EqualTo(new[] { "rolling-back" }));
+            Assert.That(RawJournal.Column(db, "SELECT state FROM tx"), Is.EqualTo(new[] { "rolling-back" }));
             store.SetState("tx-1", TxState.RolledBack);
         }
 
-        Assert.That(Column(db, "SELECT state FROM tx"), Is.EqualTo(new[] { "rolled-back" }));
-        Assert.That(Column(db, "SELECT state FROM layered_ops WHERE seq = 4"), Is.EqualTo(new[] { "replaced" }));
-        Assert.That(Column(db, "SELECT state FROM files"), Is.EqualTo(new[] { "staged" }));
+        Assert.That(RawJournal.Column(db, "SELECT state FROM tx"), Is.EqualTo(new[] { "rolled-back" }));
+        Assert.That(RawJournal.Column(db, "SELECT state FROM layered_ops WHERE seq = 4"), Is.EqualTo(new[] { "replaced" }));
+        Assert.That(RawJournal.Column(db, "SELECT state FROM files"), Is.EqualTo(new[] { "staged" }));
     }
 
     [TestCase("tx", "state", "half-done")]
@@ -156,8 +107,8 @@ public sealed class JournalTextTests
     {
         using var dir = TempDir.ForCurrentTest();
         var db = dir["journal.db"];
-        WriteOldRow(db, dir["game"], "tx-1", "apply", "started");
-        Exec(db, $"UPDATE {table} SET {column} = '{text}'");
+        RawJournal.WriteTx(db, dir["game"], "tx-1", "apply", "started");
+        RawJournal.Exec(db, $"UPDATE {table} SET {column} = '{text}'");
 
         using var store = Open(db, dir["game"]);
         var ex = Assert.Throws<PatcherException>(() => store.Pending());
@@ -172,9 +123,9 @@ public sealed class JournalTextTests
     {
         using var dir = TempDir.ForCurrentTest();
         var db = dir["journal.db"];
-        WriteOldRow(db, dir["game"], "tx-1", "apply", "backup-complete");
-        Exec(db, "INSERT INTO layered_ops(tx_id, seq, kind, path, backup, user, state) VALUES ('tx-1', 1, 'place', 'a', 0, 0, 'pending')");
-        Exec(db, $"UPDATE layered_ops SET {column} = 'sideways'");
+        RawJournal.WriteTx(db, dir["game"], "tx-1", "apply", "backup-complete");
+        RawJournal.Exec(db, "INSERT INTO layered_ops(tx_id, seq, kind, path, backup, user, state) VALUES ('tx-1', 1, 'place', 'a', 0, 0, 'pending')");
+        RawJournal.Exec(db, $"UPDATE layered_ops SET {column} = 'sideways'");
 
         using var store = Open(db, dir["game"]);
         var ex = Assert.Throws<PatcherException>(() => store.Ops("tx-1"));
@@ -189,14 +140,14 @@ public sealed class JournalTextTests
         var before = PatchScenario.Listing(s.InstallDir);
         var stateDir = Directory.CreateDirectory(Path.Join(s.ParentDir, ".game.patcher")).FullName;
         var db = Path.Join(stateDir, "journal.db");
-        WriteOldRow(db, s.InstallDir, "tx-old", "apply", "started");
+        RawJournal.WriteTx(db, s.InstallDir, "tx-old", "apply", "started");
         PatchScenario.Write(Path.Join(stateDir, "staging-tx-old"), "game.exe", "half staged");
         File.WriteAllText(Path.Join(stateDir, "pending"), "tx-old");
 
         var result = Patcher.Recover(s.InstallDir, s.Options);
 
         Assert.That((result.Outcome, result.TransactionId), Is.EqualTo((RecoveryOutcome.RolledBack, "tx-old")));
-        Assert.That(Column(db, "SELECT state FROM tx"), Is.EqualTo(new[] { "rolled-back" }));
+        Assert.That(RawJournal.Column(db, "SELECT state FROM tx"), Is.EqualTo(new[] { "rolled-back" }));
         Assert.That(Directory.Exists(Path.Join(stateDir, "staging-tx-old")), Is.False);
         Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(before));
     }

@@ -1,4 +1,3 @@
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
 using Patching.Journal;
 using Patching.Manifests;
@@ -11,10 +10,7 @@ namespace Patching.Tests.Journal;
 /// </summary>
 public sealed class TxStateMachineTests
 {
-    private static readonly byte[] Manifest = ManifestCodec.Serialize(new Manifest
-    {
-        Product = "demo-game", Version = "2.0.0", Created = DateTimeOffset.UnixEpoch, Directories = [], Files = [], Base = [], Blobs = [],
-    });
+    private static readonly byte[] Manifest = RawJournal.Manifest;
 
     private static TxRecord Tx(string id, TxState state = TxState.Started) => new()
     {
@@ -22,16 +18,10 @@ public sealed class TxStateMachineTests
         Manifest = Manifest, Strategy = "swap", State = state,
     };
 
-    private static JournalStore Open(TempDir dir) => JournalStore.Open(dir["journal.db"], dir["game"], transactionPending: false, NullLogger.Instance);
+    private static JournalStore Open(TempDir dir) => JournalStore.Open(dir["journal.db"], dir["game"], transactionPending: false, NullLogger.Instance, TimeProvider.System);
 
-    private static string? Raw(TempDir dir, string sql)
-    {
-        using var db = new SqliteConnection($"Data Source={dir["journal.db"]};Pooling=False");
-        db.Open();
-        using var cmd = db.CreateCommand();
-        cmd.CommandText = sql;
-        return cmd.ExecuteScalar()?.ToString();
-    }
+    /// <summary>Runs <paramref name="sql"/> on the journal; its first column's first value, if it has one.</summary>
+    private static string? Raw(TempDir dir, string sql) => RawJournal.Column(dir["journal.db"], sql).FirstOrDefault();
 
     /// <summary>The rows of the table under "| state | may advance to |" in docs/recovery.md.</summary>
     private static Dictionary<string, string[]> DocTable()

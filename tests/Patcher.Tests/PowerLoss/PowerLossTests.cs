@@ -696,7 +696,7 @@ public sealed class PowerLossTests
 
             // The journal must say what the disk holds: nothing installed through Patcher yet, or the new version.
             string? installed;
-            using (var store = JournalStore.Open(Path.Join(journal, "journal.db"), Install, transactionPending: false, NullLogger.Instance))
+            using (var store = JournalStore.Open(Path.Join(journal, "journal.db"), Install, transactionPending: false, NullLogger.Instance, TimeProvider.System))
                 installed = store.Installed()?.Version;
             if (ended != Ended.Neither && installed != (ended == Ended.New ? InstalledVersions.New : InstalledVersions.Old))
                 Fail($"tree is {ended} but the journal records installed version '{installed}'");

@@ -35,7 +35,7 @@ public sealed class ResumeTests
         // on timing: rows are written 256 at a time while the other workers go on staging, so a bound on those was flaky.)
         Dictionary<string, Patching.Journal.FileRow> journaled;
         using (var journal = Patching.Journal.JournalStore.Open(Path.Join(stateDir, "journal.db"), s.InstallDir, transactionPending: true,
-                   Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance))
+                   Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, TimeProvider.System))
             journaled = journal.Files(journal.Pending()!.Id);
         Assert.That(journaled.Keys, Is.SubsetOf(stagedBefore.Keys));
         Assert.That(journaled, Is.Not.Empty, "rows were journaled before the kill");

@@ -14,7 +14,7 @@ internal sealed class StatusCommand() : InstallCommand("status", "Show the insta
         if (s.Json)
         {
             JsonOutput.Write(ctx.Out, new StatusDocument(true, target, status.Product, status.InstalledVersion,
-                status.PendingTransactionId, status.PendingState, status.PreviousVersion) { UpdateInProgress = status.UpdateInProgress, ReplacedInstallVersion = status.ReplacedInstallVersion });
+                status.PendingTransactionId, PhaseText(status.PendingState), status.PreviousVersion) { UpdateInProgress = status.UpdateInProgress, ReplacedInstallVersion = status.ReplacedInstallVersion });
             return ExitCodes.Ok;
         }
 
@@ -33,8 +33,15 @@ internal sealed class StatusCommand() : InstallCommand("status", "Show the insta
         {
             { UpdateInProgress: true } => $"pending      an update is in progress (another process is applying a patch{(status.PendingTransactionId is null ? "" : $", transaction {status.PendingTransactionId}")}); wait for it",
             { PendingTransactionId: null } => "pending      none",
-            _ => $"pending      transaction {status.PendingTransactionId} in state {status.PendingState} was interrupted (run: patchtool recover --target DIR)",
+            _ => $"pending      transaction {status.PendingTransactionId} in state {PhaseText(status.PendingState)} was interrupted (run: patchtool recover --target DIR)",
         });
         o.WriteLine($"previous     {status.PreviousVersion ?? "none kept"}");
     }
+
+    /// <summary>
+    /// The phase as scripts read it in <c>--json</c> and as the journal stores it: lower case, words joined by '-'
+    /// (<c>backup-complete</c>).
+    /// </summary>
+    internal static string? PhaseText(PendingPhase? phase) =>
+        phase is { } p ? System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(p.ToString()) : null;
 }
