@@ -95,7 +95,7 @@ internal static partial class ApplyPipeline
         StateTrust.Require(fs, layout);
         session.Lock = TransactionLock.TryAcquire(layout.LockPath);
         if (session.Lock is null) return false;
-        session.Journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, PendingMarker.Exists(fs, layout), session.Log);
+        session.Journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, PendingMarker.Exists(fs, layout), session.Log, session.Options.TimeProvider);
         return true;
     }
 

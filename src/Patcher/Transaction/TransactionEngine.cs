@@ -59,7 +59,7 @@ internal static class TransactionEngine
         StateTrust.Require(fs, layout);
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
-        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: true, options.Logger);
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: true, options.Logger, options.TimeProvider);
         var pending = journal.Pending();
         var outcome = RecoveryOutcome.NothingPending;
         if (pending is not null)
@@ -101,7 +101,7 @@ internal static class TransactionEngine
             && !InstallIdentity.Matches(journal.RecordedInstallIdentity(), InstallIdentity.Read(engine.FileSystem, layout.InstallDir)))
             return unknown with { ReplacedInstallVersion = installed.Version };
         var previous = Directory.Exists(layout.PreviousDir) ? installed?.PreviousVersion : null;
-        return new InstallStatus(installed?.Product, installed?.Version, pending?.Id, pending?.State.ToText(), previous) { UpdateInProgress = running };
+        return new InstallStatus(installed?.Product, installed?.Version, pending?.Id, pending?.State.ToPendingPhase(), previous) { UpdateInProgress = running };
     }
 
     public static VerifyReport Verify(string installDir, PatcherOptions options, IProgress<PatchProgress>? progress, CancellationToken ct) =>
@@ -122,7 +122,7 @@ internal static class TransactionEngine
         StateTrust.Require(fs, layout);
         using var txLock = TransactionLock.TryAcquire(layout.LockPath);
         if (txLock is null) return new ApplyResult(ApplyStatus.Busy, null, null, null, CommitStrategy.Swap, false, 0, 0, 0);
-        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, PendingMarker.Exists(fs, layout), log);
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, PendingMarker.Exists(fs, layout), log, options.TimeProvider);
         var context = new CommitContext(fs, layout, journal, Recoverer.DefaultRetry(fs, layout, log), log);
         _ = Recoverer.RecoverPending(context, RollForwardTrust.From(options), resume: null);
         return new SwapStrategy(context).RollbackToKept();
