@@ -235,13 +235,14 @@ internal sealed partial class Bench
         var fresh = UpdateFrom(Path.Join(dir, "fresh/game"), new DirectorySource(store), UpOptions());
         _upRows.Add($"| series: fresh install of 4.0.0 | {Fmt.Bytes(freshRaw.BytesDownloaded)} | {Fmt.Bytes(fresh.BytesDownloaded)} | pieces: {Fmt.Bytes(fresh.BytesDownloaded)} ({Pct(fresh.BytesDownloaded, freshRaw.BytesDownloaded)} of before) | {full} | ≤ full: {YesNo(fresh.BytesDownloaded <= idx[3].Stored)} |");
 
-        // Three versions behind: the store has no delta from 1.0.0 to 4.0.0, so the pieces route.
+        // Three versions behind: the chain of three single-step deltas, or the pieces, whichever costs fewer bytes.
         UpdateFrom(Path.Join(dir, "behind-raw/game"), new DirectorySource(s1Raw), UpOptions());
         var behindRaw = UpdateFrom(Path.Join(dir, "behind-raw/game"), new DirectorySource(raw), UpOptions());
         UpdateFrom(Path.Join(dir, "behind/game"), new DirectorySource(s1), UpOptions());
         var behind = UpdateFrom(Path.Join(dir, "behind/game"), new DirectorySource(store), UpOptions());
         var sumDeltas = idx[1].Deltas["1.0.0"] + idx[2].Deltas["2.0.0"] + idx[3].Deltas["3.0.0"];
-        _upRows.Add($"| series: three versions behind, 1.0.0 → 4.0.0 | {Fmt.Bytes(behindRaw.BytesDownloaded)} | {Fmt.Bytes(behind.BytesDownloaded)} | pieces: {Fmt.Bytes(behind.BytesDownloaded)} ({Pct(behind.BytesDownloaded, behindRaw.BytesDownloaded)} of before); the three single-step deltas together: {Fmt.Bytes(sumDeltas)} (ratio {((double)behind.BytesDownloaded / sumDeltas).ToString("0.00", CultureInfo.InvariantCulture)}) | {full} | ≤ full: {YesNo(behind.BytesDownloaded <= idx[3].Stored)}; ≤ sum of steps: {YesNo(behind.BytesDownloaded <= sumDeltas)} |");
+        var behindPieces = idx[3].Frames.Where(kv => !idx[0].Pieces.Contains(kv.Key)).Sum(kv => kv.Value);
+        _upRows.Add($"| series: three versions behind, 1.0.0 → 4.0.0 | {Fmt.Bytes(behindRaw.BytesDownloaded)} | {Fmt.Bytes(behindPieces)} | {(behind.DeltaFrom is null ? "pieces" : "three deltas")}: {Fmt.Bytes(behind.BytesDownloaded)} ({Pct(behind.BytesDownloaded, behindRaw.BytesDownloaded)} of before); the three single-step deltas together: {Fmt.Bytes(sumDeltas)} (ratio {((double)behind.BytesDownloaded / sumDeltas).ToString("0.00", CultureInfo.InvariantCulture)}) | {full} | ≤ full: {YesNo(behind.BytesDownloaded <= idx[3].Stored)}; ≤ sum of steps: {YesNo(behind.BytesDownloaded <= sumDeltas)} |");
 
         // One step, with the delta stored.
         UpdateFrom(Path.Join(dir, "step-raw/game"), new DirectorySource(s3Raw), UpOptions());
@@ -273,6 +274,7 @@ internal sealed partial class Bench
         try
         {
             long bytes = 0;
+            var route = "";
             for (var run = 0; run < o.Runs; run++)
             {
                 var a = Path.Join(dir, $"t{run}-http/game");
@@ -284,7 +286,11 @@ internal sealed partial class Bench
                 var before = server.RequestCounts.ToDictionary(kv => kv.Key, kv => kv.Value);
                 var sw = Stopwatch.StartNew();
                 using (var source = new HttpSource(server.BaseUri, new HttpSourceOptions { MaxConnections = 4 }))
-                    bytes = UpdateFrom(a, source, UpOptions()).BytesDownloaded;
+                {
+                    var r = UpdateFrom(a, source, UpOptions());
+                    bytes = r.BytesDownloaded;
+                    route = r.DeltaFrom is null ? "pieces" : "deltas";
+                }
                 http.Add(sw.Elapsed);
                 var fetched = server.RequestCounts.Where(kv => kv.Value > before.GetValueOrDefault(kv.Key)).Select(kv => kv.Key).Order(StringComparer.Ordinal).ToList();
 
@@ -312,7 +318,7 @@ internal sealed partial class Bench
 
             var baseline = haveCurl ? curl.Median + local.Median : double.NaN;
             var ratio = http.Median / baseline;
-            _upRows.Add($"| time, three versions behind ({Fmt.Bytes(bytes)} fetched): update over loopback HTTP {http.Describe()} | — | — | curl {curl.Describe()} + update from the store as a directory {local.Describe()} | ratio HTTP / (curl + directory): {(haveCurl ? ratio.ToString("0.00", CultureInfo.InvariantCulture) : "n/a (no curl)")} | ≤ 1.5: {(haveCurl ? YesNo(ratio <= 1.5) : "n/a")} |");
+            _upRows.Add($"| time, three versions behind ({Fmt.Bytes(bytes)} fetched, {route}): update over loopback HTTP {http.Describe()} | — | — | curl {curl.Describe()} + update from the store as a directory {local.Describe()} | ratio HTTP / (curl + directory): {(haveCurl ? ratio.ToString("0.00", CultureInfo.InvariantCulture) : "n/a (no curl)")} | ≤ 1.5: {(haveCurl ? YesNo(ratio <= 1.5) : "n/a")} |");
             Log($"timing: http {http.Describe()}, curl {curl.Describe()}, directory {local.Describe()}, ratio {ratio:0.00}");
         }
         finally

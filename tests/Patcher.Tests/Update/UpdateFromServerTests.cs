@@ -712,7 +712,54 @@ public sealed class UpdateFromServerTests
     }
 
     [Test]
-    public async Task UpdateAsync_DeltaFromAnotherVersion_UsesPieces()
+    public async Task UpdateAsync_TwoVersionsBehindWithAChainOfDeltas_AppliesEachAndFetchesTheirSum()
+    {
+        await InstallV1();
+        var two = Publish(2, deltaFrom: 1);
+        var three = Publish(3, deltaFrom: 2);
+        var served = _server.BlobBytesServed;
+        var pieceRequests = _server.BlobRequests;
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(3);
+        Assert.That(result.DeltaFrom, Is.EqualTo("1.0.0"));
+        Assert.That(result.BytesDownloaded, Is.EqualTo(two.DeltaBytes + three.DeltaBytes).And.EqualTo(_server.BlobBytesServed - served));
+        Assert.That(_server.BlobRequests, Is.EqualTo(pieceRequests), "no piece fetched");
+        Assert.That(result.BytesDownloaded, Is.LessThan(PiecesCost("1.0.0", "3.0.0")));
+    }
+
+    [Test]
+    public async Task UpdateAsync_SecondDeltaOfAChainServedWrong_CommitsTheFirstThenTakesPiecesToTheLatest()
+    {
+        await InstallV1();
+        Publish(2, deltaFrom: 1);
+        Publish(3, deltaFrom: 2);
+        _server.Fault = async (context, path, n) =>
+        {
+            if (path != "versions/3.0.0/deltas/2.0.0/payload.bin") return FaultAction.None;
+            var bytes = _server.FileBytes(path);
+            var range = context.Request.Headers["Range"]!["bytes=".Length..].Split('-').Select(long.Parse).ToArray();
+            var body = bytes.AsSpan((int)range[0], (int)(range[1] - range[0] + 1)).ToArray();
+            for (var i = 0; i < body.Length; i += 7) body[i] ^= 0x5A;   // wrong bytes of the right length: only decoding can tell
+            context.Response.StatusCode = 206;
+            context.Response.ContentLength64 = body.Length;
+            await context.Response.OutputStream.WriteAsync(body);
+            return FaultAction.Handled;
+        };
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(3);
+        Assert.That(result.DeltaFrom, Is.Null, "the chain did not finish");
+        Assert.That(result.PiecesDownloaded, Is.GreaterThan(0));
+        Assert.That(_server.Requests("versions/2.0.0/deltas/1.0.0/payload.bin"), Is.GreaterThan(0), "the first step went through its delta");
+    }
+
+    [Test]
+    public async Task UpdateAsync_DeltaChainNotStartingAtTheInstalledVersion_UsesPieces()
     {
         await InstallV1();
         Publish(2);
