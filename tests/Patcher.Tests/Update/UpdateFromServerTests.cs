@@ -675,25 +675,6 @@ public sealed class UpdateFromServerTests
     }
 
     [Test]
-    public async Task UpdateAsync_DeltaFromInstalledVersionCheaperThanPieces_UsesTheDelta()
-    {
-        await InstallV1();
-        var published = Publish(2, deltaFrom: 1);
-        var served = _server.BlobBytesServed;
-        var pieceRequests = _server.BlobRequests;
-
-        using var source = Source();
-        var result = await Patcher.UpdateAsync(_install, source, Options());
-
-        AssertVersion(2);
-        Assert.That(result.DeltaFrom, Is.EqualTo("1.0.0"));
-        Assert.That(result.BytesDownloaded, Is.EqualTo(_server.BlobBytesServed - served).And.EqualTo(published.DeltaBytes));
-        Assert.That(_server.BlobRequests, Is.EqualTo(pieceRequests), "no piece fetched");
-        Assert.That(result.BytesDownloaded, Is.LessThan(PiecesCost("1.0.0", "2.0.0")));
-        TestContext.Progress.WriteLine($"delta 1 -> 2: {result.BytesDownloaded} bytes; pieces would have cost {PiecesCost("1.0.0", "2.0.0")}");
-    }
-
-    [Test]
     public async Task UpdateAsync_DeltaButInstallDamaged_FallsBackToPiecesAndEndsExactlyNew()
     {
         await InstallV1();
@@ -711,23 +692,26 @@ public sealed class UpdateFromServerTests
         Assert.That(result.PiecesDownloaded, Is.GreaterThan(0));
     }
 
-    [Test]
-    public async Task UpdateAsync_TwoVersionsBehindWithAChainOfDeltas_AppliesEachAndFetchesTheirSum()
+    [TestCase(2)]
+    [TestCase(3)]
+    public async Task UpdateAsync_DeltasFromInstalledVersionCheaperThanPieces_AppliesEachAndFetchesTheirSum(int latest)
     {
         await InstallV1();
-        var two = Publish(2, deltaFrom: 1);
-        var three = Publish(3, deltaFrom: 2);
+        long deltas = 0;
+        for (var v = 2; v <= latest; v++) deltas += Publish(v, deltaFrom: v - 1).DeltaBytes!.Value;
         var served = _server.BlobBytesServed;
         var pieceRequests = _server.BlobRequests;
 
         using var source = Source();
         var result = await Patcher.UpdateAsync(_install, source, Options());
 
-        AssertVersion(3);
+        AssertVersion(latest);
         Assert.That(result.DeltaFrom, Is.EqualTo("1.0.0"));
-        Assert.That(result.BytesDownloaded, Is.EqualTo(two.DeltaBytes + three.DeltaBytes).And.EqualTo(_server.BlobBytesServed - served));
+        Assert.That(result.BytesDownloaded, Is.EqualTo(deltas).And.EqualTo(_server.BlobBytesServed - served));
         Assert.That(_server.BlobRequests, Is.EqualTo(pieceRequests), "no piece fetched");
-        Assert.That(result.BytesDownloaded, Is.LessThan(PiecesCost("1.0.0", "3.0.0")));
+        var pieces = PiecesCost("1.0.0", $"{latest}.0.0");
+        Assert.That(result.BytesDownloaded, Is.LessThan(pieces));
+        TestContext.Progress.WriteLine($"1.0.0 -> {latest}.0.0 through deltas: {result.BytesDownloaded} bytes; the pieces would have cost {pieces}");
     }
 
     [Test]
