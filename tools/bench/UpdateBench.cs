@@ -253,17 +253,19 @@ internal sealed partial class Bench
         _upRows.Add($"| series: one step, 3.0.0 → 4.0.0 (delta stored) | {Fmt.Bytes(stepRaw.BytesDownloaded)} | {Fmt.Bytes(stepPieces)} | {(step.DeltaFrom is null ? "pieces" : "delta")}: {Fmt.Bytes(step.BytesDownloaded)} ({Pct(step.BytesDownloaded, stepRaw.BytesDownloaded)} of before) | {full} | ≤ full: {YesNo(step.BytesDownloaded <= idx[3].Stored)} |");
         Log($"series: fresh {freshRaw.BytesDownloaded} -> {fresh.BytesDownloaded}; behind {behindRaw.BytesDownloaded} -> {behind.BytesDownloaded} (deltas {sumDeltas}); step {stepRaw.BytesDownloaded} -> {step.BytesDownloaded} ({step.DeltaFrom ?? "pieces"})");
 
-        UpdateTiming(dir, store, s1);
+        UpdateTiming(dir, store, s1, "three versions behind");
+        UpdateTiming(dir, store, null, "fresh install");
     }
 
     // ---------------------------------------------------------------- time: HTTP against curl + local directory
 
     /// <summary>
-    /// Three versions behind, over loopback HTTP (the store served by a static-file server with Range), against the
-    /// baseline of fetching the same objects with <c>curl</c> (as many connections) plus the same update from the store
-    /// as a local directory. Each run starts from a fresh install of 1.0.0; the contenders alternate.
+    /// An update over loopback HTTP (the store served by a static-file server with Range), against the baseline of
+    /// fetching the same objects with <c>curl</c> (as many connections) plus the same update from the store as a local
+    /// directory. Each run starts from a fresh install of the version <paramref name="oldStore"/> points at, or from an
+    /// empty folder; the contenders alternate.
     /// </summary>
-    private void UpdateTiming(string dir, string store, string s1)
+    private void UpdateTiming(string dir, string store, string? oldStore, string what)
     {
         var http = new Samples();
         var curl = new Samples();
@@ -279,8 +281,14 @@ internal sealed partial class Bench
             {
                 var a = Path.Join(dir, $"t{run}-http/game");
                 var b = Path.Join(dir, $"t{run}-local/game");
-                UpdateFrom(a, new DirectorySource(s1), UpOptions());
-                UpdateFrom(b, new DirectorySource(s1), UpOptions());
+                Directory.CreateDirectory(a);
+                Directory.CreateDirectory(b);
+                if (oldStore is not null)
+                {
+                    UpdateFrom(a, new DirectorySource(oldStore), UpOptions());
+                    UpdateFrom(b, new DirectorySource(oldStore), UpOptions());
+                }
+
                 Proc.SyncFs(dir);
 
                 var before = server.RequestCounts.ToDictionary(kv => kv.Key, kv => kv.Value);
@@ -318,8 +326,8 @@ internal sealed partial class Bench
 
             var baseline = haveCurl ? curl.Median + local.Median : double.NaN;
             var ratio = http.Median / baseline;
-            _upRows.Add($"| time, three versions behind ({Fmt.Bytes(bytes)} fetched, {route}): update over loopback HTTP {http.Describe()} | — | — | curl {curl.Describe()} + update from the store as a directory {local.Describe()} | ratio HTTP / (curl + directory): {(haveCurl ? ratio.ToString("0.00", CultureInfo.InvariantCulture) : "n/a (no curl)")} | ≤ 1.5: {(haveCurl ? YesNo(ratio <= 1.5) : "n/a")} |");
-            Log($"timing: http {http.Describe()}, curl {curl.Describe()}, directory {local.Describe()}, ratio {ratio:0.00}");
+            _upRows.Add($"| time, {what} ({Fmt.Bytes(bytes)} fetched, {route}): update over loopback HTTP {http.Describe()} | — | — | curl {curl.Describe()} + update from the store as a directory {local.Describe()} | ratio HTTP / (curl + directory): {(haveCurl ? ratio.ToString("0.00", CultureInfo.InvariantCulture) : "n/a (no curl)")} | ≤ 1.5: {(haveCurl ? YesNo(ratio <= 1.5) : "n/a")} |");
+            Log($"timing, {what}: http {http.Describe()}, curl {curl.Describe()}, directory {local.Describe()}, ratio {ratio:0.00}");
         }
         finally
         {
