@@ -715,6 +715,36 @@ public sealed class UpdateFromServerTests
     }
 
     [Test]
+    public async Task UpdateAsync_DeltaDownloadCancelledThenResumed_FetchesNoPayloadRangeTwice()
+    {
+        await InstallV1();
+        var large = new byte[3_000_000];
+        new Random(9).NextBytes(large);
+        TreeFactory.WriteFile(Tree(2), "data/large.bin", large);   // a payload of several 1 MiB ranges
+        var published = Publish(2, deltaFrom: 1);
+        var before = Listing();
+        var served = _server.BlobBytesServed;
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase == PatchPhase.Downloading && p.BytesDone >= 1024 * 1024) cts.Cancel();
+        });
+
+        using var source = Source();
+        Assert.CatchAsync<OperationCanceledException>(() => Patcher.UpdateAsync(_install, source, Options(), progress, cts.Token));
+        Assert.That(Listing(), Is.EqualTo(before));
+        var firstRun = _server.BlobBytesServed - served;
+
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(2);
+        Assert.That(result.DeltaFrom, Is.EqualTo("1.0.0"));
+        Assert.That(firstRun, Is.GreaterThan(1024 * 1024), "the first run got a range or more of the payload");
+        Assert.That(result.BytesDownloaded, Is.EqualTo(published.DeltaBytes - firstRun), "the resumed run fetched only what the first one had not");
+        Assert.That(_server.BlobBytesServed - served, Is.EqualTo(published.DeltaBytes));
+    }
+
+    [Test]
     public async Task UpdateAsync_SecondDeltaOfAChainServedWrong_CommitsTheFirstThenTakesPiecesToTheLatest()
     {
         await InstallV1();
