@@ -121,6 +121,14 @@ public sealed class UpdateFromServerTests
         File.WriteAllBytes(Path.Join(_store, "channels/stable.sig"), saved.Signature);
     }
 
+    /// <summary>Changes one byte of a file in place (same size).</summary>
+    private static void FlipBits(string path, int offset, byte mask)
+    {
+        var bytes = File.ReadAllBytes(path);
+        bytes[offset] ^= mask;
+        File.WriteAllBytes(path, bytes);
+    }
+
     private static async Task<PatcherException> Fails(Func<Task> action) =>
         Assert.ThrowsAsync<PatcherException>(async () => await action())!;
 
@@ -390,9 +398,7 @@ public sealed class UpdateFromServerTests
     {
         await InstallV1();
         var big = Path.Join(_install, "data/b.pak");
-        var bytes = File.ReadAllBytes(big);
-        bytes[400_000] ^= 0x55;
-        File.WriteAllBytes(big, bytes);
+        FlipBits(big, 400_000, 0x55);
         File.Delete(Path.Join(_install, "readme.txt"));
         var servedBefore = _server.BlobBytesServed;
 
@@ -537,9 +543,7 @@ public sealed class UpdateFromServerTests
         File.Delete(Path.Join(_install, "readme.txt"));
         using (var s = new FileStream(Path.Join(_install, "data/a.pak"), FileMode.Open)) s.SetLength(100_000);
         var flipped = Path.Join(_install, "data/b.pak");
-        var bytes = File.ReadAllBytes(flipped);
-        bytes[10] ^= 0x01;
-        File.WriteAllBytes(flipped, bytes);
+        FlipBits(flipped, 10, 0x01);
 
         using var source = Source();
         var result = await Patcher.RepairAsync(_install, source, Options());
@@ -555,9 +559,7 @@ public sealed class UpdateFromServerTests
     {
         await InstallV1();
         var flipped = Path.Join(_install, "data/b.pak");
-        var bytes = File.ReadAllBytes(flipped);
-        bytes[10] ^= 0x01;
-        File.WriteAllBytes(flipped, bytes);
+        FlipBits(flipped, 10, 0x01);
         using var source = Source();
         var requests = _server.RequestCounts.Values.Sum();
 
@@ -680,9 +682,7 @@ public sealed class UpdateFromServerTests
         await InstallV1();
         Publish(2, deltaFrom: 1);
         var a = Path.Join(_install, "data/a.pak");
-        var bytes = File.ReadAllBytes(a);
-        bytes[10] ^= 0xFF;   // a size-preserving change in a range the delta copies from the base
-        File.WriteAllBytes(a, bytes);
+        FlipBits(a, 10, 0xFF);   // a size-preserving change in a range the delta copies from the base
 
         using var source = Source();
         var result = await Patcher.UpdateAsync(_install, source, Options());
