@@ -235,13 +235,14 @@ internal sealed partial class Bench
         var fresh = UpdateFrom(Path.Join(dir, "fresh/game"), new DirectorySource(store), UpOptions());
         _upRows.Add($"| series: fresh install of 4.0.0 | {Fmt.Bytes(freshRaw.BytesDownloaded)} | {Fmt.Bytes(fresh.BytesDownloaded)} | pieces: {Fmt.Bytes(fresh.BytesDownloaded)} ({Pct(fresh.BytesDownloaded, freshRaw.BytesDownloaded)} of before) | {full} | ≤ full: {YesNo(fresh.BytesDownloaded <= idx[3].Stored)} |");
 
-        // Three versions behind: the store has no delta from 1.0.0 to 4.0.0, so the pieces route.
+        // Three versions behind: the chain of three single-step deltas, or the pieces, whichever costs fewer bytes.
         UpdateFrom(Path.Join(dir, "behind-raw/game"), new DirectorySource(s1Raw), UpOptions());
         var behindRaw = UpdateFrom(Path.Join(dir, "behind-raw/game"), new DirectorySource(raw), UpOptions());
         UpdateFrom(Path.Join(dir, "behind/game"), new DirectorySource(s1), UpOptions());
         var behind = UpdateFrom(Path.Join(dir, "behind/game"), new DirectorySource(store), UpOptions());
         var sumDeltas = idx[1].Deltas["1.0.0"] + idx[2].Deltas["2.0.0"] + idx[3].Deltas["3.0.0"];
-        _upRows.Add($"| series: three versions behind, 1.0.0 → 4.0.0 | {Fmt.Bytes(behindRaw.BytesDownloaded)} | {Fmt.Bytes(behind.BytesDownloaded)} | pieces: {Fmt.Bytes(behind.BytesDownloaded)} ({Pct(behind.BytesDownloaded, behindRaw.BytesDownloaded)} of before); the three single-step deltas together: {Fmt.Bytes(sumDeltas)} (ratio {((double)behind.BytesDownloaded / sumDeltas).ToString("0.00", CultureInfo.InvariantCulture)}) | {full} | ≤ full: {YesNo(behind.BytesDownloaded <= idx[3].Stored)}; ≤ sum of steps: {YesNo(behind.BytesDownloaded <= sumDeltas)} |");
+        var behindPieces = idx[3].Frames.Where(kv => !idx[0].Pieces.Contains(kv.Key)).Sum(kv => kv.Value);
+        _upRows.Add($"| series: three versions behind, 1.0.0 → 4.0.0 | {Fmt.Bytes(behindRaw.BytesDownloaded)} | {Fmt.Bytes(behindPieces)} | {(behind.DeltaFrom is null ? "pieces" : "three deltas")}: {Fmt.Bytes(behind.BytesDownloaded)} ({Pct(behind.BytesDownloaded, behindRaw.BytesDownloaded)} of before); the three single-step deltas together: {Fmt.Bytes(sumDeltas)} (ratio {((double)behind.BytesDownloaded / sumDeltas).ToString("0.00", CultureInfo.InvariantCulture)}) | {full} | ≤ full: {YesNo(behind.BytesDownloaded <= idx[3].Stored)}; ≤ sum of steps: {YesNo(behind.BytesDownloaded <= sumDeltas)} |");
 
         // One step, with the delta stored.
         UpdateFrom(Path.Join(dir, "step-raw/game"), new DirectorySource(s3Raw), UpOptions());
@@ -252,17 +253,19 @@ internal sealed partial class Bench
         _upRows.Add($"| series: one step, 3.0.0 → 4.0.0 (delta stored) | {Fmt.Bytes(stepRaw.BytesDownloaded)} | {Fmt.Bytes(stepPieces)} | {(step.DeltaFrom is null ? "pieces" : "delta")}: {Fmt.Bytes(step.BytesDownloaded)} ({Pct(step.BytesDownloaded, stepRaw.BytesDownloaded)} of before) | {full} | ≤ full: {YesNo(step.BytesDownloaded <= idx[3].Stored)} |");
         Log($"series: fresh {freshRaw.BytesDownloaded} -> {fresh.BytesDownloaded}; behind {behindRaw.BytesDownloaded} -> {behind.BytesDownloaded} (deltas {sumDeltas}); step {stepRaw.BytesDownloaded} -> {step.BytesDownloaded} ({step.DeltaFrom ?? "pieces"})");
 
-        UpdateTiming(dir, store, s1);
+        UpdateTiming(dir, store, s1, "three versions behind");
+        UpdateTiming(dir, store, null, "fresh install");
     }
 
     // ---------------------------------------------------------------- time: HTTP against curl + local directory
 
     /// <summary>
-    /// Three versions behind, over loopback HTTP (the store served by a static-file server with Range), against the
-    /// baseline of fetching the same objects with <c>curl</c> (as many connections) plus the same update from the store
-    /// as a local directory. Each run starts from a fresh install of 1.0.0; the contenders alternate.
+    /// An update over loopback HTTP (the store served by a static-file server with Range), against the baseline of
+    /// fetching the same objects with <c>curl</c> (as many connections) plus the same update from the store as a local
+    /// directory. Each run starts from a fresh install of the version <paramref name="oldStore"/> points at, or from an
+    /// empty folder; the contenders alternate.
     /// </summary>
-    private void UpdateTiming(string dir, string store, string s1)
+    private void UpdateTiming(string dir, string store, string? oldStore, string what)
     {
         var http = new Samples();
         var curl = new Samples();
@@ -273,18 +276,29 @@ internal sealed partial class Bench
         try
         {
             long bytes = 0;
+            var route = "";
             for (var run = 0; run < o.Runs; run++)
             {
                 var a = Path.Join(dir, $"t{run}-http/game");
                 var b = Path.Join(dir, $"t{run}-local/game");
-                UpdateFrom(a, new DirectorySource(s1), UpOptions());
-                UpdateFrom(b, new DirectorySource(s1), UpOptions());
+                Directory.CreateDirectory(a);
+                Directory.CreateDirectory(b);
+                if (oldStore is not null)
+                {
+                    UpdateFrom(a, new DirectorySource(oldStore), UpOptions());
+                    UpdateFrom(b, new DirectorySource(oldStore), UpOptions());
+                }
+
                 Proc.SyncFs(dir);
 
                 var before = server.RequestCounts.ToDictionary(kv => kv.Key, kv => kv.Value);
                 var sw = Stopwatch.StartNew();
                 using (var source = new HttpSource(server.BaseUri, new HttpSourceOptions { MaxConnections = 4 }))
-                    bytes = UpdateFrom(a, source, UpOptions()).BytesDownloaded;
+                {
+                    var r = UpdateFrom(a, source, UpOptions());
+                    bytes = r.BytesDownloaded;
+                    route = r.DeltaFrom is null ? "pieces" : "deltas";
+                }
                 http.Add(sw.Elapsed);
                 var fetched = server.RequestCounts.Where(kv => kv.Value > before.GetValueOrDefault(kv.Key)).Select(kv => kv.Key).Order(StringComparer.Ordinal).ToList();
 
@@ -312,8 +326,8 @@ internal sealed partial class Bench
 
             var baseline = haveCurl ? curl.Median + local.Median : double.NaN;
             var ratio = http.Median / baseline;
-            _upRows.Add($"| time, three versions behind ({Fmt.Bytes(bytes)} fetched): update over loopback HTTP {http.Describe()} | — | — | curl {curl.Describe()} + update from the store as a directory {local.Describe()} | ratio HTTP / (curl + directory): {(haveCurl ? ratio.ToString("0.00", CultureInfo.InvariantCulture) : "n/a (no curl)")} | ≤ 1.5: {(haveCurl ? YesNo(ratio <= 1.5) : "n/a")} |");
-            Log($"timing: http {http.Describe()}, curl {curl.Describe()}, directory {local.Describe()}, ratio {ratio:0.00}");
+            _upRows.Add($"| time, {what} ({Fmt.Bytes(bytes)} fetched, {route}): update over loopback HTTP {http.Describe()} | — | — | curl {curl.Describe()} + update from the store as a directory {local.Describe()} | ratio HTTP / (curl + directory): {(haveCurl ? ratio.ToString("0.00", CultureInfo.InvariantCulture) : "n/a (no curl)")} | ≤ 1.5: {(haveCurl ? YesNo(ratio <= 1.5) : "n/a")} |");
+            Log($"timing, {what}: http {http.Describe()}, curl {curl.Describe()}, directory {local.Describe()}, ratio {ratio:0.00}");
         }
         finally
         {

@@ -50,7 +50,10 @@ public enum UpdateStatus
 public sealed record UpdateResult(UpdateStatus Status, string? FromVersion, string ToVersion, long BytesDownloaded, long BytesReused,
     int PiecesDownloaded, int PiecesReused, ApplyResult? Apply)
 {
-    /// <summary>The version the store's format 2 delta started from, when the update used one (it cost fewer bytes than the missing pieces); else null.</summary>
+    /// <summary>
+    /// The installed version the update started from when it went through the store's format 2 deltas (one, or a chain
+    /// of them, each its own transaction, together costing fewer bytes than the pieces the install lacked); else null.
+    /// </summary>
     public string? DeltaFrom { get; init; }
 }
 

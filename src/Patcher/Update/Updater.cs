@@ -56,28 +56,49 @@ internal static class Updater
 
         var store = await FetchIndexAsync(source, options.Apply, package, ct).ConfigureAwait(false);
         var plan = LocatePieces(installDir, package, store, ct);
-        if (status.InstalledVersion is not null && store.Deltas.FirstOrDefault(d => d.From == status.InstalledVersion) is { } delta)
+        long deltaBytes = 0;
+        if (status.InstalledVersion is not null &&
+            await FindDeltaChainAsync(source, options.Apply, pointer, store.Deltas, status.InstalledVersion, ct).ConfigureAwait(false) is { } chain)
         {
-            var deltaDir = Path.Join(patchDir, DeltaDirPrefix + delta.From);
-            // The delta only when it costs fewer bytes than the pieces the install lacks: never more than the full version.
-            if (delta.Bytes - BytesPresent(deltaDir) < plan.RemoteStoredBytes)
+            // The deltas only when together they cost fewer bytes than the pieces the install lacks: never more than the full version.
+            var chainCost = chain.Sum(step => step.Delta.Bytes - BytesPresent(Path.Join(patchDir, DeltaDirPrefix + step.Delta.From)));
+            if (chainCost < plan.RemoteStoredBytes)
             {
-                var viaDelta = await TryDeltaAsync(installDir, source, options, pointer, delta, deltaDir, progress, ct).ConfigureAwait(false);
-                if (viaDelta is { } d)
+                ApplyResult? last = null;
+                foreach (var (to, delta) in chain)
                 {
-                    if (d.Apply.Status != ApplyStatus.Busy) TryDelete(patchDir);
-                    return new UpdateResult(d.Apply.Status == ApplyStatus.Busy ? UpdateStatus.Busy : UpdateStatus.Updated, status.InstalledVersion, pointer.Version,
-                        d.Downloaded, 0, 0, 0, d.Apply) { DeltaFrom = delta.From };
+                    var outcome = await TryDeltaAsync(installDir, source, options, pointer.Product, to, delta, Path.Join(patchDir, DeltaDirPrefix + delta.From), progress, ct).ConfigureAwait(false);
+                    if (outcome is null)
+                    {
+                        last = null;
+                        break;
+                    }
+
+                    deltaBytes += outcome.Downloaded;
+                    last = outcome.Apply;
+                    if (last.Status == ApplyStatus.Busy)
+                        return new UpdateResult(UpdateStatus.Busy, status.InstalledVersion, pointer.Version, deltaBytes, 0, 0, 0, last) { DeltaFrom = status.InstalledVersion };
                 }
+
+                if (last is not null)
+                {
+                    TryDelete(patchDir);
+                    return new UpdateResult(UpdateStatus.Updated, status.InstalledVersion, pointer.Version, deltaBytes, 0, 0, 0, last) { DeltaFrom = status.InstalledVersion };
+                }
+
+                // A step was refused before its commit; the steps before it are committed. The pieces are planned again
+                // from the install as it is now.
+                plan = LocatePieces(installDir, package, store, ct);
             }
         }
 
         var counts = await MaterializeAsync(source, options, package, store, plan, progress, ct).ConfigureAwait(false);
         var apply = await Task.Run(() => TransactionEngine.Apply(installDir, patchDir, options.Apply, progress, ct), CancellationToken.None).ConfigureAwait(false);
+        var downloaded = counts.Downloaded + deltaBytes;
         if (apply.Status == ApplyStatus.Busy)
-            return new UpdateResult(UpdateStatus.Busy, status.InstalledVersion, pointer.Version, counts.Downloaded, counts.Reused, counts.PiecesDownloaded, counts.PiecesReused, apply);
+            return new UpdateResult(UpdateStatus.Busy, status.InstalledVersion, pointer.Version, downloaded, counts.Reused, counts.PiecesDownloaded, counts.PiecesReused, apply);
         TryDelete(patchDir);
-        return new UpdateResult(UpdateStatus.Updated, status.InstalledVersion, pointer.Version, counts.Downloaded, counts.Reused, counts.PiecesDownloaded, counts.PiecesReused, apply);
+        return new UpdateResult(UpdateStatus.Updated, status.InstalledVersion, pointer.Version, downloaded, counts.Reused, counts.PiecesDownloaded, counts.PiecesReused, apply);
     }
 
     public static async Task<RepairResult> RepairAsync(string installDir, IUpdateSource source, UpdateOptions options, IProgress<PatchProgress>? progress, CancellationToken ct)
@@ -261,17 +282,69 @@ internal static class Updater
     /// </summary>
     private static async Task<StoreLayoutInfo> FetchIndexAsync(IUpdateSource source, PatcherOptions options, PatchPackage package, CancellationToken ct)
     {
-        var version = package.Manifest.Version;
+        var index = await FetchIndexAsync(source, options, package.Manifest.Product, package.Manifest.Version, ct).ConfigureAwait(false);
+        return index is null
+            ? new StoreLayoutInfo(null, [])
+            : new StoreLayoutInfo(index.CheckAgainst(package.Manifest, package.ManifestHash, SourceNames.Index(package.Manifest.Version)), index.Deltas);
+    }
+
+    /// <summary>The signed index of <paramref name="version"/>, verified and checked to describe it; null when the store has none.</summary>
+    private static async Task<StoreIndex?> FetchIndexAsync(IUpdateSource source, PatcherOptions options, string product, string version, CancellationToken ct)
+    {
         var name = SourceNames.Index(version);
         var bytes = await source.ReadAllAsync(name, StoreIndex.MaxBytes, ct).ConfigureAwait(false);
-        if (bytes is null) return new StoreLayoutInfo(null, []);
+        if (bytes is null) return null;
         var sigName = SourceNames.IndexSignature(version);
         var sig = await source.ReadAllAsync(sigName, (int)Math.Min(int.MaxValue, options.Limits.MaxSignatureBytes), ct).ConfigureAwait(false)
             ?? throw new PatcherException(PatchErrorCode.SignatureMissing, $"the index of version {version} has no signature ({sigName})", sigName);
         using (var policy = TrustPolicy.FromPems(options.TrustedKeys, options.SignatureThreshold))
             policy.Verify(bytes, ManifestCodec.DeserializeEnvelope(sig, sigName), name);
         var index = StoreIndex.Parse(bytes, name);
-        return new StoreLayoutInfo(index.CheckAgainst(package.Manifest, package.ManifestHash, name), index.Deltas);
+        if (index.Product != product || index.Version != version)
+            throw new PatcherException(PatchErrorCode.ReleaseMismatch, $"{name} describes {index.Product} {index.Version}, not {product} {version}", name);
+        return index;
+    }
+
+    /// <summary>Indexes of intermediate versions read at most while looking for a chain of deltas.</summary>
+    private const int MaxChainIndexes = 16;
+
+    /// <summary>
+    /// The cheapest chain of stored deltas from <paramref name="installed"/> to the channel's version, in bytes, or null
+    /// when there is none. The deltas to a version are listed in its index; the search walks back from the latest version,
+    /// newest first (so a version's cost to the latest is final when its own deltas are read), reading the signed index
+    /// of each version some delta starts from, down to the installed one, at most <see cref="MaxChainIndexes"/> of them.
+    /// </summary>
+    private static async Task<IReadOnlyList<(string To, StoredDelta Delta)>?> FindDeltaChainAsync(IUpdateSource source, PatcherOptions options,
+        ChannelPointer pointer, IReadOnlyList<StoredDelta> latestDeltas, string installed, CancellationToken ct)
+    {
+        var floor = PatchVersion.Parse(installed, "installed version");
+        var best = new Dictionary<string, (long Cost, string? Next, StoredDelta? Step)>(StringComparer.Ordinal) { [pointer.Version] = (0, null, null) };
+        var pending = new List<string> { pointer.Version };
+        var reads = 0;
+        while (pending.Count > 0)
+        {
+            var version = pending.MaxBy(v => PatchVersion.Parse(v, "version"))!;
+            pending.Remove(version);
+            IReadOnlyList<StoredDelta> deltas;
+            if (version == pointer.Version) deltas = latestDeltas;
+            else if (++reads > MaxChainIndexes) break;
+            else deltas = (await FetchIndexAsync(source, options, pointer.Product, version, ct).ConfigureAwait(false))?.Deltas ?? [];
+
+            foreach (var delta in deltas)
+            {
+                if (!PatchVersion.TryParse(delta.From, out var from) || from < floor || from >= PatchVersion.Parse(version, "version")) continue;
+                var cost = best[version].Cost + delta.Bytes;
+                if (best.TryGetValue(delta.From, out var known) && known.Cost <= cost) continue;
+                best[delta.From] = (cost, version, delta);
+                if (delta.From != installed && !pending.Contains(delta.From)) pending.Add(delta.From);
+            }
+        }
+
+        if (!best.ContainsKey(installed)) return null;
+        var chain = new List<(string, StoredDelta)>();
+        for (var at = installed; at != pointer.Version; at = best[at].Next!)
+            chain.Add((best[at].Next!, best[at].Step!));
+        return chain;
     }
 
     /// <summary>Where each piece of the version will come from: already in the download folder, in a file of the install, or the source.</summary>
@@ -417,17 +490,17 @@ internal static class Updater
     private sealed record DeltaOutcome(long Downloaded, ApplyResult Apply);
 
     /// <summary>
-    /// Updates through the store's format 2 delta from the installed version: its signed manifest (which must lead from
-    /// the installed version to the channel's), then its payload in segments appended to a partial file (a resumed run
+    /// Moves the install one step of a chain through a stored format 2 delta: its signed manifest (which must lead from
+    /// <see cref="StoredDelta.From"/> to <paramref name="version"/>), then its payload in segments appended to a partial file (a resumed run
     /// continues where the last one stopped), then the usual transaction, which checks every base range and every
     /// decoded byte against the signed hashes. Returns null when the delta does not fit the install or its payload
     /// proves bad before anything changed (a refusal of the transaction): the caller then takes the pieces.
     /// </summary>
-    private static async Task<DeltaOutcome?> TryDeltaAsync(string installDir, IUpdateSource source, UpdateOptions options, ChannelPointer pointer,
+    private static async Task<DeltaOutcome?> TryDeltaAsync(string installDir, IUpdateSource source, UpdateOptions options, string product, string version,
         StoredDelta delta, string deltaDir, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         var apply = options.Apply;
-        var name = SourceNames.DeltaDir(pointer.Version, delta.From);
+        var name = SourceNames.DeltaDir(version, delta.From);
         Directory.CreateDirectory(deltaDir);
         long downloaded = 0;
         var manifestPath = Path.Join(deltaDir, ManifestCodec.BinaryManifestFileName);
@@ -448,8 +521,8 @@ internal static class Updater
         using (var policy = TrustPolicy.FromPems(apply.TrustedKeys, apply.SignatureThreshold))
             package.VerifySignature(policy, apply.Limits, apply.TimeProvider.GetUtcNow());
         var m = package.Manifest;
-        if (m.Product != pointer.Product || m.Version != pointer.Version || m.FromVersion != delta.From || m.PayloadSize > delta.Bytes)
-            throw new PatcherException(PatchErrorCode.ReleaseMismatch, $"the delta in {name} is not {pointer.Product} {delta.From} -> {pointer.Version} of at most {delta.Bytes} bytes", name);
+        if (m.Product != product || m.Version != version || m.FromVersion != delta.From || m.PayloadSize > delta.Bytes)
+            throw new PatcherException(PatchErrorCode.ReleaseMismatch, $"the delta in {name} is not {product} {delta.From} -> {version} of at most {delta.Bytes} bytes", name);
 
         var payloadPath = Path.Join(deltaDir, ReleaseStore.DeltaPayloadName);
         if (m.PayloadSize > 0 && !File.Exists(payloadPath))

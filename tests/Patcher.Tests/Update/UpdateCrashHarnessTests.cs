@@ -10,8 +10,9 @@ namespace Patching.Tests.Update;
 /// that is killed with SIGKILL at its 1st, 2nd, … N-th crash point (every mutating file operation of the transaction
 /// and every journal step). After each kill, recovery runs with the trusted key; the tree must equal version 1 or
 /// version 2 exactly, the save must be intact, nothing may be left in the state directory, and a second
-/// <see cref="Patcher.UpdateAsync"/> must end on version 2. (The pieces are written to the download folder with the
-/// plain file API, outside the crash-point seam, so the points numbered here are those of the commit.)
+/// <see cref="Patcher.UpdateAsync"/> must end on version 2. (The pieces, or the delta, are written to the download folder
+/// with the plain file API, outside the crash-point seam, so the points numbered here are those of the commit.) Run once
+/// from a store of pieces and once from a store with a delta from version 1, which the update then takes.
 /// </summary>
 [Category("Crash")]
 public sealed class UpdateCrashHarnessTests
@@ -21,9 +22,11 @@ public sealed class UpdateCrashHarnessTests
 
     private static bool IsUserPath(string rel) => rel == "saves" || rel.StartsWith("saves/", StringComparison.Ordinal);
 
-    [TestCase("swap")]
-    [TestCase("layered")]
-    public async Task UpdateAsync_KilledAtEveryCrashPoint_RecoveryYieldsOldOrNewExactly(string strategy)
+    [TestCase("swap", false)]
+    [TestCase("layered", false)]
+    [TestCase("swap", true)]
+    [TestCase("layered", true)]
+    public async Task UpdateAsync_KilledAtEveryCrashPoint_RecoveryYieldsOldOrNewExactly(string strategy, bool throughDelta)
     {
         if (strategy != "layered" && !OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy needs Linux");
         using var temp = TempDir.ForCurrentTest();
@@ -33,7 +36,7 @@ public sealed class UpdateCrashHarnessTests
         var store = temp["store"];
         Publish(storeV1, v1, "1.0.0");
         Publish(store, v1, "1.0.0");
-        Publish(store, v2, "2.0.0");
+        Publish(store, v2, "2.0.0", throughDelta ? "1.0.0" : null);
         var trust = RepoPaths.TestPub;
         var options = new UpdateOptions { Apply = new PatcherOptions { TrustedKeys = [File.ReadAllText(trust)] } };
         var oldListing = HashListing.Text(v1);
@@ -48,6 +51,10 @@ public sealed class UpdateCrashHarnessTests
             Assert.That(HashListing.Text(install, IsUserPath), Is.EqualTo(oldListing));
             return install;
         }
+
+        // The route the update takes from version 1: the store's delta when it has one (cheaper than the changed piece).
+        var route = await Patcher.UpdateAsync(await PrepareInstall(temp["route"]), new DirectorySource(store), options);
+        Assert.That(route.DeltaFrom, Is.EqualTo(throughDelta ? "1.0.0" : null));
 
         // Dry run with logging only: how many crash points does this update have, and which?
         var log = temp["points.log"];
@@ -110,7 +117,7 @@ public sealed class UpdateCrashHarnessTests
             Directory.Delete(runDir, recursive: true);
         }
 
-        TestContext.Out.WriteLine($"update crash harness ({strategy}): N={n} crash points, {endedOld} ended on version 1, {endedNew} ended on version 2, {failures.Count} failures");
+        TestContext.Out.WriteLine($"update crash harness ({strategy}{(throughDelta ? ", through a delta" : "")}): N={n} crash points, {endedOld} ended on version 1, {endedNew} ended on version 2, {failures.Count} failures");
         Assert.That(failures, Is.Empty);
         Assert.That(endedOld + endedNew, Is.EqualTo(n));
         Assert.That(endedOld, Is.GreaterThan(0), "some kills must land before the commit");
@@ -123,9 +130,10 @@ public sealed class UpdateCrashHarnessTests
         if (!File.Exists(path) || File.ReadAllText(path) != "slot 1\n") failures.Add($"{at}: the player's {Save} was lost or changed");
     }
 
-    private static void Publish(string store, string tree, string version) => ReleaseStore.Publish(new PublishRequest
+    private static void Publish(string store, string tree, string version, string? deltaFrom = null) => ReleaseStore.Publish(new PublishRequest
     {
         StoreDir = store, TreeDir = tree, Product = Product, Version = version, PrivateKeyPem = File.ReadAllText(RepoPaths.TestKey), Channel = "stable",
+        DeltaFrom = deltaFrom,
     });
 
     /// <summary>

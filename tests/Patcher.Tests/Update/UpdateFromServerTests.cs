@@ -121,6 +121,14 @@ public sealed class UpdateFromServerTests
         File.WriteAllBytes(Path.Join(_store, "channels/stable.sig"), saved.Signature);
     }
 
+    /// <summary>Changes one byte of a file in place (same size).</summary>
+    private static void FlipBits(string path, int offset, byte mask)
+    {
+        var bytes = File.ReadAllBytes(path);
+        bytes[offset] ^= mask;
+        File.WriteAllBytes(path, bytes);
+    }
+
     private static async Task<PatcherException> Fails(Func<Task> action) =>
         Assert.ThrowsAsync<PatcherException>(async () => await action())!;
 
@@ -390,9 +398,7 @@ public sealed class UpdateFromServerTests
     {
         await InstallV1();
         var big = Path.Join(_install, "data/b.pak");
-        var bytes = File.ReadAllBytes(big);
-        bytes[400_000] ^= 0x55;
-        File.WriteAllBytes(big, bytes);
+        FlipBits(big, 400_000, 0x55);
         File.Delete(Path.Join(_install, "readme.txt"));
         var servedBefore = _server.BlobBytesServed;
 
@@ -537,9 +543,7 @@ public sealed class UpdateFromServerTests
         File.Delete(Path.Join(_install, "readme.txt"));
         using (var s = new FileStream(Path.Join(_install, "data/a.pak"), FileMode.Open)) s.SetLength(100_000);
         var flipped = Path.Join(_install, "data/b.pak");
-        var bytes = File.ReadAllBytes(flipped);
-        bytes[10] ^= 0x01;
-        File.WriteAllBytes(flipped, bytes);
+        FlipBits(flipped, 10, 0x01);
 
         using var source = Source();
         var result = await Patcher.RepairAsync(_install, source, Options());
@@ -555,9 +559,7 @@ public sealed class UpdateFromServerTests
     {
         await InstallV1();
         var flipped = Path.Join(_install, "data/b.pak");
-        var bytes = File.ReadAllBytes(flipped);
-        bytes[10] ^= 0x01;
-        File.WriteAllBytes(flipped, bytes);
+        FlipBits(flipped, 10, 0x01);
         using var source = Source();
         var requests = _server.RequestCounts.Values.Sum();
 
@@ -675,33 +677,12 @@ public sealed class UpdateFromServerTests
     }
 
     [Test]
-    public async Task UpdateAsync_DeltaFromInstalledVersionCheaperThanPieces_UsesTheDelta()
-    {
-        await InstallV1();
-        var published = Publish(2, deltaFrom: 1);
-        var served = _server.BlobBytesServed;
-        var pieceRequests = _server.BlobRequests;
-
-        using var source = Source();
-        var result = await Patcher.UpdateAsync(_install, source, Options());
-
-        AssertVersion(2);
-        Assert.That(result.DeltaFrom, Is.EqualTo("1.0.0"));
-        Assert.That(result.BytesDownloaded, Is.EqualTo(_server.BlobBytesServed - served).And.EqualTo(published.DeltaBytes));
-        Assert.That(_server.BlobRequests, Is.EqualTo(pieceRequests), "no piece fetched");
-        Assert.That(result.BytesDownloaded, Is.LessThan(PiecesCost("1.0.0", "2.0.0")));
-        TestContext.Progress.WriteLine($"delta 1 -> 2: {result.BytesDownloaded} bytes; pieces would have cost {PiecesCost("1.0.0", "2.0.0")}");
-    }
-
-    [Test]
     public async Task UpdateAsync_DeltaButInstallDamaged_FallsBackToPiecesAndEndsExactlyNew()
     {
         await InstallV1();
         Publish(2, deltaFrom: 1);
         var a = Path.Join(_install, "data/a.pak");
-        var bytes = File.ReadAllBytes(a);
-        bytes[10] ^= 0xFF;   // a size-preserving change in a range the delta copies from the base
-        File.WriteAllBytes(a, bytes);
+        FlipBits(a, 10, 0xFF);   // a size-preserving change in a range the delta copies from the base
 
         using var source = Source();
         var result = await Patcher.UpdateAsync(_install, source, Options());
@@ -711,8 +692,88 @@ public sealed class UpdateFromServerTests
         Assert.That(result.PiecesDownloaded, Is.GreaterThan(0));
     }
 
+    [TestCase(2)]
+    [TestCase(3)]
+    public async Task UpdateAsync_DeltasFromInstalledVersionCheaperThanPieces_AppliesEachAndFetchesTheirSum(int latest)
+    {
+        await InstallV1();
+        long deltas = 0;
+        for (var v = 2; v <= latest; v++) deltas += Publish(v, deltaFrom: v - 1).DeltaBytes!.Value;
+        var served = _server.BlobBytesServed;
+        var pieceRequests = _server.BlobRequests;
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(latest);
+        Assert.That(result.DeltaFrom, Is.EqualTo("1.0.0"));
+        Assert.That(result.BytesDownloaded, Is.EqualTo(deltas).And.EqualTo(_server.BlobBytesServed - served));
+        Assert.That(_server.BlobRequests, Is.EqualTo(pieceRequests), "no piece fetched");
+        var pieces = PiecesCost("1.0.0", $"{latest}.0.0");
+        Assert.That(result.BytesDownloaded, Is.LessThan(pieces));
+        TestContext.Progress.WriteLine($"1.0.0 -> {latest}.0.0 through deltas: {result.BytesDownloaded} bytes; the pieces would have cost {pieces}");
+    }
+
     [Test]
-    public async Task UpdateAsync_DeltaFromAnotherVersion_UsesPieces()
+    public async Task UpdateAsync_DeltaDownloadCancelledThenResumed_FetchesNoPayloadRangeTwice()
+    {
+        await InstallV1();
+        var large = new byte[3_000_000];
+        new Random(9).NextBytes(large);
+        TreeFactory.WriteFile(Tree(2), "data/large.bin", large);   // a payload of several 1 MiB ranges
+        var published = Publish(2, deltaFrom: 1);
+        var before = Listing();
+        var served = _server.BlobBytesServed;
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress(p =>
+        {
+            if (p.Phase == PatchPhase.Downloading && p.BytesDone >= 1024 * 1024) cts.Cancel();
+        });
+
+        using var source = Source();
+        Assert.CatchAsync<OperationCanceledException>(() => Patcher.UpdateAsync(_install, source, Options(), progress, cts.Token));
+        Assert.That(Listing(), Is.EqualTo(before));
+        var firstRun = _server.BlobBytesServed - served;
+
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(2);
+        Assert.That(result.DeltaFrom, Is.EqualTo("1.0.0"));
+        Assert.That(firstRun, Is.GreaterThan(1024 * 1024), "the first run got a range or more of the payload");
+        Assert.That(result.BytesDownloaded, Is.EqualTo(published.DeltaBytes - firstRun), "the resumed run fetched only what the first one had not");
+        Assert.That(_server.BlobBytesServed - served, Is.EqualTo(published.DeltaBytes));
+    }
+
+    [Test]
+    public async Task UpdateAsync_SecondDeltaOfAChainServedWrong_CommitsTheFirstThenTakesPiecesToTheLatest()
+    {
+        await InstallV1();
+        Publish(2, deltaFrom: 1);
+        Publish(3, deltaFrom: 2);
+        _server.Fault = async (context, path, n) =>
+        {
+            if (path != "versions/3.0.0/deltas/2.0.0/payload.bin") return FaultAction.None;
+            var bytes = _server.FileBytes(path);
+            var range = context.Request.Headers["Range"]!["bytes=".Length..].Split('-').Select(long.Parse).ToArray();
+            var body = bytes.AsSpan((int)range[0], (int)(range[1] - range[0] + 1)).ToArray();
+            for (var i = 0; i < body.Length; i += 7) body[i] ^= 0x5A;   // wrong bytes of the right length: only decoding can tell
+            context.Response.StatusCode = 206;
+            context.Response.ContentLength64 = body.Length;
+            await context.Response.OutputStream.WriteAsync(body);
+            return FaultAction.Handled;
+        };
+
+        using var source = Source();
+        var result = await Patcher.UpdateAsync(_install, source, Options());
+
+        AssertVersion(3);
+        Assert.That(result.DeltaFrom, Is.Null, "the chain did not finish");
+        Assert.That(result.PiecesDownloaded, Is.GreaterThan(0));
+        Assert.That(_server.Requests("versions/2.0.0/deltas/1.0.0/payload.bin"), Is.GreaterThan(0), "the first step went through its delta");
+    }
+
+    [Test]
+    public async Task UpdateAsync_DeltaChainNotStartingAtTheInstalledVersion_UsesPieces()
     {
         await InstallV1();
         Publish(2);
