@@ -34,7 +34,7 @@ internal static class TransactionEngine
 
         // ---- Preflight on the patch alone: nothing on disk is touched until it passes. ----
         RequireInstallDirectory(engine.FileSystem, Path.TrimEndingDirectorySeparator(installDir));
-        var package = PatchPackage.Open(patchDir, options.Limits);
+        var package = PatchPackage.Open(patchDir, options.Limits, () => InstalledManifest(engine, installDir, options));
         if (options.TrustedKeys.Count == 0)
             throw new PatcherException(PatchErrorCode.SignatureMissing, "no trusted keys are configured; refusing to apply an unverifiable patch", patchDir);
         progress?.Report(new PatchProgress(PatchPhase.Verifying, 1, VerifySteps, 0, 0) { CurrentItem = ManifestCodec.SignatureFileName });
@@ -42,6 +42,23 @@ internal static class TransactionEngine
         using (var policy = TrustPolicy.FromPems(options.TrustedKeys, options.SignatureThreshold))
             keyIds = package.VerifySignature(policy, options.Limits, options.TimeProvider.GetUtcNow());
         return ApplyVerified(engine, installDir, package, keyIds, options, progress, ct);
+    }
+
+    /// <summary>
+    /// The manifest the journal records for the installed version (null: none, or another applier holds the lock): a
+    /// patch listing only changes may name it as its base. Read under the lock with the journal opened as the apply
+    /// opens it, so a refusal leaves the state directory's files as they were.
+    /// </summary>
+    private static byte[]? InstalledManifest(EngineSettings engine, string installDir, PatcherOptions options)
+    {
+        var fs = engine.FileSystem;
+        var layout = ResolveLayout(fs, engine, Path.TrimEndingDirectorySeparator(installDir), options);
+        if (fs.Stat(layout.StateDir).Kind != EntryKind.Directory || !File.Exists(layout.JournalPath)) return null;
+        StateTrust.Require(fs, layout);
+        using var held = TransactionLock.TryAcquire(layout.LockPath);
+        if (held is null) return null;
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, fs.Stat(layout.PendingMarkerPath).Kind != EntryKind.Missing, options.Logger);
+        return journal.Installed()?.Manifest;
     }
 
     /// <summary>The Verifying phase's steps: read the manifest, check its signature, check the install against it.</summary>
