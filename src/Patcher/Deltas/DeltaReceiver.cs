@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Security.Cryptography;
 using Patching.IO;
 using Patching.Manifests;
-using Patching.Sources;
 
 namespace Patching.Deltas;
 
@@ -24,11 +23,18 @@ internal static class DeltaChecks
 /// then written; a reference window is read and checked against its signed SHA-256 before it is decoded against.
 /// Each frame is decoded once: the bytes hashed are the bytes written. Base files are read only where the plan's walk
 /// saw a regular file of the declared size (never through a symlink), and a base range that hashes otherwise is
-/// <see cref="PatchErrorCode.BaseMismatch"/> naming the file.
+/// <see cref="PatchErrorCode.BaseMismatch"/> naming the file. The payload is opened once, at the first frame, and
+/// closed with the receiver.
 /// </summary>
-internal sealed class DeltaReceiver(IFileOps fs, string installDir, PatchPackage package, IReadOnlyDictionary<string, EntryInfo> walk)
+internal sealed class DeltaReceiver(IFileOps fs, string installDir, IDeltaSource package, IReadOnlyDictionary<string, EntryInfo> walk) : IDisposable
 {
     private readonly Dictionary<string, BaseFile> _base = package.Manifest.Base.ToDictionary(b => b.Path, StringComparer.Ordinal);
+    private readonly Lazy<IFrameReader> _frames = new(package.OpenFrames, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    public void Dispose()
+    {
+        if (_frames.IsValueCreated) _frames.Value.Dispose();
+    }
 
     /// <summary>
     /// Writes recipe <paramref name="recipe"/> to <paramref name="output"/>, operation by operation, and checks the whole
@@ -69,7 +75,7 @@ internal sealed class DeltaReceiver(IFileOps fs, string installDir, PatchPackage
                         }
 
                         var what = $"content {recipe.Sha256[..12]} at {DeltaLimits.PayloadFileName}@{op.PayloadOffset}";
-                        ZstdPatch.DecompressInto(reference, package.ReadFrame(op), (int)op.Length, what, buffer);
+                        ZstdPatch.DecompressInto(reference, _frames.Value.ReadFrame(op), (int)op.Length, what, buffer);
                         DeltaChecks.Expect(buffer.AsSpan(0, (int)op.Length), op.Sha256, what);
                     }
 
