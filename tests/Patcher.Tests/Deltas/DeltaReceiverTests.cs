@@ -33,4 +33,53 @@ public sealed class DeltaReceiverTests
         Assert.That(package.PayloadOpens, Is.EqualTo(1), "one open for every frame of the apply");
         Assert.That(package.BlobReads, Is.EqualTo(frames), "each frame read once");
     }
+
+    /// <summary>
+    /// One content copied from a base file's first half, and another content whose only operation ships the same bytes
+    /// as a plain frame: the base region damaged, the copy falls back to the shipped frame; not shipped, it is refused.
+    /// </summary>
+    [TestCase(true)]
+    [TestCase(false)]
+    public void Write_CopiedBaseRegionDamaged_FallsBackToShippedOutputElseBaseMismatchNamingTheFile(bool shipped)
+    {
+        using var temp = TempDir.ForCurrentTest();
+        var install = temp.Dir("install");
+        var old = Format2ApplyTests.Noise(31, 100_000);
+        var half = old.AsSpan(0, 50_000).ToArray();
+        var halfSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(half));
+        var damaged = (byte[])old.Clone();
+        damaged[10] ^= 0xFF;
+        File.WriteAllBytes(Path.Join(install, "a.bin"), damaged);
+        var frame = ZstdPatch.Compress([], half, 3);
+        var copy = new ContentRecipe
+        {
+            Sha256 = halfSha, Size = half.Length,
+            Ops = [new DeltaOp { Kind = DeltaOpKind.Copy, Length = half.Length, Sha256 = halfSha, BasePath = "a.bin", BaseOffset = 0 }],
+        };
+        var plain = new DeltaOp { Kind = DeltaOpKind.Data, Length = half.Length, Sha256 = halfSha, PayloadOffset = 0, StoredLength = frame.Length };
+        var manifest = new Manifest
+        {
+            Format = 2, Product = "demo-game", Version = "2", FromVersion = "1", Created = DateTimeOffset.UnixEpoch, Directories = [],
+            Files = [TargetFile.Whole("half.bin", half.Length, halfSha)],
+            Base = [new BaseFile { Path = "a.bin", Size = old.Length, Sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(old)) }],
+            Blobs = [],
+            Recipes = shipped ? [copy, copy with { Ops = [plain] }] : [copy],
+            PayloadSize = frame.Length,
+        };
+        var walk = TreeOps.Walk(FileOps.Instance, install).ToDictionary(e => e.Path, e => e.Info, StringComparer.Ordinal);
+        using var receiver = new DeltaReceiver(FileOps.Instance, install, new FakeDeltaSource(manifest, frame), walk);
+        using var output = new MemoryStream();
+
+        if (shipped)
+        {
+            receiver.Write(copy, output, null, CancellationToken.None);
+            Assert.That(output.ToArray(), Is.EqualTo(half), "the shipped frame replaced the damaged base region");
+        }
+        else
+        {
+            var ex = Assert.Throws<PatcherException>(() => receiver.Write(copy, output, null, CancellationToken.None));
+            Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BaseMismatch));
+            Assert.That(ex.Message, Does.Contain("'a.bin'"));
+        }
+    }
 }

@@ -101,15 +101,7 @@ public sealed class ManifestChangesApplyTests
     public void Apply_ChangesOnlyWithoutJournalOrBaseManifest_BaseManifestMissingAndNothingChanged()
     {
         using var s = ManyFiles(new PatchScenario().WithFormat(2)).Install();
-        s.BuildPatch();
-        File.Delete(BaseFile(s));
-        var before = PatchScenario.Listing(s.ParentDir);
-
-        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options));
-
-        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BaseManifestMissing));
-        Assert.That(ex.Message, Does.Contain("the journal records no installed version and the patch has no base.msgpack"));
-        Assert.That(PatchScenario.Listing(s.ParentDir), Is.EqualTo(before));
+        RefusedWithoutBaseFile(s, PatchErrorCode.BaseManifestMissing, "the journal records no installed version and the patch has no base.msgpack");
     }
 
     [Test]
@@ -123,14 +115,21 @@ public sealed class ManifestChangesApplyTests
         s.BuildFull(otherBuild, s.Dir("full-other"), "1.0.0");
         Directory.CreateDirectory(s.InstallDir);
         Patcher.Apply(s.InstallDir, s.Dir("full-other"), s.Options);
+
+        RefusedWithoutBaseFile(s, PatchErrorCode.BaseManifestMismatch, "another build");
+    }
+
+    /// <summary>Builds the patch, removes base.msgpack beside it, and checks the apply is refused with nothing changed beside the install either.</summary>
+    private static void RefusedWithoutBaseFile(PatchScenario s, PatchErrorCode code, string message)
+    {
         s.BuildPatch();
         File.Delete(BaseFile(s));
         var before = PatchScenario.Listing(s.ParentDir);
 
         var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options));
 
-        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.BaseManifestMismatch));
-        Assert.That(ex.Message, Does.Contain("another build"));
+        Assert.That(ex!.Code, Is.EqualTo(code));
+        Assert.That(ex.Message, Does.Contain(message));
         var after = PatchScenario.Listing(s.ParentDir);
         Assert.That(after, Is.EqualTo(before), $"added: {string.Join(", ", after.Except(before))}; gone: {string.Join(", ", before.Except(after))}");
     }
