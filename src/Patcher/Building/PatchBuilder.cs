@@ -166,6 +166,18 @@ internal static class PatchBuilder
         }
 
         var manifest = NewManifest(request, target, baseTree, []) with { Format = MessagePackManifest.Format, Recipes = recipes, PayloadSize = payloadSize };
+        manifest = ListChangesOnly(request, baseTree, manifest);
+        var manifestPath = WriteManifest(request, manifest);
+        return new BuildResult(manifestPath, manifest, frames, payloadSize, new FileInfo(manifestPath).Length, builder.Stats);
+    }
+
+    /// <summary>
+    /// A format 2 delta lists only what changes unless asked to list both trees: the manifest then carries the base
+    /// version it is composed over, and its version manifest is written beside the patch when asked (any left there
+    /// by an earlier build is removed otherwise).
+    /// </summary>
+    private static Manifest ListChangesOnly(BuildRequest request, ScannedTree baseTree, Manifest manifest)
+    {
         var basePath = Path.Join(request.OutDir, VersionManifest.FileName);
         if (request.FromDir is not null && !request.ListUnchanged)
         {
@@ -176,8 +188,7 @@ internal static class PatchBuilder
         }
 
         if (manifest.BaseVersion is null || !request.WriteBaseManifest) File.Delete(basePath);
-        var manifestPath = WriteManifest(request, manifest);
-        return new BuildResult(manifestPath, manifest, frames, payloadSize, new FileInfo(manifestPath).Length, builder.Stats);
+        return manifest;
     }
 
     /// <summary>The manifest of both formats: the request's identity and dates, both trees' lists, and the blobs shipped (format 1).</summary>

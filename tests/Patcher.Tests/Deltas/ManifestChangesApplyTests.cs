@@ -88,6 +88,21 @@ public sealed class ManifestChangesApplyTests
     }
 
     [Test]
+    public void Apply_Format2ListingBothTrees_StillAppliesWithoutBaseManifest()
+    {
+        using var s = ManyFiles(new PatchScenario().WithFormat(2)).Install();
+        PatchBuilder.Build(new BuildRequest
+        {
+            FromDir = s.OldTree, ToDir = s.NewTree, OutDir = s.PatchDir, Product = "demo-game", Version = "2.0.0", FromVersion = "1.0.0",
+            PrivateKeyPem = s.PrivateKey, ListUnchanged = true,
+        });
+
+        Assert.That(File.Exists(BaseFile(s)), Is.False, "a manifest listing both trees needs no base manifest");
+        Assert.That(Patcher.Apply(s.InstallDir, s.PatchDir, s.Options).Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+    }
+
+    [Test]
     public void Apply_ChangesOnlyOnUnmanagedInstallWithBaseManifestBeside_Applies()
     {
         using var s = ManyFiles(new PatchScenario().WithFormat(2)).Install();
