@@ -35,6 +35,8 @@ public static class ErrorMessages
         PatchErrorCode.ReleaseExists => "that version is already published with other content",
         PatchErrorCode.WrongProduct => "this update is for another game",
         PatchErrorCode.NotNewer => "this update is not newer than the installed version",
+        PatchErrorCode.BaseManifestMissing => "this update needs the description of your installed version, which was not found; download the full game instead",
+        PatchErrorCode.BaseManifestMismatch => "this update was made for a different build of your installed version; download the full game instead",
         PatchErrorCode.WrongBaseVersion => "this update is for another version of the game; get the update for your version",
 
         // The install or the machine; the old version is intact.

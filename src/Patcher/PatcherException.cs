@@ -59,6 +59,16 @@ public enum PatchErrorCode
     /// directory, a symlink, or a symlink loop where the file should be.
     /// </summary>
     PatchFileNotRegular = 150,
+    /// <summary>
+    /// The patch lists only the changes from its base version, and that version's manifest is neither what the journal
+    /// records as installed nor shipped beside the patch (<c>base.msgpack</c>). Nothing was changed.
+    /// </summary>
+    BaseManifestMissing = 160,
+    /// <summary>
+    /// The base version's manifest at hand (the journal's record of the installed version, or <c>base.msgpack</c> beside
+    /// the patch) is not the one the patch names by its SHA-256. Nothing was changed.
+    /// </summary>
+    BaseManifestMismatch = 161,
 
     // ---- updates from a server (nothing in the install was changed) ----
     /// <summary>The update source could not be reached, or kept failing (errors, timeouts, short answers) after its retries.</summary>

@@ -314,15 +314,18 @@ patch_options() { # format
     fi
 }
 
-# A patch folder on disk: the manifest (manifest.* but not the signature), the signature (*.sig) and the
-# payload (everything else, i.e. what is fetched besides the manifest). Prints "payload manifest sig whole".
+# A patch folder on disk: the manifest (manifest.* but not the signature), the signature (*.sig), the base
+# version's manifest beside a format 2 patch that lists only changes (base.msgpack: fetched only by installs whose
+# journal does not record the old version, so not part of the whole patch) and the payload (everything else, i.e.
+# what is fetched besides the manifest). Prints "payload manifest sig whole base".
 patch_bytes() {
     local dir=$1
     (cd "$dir" && find . -type f -printf '%P\t%s\n') | awk -F'\t' '
         $1 ~ /\.sig$/ && $1 !~ /\// { s += $2; next }
         $1 ~ /^manifest\./ { m += $2; next }
+        $1 == "base.msgpack" { b += $2; next }
         { p += $2 }
-        END { printf "%d %d %d %d\n", p, m, s, p + m + s }'
+        END { printf "%d %d %d %d %d\n", p, m, s, p + m + s, b }'
 }
 
 # The byte summary of `patchtool build --json`: "reused delta delta-content whole whole-content manifest total",
@@ -481,15 +484,15 @@ report() { # results-file mode-line chain-lines
             "$(group "$xd")" "$(group "$zs")" "$(group "$bs")" "$( ((skipped)) && printf ' (%s files too large, best of the others)' "$skipped")" \
             "$(group "$b2")" "$(group "$b3")" "$(group "$tz")" "$(group "$wz")"
     done <"$res"
-    printf '\n| pair | format | Patcher payload | manifest | signature | whole patch | build s | payload / best per file (≤ 1.5) | payload / bsdiff | whole / tar zstd -19 (≤ 1) | targets |\n'
-    printf '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n'
+    printf '\n| pair | format | Patcher payload | manifest | signature | whole patch | base.msgpack (optional) | build s | payload / best per file (≤ 1.5) | payload / bsdiff | whole / tar zstd -19 (≤ 1) | targets |\n'
+    printf '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n'
     while IFS=$'\t' read -r id fmt counts nb pf wz tz pb secs nums; do
-        read -r xd zs bs b2 b3 skipped <<<"$pf"; read -r pay man sig whole <<<"$pb"
+        read -r xd zs bs b2 b3 skipped <<<"$pf"; read -r pay man sig whole base <<<"$pb"
         local r1 r2 r3 verdict
         r1=$(ratio "$pay" "$b2"); r2=$(ratio "$pay" "$bs"); r3=$(ratio "$whole" "$wz")
         verdict=$(awk -v a="$r1" -v b="$r3" 'BEGIN { x = (a + 0 <= 1.5) ? "payload met" : "payload missed"; y = (b + 0 <= 1) ? "whole met" : "whole missed"; print x ", " y }')
-        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$id" "$fmt" "$(group "$pay")" "$(group "$man")" "$(group "$sig")" \
-            "$(group "$whole")" "$secs" "$r1" "$r2" "$r3" "$verdict"
+        printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$id" "$fmt" "$(group "$pay")" "$(group "$man")" "$(group "$sig")" \
+            "$(group "$whole")" "$( ((${base:-0})) && group "$base" || printf '–')" "$secs" "$r1" "$r2" "$r3" "$verdict"
     done <"$res"
     if ((PATCHTOOL_FORMAT2)); then
         printf '\nWhat each patch is made of, as `patchtool build --json` reports it (bytes; content bytes in parentheses):\n\n'
@@ -588,7 +591,9 @@ ${PATCHTOOL_RUN[*]} build --from OLD --to NEW --out PATCH --key $KEY --product r
 \`\`\`
 
 Bytes are file sizes on disk (\`stat -c %s\`). Patcher's payload is every file of the patch folder but the
-manifest (\`manifest.*\`) and the signature (\`*.sig\`); the whole patch is all of them. Best per file takes, for
+manifest (\`manifest.*\`), the signature (\`*.sig\`) and the old version's manifest beside a format 2 patch that lists
+only changes (\`base.msgpack\`, fetched only by an install whose journal does not record the old version; shown in its
+own column); the whole patch is payload, manifest and signature. Best per file takes, for
 each changed file, the smaller of xdelta3 and zstd (the target's reference; "all three" adds bsdiff); added files
 count at zstd -19 in every per-file column; removed files cost nothing there. Patches are signed with the TEST ONLY
 key, so the signature's bytes are those of a real signature.

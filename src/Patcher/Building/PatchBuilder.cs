@@ -27,6 +27,18 @@ internal sealed record BuildRequest
 
     /// <summary>zstd level of format 2's frames (1..22).</summary>
     public int Level { get; init; } = PatchBuilder.DefaultLevel;
+
+    /// <summary>
+    /// Format 2 delta: list both trees whole, as the first format 2 builds did, instead of only what changes from the
+    /// base version (named by its <see cref="VersionManifest"/> hash).
+    /// </summary>
+    public bool ListUnchanged { get; init; }
+
+    /// <summary>
+    /// Format 2 delta listing only changes: also write the base version's manifest beside the patch
+    /// (<see cref="VersionManifest.FileName"/>), for installs whose journal does not record that version.
+    /// </summary>
+    public bool WriteBaseManifest { get; init; } = true;
 }
 
 /// <param name="ManifestPath">The manifest file written.</param>
@@ -154,8 +166,29 @@ internal static class PatchBuilder
         }
 
         var manifest = NewManifest(request, target, baseTree, []) with { Format = MessagePackManifest.Format, Recipes = recipes, PayloadSize = payloadSize };
+        manifest = ListChangesOnly(request, baseTree, manifest);
         var manifestPath = WriteManifest(request, manifest);
         return new BuildResult(manifestPath, manifest, frames, payloadSize, new FileInfo(manifestPath).Length, builder.Stats);
+    }
+
+    /// <summary>
+    /// A format 2 delta lists only what changes unless asked to list both trees: the manifest then carries the base
+    /// version it is composed over, and its version manifest is written beside the patch when asked (any left there
+    /// by an earlier build is removed otherwise).
+    /// </summary>
+    private static Manifest ListChangesOnly(BuildRequest request, ScannedTree baseTree, Manifest manifest)
+    {
+        var basePath = Path.Join(request.OutDir, VersionManifest.FileName);
+        if (request.FromDir is not null && !request.ListUnchanged)
+        {
+            var baseVersion = new VersionListing(request.Product, request.FromVersion!, baseTree.Directories,
+                baseTree.Files.Select(f => TargetFile.Whole(f.Path, f.Size, f.Sha256, f.Executable)).ToList());
+            manifest = manifest with { BaseVersion = baseVersion };
+            if (request.WriteBaseManifest) File.WriteAllBytes(basePath, VersionManifest.Serialize(baseVersion));
+        }
+
+        if (manifest.BaseVersion is null || !request.WriteBaseManifest) File.Delete(basePath);
+        return manifest;
     }
 
     /// <summary>The manifest of both formats: the request's identity and dates, both trees' lists, and the blobs shipped (format 1).</summary>
@@ -200,8 +233,26 @@ internal static class PatchBuilder
         var manifestPath = ManifestCodec.Find(patchDir)
             ?? throw new PatcherException(PatchErrorCode.PatchNotFound, $"no {ManifestCodec.ManifestFileName} or {ManifestCodec.BinaryManifestFileName} in '{patchDir}'", patchDir);
         var bytes = File.ReadAllBytes(manifestPath);
-        // Refuse to sign something the applier would refuse anyway.
-        ManifestValidator.Validate(ManifestCodec.Deserialize(bytes, manifestPath), ManifestLimits.Default);
+        // Refuse to sign something the applier would refuse anyway; a manifest listing only changes is checked whole
+        // when its base manifest is beside it, else as far as it can be alone.
+        var raw = MessagePackManifest.LooksLikeMessagePack(bytes) && MessagePackManifest.PeekFormat(bytes) == MessagePackManifest.Format
+            ? MessagePackManifest.ReadRaw(bytes, manifestPath)
+            : null;
+        var basePath = Path.Join(patchDir, VersionManifest.FileName);
+        if (raw is { BaseManifest: { } baseHash })
+        {
+            if (File.Exists(basePath))
+            {
+                var baseBytes = File.ReadAllBytes(basePath);
+                if (ManifestCodec.Hash(baseBytes) != baseHash)
+                    throw new PatcherException(PatchErrorCode.BaseManifestMismatch, $"{VersionManifest.FileName} is not the base manifest the patch names ({baseHash})", basePath);
+                ManifestValidator.Validate(MessagePackManifest.Resolve(raw, VersionManifest.Deserialize(baseBytes, basePath), manifestPath), ManifestLimits.Default);
+            }
+        }
+        else
+        {
+            ManifestValidator.Validate(ManifestCodec.Deserialize(bytes, manifestPath), ManifestLimits.Default);
+        }
         var sig = SigningKeys.Sign(bytes, privatePem);
         var sigPath = Path.Join(patchDir, ManifestCodec.SignatureFileName);
         var existing = File.Exists(sigPath)

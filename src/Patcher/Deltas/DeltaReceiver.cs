@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Security.Cryptography;
 using Patching.IO;
 using Patching.Manifests;
-using Patching.Sources;
 
 namespace Patching.Deltas;
 
@@ -24,11 +23,28 @@ internal static class DeltaChecks
 /// then written; a reference window is read and checked against its signed SHA-256 before it is decoded against.
 /// Each frame is decoded once: the bytes hashed are the bytes written. Base files are read only where the plan's walk
 /// saw a regular file of the declared size (never through a symlink), and a base range that hashes otherwise is
-/// <see cref="PatchErrorCode.BaseMismatch"/> naming the file.
+/// <see cref="PatchErrorCode.BaseMismatch"/> naming the file, unless the patch ships the same output without a
+/// reference (another operation's frame), which is then decoded instead. The payload is opened once, at the first
+/// frame, and closed with the receiver.
 /// </summary>
-internal sealed class DeltaReceiver(IFileOps fs, string installDir, PatchPackage package, IReadOnlyDictionary<string, EntryInfo> walk)
+internal sealed class DeltaReceiver(IFileOps fs, string installDir, IDeltaSource package, IReadOnlyDictionary<string, EntryInfo> walk) : IDisposable
 {
     private readonly Dictionary<string, BaseFile> _base = package.Manifest.Base.ToDictionary(b => b.Path, StringComparer.Ordinal);
+    private readonly Lazy<IFrameReader> _frames = new(package.OpenFrames, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>Outputs the patch ships without a reference, by SHA-256 and length: what a damaged base region falls back to.</summary>
+    private readonly Lazy<Dictionary<(string, long), DeltaOp>> _shipped = new(() =>
+    {
+        var shipped = new Dictionary<(string, long), DeltaOp>();
+        foreach (var op in package.Manifest.Recipes.SelectMany(r => r.Ops).Where(o => o.Kind == DeltaOpKind.Data && o.Refs.Count == 0))
+            shipped.TryAdd((op.Sha256, op.Length), op);
+        return shipped;
+    });
+
+    public void Dispose()
+    {
+        if (_frames.IsValueCreated) _frames.Value.Dispose();
+    }
 
     /// <summary>
     /// Writes recipe <paramref name="recipe"/> to <paramref name="output"/>, operation by operation, and checks the whole
@@ -49,28 +65,14 @@ internal sealed class DeltaReceiver(IFileOps fs, string installDir, PatchPackage
                 var buffer = pool.Rent(checked((int)op.Length + 1));
                 try
                 {
-                    if (op.Kind == DeltaOpKind.Copy)
+                    try
                     {
-                        ReadBase(op.BasePath!, op.BaseOffset, buffer.AsSpan(0, (int)op.Length), op.Sha256);
+                        Produce(recipe, op, buffer, pool, ref lastRef);
                     }
-                    else
+                    catch (PatcherException ex) when (ex.Code == PatchErrorCode.BaseMismatch && Shipped(op) is { } shipped)
                     {
-                        ReadOnlySpan<byte> reference = default;
-                        if (op.Refs.Count > 0)
-                        {
-                            if (lastRef is not { } last || !last.Refs.SequenceEqual(op.Refs))
-                            {
-                                if (lastRef is { } stale) pool.Return(stale.Bytes);
-                                lastRef = null; // returned: if the next read throws, the finally must not return it again
-                                lastRef = ReadReference(op.Refs, pool);
-                            }
-
-                            reference = lastRef.Value.Bytes.AsSpan(0, lastRef.Value.Length);
-                        }
-
-                        var what = $"content {recipe.Sha256[..12]} at {DeltaLimits.PayloadFileName}@{op.PayloadOffset}";
-                        ZstdPatch.DecompressInto(reference, package.ReadFrame(op), (int)op.Length, what, buffer);
-                        DeltaChecks.Expect(buffer.AsSpan(0, (int)op.Length), op.Sha256, what);
+                        // The base bytes this operation reads are damaged, but the patch ships the same output whole.
+                        Decode(recipe, shipped, [], buffer);
                     }
 
                     var bytes = buffer.AsSpan(0, (int)op.Length);
@@ -93,6 +95,42 @@ internal sealed class DeltaReceiver(IFileOps fs, string installDir, PatchPackage
         if (hash != recipe.Sha256)
             throw new PatcherException(PatchErrorCode.DeltaOutputMismatch, $"content {recipe.Sha256} rebuilt from its operations has SHA-256 {hash}", recipe.Sha256);
     }
+
+    /// <summary>Puts the output of <paramref name="op"/> into <paramref name="buffer"/>, checked against its SHA-256.</summary>
+    private void Produce(ContentRecipe recipe, DeltaOp op, byte[] buffer, ArrayPool<byte> pool, ref (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length)? lastRef)
+    {
+        if (op.Kind == DeltaOpKind.Copy)
+        {
+            ReadBase(op.BasePath!, op.BaseOffset, buffer.AsSpan(0, (int)op.Length), op.Sha256);
+            return;
+        }
+
+        ReadOnlySpan<byte> reference = default;
+        if (op.Refs.Count > 0)
+        {
+            if (lastRef is not { } last || !last.Refs.SequenceEqual(op.Refs))
+            {
+                if (lastRef is { } stale) pool.Return(stale.Bytes);
+                lastRef = null; // returned: if the next read throws, the caller must not return it again
+                lastRef = ReadReference(op.Refs, pool);
+            }
+
+            reference = lastRef.Value.Bytes.AsSpan(0, lastRef.Value.Length);
+        }
+
+        Decode(recipe, op, reference, buffer);
+    }
+
+    /// <summary>Decodes the frame of data operation <paramref name="op"/> against <paramref name="reference"/> and checks its output.</summary>
+    private void Decode(ContentRecipe recipe, DeltaOp op, ReadOnlySpan<byte> reference, byte[] buffer)
+    {
+        var what = $"content {recipe.Sha256[..12]} at {DeltaLimits.PayloadFileName}@{op.PayloadOffset}";
+        ZstdPatch.DecompressInto(reference, _frames.Value.ReadFrame(op), (int)op.Length, what, buffer);
+        DeltaChecks.Expect(buffer.AsSpan(0, (int)op.Length), op.Sha256, what);
+    }
+
+    /// <summary>A data operation of the patch that needs no reference and outputs what <paramref name="op"/> does (null: none).</summary>
+    private DeltaOp? Shipped(DeltaOp op) => _shipped.Value.GetValueOrDefault((op.Sha256, op.Length));
 
     /// <summary>The reference windows, each read and checked, concatenated in order into a rented buffer.</summary>
     private (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length) ReadReference(IReadOnlyList<RefWindow> refs, ArrayPool<byte> pool)

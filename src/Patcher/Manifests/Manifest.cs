@@ -34,6 +34,12 @@ internal sealed record Manifest
     /// <summary>Format 2: the length of the payload file the recipes' data operations read (0 in format 1).</summary>
     [JsonIgnore] public long PayloadSize { get; init; }
 
+    /// <summary>
+    /// Format 2: the base version as a tree, when the manifest on the wire lists only the changes from it (it is named
+    /// there by its <see cref="VersionManifest"/> hash). Null when the manifest lists both trees whole.
+    /// </summary>
+    [JsonIgnore] public VersionListing? BaseVersion { get; init; }
+
     [JsonIgnore]
     public bool IsFullPackage => FromVersion is null;
 }

@@ -4,9 +4,9 @@ using System.Text.Json;
 namespace Patching.Manifests;
 
 /// <summary>
-/// The one seam between the manifest model and its wire format: written by System.Text.Json (source generated),
-/// read by <see cref="ManifestReader"/>.
-/// Swapping the codec (e.g. to MessagePack) is a change to this file only.
+/// The one seam between the manifest model and its wire formats: format 1 written by System.Text.Json (source
+/// generated) and read by <see cref="ManifestReader"/>; format 2 by <see cref="MessagePackManifest"/>, and the journal's
+/// record of a patch that lists only changes by <see cref="ComposedManifest"/>.
 /// </summary>
 internal static class ManifestCodec
 {
@@ -45,7 +45,10 @@ internal static class ManifestCodec
         return result;
     }
 
-    /// <summary>Parses manifest bytes. Throws <see cref="PatcherException"/> with <see cref="PatchErrorCode.ManifestMalformed"/>.</summary>
+    /// <summary>
+    /// Parses manifest bytes: format 1, format 2, or a <see cref="ComposedManifest"/> (format 2 listing only changes, kept
+    /// with its base version's manifest). Format 2 bytes that list only changes cannot be read alone
+    /// (<see cref="PatchErrorCode.BaseManifestMissing"/>). Throws <see cref="PatcherException"/> with <see cref="PatchErrorCode.ManifestMalformed"/>.</summary>
     public static Manifest Deserialize(ReadOnlySpan<byte> bytes, string? path = null)
     {
         // A MessagePack map cannot start a JSON text: the first byte tells the two formats apart.
@@ -59,7 +62,7 @@ internal static class ManifestCodec
                     $"manifest format {other} is not supported (this build reads formats {Manifest.CurrentFormat} and {MessagePackManifest.Format})", path);
             }
 
-            return MessagePackManifest.Deserialize(memory, path);
+            return ComposedManifest.Is(memory) ? ComposedManifest.Deserialize(memory, path) : MessagePackManifest.Deserialize(memory, path);
         }
 
         // Peek at the format number first so a future format gets a specific error, not a schema complaint.

@@ -30,7 +30,7 @@ internal sealed class RollForwardTrust(IReadOnlyList<string> trustedKeys, int th
         {
             var envelope = ManifestCodec.DeserializeEnvelope(System.Text.Encoding.UTF8.GetBytes(tx.Signature));
             using var policy = TrustPolicy.FromPems(trustedKeys, threshold);
-            policy.Verify(tx.Manifest, envelope, null);
+            policy.Verify(ComposedManifest.SignedPart(tx.Manifest, null), envelope, null);
             return null;
         }
         catch (PatcherException ex)

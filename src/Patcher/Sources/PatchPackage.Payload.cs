@@ -5,7 +5,7 @@ using Patching.Manifests;
 namespace Patching.Sources;
 
 /// <summary>Format 2: the payload file holding the zstd frames of the recipes' data operations.</summary>
-internal sealed partial class PatchPackage
+internal sealed partial class PatchPackage : IDeltaSource
 {
     public string PayloadPath => Path.Join(Directory, DeltaLimits.PayloadFileName);
 
@@ -26,17 +26,47 @@ internal sealed partial class PatchPackage
         PatchFileOpen.OpenRegular(PayloadPath, $"the payload ({DeltaLimits.PayloadFileName})")
         ?? throw new PatcherException(PatchErrorCode.BlobMissing, $"{DeltaLimits.PayloadFileName} is missing from the patch", PayloadPath);
 
-    /// <summary>Reads the zstd frame of data operation <paramref name="op"/> (bounds were validated against the signed payload length).</summary>
-    public byte[] ReadFrame(DeltaOp op)
+    /// <summary>How many times the payload was opened to read frames (once per apply or verify; tests check it).</summary>
+    public int PayloadOpens => Volatile.Read(ref _payloadOpens);
+    private int _payloadOpens;
+
+    /// <summary>Opens the payload once (checked against the signed length) for every frame an apply or a verify reads.</summary>
+    public IFrameReader OpenFrames()
     {
-        Interlocked.Increment(ref _blobReads);
-        var frame = new byte[op.StoredLength];
-        using var payload = OpenPayload();
-        if (payload.Length != Manifest.PayloadSize)
-            throw new PatcherException(PatchErrorCode.BlobSizeMismatch, $"{DeltaLimits.PayloadFileName} is {payload.Length} bytes, declared {Manifest.PayloadSize}", PayloadPath);
-        payload.Seek(op.PayloadOffset, SeekOrigin.Begin);
-        payload.ReadExactly(frame);
-        return frame;
+        Interlocked.Increment(ref _payloadOpens);
+        var payload = OpenPayload();
+        try
+        {
+            if (payload.Length != Manifest.PayloadSize)
+                throw new PatcherException(PatchErrorCode.BlobSizeMismatch, $"{DeltaLimits.PayloadFileName} is {payload.Length} bytes, declared {Manifest.PayloadSize}", PayloadPath);
+            return new FrameReader(this, payload);
+        }
+        catch
+        {
+            payload.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Frames read at their offsets through one open descriptor (positional reads: safe from several threads).</summary>
+    private sealed class FrameReader(PatchPackage package, FileStream payload) : IFrameReader
+    {
+        public byte[] ReadFrame(DeltaOp op)
+        {
+            Interlocked.Increment(ref package._blobReads);
+            var frame = new byte[op.StoredLength];
+            for (var at = 0; at < frame.Length;)
+            {
+                var n = RandomAccess.Read(payload.SafeFileHandle, frame.AsSpan(at), op.PayloadOffset + at);
+                if (n == 0)
+                    throw new PatcherException(PatchErrorCode.BlobSizeMismatch, $"{DeltaLimits.PayloadFileName} ends before the frame at {op.PayloadOffset}", package.PayloadPath);
+                at += n;
+            }
+
+            return frame;
+        }
+
+        public void Dispose() => payload.Dispose();
     }
 
     /// <summary>
@@ -47,10 +77,11 @@ internal sealed partial class PatchPackage
     {
         CheckPayloadPresent();
         var standalone = Manifest.Recipes.SelectMany(r => r.Ops).Where(o => o.Kind == DeltaOpKind.Data && o.Refs.Count == 0).ToList();
+        using var frames = OpenFrames();
         Parallelism.ForEach(standalone, ct, op =>
         {
             var what = $"{DeltaLimits.PayloadFileName}@{op.PayloadOffset}";
-            var output = ZstdPatch.Decompress([], ReadFrame(op), (int)op.Length, what);
+            var output = ZstdPatch.Decompress([], frames.ReadFrame(op), (int)op.Length, what);
             DeltaChecks.Expect(output.Span, op.Sha256, what);
         });
     }

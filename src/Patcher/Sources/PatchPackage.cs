@@ -14,17 +14,24 @@ namespace Patching.Sources;
 /// </summary>
 internal sealed partial class PatchPackage
 {
-    private readonly Lazy<Manifest> _manifest;
+    private readonly Lazy<RawManifest?> _raw;
+    private readonly Lazy<(Manifest Manifest, byte[] Bytes)> _manifest;
+    private readonly Lazy<string> _manifestHash;
     private readonly Lazy<Dictionary<string, BlobEntry>> _blobs;
+    private readonly ManifestLimits _limits;
+    private readonly Func<byte[]?>? _installedManifest;
 
-    private PatchPackage(string dir, string manifestPath, byte[] bytes, SignatureEnvelope? envelope)
+    private PatchPackage(string dir, string manifestPath, byte[] bytes, SignatureEnvelope? envelope, ManifestLimits limits, Func<byte[]?>? installedManifest)
     {
         Directory = dir;
         ManifestPath = manifestPath;
-        ManifestBytes = bytes;
+        SignedBytes = bytes;
         Envelope = envelope;
-        ManifestHash = ManifestCodec.Hash(bytes);
-        _manifest = new Lazy<Manifest>(() => ManifestCodec.Deserialize(ManifestBytes, ManifestPath));
+        _limits = limits;
+        _installedManifest = installedManifest;
+        _raw = new Lazy<RawManifest?>(ReadRaw);
+        _manifest = new Lazy<(Manifest, byte[])>(Compose);
+        _manifestHash = new Lazy<string>(() => ManifestCodec.Hash(ManifestBytes));
         _blobs = new Lazy<Dictionary<string, BlobEntry>>(() => Manifest.Blobs.ToDictionary(b => b.Sha256, StringComparer.Ordinal));
     }
 
@@ -36,14 +43,32 @@ internal sealed partial class PatchPackage
     /// <summary>How many times a blob was opened and read (each blob once per apply; tests check it).</summary>
     public int BlobReads => Volatile.Read(ref _blobReads);
     private int _blobReads;
-    public byte[] ManifestBytes { get; }
 
-    /// <summary>The parsed manifest. Throws <see cref="PatcherException"/> when it does not parse.</summary>
-    public Manifest Manifest => _manifest.Value;
+    /// <summary>The manifest file's exact bytes: what the signature covers.</summary>
+    public byte[] SignedBytes { get; }
+
+    /// <summary>
+    /// What the journal keeps for this patch: <see cref="SignedBytes"/>, or for a manifest that lists only changes the
+    /// <see cref="ComposedManifest"/> of those bytes and the base version's manifest (which reads as <see cref="Manifest"/>).
+    /// </summary>
+    public byte[] ManifestBytes => _manifest.Value.Bytes;
+
+    /// <summary>The parsed manifest, composed over the base version when it lists only changes. Throws <see cref="PatcherException"/> when it does not parse.</summary>
+    public Manifest Manifest => _manifest.Value.Manifest;
     public SignatureEnvelope? Envelope { get; }
-    public string ManifestHash { get; }
 
-    public static PatchPackage Open(string dir, ManifestLimits limits)
+    /// <summary>Hex SHA-256 of <see cref="ManifestBytes"/>: the transaction's identity.</summary>
+    public string ManifestHash => _manifestHash.Value;
+
+    /// <summary>Opens a patch directory whose manifest, if it lists only changes, has its base looked up beside it only.</summary>
+    public static PatchPackage Open(string dir, ManifestLimits limits) => Open(dir, limits, null);
+
+    /// <summary>
+    /// Opens a patch directory. <paramref name="installedManifest"/> gives the manifest the journal records for the
+    /// installed version (null: none); it is asked only for a manifest that lists only changes, once its signature is
+    /// checked, as the first place to find the base version (<see cref="FindBase"/>).
+    /// </summary>
+    public static PatchPackage Open(string dir, ManifestLimits limits, Func<byte[]?>? installedManifest)
     {
         if (!System.IO.Directory.Exists(dir))
             throw new PatcherException(PatchErrorCode.PatchNotFound, $"patch directory '{dir}' does not exist", dir);
@@ -57,14 +82,14 @@ internal sealed partial class PatchPackage
         if (ReadBounded(sigPath, limits.MaxSignatureBytes, PatchErrorCode.SignatureInvalid) is { } signature)
             envelope = ManifestCodec.DeserializeEnvelope(signature, sigPath);
 
-        return new PatchPackage(dir, manifestPath, bytes, envelope);
+        return new PatchPackage(dir, manifestPath, bytes, envelope, limits, installedManifest);
     }
 
     /// <summary>Checks the signature against the policy, then the manifest's structure and expiry. Returns the verifying key ids.</summary>
     public IReadOnlyList<string> VerifySignature(TrustPolicy policy, ManifestLimits limits, DateTimeOffset now)
     {
         var manifestPath = ManifestPath;
-        var keys = policy.Verify(ManifestBytes, Envelope, manifestPath);
+        var keys = policy.Verify(SignedBytes, Envelope, manifestPath);
         ManifestValidator.Validate(Manifest, limits);
         if (Manifest.Expires is { } expires && expires <= now)
             throw new PatcherException(PatchErrorCode.ManifestExpired, $"patch expired at {expires:u}", manifestPath);

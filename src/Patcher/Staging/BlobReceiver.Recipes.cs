@@ -22,7 +22,7 @@ internal sealed partial class BlobReceiver
         package.CheckPayloadPresent();
         var walk = new Dictionary<string, EntryInfo>(StringComparer.Ordinal);
         foreach (var e in plan.InstallEntries ?? TreeOps.Walk(fs, plan.InstallDir)) walk[e.Path] = e.Info;
-        var receiver = new DeltaReceiver(fs, plan.InstallDir, package, walk);
+        using var receiver = new DeltaReceiver(fs, plan.InstallDir, package, walk);
         long bytesDone = 0;
         var done = 0;
         var reporting = new object();

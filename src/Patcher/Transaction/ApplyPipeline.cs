@@ -35,7 +35,7 @@ internal static partial class ApplyPipeline
 
         // ---- Preflight on the patch alone: nothing on disk is touched until it passes. ----
         StatePlacement.RequireInstallDirectory(engine.FileSystem, Path.TrimEndingDirectorySeparator(installDir));
-        var package = PatchPackage.Open(patchDir, options.Limits);
+        var package = PatchPackage.Open(patchDir, options.Limits, () => StatePlacement.InstalledManifest(engine, installDir, options));
         if (options.TrustedKeys.Count == 0)
             throw new PatcherException(PatchErrorCode.SignatureMissing, "no trusted keys are configured; refusing to apply an unverifiable patch", patchDir);
         progress?.Report(new PatchProgress(PatchPhase.Verifying, 1, VerifySteps, 0, 0) { CurrentItem = ManifestCodec.SignatureFileName });

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Patching.Commit;
 using Patching.IO;
+using Patching.Journal;
 using Patching.Manifests;
 using Patching.State;
 
@@ -23,6 +24,23 @@ internal static class StatePlacement
         RequireStateOutsideInstall(primary);
         var inside = Inside(engine, primary.InstallDir);
         return engine.FileSystem.Stat(inside.StateDir).Kind == EntryKind.Directory ? inside : primary;
+    }
+
+    /// <summary>
+    /// The manifest the journal records for the installed version (null: none, or another applier holds the lock): a
+    /// patch listing only changes may name it as its base. Read under the lock with the journal opened as the apply
+    /// opens it, so a refusal leaves the state directory's files as they were.
+    /// </summary>
+    public static byte[]? InstalledManifest(EngineSettings engine, string installDir, PatcherOptions options)
+    {
+        var fs = engine.FileSystem;
+        var layout = Resolve(engine, Path.TrimEndingDirectorySeparator(installDir), options);
+        if (fs.Stat(layout.StateDir).Kind != EntryKind.Directory || !File.Exists(layout.JournalPath)) return null;
+        StateTrust.Require(fs, layout);
+        using var held = TransactionLock.TryAcquire(layout.LockPath);
+        if (held is null) return null;
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, PendingMarker.Exists(fs, layout), options.Logger, options.TimeProvider);
+        return journal.Installed()?.Manifest;
     }
 
     public static StateLayout Inside(EngineSettings engine, string installDir) =>

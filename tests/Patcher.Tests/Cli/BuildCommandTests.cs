@@ -196,7 +196,9 @@ public sealed class BuildCommandTests
             Assert.That(Get("signatureBytes"), Is.EqualTo(new FileInfo(Path.Join(dir, ManifestCodec.SignatureFileName)).Length));
             Assert.That(Get("payloadBytes"), Is.EqualTo(new FileInfo(Path.Join(dir, Patching.Manifests.DeltaLimits.PayloadFileName)).Length));
             Assert.That(Get("deltaBytes") + Get("wholeBytes"), Is.EqualTo(Get("payloadBytes")));
-            Assert.That(Get("totalBytes"), Is.EqualTo(Directory.EnumerateFiles(dir).Sum(f => new FileInfo(f).Length)));
+            // base.msgpack is beside the patch for installs that need it, not part of what every install downloads.
+            Assert.That(Get("baseManifestBytes"), Is.EqualTo(new FileInfo(Path.Join(dir, Patching.Manifests.VersionManifest.FileName)).Length));
+            Assert.That(Get("totalBytes") + Get("baseManifestBytes"), Is.EqualTo(Directory.EnumerateFiles(dir).Sum(f => new FileInfo(f).Length)));
             // The sample renames theme.ogg and keeps two files: their bytes come from the installed version.
             Assert.That(Get("reusedBytes"), Is.GreaterThan(0));
             Assert.That(Get("reusedBytes") + Get("deltaContentBytes") + Get("wholeContentBytes"), Is.EqualTo(Get("targetBytes")));

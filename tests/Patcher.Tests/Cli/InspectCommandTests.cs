@@ -104,7 +104,7 @@ public sealed class InspectCommandTests
         CliRunner.Expect(0, "build", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch2"], "--product", SamplePatch.Product,
             "--version", SamplePatch.ToVersion, "--from-version", SamplePatch.FromVersion);
         var json = CliRunner.Expect(0, "inspect", "--patch", _temp["patch2"], "--json").Json();
-        var m = ManifestCodec.Deserialize(File.ReadAllBytes(Path.Join(_temp["patch2"], ManifestCodec.BinaryManifestFileName)));
+        var m = Patching.Sources.PatchPackage.Open(_temp["patch2"], ManifestLimits.Default).Manifest;
 
         var contents = json.GetProperty("contents").EnumerateArray().ToList();
         Assert.Multiple(() =>
@@ -116,6 +116,28 @@ public sealed class InspectCommandTests
             var op = level2.GetProperty("operations")[0];
             Assert.That(op.GetProperty("kind").GetString(), Is.EqualTo("data"));
             Assert.That(op.GetProperty("references")[0].GetProperty("base").GetString(), Is.EqualTo("data/levels/level2.dat"), "a changed file is a delta against its old self");
+        });
+    }
+
+    [Test]
+    public void Inspect_JsonOfChangesOnlyWithoutBaseManifest_ShowsTheChangesAndTheBaseHash()
+    {
+        CliRunner.Expect(0, "build", "--from", _temp["v1"], "--to", _temp["v2"], "--out", _temp["patch3"], "--product", SamplePatch.Product,
+            "--version", SamplePatch.ToVersion, "--from-version", SamplePatch.FromVersion, "--no-base-manifest");
+        var json = CliRunner.Expect(0, "inspect", "--patch", _temp["patch3"], "--json").Json();
+        var raw = MessagePackManifest.ReadRaw(File.ReadAllBytes(Path.Join(_temp["patch3"], ManifestCodec.BinaryManifestFileName)), null);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(json.GetProperty("base").GetProperty("baseManifestSha256").GetString(), Is.EqualTo(raw.BaseManifest));
+            Assert.That(json.GetProperty("base").GetProperty("baseKnown").GetBoolean(), Is.False);
+            Assert.That(json.GetProperty("files").GetProperty("changed").EnumerateArray().Select(e => e.GetString()),
+                Is.EqualTo(new[] { "data/levels/level2.dat", "launcher/launch.sh", "readme.txt" }));
+            Assert.That(json.GetProperty("files").GetProperty("removed").EnumerateArray().Select(e => e.GetString()),
+                Is.EqualTo(new[] { "data/intro.txt", "data/music/theme.ogg" }));
+            var level2 = json.GetProperty("contents").EnumerateArray().Single(c => c.GetProperty("files")[0].GetString() == "data/levels/level2.dat");
+            Assert.That(level2.GetProperty("operations")[0].GetProperty("references")[0].GetProperty("base").GetString(), Does.StartWith("#"),
+                "without the base, base files are shown by index");
         });
     }
 }

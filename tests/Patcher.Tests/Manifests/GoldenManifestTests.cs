@@ -15,7 +15,8 @@ namespace Patching.Tests.Manifests;
 /// </summary>
 public sealed class GoldenManifestTests
 {
-    public sealed record GoldenCase(string Name, bool Delta, DateTimeOffset? Expires, int Format = 1)
+    /// <param name="ChangesOnly">Format 2 delta listing only changes, with the base version's manifest (base.msgpack) pinned beside it.</param>
+    public sealed record GoldenCase(string Name, bool Delta, DateTimeOffset? Expires, int Format = 1, bool ChangesOnly = false)
     {
         public string ManifestFile => ManifestCodec.FileNameFor(Format);
 
@@ -28,6 +29,7 @@ public sealed class GoldenManifestTests
         new("sample-full-1.0.0", Delta: false, Expires: new DateTimeOffset(2035, 1, 1, 0, 0, 0, TimeSpan.Zero)),
         new("format2-sample-1.0.0-to-1.1.0", Delta: true, Expires: null, Format: 2),
         new("format2-sample-full-1.0.0", Delta: false, Expires: new DateTimeOffset(2035, 1, 1, 0, 0, 0, TimeSpan.Zero), Format: 2),
+        new("format2-changes-sample-1.0.0-to-1.1.0", Delta: true, Expires: null, Format: 2, ChangesOnly: true),
     ];
 
     private static bool Updating => Environment.GetEnvironmentVariable("PATCHER_UPDATE_GOLDEN") == "1";
@@ -47,12 +49,15 @@ public sealed class GoldenManifestTests
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             File.WriteAllBytes(path, built);
             if (c.Format == 2) File.Copy(payload, GoldenPath(c, Patching.Manifests.DeltaLimits.PayloadFileName), overwrite: true);
+            if (c.ChangesOnly) File.Copy(Path.Join(temp["out"], VersionManifest.FileName), GoldenPath(c, VersionManifest.FileName), overwrite: true);
             PatchBuilder.Sign(Path.GetDirectoryName(path)!, File.ReadAllText(RepoPaths.TestKey));
         }
 
         // Format 2's zstd frames are pinned too: the managed port has no native library whose version could drift.
         if (c.Format == 2)
             Assert.That(File.ReadAllBytes(payload), Is.EqualTo(File.ReadAllBytes(GoldenPath(c, Patching.Manifests.DeltaLimits.PayloadFileName))), "payload differs from the golden bytes");
+        if (c.ChangesOnly)
+            Assert.That(File.ReadAllBytes(Path.Join(temp["out"], VersionManifest.FileName)), Is.EqualTo(File.ReadAllBytes(GoldenPath(c, VersionManifest.FileName))), "base manifest differs from the golden bytes");
         var golden = File.ReadAllBytes(path);
         Assert.That(Encoding.UTF8.GetString(built), Is.EqualTo(Encoding.UTF8.GetString(golden)), "built manifest differs from the golden text");
         Assert.That(built, Is.EqualTo(golden), "built manifest differs from the golden bytes");
@@ -63,7 +68,7 @@ public sealed class GoldenManifestTests
     {
         var golden = File.ReadAllBytes(GoldenPath(c, c.ManifestFile));
 
-        var reserialized = ManifestCodec.Serialize(ManifestCodec.Deserialize(golden));
+        var reserialized = ManifestCodec.Serialize(Read(c));
 
         Assert.That(reserialized, Is.EqualTo(golden));
     }
@@ -71,7 +76,7 @@ public sealed class GoldenManifestTests
     [TestCaseSource(nameof(Cases))]
     public void Validate_GoldenManifest_Passes(GoldenCase c)
     {
-        var manifest = ManifestCodec.Deserialize(File.ReadAllBytes(GoldenPath(c, c.ManifestFile)));
+        var manifest = Read(c);
 
         Assert.DoesNotThrow(() => ManifestValidator.Validate(manifest, ManifestLimits.Default));
         Assert.That(manifest.IsFullPackage, Is.EqualTo(!c.Delta));
@@ -132,6 +137,15 @@ public sealed class GoldenManifestTests
         Assert.That(doc, Does.Contain("```json\n" + golden + "```"), "docs/format.md must quote fixtures/golden/sample-1.0.0-to-1.1.0/manifest.json verbatim");
     }
 
+    /// <summary>The golden manifest parsed; one listing only changes is composed over its pinned base manifest.</summary>
+    private static Manifest Read(GoldenCase c)
+    {
+        var bytes = File.ReadAllBytes(GoldenPath(c, c.ManifestFile));
+        return c.ChangesOnly
+            ? MessagePackManifest.Deserialize(bytes, null, VersionManifest.Deserialize(File.ReadAllBytes(GoldenPath(c, VersionManifest.FileName)), null))
+            : ManifestCodec.Deserialize(bytes);
+    }
+
     private static byte[] BuildGolden(GoldenCase c, TempDir temp)
     {
         SampleData.CopyVersion(RepoPaths.Sample, "v1", temp["v1"]);
@@ -149,6 +163,7 @@ public sealed class GoldenManifestTests
             Compress = false,
             Time = FixedTimeProvider.Golden,
             Format = c.Format,
+            ListUnchanged = !c.ChangesOnly,
         });
         return File.ReadAllBytes(result.ManifestPath);
     }

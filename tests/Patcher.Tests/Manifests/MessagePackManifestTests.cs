@@ -1,7 +1,7 @@
-using System.Buffers;
 using MessagePack;
 using Patching.Manifests;
 using Patching.Tests.TestHelpers;
+using static Patching.Tests.TestHelpers.MessagePackEdit;
 
 namespace Patching.Tests.Manifests;
 
@@ -10,51 +10,7 @@ public sealed class MessagePackManifestTests
 {
     private static byte[] Golden => File.ReadAllBytes(Path.Join(RepoPaths.Golden, "format2-sample-1.0.0-to-1.1.0", ManifestCodec.BinaryManifestFileName));
 
-    /// <summary>The golden manifest's top map as (key, raw value) pairs, to rewrite one entry at a time.</summary>
-    private static List<(string Key, byte[] Value)> Entries(byte[] bytes)
-    {
-        var r = new MessagePackReader(bytes);
-        var n = r.ReadMapHeader();
-        var list = new List<(string, byte[])>();
-        for (var i = 0; i < n; i++)
-        {
-            var key = r.ReadString()!;
-            var start = (int)r.Consumed;
-            r.Skip();
-            list.Add((key, bytes[start..(int)r.Consumed]));
-        }
-
-        return list;
-    }
-
-    private static byte[] Emit(IEnumerable<(string Key, byte[] Value)> entries)
-    {
-        var list = entries.ToList();
-        var buffer = new ArrayBufferWriter<byte>();
-        var w = new MessagePackWriter(buffer);
-        w.WriteMapHeader(list.Count);
-        foreach (var (key, value) in list)
-        {
-            w.Write(key);
-            w.WriteRaw(value);
-        }
-
-        w.Flush();
-        return buffer.WrittenSpan.ToArray();
-    }
-
-    private delegate void Write(ref MessagePackWriter w);
-
-    private static byte[] Value(Write write)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        var w = new MessagePackWriter(buffer);
-        write(ref w);
-        w.Flush();
-        return buffer.WrittenSpan.ToArray();
-    }
-
-    private static byte[] With(string key, byte[] value) => Emit(Entries(Golden).Select(e => e.Key == key ? (e.Key, value) : e));
+    private static byte[] With(string key, byte[] value) => MessagePackEdit.With(Golden, key, value);
 
     private static PatcherException Refused(byte[] bytes) => Assert.Throws<PatcherException>(() => ManifestCodec.Deserialize(bytes))!;
 

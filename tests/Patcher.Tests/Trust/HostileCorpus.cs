@@ -184,7 +184,8 @@ internal static class HostileCorpus
     ];
 
     /// <summary>The sample patch 1.0.0 → 1.1.0 in <paramref name="format"/>, signed, built at a fixed time, into <paramref name="dir"/>.</summary>
-    public static void BuildSample(string dir, string v1, string v2, string key, int format) =>
+    /// <param name="listUnchanged">Format 2: list both trees whole (the format 2 corpus) rather than only the changes.</param>
+    public static void BuildSample(string dir, string v1, string v2, string key, int format, bool listUnchanged = true) =>
         PatchBuilder.Build(new BuildRequest
         {
             FromDir = v1,
@@ -196,6 +197,7 @@ internal static class HostileCorpus
             PrivateKeyPem = key,
             Time = new FixedTimeProvider(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero)),
             Format = format,
+            ListUnchanged = listUnchanged,
         });
 
     /// <summary>Writes every case into <paramref name="root"/>/NAME (manifest, signature, blobs, README, expect).</summary>

@@ -18,7 +18,10 @@ internal static class HostileCorpusFormat2
     public sealed class Workbench(string dir)
     {
         public string Dir { get; } = dir;
-        public Manifest Manifest { get; set; } = ManifestCodec.Deserialize(File.ReadAllBytes(Path.Join(dir, ManifestCodec.BinaryManifestFileName)));
+        public Manifest Manifest { get; set; } = Read(dir);
+
+        /// <summary>Runs after signing (attacks on what beside the manifest is not signed).</summary>
+        public Action<string>? AfterSign { get; set; }
         /// <summary>Manifest bytes to sign instead of <see cref="Manifest"/> (attacks on the encoding itself).</summary>
         public Func<byte[], byte[]>? Rewrite { get; set; }
         public string PayloadPath => Path.Join(Dir, DeltaLimits.PayloadFileName);
@@ -54,6 +57,16 @@ internal static class HostileCorpusFormat2
     /// raw block of one byte.
     /// </summary>
     internal static readonly byte[] HugeWindowFrame = [0x28, 0xB5, 0x2F, 0xFD, 0x00, 20 << 3, 0x09, 0x00, 0x00, 0x41];
+
+    /// <summary>The patch's manifest, composed over the base manifest beside it when it lists only changes.</summary>
+    private static Manifest Read(string dir)
+    {
+        var bytes = File.ReadAllBytes(Path.Join(dir, ManifestCodec.BinaryManifestFileName));
+        var basePath = Path.Join(dir, VersionManifest.FileName);
+        return File.Exists(basePath)
+            ? MessagePackManifest.Deserialize(bytes, null, VersionManifest.Deserialize(File.ReadAllBytes(basePath), null))
+            : ManifestCodec.Deserialize(bytes);
+    }
 
     public static IReadOnlyList<HostileCorpus.Case> Cases { get; } =
     [
@@ -117,9 +130,10 @@ internal static class HostileCorpusFormat2
                 var (r, _) = w.FirstData();
                 w.Manifest = w.Manifest with { Files = [.. w.Manifest.Files, TargetFile.Whole("../escaped.txt", r.Size, r.Sha256)] };
             }),
+    .. HostileCorpusChanges.Cases,
     ];
 
-    private static HostileCorpus.Case Case(string name, string attack, PatchErrorCode code, string message, Action<Workbench> mutate) =>
+    internal static HostileCorpus.Case Case(string name, string attack, PatchErrorCode code, string message, Action<Workbench> mutate) =>
         new(name, attack, code, message, HostileCorpus.Setup.Fresh, _ => { }) { Format2 = mutate };
 
     /// <summary>Appends a string key and value to the manifest's top map (its header is a fixmap: fewer than 16 keys).</summary>
@@ -144,7 +158,7 @@ internal static class HostileCorpusFormat2
         {
             var dir = Path.Join(root, c.Name);
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-            HostileCorpus.BuildSample(dir, v1, v2, key, format: 2);
+            HostileCorpus.BuildSample(dir, v1, v2, key, format: 2, listUnchanged: !HostileCorpusChanges.Names.Contains(c.Name));
             var w = new Workbench(dir);
             c.Format2!(w);
             var bytes = MessagePackManifest.Serialize(w.Manifest);
@@ -152,6 +166,7 @@ internal static class HostileCorpusFormat2
             File.WriteAllBytes(Path.Join(dir, ManifestCodec.BinaryManifestFileName), bytes);
             File.WriteAllBytes(Path.Join(dir, ManifestCodec.SignatureFileName),
                 ManifestCodec.SerializeEnvelope(new SignatureEnvelope { Signatures = [SigningKeys.Sign(bytes, key)] }));
+            w.AfterSign?.Invoke(dir);
             File.WriteAllText(Path.Join(dir, "README"), c.Attack + "\n");
             File.WriteAllText(Path.Join(dir, "expect"), $"code={c.Expected}\nmessage={c.MessageFragment}\nsetup={c.Setup}\n");
         }

@@ -22,7 +22,7 @@ internal sealed class BuildCommand : IToolCommand
     private readonly Option<string?> _fromVersion = new("--from-version") { Description = "Version of the old tree (required with --from)", HelpName = "V" };
     private readonly Option<string?> _expires = new("--expires") { Description = "Refuse the patch after this time (ISO 8601, e.g. 2026-01-31T00:00:00Z)", HelpName = "ISO8601" };
     private readonly Option<bool> _noCompress = new("--no-compress") { Description = "Store every blob uncompressed (default: Brotli where it saves 5% or more)" };
-    private readonly Option<bool> _force = new("--force") { Description = "Replace a patch already in --out (only its manifest, manifest.sig, payload.bin and blobs/ are removed)" };
+    private readonly Option<bool> _force = new("--force") { Description = "Replace a patch already in --out (only its manifest, manifest.sig, payload.bin, base.msgpack and blobs/ are removed)" };
     private readonly Option<int> _format = new("--format")
     {
         Description = "Patch format: 2 (default; reuses content from anywhere in the old version, zstd deltas) or 1 (whole changed files, Brotli)",
@@ -37,13 +37,23 @@ internal sealed class BuildCommand : IToolCommand
         DefaultValueFactory = _ => PatchBuilder.DefaultLevel,
     };
 
+    private readonly Option<bool> _fullManifest = new("--full-manifest")
+    {
+        Description = "Format 2 patch: list every file of both versions in the manifest (default: only what changes, naming the old version's manifest by its hash)",
+    };
+
+    private readonly Option<bool> _noBaseManifest = new("--no-base-manifest")
+    {
+        Description = $"Format 2 patch: do not write the old version's manifest ({VersionManifest.FileName}) beside the patch; installs whose journal does not record the old version then cannot apply it",
+    };
+
     private readonly Option<bool> _json = ToolOptions.Json();
 
     public Command Create(ToolContext ctx, GlobalOptions global)
     {
         var command = new Command("build", "Build a patch (or, without --from, a full package) from two trees")
         {
-            _from, _to, _out, _key, _product, _version, _fromVersion, _expires, _noCompress, _force, _format, _level, _json,
+            _from, _to, _out, _key, _product, _version, _fromVersion, _expires, _noCompress, _force, _format, _level, _fullManifest, _noBaseManifest, _json,
         };
         command.SetAction(pr => CommandRunner.Run(ctx, ToolOptions.Flag(pr, _json), ToolOptions.Flag(pr, global.Verbose), () => Run(ctx, new Settings(
             pr.GetValue(_from), pr.GetValue(_to)!, pr.GetValue(_out)!, pr.GetValue(_key), pr.GetValue(_product)!,
@@ -51,6 +61,8 @@ internal sealed class BuildCommand : IToolCommand
         {
             Format = pr.GetValue(_format),
             Level = pr.GetValue(_level),
+            FullManifest = ToolOptions.Flag(pr, _fullManifest),
+            BaseManifest = !ToolOptions.Flag(pr, _noBaseManifest),
             Json = ToolOptions.Flag(pr, _json),
         })));
         return command;
@@ -62,6 +74,8 @@ internal sealed class BuildCommand : IToolCommand
     {
         public int Format { get; init; } = MessagePackManifest.Format;
         public int Level { get; init; } = PatchBuilder.DefaultLevel;
+        public bool FullManifest { get; init; }
+        public bool BaseManifest { get; init; } = true;
         public bool Json { get; init; }
     }
 
@@ -102,6 +116,8 @@ internal sealed class BuildCommand : IToolCommand
             Time = time,
             Format = s.Format,
             Level = s.Level,
+            ListUnchanged = s.FullManifest,
+            WriteBaseManifest = s.BaseManifest,
         });
 
         var summary = PatchSummary.Of(result.Manifest);
@@ -156,6 +172,9 @@ internal sealed class BuildCommand : IToolCommand
 
         output.WriteLine($"  manifest   {result.ManifestPath} ({doc.ManifestBytes} bytes)");
         output.WriteLine($"  total      {ToolOptions.Bytes(doc.TotalBytes)} ({doc.TotalBytes} bytes) to download");
+        var basePath = Path.Join(doc.Patch, VersionManifest.FileName);
+        if (File.Exists(basePath))
+            output.WriteLine($"  base       {basePath} ({new FileInfo(basePath).Length} bytes): the old version's manifest, downloaded only by installs whose journal does not record it");
         output.WriteLine(signed
             ? $"  signature  {Path.Join(doc.Patch, ManifestCodec.SignatureFileName)}"
             : "  signature  none: UNSIGNED (sign it with: patchtool sign --patch PATCHDIR --key signing.key)");
@@ -166,6 +185,7 @@ internal sealed class BuildCommand : IToolCommand
         var m = result.Manifest;
         var sigPath = Path.Join(outDir, ManifestCodec.SignatureFileName);
         var signature = File.Exists(sigPath) ? new FileInfo(sigPath).Length : 0;
+        var basePath = Path.Join(outDir, VersionManifest.FileName);
         var d = result.Deltas;
         // Format 1 reuses whole files only and ships every other content whole as a blob.
         var shipped = m.Blobs.Select(b => b.Sha256).ToHashSet(StringComparer.Ordinal);
@@ -173,7 +193,8 @@ internal sealed class BuildCommand : IToolCommand
         return new BuildDocument(
             true, outDir, m.Format, level, m.Product, m.Version, m.FromVersion, m.Files.Count, summary.TargetBytes,
             reused, d?.DeltaBytes ?? 0, d?.DeltaContentBytes ?? 0, d?.WholeBytes ?? result.BlobBytes, d?.WholeContentBytes ?? m.Blobs.Sum(b => b.Size),
-            result.ManifestBytes, signature, result.BlobBytes, result.ManifestBytes + signature + result.BlobBytes, signature > 0);
+            result.ManifestBytes, signature, result.BlobBytes, result.ManifestBytes + signature + result.BlobBytes, signature > 0,
+            File.Exists(basePath) ? new FileInfo(basePath).Length : 0);
     }
 
     private static void PrepareOutput(string outDir, bool force)
@@ -188,12 +209,13 @@ internal sealed class BuildCommand : IToolCommand
         if (entries.Count == 0) return;
         if (!force) throw new UsageException($"--out '{outDir}' is not empty; choose a new directory or pass --force to replace the patch in it");
         var foreign = entries.Where(e => e is not (ManifestCodec.ManifestFileName or ManifestCodec.BinaryManifestFileName or ManifestCodec.SignatureFileName
-            or DeltaLimits.PayloadFileName or "blobs")).ToList();
+            or DeltaLimits.PayloadFileName or VersionManifest.FileName or "blobs")).ToList();
         if (foreign.Count > 0)
             throw new UsageException($"--out '{outDir}' holds more than a patch ({string.Join(", ", foreign.Take(3))}); refusing to clear it");
         File.Delete(Path.Join(outDir, ManifestCodec.ManifestFileName));
         File.Delete(Path.Join(outDir, ManifestCodec.BinaryManifestFileName));
         File.Delete(Path.Join(outDir, DeltaLimits.PayloadFileName));
+        File.Delete(Path.Join(outDir, VersionManifest.FileName));
         File.Delete(Path.Join(outDir, ManifestCodec.SignatureFileName));
         var blobs = Path.Join(outDir, "blobs");
         if (Directory.Exists(blobs)) Directory.Delete(blobs, recursive: true);

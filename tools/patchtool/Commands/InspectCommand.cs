@@ -33,23 +33,41 @@ internal sealed class InspectCommand : IToolCommand
     {
         var patch = Path.GetFullPath(s.Patch);
         var package = PatchPackage.Open(patch, ManifestLimits.Default);
-        var m = package.Manifest;
+        var raw = package.Raw;
+        Manifest m;
+        PatchSummary summary;
+        var baseKnown = true;
+        try
+        {
+            m = package.Manifest;
+            summary = PatchSummary.Of(m);
+        }
+        catch (PatcherException ex) when (ex.Code == PatchErrorCode.BaseManifestMissing && raw is not null)
+        {
+            // Without the base version the changes are still shown, as listed.
+            (m, summary) = ChangesAlone(raw);
+            baseKnown = false;
+        }
+
+        // The identity a transaction would record; without the base, that of the signed bytes.
+        var manifestHash = baseKnown ? package.ManifestHash : ManifestCodec.Hash(package.SignedBytes);
+        InspectBase? baseDoc = raw is { BaseManifest: { } b, TargetManifest: { } t } ? new InspectBase(b, t, baseKnown) : null;
         // Unverified content is still validated, so nothing hostile (control characters, traversal) gets printed.
-        ManifestValidator.Validate(m, ManifestLimits.Default);
-        var summary = PatchSummary.Of(m);
+        if (baseKnown) ManifestValidator.Validate(m, ManifestLimits.Default);
         var keyIds = package.Envelope?.Signatures.Select(x => x.KeyId).ToList() ?? [];
 
         if (s.Json)
         {
             JsonOutput.Write(ctx.Out, new InspectDocument(
-                true, patch, m.Format, m.Product, m.Version, m.FromVersion, m.IsFullPackage, m.Created, m.Expires, package.ManifestHash,
+                true, patch, m.Format, m.Product, m.Version, m.FromVersion, m.IsFullPackage, m.Created, m.Expires, manifestHash,
                 new InspectCounts(summary.Added.Count, summary.Changed.Count, summary.Removed.Count, summary.Unchanged.Count, m.Files.Count, m.Base.Count),
                 new InspectFiles(summary.Added, summary.Changed, summary.Removed, summary.Unchanged),
                 new InspectDirectories(summary.DirectoriesAdded, summary.DirectoriesRemoved),
                 new InspectBytes(summary.DownloadBytes, summary.BlobContentBytes, summary.TargetBytes),
                 m.Blobs.Count,
                 keyIds.Select(CommandRunner.OneLine).ToList(),
-                m.Format == MessagePackManifest.Format ? Contents(m) : null));
+                m.Format == MessagePackManifest.Format ? Contents(m) : null,
+                baseDoc));
             return ExitCodes.Ok;
         }
 
@@ -59,7 +77,9 @@ internal sealed class InspectCommand : IToolCommand
         o.WriteLine(m.IsFullPackage ? $"version      {m.Version} (full package)" : $"version      {m.FromVersion} -> {m.Version}");
         o.WriteLine($"created      {Time(m.Created)}");
         o.WriteLine($"expires      {(m.Expires is { } e ? Time(e) : "never")}");
-        o.WriteLine($"manifest     format {m.Format}, sha256 {package.ManifestHash}");
+        o.WriteLine($"manifest     format {m.Format}, sha256 {manifestHash}");
+        if (baseDoc is not null)
+            o.WriteLine($"lists        only changes from base manifest {baseDoc.BaseManifestSha256}{(baseDoc.BaseKnown ? "" : $" (no {VersionManifest.FileName} here: unchanged files unknown)")}");
         o.WriteLine($"files        {m.Files.Count} in target: {summary.FileCountsLine}");
         o.WriteLine($"directories  {m.Directories.Count} in target: {summary.DirectoriesAdded.Count} added, {summary.DirectoriesRemoved.Count} removed");
         o.WriteLine(m.Format == MessagePackManifest.Format
@@ -77,6 +97,40 @@ internal sealed class InspectCommand : IToolCommand
         foreach (var d in summary.DirectoriesAdded) o.WriteLine($"  + {d}/");
         foreach (var d in summary.DirectoriesRemoved) o.WriteLine($"  - {d}/");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// A manifest listing only changes, shown without its base: the files added and changed as the target, the removed
+    /// ones as base files; operations name base files as <c>#N</c>, their index in the base version's file list.
+    /// Unchanged files and directory changes are unknown.
+    /// </summary>
+    private static (Manifest, PatchSummary) ChangesAlone(RawManifest raw)
+    {
+        var files = ManifestChanges.Listed(raw.Added!, raw.Changed!);
+        // A hash left out because it is a whole base file's is shown as that: the base's hashes are not at hand.
+        const string WholeBaseFile = "(the whole base file's)";
+        var recipes = raw.Contents.Where(c => c.File >= 0 && c.File < files.Count).Select(c => new ContentRecipe
+        {
+            Sha256 = files[c.File].Sha256,
+            Size = files[c.File].Size,
+            Ops = c.Ops.Select(o => o.Op with
+            {
+                Sha256 = o.Op.Sha256.Length > 0 ? o.Op.Sha256 : c.Ops.Count == 1 ? files[c.File].Sha256 : WholeBaseFile,
+                BasePath = o.Op.Kind == DeltaOpKind.Copy ? $"#{o.BaseIndex}" : null,
+                Refs = o.Refs.Select(r => new RefWindow($"#{r.File}", r.Offset, r.Length, r.Sha ?? WholeBaseFile)).ToList(),
+            }).ToList(),
+        }).ToList();
+        // Checked before printing as far as it can be without the base: paths, sizes and hashes of what is listed (each
+        // listed file standing in the base list for its own content, the removed paths as empty files).
+        var baseFiles = files.Select(f => new BaseFile { Path = f.Path, Size = f.Size, Sha256 = f.Sha256 })
+            .Concat(raw.Removed!.Select(p => new BaseFile { Path = p, Size = 0, Sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData([])) }))
+            .OrderBy(b => b.Path, StringComparer.Ordinal).ToList();
+        var m = raw.Trees(null) with { Files = files, Base = baseFiles, BaseDirectories = raw.Directories!, PayloadSize = raw.Payload };
+        ManifestValidator.Validate(m, ManifestLimits.Default);
+        m = m with { Recipes = recipes };
+        var summary = new PatchSummary(raw.Added!.Select(f => f.Path).ToList(), raw.Changed!.Select(f => f.Path).ToList(), raw.Removed!, [], [], [],
+            raw.Payload, recipes.Sum(r => r.Size), files.Sum(f => f.Size));
+        return (m, summary);
     }
 
     /// <summary>Format 2's recipes, readably: base files by path, hashes in hex.</summary>

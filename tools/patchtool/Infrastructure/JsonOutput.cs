@@ -37,7 +37,15 @@ internal sealed record InspectDocument(
     InspectBytes Bytes,
     int Blobs,
     IReadOnlyList<string> SignatureKeyIds,
-    IReadOnlyList<InspectContent>? Contents = null);
+    IReadOnlyList<InspectContent>? Contents = null,
+    InspectBase? Base = null);
+
+/// <summary>
+/// Format 2 patch listing only changes: the version manifests it names by SHA-256, and whether the base one was at hand
+/// (<c>base.msgpack</c> beside the patch). Without it the files unchanged and the base files are unknown (counted 0),
+/// and operations name base files by their index in the base version's file list (<c>#N</c>).
+/// </summary>
+internal sealed record InspectBase(string BaseManifestSha256, string TargetManifestSha256, bool BaseKnown);
 
 /// <summary>Format 2: one content rebuilt from the base and the payload, and the target files that get it.</summary>
 internal sealed record InspectContent(string Sha256, long Size, IReadOnlyList<string> Files, IReadOnlyList<InspectOperation> Operations);
@@ -54,7 +62,8 @@ internal sealed record InspectReference(string Base, long Offset, long Length, s
 /// <param name="DeltaContentBytes">Target bytes those frames decode to.</param>
 /// <param name="WholeBytes">Download bytes of content shipped without a reference: format 1's blobs, format 2's plain frames.</param>
 /// <param name="WholeContentBytes">Target bytes that content decodes to.</param>
-/// <param name="TotalBytes">Every file of the patch directory: manifest, signature, payload or blobs.</param>
+/// <param name="TotalBytes">What every install downloads: manifest, signature, payload or blobs.</param>
+/// <param name="BaseManifestBytes">The old version's manifest beside a format 2 patch listing only changes (base.msgpack), downloaded only by installs whose journal does not record that version; 0 when absent.</param>
 internal sealed record BuildDocument(
     bool Ok,
     string Patch,
@@ -74,7 +83,8 @@ internal sealed record BuildDocument(
     long SignatureBytes,
     long PayloadBytes,
     long TotalBytes,
-    bool Signed);
+    bool Signed,
+    long BaseManifestBytes = 0);
 
 internal sealed record InspectCounts(int Added, int Changed, int Removed, int Unchanged, int TargetFiles, int BaseFiles);
 
