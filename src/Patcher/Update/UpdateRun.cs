@@ -1,21 +1,6 @@
-using Patching.IO;
 using Patching.Sources;
-using Patching.Transaction;
 
 namespace Patching.Update;
 
 /// <summary>What one check, update or repair works with: the install, where the release store is read from, how, and who hears of progress.</summary>
 internal sealed record UpdateRun(string InstallDir, IUpdateSource Source, UpdateOptions Options, IProgress<PatchProgress>? Progress);
-
-/// <summary>
-/// The engine's read-only queries as the update code needs them, with the same native error mapping the front door
-/// gives them (the update code sits below the front door and must not call it).
-/// </summary>
-internal static class InstallQueries
-{
-    public static InstallStatus Status(string installDir, PatcherOptions options) =>
-        NativeErrors.Guard("status", installDir, () => TransactionEngine.Status(Path.GetFullPath(installDir), options));
-
-    public static VerifyReport Verify(string installDir, PatcherOptions options, CancellationToken ct) =>
-        NativeErrors.Guard("verify", installDir, () => TransactionEngine.Verify(Path.GetFullPath(installDir), options, null, ct));
-}
