@@ -145,81 +145,135 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     /// </summary>
     public ContentRecipe Build(ScannedFile file, string source, Stream frames, CancellationToken ct)
     {
-        var payload = frames;
-        var written = new Dictionary<(string Output, string? Ref), (long Offset, long Length)>();
-        var ops = new List<DeltaOp>();
-        var samePath = Likely(file);
-        (int File, long Offset, long Length, IncrementalHash Sha)? copy = null;
-        (int File, long End)? lastCopy = null;
-        var run = new MemoryStream();
-        long runStart = 0;
-
-        void FlushCopy()
-        {
-            if (copy is not { } c) return;
-            ops.Add(new DeltaOp
-            {
-                Kind = DeltaOpKind.Copy, Length = c.Length, Sha256 = Convert.ToHexStringLower(c.Sha.GetHashAndReset()),
-                BasePath = baseTree.Files[c.File].Path, BaseOffset = c.Offset,
-            });
-            c.Sha.Dispose();
-            Interlocked.Add(ref _reused, c.Length);
-            lastCopy = (c.File, c.Offset + c.Length);
-            copy = null;
-        }
-
-        // next: where the matched chunk that ends the run lies in the base (the run's bytes likely precede it there too).
-        void FlushRun((int File, long Offset)? next)
-        {
-            if (run.Length == 0) return;
-            ops.Add(Frame(run.GetBuffer().AsSpan(0, (int)run.Length), runStart, lastCopy, next, samePath, payload, written));
-            run.SetLength(0);
-        }
-
+        var recipe = new RecipeWriter(this, Likely(file), frames);
         using var input = FileOps.Instance.OpenRead(source);
         Chunker.Split(input, (offset, chunk) =>
         {
-            if (_index.TryGetValue(XxHash128.HashToUInt128(chunk), out var at) && at.Length == chunk.Length)
-            {
-                FlushRun((at.File, at.Offset));
-                if (copy is { } c && c.File == at.File && c.Offset + c.Length == at.Offset && c.Length + chunk.Length <= DeltaLimits.MaxDataLength)
-                {
-                    copy = (c.File, c.Offset, c.Length + chunk.Length, c.Sha);
-                }
-                else
-                {
-                    FlushCopy();
-                    copy = (at.File, at.Offset, chunk.Length, IncrementalHash.CreateHash(HashAlgorithmName.SHA256));
-                }
+            if (_index.TryGetValue(XxHash128.HashToUInt128(chunk), out var at) && at.Length == chunk.Length) recipe.Found(at.File, at.Offset, chunk);
+            else recipe.New(offset, chunk);
+        }, ct);
+        return new ContentRecipe { Sha256 = file.Sha256, Size = file.Size, Ops = recipe.Finish() };
+    }
 
-                copy.Value.Sha.AppendData(chunk);
+    /// <summary>
+    /// The ops of one file's recipe, built chunk by chunk in file order: chunks found in the base grow a copy of a base
+    /// range, and the new bytes between them gather into a run that becomes one compressed frame.
+    /// </summary>
+    /// <param name="owner">The builder whose base index, counters and compression level the recipe uses.</param>
+    /// <param name="samePath">The base file the new file most likely evolved from (<see cref="Likely"/>), or -1.</param>
+    /// <param name="payload">Where the frames are written, each identical frame once.</param>
+    private sealed class RecipeWriter(DeltaBuilder owner, int samePath, Stream payload)
+    {
+        private readonly Dictionary<(string Output, string? Ref), (long Offset, long Length)> _written = new();
+        private readonly List<DeltaOp> _ops = new();
+        private readonly MemoryStream _run = new();
+        private (int File, long Offset, long Length, IncrementalHash Sha)? _copy;
+        private (int File, long End)? _lastCopy;
+        private long _runStart;
+
+        /// <summary>A chunk found at <paramref name="offset"/> of base file <paramref name="file"/>.</summary>
+        public void Found(int file, long offset, ReadOnlySpan<byte> chunk)
+        {
+            FlushRun((file, offset));
+            if (_copy is { } c && c.File == file && c.Offset + c.Length == offset && c.Length + chunk.Length <= DeltaLimits.MaxDataLength)
+            {
+                _copy = (c.File, c.Offset, c.Length + chunk.Length, c.Sha);
             }
             else
             {
                 FlushCopy();
-                if (run.Length + chunk.Length > MaxRun) FlushRun(null);
-                if (run.Length == 0) runStart = offset;
-                run.Write(chunk);
+                _copy = (file, offset, chunk.Length, IncrementalHash.CreateHash(HashAlgorithmName.SHA256));
             }
-        }, ct);
-        FlushCopy();
-        FlushRun(null);
-        return new ContentRecipe { Sha256 = file.Sha256, Size = file.Size, Ops = ops };
+
+            _copy.Value.Sha.AppendData(chunk);
+        }
+
+        /// <summary>A chunk the base lacks, at <paramref name="offset"/> of the new file.</summary>
+        public void New(long offset, ReadOnlySpan<byte> chunk)
+        {
+            FlushCopy();
+            if (_run.Length + chunk.Length > MaxRun) FlushRun(null);
+            if (_run.Length == 0) _runStart = offset;
+            _run.Write(chunk);
+        }
+
+        public List<DeltaOp> Finish()
+        {
+            FlushCopy();
+            FlushRun(null);
+            return _ops;
+        }
+
+        private void FlushCopy()
+        {
+            if (_copy is not { } c) return;
+            _ops.Add(new DeltaOp
+            {
+                Kind = DeltaOpKind.Copy, Length = c.Length, Sha256 = Convert.ToHexStringLower(c.Sha.GetHashAndReset()),
+                BasePath = owner.BasePath(c.File), BaseOffset = c.Offset,
+            });
+            c.Sha.Dispose();
+            Interlocked.Add(ref owner._reused, c.Length);
+            _lastCopy = (c.File, c.Offset + c.Length);
+            _copy = null;
+        }
+
+        /// <param name="next">Where the matched chunk that ends the run lies in the base (the run's bytes likely precede it there too).</param>
+        private void FlushRun((int File, long Offset)? next)
+        {
+            if (_run.Length == 0) return;
+            _ops.Add(Frame(_run.GetBuffer().AsSpan(0, (int)_run.Length), next));
+            _run.SetLength(0);
+        }
+
+        /// <summary>
+        /// Compresses one run of new bytes against reference windows of the base (<see cref="ReferencePoints"/>) and
+        /// writes the frame unless an identical one (same output, same references) is already written.
+        /// </summary>
+        private DeltaOp Frame(ReadOnlySpan<byte> bytes, (int File, long Offset)? next)
+        {
+            var windows = owner.Windows(ReferencePoints(bytes.Length, next));
+            var (reference, refs) = owner.ReadReference(windows);
+            var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            var key = FrameKey(sha, refs);
+            if (!_written.TryGetValue(key, out var frame))
+            {
+                var compressed = owner.Compress(reference, bytes);
+                frame = (payload.Position, compressed.Length);
+                payload.Write(compressed);
+                _written[key] = frame;
+            }
+
+            Interlocked.Add(ref refs.Count == 0 ? ref owner._wholeContent : ref owner._deltaContent, bytes.Length);
+            return new DeltaOp { Kind = DeltaOpKind.Data, Length = bytes.Length, Sha256 = sha, PayloadOffset = frame.Offset, StoredLength = frame.Length, Refs = refs };
+        }
+
+        /// <summary>
+        /// Where in the base a run of <paramref name="length"/> new bytes most likely came from: around the end of the
+        /// range copied just before the run (an edit continues where the copy stopped), and around the start of the range
+        /// copied just after it (content moved in from another file precedes it there); the same path's old file at the
+        /// same offset when neither exists.
+        /// </summary>
+        private List<(int File, long At)> ReferencePoints(int length, (int File, long Offset)? next)
+        {
+            var points = new List<(int File, long At)>();
+            if (_lastCopy is { } p) points.Add((p.File, p.End + (length / 2)));
+            if (next is { } n) points.Add((n.File, n.Offset - (length / 2)));
+            if (points.Count == 0 && samePath >= 0) points.Add((samePath, _runStart + (length / 2)));
+            return points;
+        }
     }
 
+    private string BasePath(int file) => baseTree.Files[file].Path;
+
+    private byte[] Compress(byte[] reference, ReadOnlySpan<byte> bytes) => ZstdPatch.Compress(reference, bytes, level);
+
     /// <summary>
-    /// Compresses one run of new bytes against reference windows of the base: around the end of the range copied just
-    /// before the run (an edit continues where the copy stopped), and around the start of the range copied just after it
-    /// (content moved in from another file precedes it there); the same path's old file at the same offset when neither
-    /// exists. Windows of one file that overlap are merged; at most <see cref="DeltaLimits.MaxRefLength"/> in all.
+    /// The reference windows centred on <paramref name="points"/>, sharing <see cref="DeltaLimits.MaxRefLength"/>;
+    /// windows of one file that overlap are merged.
     /// </summary>
-    private DeltaOp Frame(ReadOnlySpan<byte> bytes, long runStart, (int File, long End)? prev, (int File, long Offset)? next, int samePath, Stream payload,
-        Dictionary<(string Output, string? Ref), (long Offset, long Length)> written)
+    private List<(int File, long Start, long Length)> Windows(List<(int File, long At)> points)
     {
-        var points = new List<(int File, long At)>();
-        if (prev is { } p) points.Add((p.File, p.End + (bytes.Length / 2)));
-        if (next is { } n) points.Add((n.File, n.Offset - (bytes.Length / 2)));
-        if (points.Count == 0 && samePath >= 0) points.Add((samePath, runStart + (bytes.Length / 2)));
         var budget = points.Count == 0 ? 0 : DeltaLimits.MaxRefLength / points.Count;
         var windows = new List<(int File, long Start, long Length)>();
         foreach (var (file, at) in points)
@@ -242,6 +296,12 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
             windows.Add((file, start, length));
         }
 
+        return windows;
+    }
+
+    /// <summary>The bytes of <paramref name="windows"/> read from the base, one after the other, and their descriptions.</summary>
+    private (byte[] Reference, List<RefWindow> Refs) ReadReference(List<(int File, long Start, long Length)> windows)
+    {
         var reference = new byte[windows.Sum(w => w.Length)];
         var refs = new List<RefWindow>(windows.Count);
         var filled = 0;
@@ -258,17 +318,6 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
             filled += (int)length;
         }
 
-        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
-        var key = FrameKey(sha, refs);
-        if (!written.TryGetValue(key, out var frame))
-        {
-            var compressed = ZstdPatch.Compress(reference, bytes, level);
-            frame = (payload.Position, compressed.Length);
-            payload.Write(compressed);
-            written[key] = frame;
-        }
-
-        Interlocked.Add(ref refs.Count == 0 ? ref _wholeContent : ref _deltaContent, bytes.Length);
-        return new DeltaOp { Kind = DeltaOpKind.Data, Length = bytes.Length, Sha256 = sha, PayloadOffset = frame.Offset, StoredLength = frame.Length, Refs = refs };
+        return (reference, refs);
     }
 }

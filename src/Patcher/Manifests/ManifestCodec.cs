@@ -52,49 +52,27 @@ internal static class ManifestCodec
     public static Manifest Deserialize(ReadOnlySpan<byte> bytes, string? path = null)
     {
         // A MessagePack map cannot start a JSON text: the first byte tells the two formats apart.
-        if (MessagePackManifest.LooksLikeMessagePack(bytes))
-        {
-            var memory = bytes.ToArray();
-            var declared = MessagePackManifest.PeekFormat(memory);
-            if (declared is { } other && other != MessagePackManifest.Format)
-            {
-                throw new PatcherException(PatchErrorCode.ManifestUnsupportedFormat,
-                    $"manifest format {other} is not supported (this build reads formats {Manifest.CurrentFormat} and {MessagePackManifest.Format})", path);
-            }
+        return MessagePackManifest.LooksLikeMessagePack(bytes) ? DeserializeBinary(bytes.ToArray(), path) : DeserializeJson(bytes, path);
+    }
 
-            return ComposedManifest.Is(memory) ? ComposedManifest.Deserialize(memory, path) : MessagePackManifest.Deserialize(memory, path);
+    /// <summary>Format 2 bytes: a whole manifest, or one listing only changes (<see cref="ComposedManifest"/>).</summary>
+    private static Manifest DeserializeBinary(byte[] memory, string? path)
+    {
+        var declared = MessagePackManifest.PeekFormat(memory);
+        if (declared is { } other && other != MessagePackManifest.Format)
+        {
+            throw new PatcherException(PatchErrorCode.ManifestUnsupportedFormat,
+                $"manifest format {other} is not supported (this build reads formats {Manifest.CurrentFormat} and {MessagePackManifest.Format})", path);
         }
 
-        // Peek at the format number first so a future format gets a specific error, not a schema complaint.
-        // A forward-only reader, not a DOM: a 100k-file manifest is tens of MiB, and a document of it would
-        // cost several times that in memory just to read one number.
-        int? format = null;
-        try
-        {
-            var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = 16 });
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-                throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest is not a JSON object", path);
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                var isFormat = reader.ValueTextEquals("format"u8);
-                reader.Read();
-                if (isFormat)
-                {
-                    format = reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var f) ? f : null;
-                    break;
-                }
+        return ComposedManifest.Is(memory) ? ComposedManifest.Deserialize(memory, path) : MessagePackManifest.Deserialize(memory, path);
+    }
 
-                reader.Skip();
-            }
-        }
-        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
-        {
-            // InvalidOperationException: a property name escaping a lone surrogate, met while looking for "format".
-            throw new PatcherException(PatchErrorCode.ManifestMalformed, $"manifest is not valid JSON: {ex.Message}", path, ex);
-        }
-
-        if (format is null)
-            throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest has no integer 'format' field", path);
+    /// <summary>Format 1 bytes: the format number is checked first, then the whole text is read.</summary>
+    private static Manifest DeserializeJson(ReadOnlySpan<byte> bytes, string? path)
+    {
+        var format = PeekJsonFormat(bytes, path)
+            ?? throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest has no integer 'format' field", path);
 
         if (format != Manifest.CurrentFormat)
         {
@@ -104,13 +82,42 @@ internal static class ManifestCodec
 
         try
         {
-            // The duplicated-key rule of the reader also covers a second "format" that the peek above did not see.
+            // The duplicated-key rule of the reader also covers a second "format" that the peek did not see.
             return ManifestReader.Read(bytes);
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
             // InvalidOperationException: a string that is not valid UTF-8 surfaces when the reader decodes it.
             throw new PatcherException(PatchErrorCode.ManifestMalformed, $"manifest does not match format {format}: {ex.Message}", path, ex);
+        }
+    }
+
+    /// <summary>
+    /// The top-level "format" number of a JSON manifest, or null when it is missing or not an integer; read first so a
+    /// future format gets a specific error, not a schema complaint. A forward-only reader, not a DOM: a 100k-file
+    /// manifest is tens of MiB, and a document of it would cost several times that in memory just to read one number.
+    /// </summary>
+    private static int? PeekJsonFormat(ReadOnlySpan<byte> bytes, string? path)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { MaxDepth = 16 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                throw new PatcherException(PatchErrorCode.ManifestMalformed, "manifest is not a JSON object", path);
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isFormat = reader.ValueTextEquals("format"u8);
+                reader.Read();
+                if (isFormat) return reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var f) ? f : null;
+                reader.Skip();
+            }
+
+            return null;
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
+        {
+            // InvalidOperationException: a property name escaping a lone surrogate, met while looking for "format".
+            throw new PatcherException(PatchErrorCode.ManifestMalformed, $"manifest is not valid JSON: {ex.Message}", path, ex);
         }
     }
 

@@ -2,11 +2,30 @@ namespace Patching.Manifests;
 
 /// <summary>
 /// Structural checks on a parsed manifest: safe paths, no collisions, consistent sizes and hashes, limits.
-/// Runs before anything on disk is touched.
+/// Runs before anything on disk is touched. The checks run in a fixed order (header, target tree, base, blobs, then
+/// whether every part can be obtained), so a manifest with several faults is always refused for the same one.
 /// </summary>
 internal static class ManifestValidator
 {
     public static void Validate(Manifest m, ManifestLimits limits)
+    {
+        CheckHeader(m, limits);
+        var target = new TargetTree();
+        foreach (var d in m.Directories) target.AddDirectory(d);
+        CheckFiles(m, target, limits);
+        foreach (var d in m.Directories)
+        {
+            if (!target.ParentListed(d))
+                throw Malformed($"directory '{d}' is in '{PathRules.Parent(d)}', which the manifest does not list", d);
+        }
+
+        CheckBase(m, limits);
+        var blobs = CheckBlobs(m, limits);
+        CheckPartsObtainable(m, blobs, limits);
+    }
+
+    /// <summary>Product id, versions, and the number of entries of all four lists together.</summary>
+    private static void CheckHeader(Manifest m, ManifestLimits limits)
     {
         if (string.IsNullOrWhiteSpace(m.Product) || m.Product.Length > 128 || m.Product.Any(char.IsControl))
             throw Malformed("product id is empty, too long or has control characters");
@@ -15,60 +34,85 @@ internal static class ManifestValidator
 
         if (m.Files.Count + m.Base.Count + m.Directories.Count + m.BaseDirectories.Count > limits.MaxFiles)
             throw new PatcherException(PatchErrorCode.LimitExceeded, $"manifest lists more than {limits.MaxFiles} entries");
+    }
 
-        // Target tree: directories and files share one namespace, compared case- and normalisation-insensitively
-        // because the install may live on NTFS or APFS.
-        var targetKeys = new Dictionary<string, string>(PathRules.CollisionComparer);
-        var dirs = new HashSet<string>(StringComparer.Ordinal);
+    /// <summary>
+    /// The paths of the target tree. Directories and files share one namespace, compared case- and
+    /// normalisation-insensitively because the install may live on NTFS or APFS.
+    /// </summary>
+    private sealed class TargetTree
+    {
+        private readonly Dictionary<string, string> _keys = new(PathRules.CollisionComparer);
+        private readonly HashSet<string> _dirs = new(StringComparer.Ordinal);
+        private readonly HashSet<string>.AlternateLookup<ReadOnlySpan<char>> _dirsBySpan;
+
         // Parents are looked up as spans of the child's path: no substring per file.
-        var dirsBySpan = dirs.GetAlternateLookup<ReadOnlySpan<char>>();
-        bool ParentListed(string path)
+        public TargetTree() => _dirsBySpan = _dirs.GetAlternateLookup<ReadOnlySpan<char>>();
+
+        public void AddDirectory(string path)
+        {
+            CheckPath(path);
+            AddUnique(_keys, path);
+            _dirs.Add(path);
+        }
+
+        public void AddFile(string path)
+        {
+            CheckPath(path);
+            AddUnique(_keys, path);
+        }
+
+        /// <summary>True when <paramref name="path"/> is at the root or its parent directory is listed.</summary>
+        public bool ParentListed(string path)
         {
             var parent = PathRules.ParentLength(path);
-            return parent <= 0 || dirsBySpan.Contains(path.AsSpan(0, parent));
+            return parent <= 0 || _dirsBySpan.Contains(path.AsSpan(0, parent));
         }
+    }
 
-        foreach (var d in m.Directories)
-        {
-            CheckPath(d);
-            AddUnique(targetKeys, d);
-            dirs.Add(d);
-        }
-
+    /// <summary>Each target file: its path, its directory, its size and hash, the total size, and its parts.</summary>
+    private static void CheckFiles(Manifest m, TargetTree target, ManifestLimits limits)
+    {
         long total = 0;
         foreach (var f in m.Files)
         {
-            CheckPath(f.Path);
-            AddUnique(targetKeys, f.Path);
-            if (!ParentListed(f.Path))
+            target.AddFile(f.Path);
+            if (!target.ParentListed(f.Path))
                 throw Malformed($"file '{f.Path}' is in directory '{PathRules.Parent(f.Path)}', which the manifest does not list", f.Path);
             CheckSizeAndHash(f.Size, f.Sha256, f.Path, limits);
             total += f.Size;
             if (total > limits.MaxTotalBytes)
                 throw new PatcherException(PatchErrorCode.LimitExceeded, $"target is larger than {limits.MaxTotalBytes} bytes in total");
-            if (f.Parts.Count == 0 && f.Size != 0)
-                throw Malformed($"file '{f.Path}' has content but no parts", f.Path);
-            if (f.Size == 0 && f.Sha256 != EmptySha256)
-                throw Malformed($"empty file '{f.Path}' declares a SHA-256 other than that of no bytes", f.Path);
-            long partsTotal = 0;
-            foreach (var p in f.Parts)
-            {
-                CheckSizeAndHash(p.Size, p.Sha256, f.Path, limits);
-                partsTotal += p.Size;
-            }
-
-            if (partsTotal != f.Size)
-                throw Malformed($"file '{f.Path}' declares {f.Size} bytes but its parts add up to {partsTotal}", f.Path);
-            if (f.Parts.Count == 1 && f.Parts[0].Sha256 != f.Sha256)
-                throw Malformed($"file '{f.Path}' has a single part whose hash differs from the file's hash", f.Path);
+            CheckParts(f, limits);
         }
+    }
 
-        foreach (var d in m.Directories)
+    /// <summary>The parts of one file add up to it: sizes sum to its size, a single part has its hash.</summary>
+    private static void CheckParts(TargetFile f, ManifestLimits limits)
+    {
+        if (f.Parts.Count == 0 && f.Size != 0)
+            throw Malformed($"file '{f.Path}' has content but no parts", f.Path);
+        if (f.Size == 0 && f.Sha256 != EmptySha256)
+            throw Malformed($"empty file '{f.Path}' declares a SHA-256 other than that of no bytes", f.Path);
+        long partsTotal = 0;
+        foreach (var p in f.Parts)
         {
-            if (!ParentListed(d))
-                throw Malformed($"directory '{d}' is in '{PathRules.Parent(d)}', which the manifest does not list", d);
+            CheckSizeAndHash(p.Size, p.Sha256, f.Path, limits);
+            partsTotal += p.Size;
         }
 
+        if (partsTotal != f.Size)
+            throw Malformed($"file '{f.Path}' declares {f.Size} bytes but its parts add up to {partsTotal}", f.Path);
+        if (f.Parts.Count == 1 && f.Parts[0].Sha256 != f.Sha256)
+            throw Malformed($"file '{f.Path}' has a single part whose hash differs from the file's hash", f.Path);
+    }
+
+    /// <summary>
+    /// The base tree (what a patch expects to find installed): safe, non-colliding paths in a namespace of its own,
+    /// sizes and hashes in bounds; a full package has none.
+    /// </summary>
+    private static void CheckBase(Manifest m, ManifestLimits limits)
+    {
         var baseKeys = new Dictionary<string, string>(PathRules.CollisionComparer);
         foreach (var d in m.BaseDirectories)
         {
@@ -85,7 +129,11 @@ internal static class ManifestValidator
 
         if (m.IsFullPackage && m.Base.Count != 0)
             throw Malformed("a full package (no fromVersion) must not list base files");
+    }
 
+    /// <summary>The shipped blobs, by SHA-256: sizes in bounds, a known compression, each listed once.</summary>
+    private static Dictionary<string, BlobEntry> CheckBlobs(Manifest m, ManifestLimits limits)
+    {
         var blobs = new Dictionary<string, BlobEntry>(StringComparer.Ordinal);
         foreach (var blob in m.Blobs)
         {
@@ -100,7 +148,15 @@ internal static class ManifestValidator
                 throw Malformed($"blob {blob.Sha256} is listed twice");
         }
 
-        // Every part must be obtainable: shipped as a blob, or already present in the base.
+        return blobs;
+    }
+
+    /// <summary>
+    /// Every part must be obtainable: shipped as a blob of the same size, or already present in the base. Format 2
+    /// recipes are checked here too, since the contents they rebuild count as present.
+    /// </summary>
+    private static void CheckPartsObtainable(Manifest m, Dictionary<string, BlobEntry> blobs, ManifestLimits limits)
+    {
         var baseContent = new HashSet<(string, long)>(m.Base.Select(b => (b.Sha256, b.Size)));
         if (m.Format == MessagePackManifest.Format) DeltaValidator.Validate(m, limits);
         // Format 2 rebuilds these from the base and its payload (recipes were checked just above).

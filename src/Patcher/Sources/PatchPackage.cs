@@ -136,7 +136,7 @@ internal sealed partial class PatchPackage
         var blob = _blobs.Value[sha256];
         var path = BlobPath(blob);
         using var raw = OpenBlob(blob, path);
-        CopyVerified(blob, path, raw, destination, onBytes, ct);
+        CopyVerified(blob, raw, destination, onBytes, ct);
     }
 
     /// <summary>
@@ -158,12 +158,17 @@ internal sealed partial class PatchPackage
         if (!FileOps.IsPrivateFile(handle, out var device) || device != fs.Stat(Path.GetDirectoryName(destination)!).Device) return false;
         Interlocked.Increment(ref _blobReads);
         // Hashed through the descriptor that is then linked: what is verified is the file that is installed.
-        CopyVerified(blob, path, raw, Stream.Null, onBytes, ct);
+        CopyVerified(blob, raw, Stream.Null, onBytes, ct);
         return fs.TryLinkOpenFile(handle, path, destination, executable);
     }
 
-    private static void CopyVerified(BlobEntry blob, string path, Stream raw, Stream destination, Action<long>? onBytes, CancellationToken ct)
+    /// <summary>
+    /// Streams the content of <paramref name="blob"/> from its opened file <paramref name="raw"/> into
+    /// <paramref name="destination"/>, checking the stored size, the content size and the hash.
+    /// </summary>
+    private void CopyVerified(BlobEntry blob, Stream raw, Stream destination, Action<long>? onBytes, CancellationToken ct)
     {
+        var path = BlobPath(blob);
         if (raw.Length != blob.StoredSize)
             throw new PatcherException(PatchErrorCode.BlobSizeMismatch, $"blob {blob.RelativePath} is {raw.Length} bytes, declared {blob.StoredSize}", path);
         // The caller owns raw (TryLinkBlob links its descriptor afterwards).
