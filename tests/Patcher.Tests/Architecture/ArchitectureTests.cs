@@ -11,7 +11,6 @@ public sealed class ArchitectureTests
     private static readonly LayerRules Rules = new(PatcherLayers.Table);
 
     [Test]
-    [Explicit("enabled when the restructuring lands")]
     public void Check_PatcherAssembly_FollowsTheLayerTable()
     {
         var problems = Rules.Check(TypeReferenceReader.Read(typeof(Patcher).Assembly.Location));
