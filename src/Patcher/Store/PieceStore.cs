@@ -73,6 +73,9 @@ internal static class PieceStore
             using var output = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
             foreach (var part in file.Parts)
                 output.Write(Read(storeDir, part.Sha256, part.Size).Span);
+            // The executable bit is part of the version: a delta built from this tree names it in its base's hash.
+            if (file.Executable && !OperatingSystem.IsWindows())
+                File.SetUnixFileMode(output.SafeFileHandle, File.GetUnixFileMode(output.SafeFileHandle) | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         }
     }
 

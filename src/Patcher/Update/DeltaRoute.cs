@@ -52,7 +52,19 @@ internal static class DeltaRoute
         var name = target.Name;
         Directory.CreateDirectory(target.Dir);
         var downloaded = await FetchManifestAsync(run.Source, apply, target, ct).ConfigureAwait(false);
-        var package = new ReleaseReader(run.Source, apply).OpenVerified(target.Dir);
+        PatchPackage package;
+        try
+        {
+            package = new ReleaseReader(run.Source, apply).OpenVerified(target.Dir, () => StatePlacement.InstalledManifest(TransactionEngine.Default, run.InstallDir, apply));
+        }
+        catch (PatcherException ex) when (ex.Code is PatchErrorCode.BaseManifestMissing or PatchErrorCode.BaseManifestMismatch)
+        {
+            // The journal does not record the delta's base (an install Patcher did not make, or another build of that
+            // version): the pieces route checks everything it reuses instead.
+            DownloadFolder.TryDelete(target.Dir);
+            return null;
+        }
+
         var m = package.Manifest;
         var (delta, version) = (target.Step.Delta, target.Step.To);
         if (m.Product != target.Product || m.Version != version || m.FromVersion != delta.From || m.PayloadSize > delta.Bytes)

@@ -55,10 +55,14 @@ internal sealed class ReleaseReader(IUpdateSource source, PatcherOptions options
         return package;
     }
 
-    /// <summary>Opens the patch directory <paramref name="dir"/> and verifies its manifest's signature against the trusted keys.</summary>
-    public PatchPackage OpenVerified(string dir)
+    /// <summary>
+    /// Opens the patch directory <paramref name="dir"/> and verifies its manifest's signature against the trusted keys.
+    /// <paramref name="installedManifest"/> supplies the installed version's manifest that a delta listing only changes
+    /// names as its base (a store's deltas ship no base.msgpack).
+    /// </summary>
+    public PatchPackage OpenVerified(string dir, Func<byte[]?>? installedManifest = null)
     {
-        var package = PatchPackage.Open(dir, options.Limits);
+        var package = PatchPackage.Open(dir, options.Limits, installedManifest);
         using (var policy = TrustPolicy.FromPems(options.TrustedKeys, options.SignatureThreshold))
             package.VerifySignature(policy, options.Limits, options.TimeProvider.GetUtcNow());
         return package;

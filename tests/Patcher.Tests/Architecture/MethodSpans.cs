@@ -1,6 +1,7 @@
 using System.Reflection.Metadata;
 using System.Reflection.Metadata.Ecma335;
 using System.Reflection.PortableExecutable;
+using Patching.Tests.TestHelpers;
 
 namespace Patching.Tests.Architecture;
 
@@ -43,7 +44,7 @@ internal static class MethodSpans
                 .Where(p => !p.IsHidden)
                 .ToList();
             if (points.Count == 0) continue;
-            var file = pdb.GetString(pdb.GetDocument(points[0].Document).Name);
+            var file = OnDisk(pdb.GetString(pdb.GetDocument(points[0].Document).Name));
             if (!Path.GetFullPath(file).StartsWith(root, StringComparison.Ordinal) || IsBuildOutput(Path.GetRelativePath(root, file))) continue;
             var first = points.Min(p => p.StartLine);
             var span = new MethodSpan(name, Path.GetRelativePath(sourceRoot, file).Replace('\\', '/'), first, points.Max(p => p.EndLine) - first + 1);
@@ -55,6 +56,15 @@ internal static class MethodSpans
     }
 
     /// <summary>True for a path under a bin/ or obj/ folder: build output, such as source generators' emitted files.</summary>
+    /// <summary>
+    /// The document's path in this checkout. A CI build (ContinuousIntegrationBuild) writes deterministic paths that
+    /// start at <c>/_/</c>, the repository's root, instead of the path the sources had when compiled.
+    /// </summary>
+    private static string OnDisk(string document) =>
+        document.StartsWith(DeterministicRoot, StringComparison.Ordinal) ? Path.Join(RepoPaths.Root, document[DeterministicRoot.Length..]) : document;
+
+    private const string DeterministicRoot = "/_/";
+
     public static bool IsBuildOutput(string relativePath) =>
         relativePath.Split('/', '\\').Any(part => part is "bin" or "obj");
 

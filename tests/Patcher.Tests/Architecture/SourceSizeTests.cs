@@ -46,7 +46,10 @@ public sealed class SourceSizeTests
     [Test]
     public void Methods_OfPatcherAssembly_AtMost60Lines()
     {
-        var tooLong = MethodSpans.Read(typeof(Patcher).Assembly.Location, SourceRoot)
+        var spans = MethodSpans.Read(typeof(Patcher).Assembly.Location, SourceRoot);
+        // Thousands of methods: none found means the debug symbols were not matched to the sources, not a clean result.
+        Assert.That(spans, Has.Count.GreaterThan(1000), "methods measured in the Patcher assembly");
+        var tooLong = spans
             .Where(m => m.Lines > MaxMethodLines && !LongMethods.ContainsKey(m.Name))
             .Select(m => $"src/{m.File}:{m.FirstLine} {m.Name}: {m.Lines} lines")
             .ToList();
