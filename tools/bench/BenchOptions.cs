@@ -42,6 +42,11 @@ internal sealed class BenchOptions
                                   update over loopback HTTP against curl + the same update from a local directory
           --up-total-mb X         bytes of each version of the series (full 256, quick 32)
           --up-level N            zstd level the store is published at (default 19, patchtool publish's default)
+          --update-series A,B,C,D instead, four successive releases (directories or npm .tgz files): an install of A
+                                  updated to D over loopback HTTP, from a store with single-step deltas and one
+                                  without, against the sum of the three single steps and the full version
+          --update-repair-mb X    instead (or with --update-series), a full repair over loopback HTTP of one X MiB
+                                  file damaged in three 8-byte regions, against its damaged chunks and cp + sync
         """;
 
     public bool Quick { get; private set; }
@@ -71,6 +76,9 @@ internal sealed class BenchOptions
     public bool Update { get; private set; }
     public double UpTotalMb { get; private set; }
     public int UpLevel { get; private set; } = 19;
+    public string[] UpSeries { get; private set; } = [];
+    public double UpRepairMb { get; private set; }
+    public bool UpdateReal => UpSeries.Length > 0 || UpRepairMb > 0;
     public long UpTotalBytes => (long)(UpTotalMb * (1L << 20));
 
     public long F2TotalBytes => (long)(F2TotalMb * (1L << 20));
@@ -83,7 +91,7 @@ internal sealed class BenchOptions
     public long ScaleTotalBytes => (long)(ScaleTotalGb * (1L << 30));
     public long ScaleChangedBytes => (long)(ScaleChangedMb * (1L << 20));
 
-    public string Mode => (Format2 ? "format2-" : Update ? "update-" : "") + (Quick ? "quick" : "full");
+    public string Mode => UpdateReal ? (UpSeries.Length > 0 && UpRepairMb > 0 ? "update-real" : UpSeries.Length > 0 ? "update-series" : "update-repair") : (Format2 ? "format2-" : Update ? "update-" : "") + (Quick ? "quick" : "full");
 
     public static BenchOptions Parse(string[] args)
     {
@@ -156,6 +164,8 @@ internal sealed class BenchOptions
                 case "--update": o.Update = true; break;
                 case "--up-total-mb": o.UpTotalMb = Dbl(); break;
                 case "--up-level": o.UpLevel = Int(); break;
+                case "--update-series": o.UpSeries = [.. Value().Split(',').Select(Path.GetFullPath)]; break;
+                case "--update-repair-mb": o.UpRepairMb = Dbl(); break;
                 case "-h" or "--help": o.Help = true; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
