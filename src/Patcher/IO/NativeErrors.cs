@@ -21,7 +21,7 @@ internal static class NativeErrors
     internal static int ENOTSUP => OperatingSystem.IsMacOS() ? ENOTSUP_MACOS : ENOTSUP_LINUX;
 
     // Win32 errors.
-    internal const int ERROR_INVALID_FUNCTION = 1, ERROR_ACCESS_DENIED = 5, ERROR_NOT_SAME_DEVICE = 17, ERROR_SHARING_VIOLATION = 32,
+    internal const int ERROR_INVALID_FUNCTION = 1, ERROR_FILE_NOT_FOUND = 2, ERROR_PATH_NOT_FOUND = 3, ERROR_ACCESS_DENIED = 5, ERROR_NOT_SAME_DEVICE = 17, ERROR_SHARING_VIOLATION = 32,
         ERROR_LOCK_VIOLATION = 33, ERROR_HANDLE_DISK_FULL = 39, ERROR_NOT_SUPPORTED = 50, ERROR_INVALID_PARAMETER = 87,
         ERROR_DISK_FULL = 112, ERROR_CALL_NOT_IMPLEMENTED = 120, ERROR_MORE_DATA = 234, ERROR_TOO_MANY_LINKS = 1142;
 
@@ -48,6 +48,9 @@ internal static class NativeErrors
     /// <summary>Windows' answer to a POSIX-semantics rename on a system or volume that cannot do one.</summary>
     public static bool PosixRenameUnsupportedWin32(int error) =>
         error is ERROR_INVALID_PARAMETER or ERROR_NOT_SUPPORTED or ERROR_INVALID_FUNCTION or ERROR_CALL_NOT_IMPLEMENTED;
+
+    /// <summary>Win32's "no such file" and "no such directory on the way": the entry is missing.</summary>
+    public static bool IsNotFoundWin32(int error) => error is ERROR_FILE_NOT_FOUND or ERROR_PATH_NOT_FOUND;
 
     /// <summary>Win32 access denied, which on Windows may be a transient lock (antivirus, a delete pending, a running image).</summary>
     public static bool IsAccessDeniedWin32(int? error) => error == ERROR_ACCESS_DENIED;

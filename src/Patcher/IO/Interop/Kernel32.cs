@@ -24,6 +24,15 @@ internal static partial class Kernel32
     internal const uint FILE_SHARE_DELETE = 0x4;
     internal const uint OPEN_EXISTING = 3;
     internal const uint FILE_FLAG_BACKUP_SEMANTICS = 0x02000000;
+    internal const uint FILE_READ_ATTRIBUTES = 0x80;
+    internal const uint GENERIC_READ = 0x80000000;
+    internal const uint CREATE_ALWAYS = 2;
+    internal const uint FILE_FLAG_OPEN_REPARSE_POINT = 0x00200000;
+    internal const uint FILE_FLAG_SEQUENTIAL_SCAN = 0x08000000;
+    internal const uint FILE_ATTRIBUTE_DIRECTORY = 0x10;
+
+    // FILE_INFO_BY_HANDLE_CLASS.FileAttributeTagInfo.
+    internal const int FileAttributeTagInfoClass = 9;
 
     // FILE_INFO_BY_HANDLE_CLASS.FileRenameInfoEx (Windows 10 1607+).
     internal const int FileRenameInfoEx = 22;
