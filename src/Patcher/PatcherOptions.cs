@@ -14,7 +14,10 @@ public enum CommitStrategy
     Layered,
 }
 
-/// <summary>What <see cref="Patcher.Apply"/> does when programs are using the install (Linux: found through <c>/proc</c>).</summary>
+/// <summary>
+/// What <see cref="Patcher.Apply"/> does when programs are using the install (Linux: found through <c>/proc</c>; Windows:
+/// through the Restart Manager).
+/// </summary>
 public enum RunningProgramPolicy
 {
     /// <summary>Do not look. A program running from the install may keep writing into the old version after a swap.</summary>
@@ -23,6 +26,12 @@ public enum RunningProgramPolicy
     Refuse,
     /// <summary>Use the layered strategy, which replaces files in place, so the programs keep the install they are in.</summary>
     UseLayered,
+    /// <summary>
+    /// Wait until no program uses the install, checking again every second on <see cref="PatcherOptions.TimeProvider"/>,
+    /// then apply; after <see cref="PatcherOptions.RunningProgramsWait"/>, refuse as <see cref="Refuse"/> does. The
+    /// waiting is reported as progress (phase Verifying, the programs as the current item) and logged.
+    /// </summary>
+    Wait,
 }
 
 /// <summary>Options for every <see cref="Patcher"/> operation. Immutable; use <c>with</c> to vary.</summary>
@@ -93,4 +102,10 @@ public sealed record PatcherOptions
     /// launcher is expected to close the game first.
     /// </summary>
     public RunningProgramPolicy RunningPrograms { get; init; }
+
+    /// <summary>
+    /// How long <see cref="RunningProgramPolicy.Wait"/> waits for the programs using the install to exit before refusing
+    /// with <see cref="PatchErrorCode.InstallInUse"/>. Default 60 s.
+    /// </summary>
+    public TimeSpan RunningProgramsWait { get; init; } = TimeSpan.FromSeconds(60);
 }

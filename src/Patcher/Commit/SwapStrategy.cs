@@ -118,7 +118,8 @@ internal sealed partial class SwapStrategy(CommitContext context) : ICommitStrat
     /// mark done. Deleting the trash is the caller's: the new version is complete and durable before, so the slow part
     /// (an unlink per old file) need not delay the launcher. <paramref name="plan"/> is the apply's own plan, when the
     /// caller has it: its manifest and old-version paths are what this would otherwise parse again from the journal.
-    /// The entries returned stay in the old tree, which is then kept as <see cref="StateLayout.UnsweptDir"/>.
+    /// The entries returned stay in the old tree, which is then kept as <see cref="StateLayout.UnsweptDir"/>. An old tree
+    /// a process still uses is kept in <see cref="StateLayout.InUseDir"/> instead of the trash (see <see cref="SweepTreesInUse"/>).
     /// </summary>
     public IReadOnlyList<string> Finish(TxRecord tx, ApplyPlan? plan)
     {
@@ -128,7 +129,11 @@ internal sealed partial class SwapStrategy(CommitContext context) : ICommitStrat
         var oldTree = swap.OldTree(tx.Id);
         if (oldTree is not null)
         {
-            left = swap.SweepUserFiles(tx.Id, oldTree, plan?.OldVersionPaths ?? OldVersionPaths(manifest), ApplyPlan.TargetPaths(manifest));
+            // Asked before the sweep: a program that used the old tree at the exchange and exits during the sweep may
+            // have written a save there after the sweep passed it.
+            var users = RunningPrograms.Using(oldTree);
+            var oldVersionPaths = plan?.OldVersionPaths ?? OldVersionPaths(manifest);
+            left = swap.SweepUserFiles(tx.Id, oldTree, oldVersionPaths, ApplyPlan.TargetPaths(manifest));
             // Renames only, within the state directory: fsyncs of it and of the trash make them durable. A crash in
             // between reruns this with less to do (the old tree stays at its staging/old path until it moved).
             Trash.TakeKeptPrevious(_fs, _layout, tx.Id);
@@ -139,6 +144,7 @@ internal sealed partial class SwapStrategy(CommitContext context) : ICommitStrat
                     left.Count, _layout.UnsweptDir(tx.Id));
             }
             else if (tx.KeepPrevious) _fs.Rename(oldTree, _layout.PreviousDir);
+            else if (users.Count > 0) KeepInUse(tx.Id, oldTree, oldVersionPaths, users);
             else Trash.Move(_fs, _layout, oldTree, tx.Id);
             _fs.SyncDirectory(_layout.StateDir);
             if (_fs.Stat(_layout.TrashDir).Kind == EntryKind.Directory) Trash.Sync(_fs, _layout);

@@ -27,6 +27,7 @@ internal static class Recoverer
         if (pending is null)
         {
             ResolveWithoutJournalRow(context.Fs, context.Layout, context.Log);
+            new SwapStrategy(context).SweepTreesInUse();
             return null;
         }
 
@@ -38,6 +39,7 @@ internal static class Recoverer
         }
 
         Recover(context, pending, trust);
+        new SwapStrategy(context).SweepTreesInUse();
         return null;
     }
 

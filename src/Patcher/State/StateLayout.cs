@@ -73,6 +73,14 @@ internal sealed class StateLayout
     /// </summary>
     public string UnsweptDir(string txId) => Path.Join(StateDir, "unswept-" + txId);
 
+    /// <summary>
+    /// Old trees that a process (a game still running from the old version) used when their transaction finished:
+    /// <c>in-use/&lt;tx&gt;</c>, with <c>in-use/&lt;tx&gt;.owned</c> listing what the old version owned. A later Apply or
+    /// Recover moves what was written there since into the install and deletes a tree once nobody uses it. One fixed
+    /// name, so that Recover notices one with a single existence check.
+    /// </summary>
+    public string InUseDir => Path.Join(StateDir, "in-use");
+
     /// <summary>User files that collided with a file of the new version are kept here, never deleted.</summary>
     public string PreservedDir(string txId) => Path.Join(StateDir, "preserved-" + txId);
 

@@ -60,7 +60,7 @@ internal static partial class ApplyPipeline
         options.Logger.LogInformation(PatcherLogEvents.PatchVerified, "Patch {Product} {From} -> {To} verified (keys {Keys})", manifest.Product, manifest.FromVersion ?? "(full)", manifest.Version, string.Join(",", patch.KeyIds));
 
         var (strategy, stateInside) = StatePlacement.ChooseStrategy(fs, layout, options);
-        strategy = StatePlacement.CheckRunningPrograms(layout, options, strategy);
+        strategy = StatePlacement.CheckRunningPrograms(layout, options, strategy, progress, ct);
         if (stateInside) layout = StatePlacement.Inside(engine, layout.InstallDir);
         using var session = new ApplySession(fs, patch.Package, patch.KeyIds, options)
         {

@@ -92,19 +92,55 @@ internal static class StatePlacement
         return (SwapCommit.IsSupported ? CommitStrategy.Swap : CommitStrategy.Layered, false);
     }
 
-    /// <summary>Applies <see cref="PatcherOptions.RunningPrograms"/>: refuses, or moves a swap to the layered strategy.</summary>
-    public static CommitStrategy CheckRunningPrograms(StateLayout layout, PatcherOptions options, CommitStrategy strategy)
+    /// <summary>How often <see cref="RunningProgramPolicy.Wait"/> looks again.</summary>
+    internal static readonly TimeSpan RunningProgramsPoll = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Applies <see cref="PatcherOptions.RunningPrograms"/>: refuses, waits for the programs to exit, or moves a swap to
+    /// the layered strategy. Runs before anything on disk changes, so a refusal or a cancelled wait leaves nothing.
+    /// </summary>
+    public static CommitStrategy CheckRunningPrograms(StateLayout layout, PatcherOptions options, CommitStrategy strategy, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
         if (options.RunningPrograms == RunningProgramPolicy.Ignore) return strategy;
         var users = RunningPrograms.Using(layout.InstallDir);
+        if (options.RunningPrograms == RunningProgramPolicy.Wait && users.Count > 0) users = WaitForPrograms(layout, options, users, progress, ct);
         if (users.Count == 0) return strategy;
-        var named = string.Join(", ", users.Take(5).Select(u => $"{u.Name} (pid {u.ProcessId}, {u.How} {u.Path})"));
+        var named = RunningPrograms.Describe(users);
         if (options.RunningPrograms == RunningProgramPolicy.Refuse)
             throw new PatcherException(PatchErrorCode.InstallInUse, $"{users.Count} program(s) are using the install: {named}; close them and apply again", layout.InstallDir);
+        if (options.RunningPrograms == RunningProgramPolicy.Wait)
+            throw new PatcherException(PatchErrorCode.InstallInUse,
+                $"{users.Count} program(s) were still using the install after waiting {options.RunningProgramsWait.TotalSeconds:0.#} s: {named}; close them and apply again", layout.InstallDir);
         if (strategy == CommitStrategy.Swap && options.Strategy == CommitStrategy.Swap)
             throw new PatcherException(PatchErrorCode.InstallInUse, $"the swap strategy was asked for, but {users.Count} program(s) are using the install: {named}", layout.InstallDir);
         if (strategy == CommitStrategy.Swap) options.Logger.LogWarning("Programs are using {Install} ({Programs}); using the layered strategy", layout.InstallDir, named);
         return CommitStrategy.Layered;
+    }
+
+    /// <summary>
+    /// Looks again every <see cref="RunningProgramsPoll"/> until nobody uses the install or
+    /// <see cref="PatcherOptions.RunningProgramsWait"/> has passed on the options' clock; returns who still does.
+    /// </summary>
+    private static List<ProgramUse> WaitForPrograms(StateLayout layout, PatcherOptions options, List<ProgramUse> users, IProgress<PatchProgress>? progress, CancellationToken ct)
+    {
+        var time = options.TimeProvider;
+        var started = time.GetTimestamp();
+        options.Logger.LogWarning("Waiting up to {Wait} for {Count} program(s) using {Install} to exit: {Programs}",
+            options.RunningProgramsWait, users.Count, layout.InstallDir, RunningPrograms.Describe(users));
+        while (users.Count > 0)
+        {
+            var left = options.RunningProgramsWait - time.GetElapsedTime(started);
+            if (left <= TimeSpan.Zero) return users;
+            progress?.Report(new PatchProgress(PatchPhase.Verifying, ApplyPipeline.VerifySteps - 1, ApplyPipeline.VerifySteps, 0, 0)
+            {
+                CurrentItem = $"waiting for {users.Count} program(s) to exit: {RunningPrograms.Describe(users)}",
+            });
+            Task.Delay(left < RunningProgramsPoll ? left : RunningProgramsPoll, time, ct).GetAwaiter().GetResult();
+            users = RunningPrograms.Using(layout.InstallDir);
+        }
+
+        options.Logger.LogInformation("The programs using {Install} exited after {Waited}; applying", layout.InstallDir, time.GetElapsedTime(started));
+        return users;
     }
 
     /// <summary>Device of the state directory (or its nearest existing ancestor) differs from the install's. Linux only (statx).</summary>

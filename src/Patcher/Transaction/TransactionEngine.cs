@@ -36,10 +36,12 @@ internal static class TransactionEngine
     {
         var fs = engine.FileSystem;
         var layout = StatePlacement.Resolve(engine, installDir, options);
-        // The cheap path every app start takes: three existence checks (state inside the install, the marker, the
-        // trash a launcher may have left when it exited before its background cleanup finished).
+        // The cheap path every app start takes: four existence checks (state inside the install, the marker, an old
+        // tree a running program kept, the trash a launcher may have left when it exited before its background cleanup
+        // finished).
         if (!PendingMarker.Exists(fs, layout))
         {
+            if (fs.Stat(layout.InUseDir).Kind == EntryKind.Directory) return SweepTreesInUse(fs, layout, options);
             // Left-over old files are deleted off the app's start-up path (a large trash takes seconds to delete).
             if (fs.Stat(layout.TrashDir).Kind == EntryKind.Missing) return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
             StateTrust.Require(fs, layout);
@@ -67,10 +69,12 @@ internal static class TransactionEngine
             var context = new CommitContext(fs, layout, journal, LockRetry.For(fs, options, layout.InstallDir), options.Logger);
             var forward = Recoverer.Recover(context, pending, RollForwardTrust.From(options));
             outcome = forward ? RecoveryOutcome.RolledForward : RecoveryOutcome.RolledBack;
+            new SwapStrategy(context).SweepTreesInUse();
         }
         else
         {
             Recoverer.ResolveWithoutJournalRow(fs, layout, options.Logger);
+            new SwapStrategy(new CommitContext(fs, layout, journal, LockRetry.For(fs, options, layout.InstallDir), options.Logger)).SweepTreesInUse();
         }
 
         // A cleanup interrupted after the done row (the marker could not be removed) left its trash too, and blobs
@@ -81,6 +85,25 @@ internal static class TransactionEngine
         options.Logger.LogInformation(PatcherLogEvents.RecoveryOutcome, "Recovery of {Install}: {Outcome} (transaction {Tx}); installed version {Version}",
             layout.InstallDir, outcome, pending?.Id ?? "none", version ?? "unknown");
         return new RecoveryResult(outcome, pending?.Id, version);
+    }
+
+    /// <summary>
+    /// Nothing pending, but an old tree a running program used is kept: under the lock, what was written there since
+    /// goes into the install, and a tree nobody uses any more goes to the trash (deleted in the background).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static RecoveryResult SweepTreesInUse(IFileOps fs, StateLayout layout, PatcherOptions options)
+    {
+        StateTrust.Require(fs, layout);
+        using (var txLock = TransactionLock.TryAcquire(layout.LockPath))
+        {
+            if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
+            using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: false, options.Logger, options.TimeProvider);
+            new SwapStrategy(new CommitContext(fs, layout, journal, LockRetry.For(fs, options, layout.InstallDir), options.Logger)).SweepTreesInUse();
+        }
+
+        var cleanup = fs.Stat(layout.TrashDir).Kind == EntryKind.Missing ? Task.CompletedTask : Trash.EmptyAfterwards(fs, layout, options);
+        return new RecoveryResult(RecoveryOutcome.NothingPending, null, null) { Cleanup = cleanup };
     }
 
     public static InstallStatus Status(string installDir, PatcherOptions options) => Status(Default, installDir, options);

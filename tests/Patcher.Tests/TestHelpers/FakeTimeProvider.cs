@@ -33,6 +33,12 @@ internal sealed class FakeTimeProvider : TimeProvider
 
     public override long TimestampFrequency => TimeSpan.TicksPerSecond;
 
+    /// <summary>
+    /// Runs with the timer's number (1 for the first) when a timer is created, before it fires: lets a test act at a
+    /// chosen wait (end a process, cancel a token) deterministically.
+    /// </summary>
+    public Action<int>? OnTimer { get; set; }
+
     public void Advance(TimeSpan by)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(by, TimeSpan.Zero);
@@ -43,7 +49,14 @@ internal sealed class FakeTimeProvider : TimeProvider
     {
         ArgumentNullException.ThrowIfNull(callback);
         if (dueTime == Timeout.InfiniteTimeSpan) return new InertTimer();
-        lock (_gate) _delays.Add(dueTime);
+        int number;
+        lock (_gate)
+        {
+            _delays.Add(dueTime);
+            number = _delays.Count;
+        }
+
+        OnTimer?.Invoke(number);
         Advance(dueTime);
         // Fire after CreateTimer returns, as a real timer would: the waiter may not have stored the timer yet.
         ThreadPool.QueueUserWorkItem(_ => callback(state));
