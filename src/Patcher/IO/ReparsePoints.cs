@@ -81,8 +81,7 @@ internal static class ReparsePoints
                 var (handle, what) = open(component, includeLast && i == components.Count - 1);
                 if (handle is not null) held.Add(handle);
                 if (!what.Exists) break;
-                if (what.Redirects)
-                    throw new PatcherException(PatchErrorCode.SymlinkEscape, $"'{component}' is a reparse point (a symlink or junction); refusing to reach '{path}' through it", path);
+                if (what.Redirects) throw Refusal(component, path);
             }
 
             return held;
@@ -93,6 +92,10 @@ internal static class ReparsePoints
             throw;
         }
     }
+
+    /// <summary>The <see cref="PatchErrorCode.SymlinkEscape"/> of a step on <paramref name="path"/> that would pass through <paramref name="at"/>.</summary>
+    public static PatcherException Refusal(string at, string path) =>
+        new(PatchErrorCode.SymlinkEscape, $"'{at}' is a reparse point (a symlink or junction); refusing to reach '{path}' through it", path);
 
     /// <summary>The handles of the components on a path's way, closed innermost first when disposed.</summary>
     internal sealed class Held<T> : IDisposable

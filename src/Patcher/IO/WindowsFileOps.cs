@@ -86,15 +86,17 @@ internal sealed class WindowsFileOps : PortableFileOps
     private const uint CheckAccess = Kernel32.FILE_READ_ATTRIBUTES | Kernel32.SYNCHRONIZE;
 
     /// <summary>The confined root, following it (the user's choice), held without delete sharing; null when missing.</summary>
-    private static SafeFileHandle? OpenRoot(string root)
+    private static SafeFileHandle? OpenRoot(string root) => OpenHeld(root, PinAccess, Kernel32.FILE_FLAG_BACKUP_SEMANTICS);
+
+    /// <summary>Opens an existing entry to hold it (sharing read and write, not delete); null when it is missing.</summary>
+    private static SafeFileHandle? OpenHeld(string path, uint access, uint flags)
     {
-        var handle = Kernel32.CreateFile(root, PinAccess, HeldDirectoryShare, IntPtr.Zero,
-            Kernel32.OPEN_EXISTING, Kernel32.FILE_FLAG_BACKUP_SEMANTICS, IntPtr.Zero);
+        var handle = Kernel32.CreateFile(path, access, HeldDirectoryShare, IntPtr.Zero, Kernel32.OPEN_EXISTING, flags, IntPtr.Zero);
         if (!handle.IsInvalid) return handle;
         var error = Marshal.GetLastPInvokeError();
         handle.Dispose();
         if (NativeErrors.IsNotFoundWin32(error)) return null;
-        throw NativeErrors.FromWin32(error, "hold the directory", root);
+        throw NativeErrors.FromWin32(error, "hold the directory", path);
     }
 
     /// <summary>
@@ -103,17 +105,10 @@ internal sealed class WindowsFileOps : PortableFileOps
     /// </summary>
     private static ReparsePoints.Opened<SafeFileHandle> OpenComponent(string path, bool pin)
     {
-        var handle = Kernel32.CreateFile(path, pin ? PinAccess : CheckAccess, HeldDirectoryShare, IntPtr.Zero,
-            Kernel32.OPEN_EXISTING, Kernel32.FILE_FLAG_BACKUP_SEMANTICS | Kernel32.FILE_FLAG_OPEN_REPARSE_POINT, IntPtr.Zero);
-        if (handle.IsInvalid)
-        {
-            var error = Marshal.GetLastPInvokeError();
-            handle.Dispose();
-            if (NativeErrors.IsNotFoundWin32(error)) return new(null, new ReparsePoints.Component(false, false));
-            throw NativeErrors.FromWin32(error, "hold the directory", path);
-        }
-
-        return new(handle, new ReparsePoints.Component(true, RedirectsOrClose(handle, path)));
+        var handle = OpenHeld(path, pin ? PinAccess : CheckAccess, Kernel32.FILE_FLAG_BACKUP_SEMANTICS | Kernel32.FILE_FLAG_OPEN_REPARSE_POINT);
+        return handle is null
+            ? new(null, new ReparsePoints.Component(false, false))
+            : new(handle, new ReparsePoints.Component(true, RedirectsOrClose(handle, path)));
     }
 
     /// <summary>Whether the open handle is a junction or symlink (closing it and throwing when Windows cannot say).</summary>
@@ -145,7 +140,7 @@ internal sealed class WindowsFileOps : PortableFileOps
         if (RedirectsOrClose(handle, path))
         {
             handle.Dispose();
-            throw new PatcherException(PatchErrorCode.SymlinkEscape, $"'{path}' is a reparse point (a symlink or junction); refusing to {operation} through it", path);
+            throw ReparsePoints.Refusal(path, path);
         }
 
         try
@@ -289,8 +284,7 @@ internal sealed class WindowsFileOps : PortableFileOps
         using var handle = Kernel32.CreateFile(from, Kernel32.DELETE | Kernel32.GENERIC_WRITE | Kernel32.SYNCHRONIZE,
             Kernel32.FILE_SHARE_READ | Kernel32.FILE_SHARE_DELETE, IntPtr.Zero, Kernel32.OPEN_EXISTING, Kernel32.FILE_FLAG_OPEN_REPARSE_POINT, IntPtr.Zero);
         if (handle.IsInvalid) throw NativeErrors.FromWin32(Marshal.GetLastPInvokeError(), "open staged file for rename", from);
-        if (RedirectsOrClose(handle, from))
-            throw new PatcherException(PatchErrorCode.SymlinkEscape, $"'{from}' is a reparse point (a symlink or junction); refusing to rename it into place", from);
+        if (RedirectsOrClose(handle, from)) throw ReparsePoints.Refusal(from, from);
         if (!Kernel32.FlushFileBuffers(handle)) throw NativeErrors.FromWin32(Marshal.GetLastPInvokeError(), "FlushFileBuffers", from);
         var info = Kernel32.RenameInfo(Path.GetFullPath(to), Kernel32.FILE_RENAME_FLAG_POSIX_SEMANTICS | Kernel32.FILE_RENAME_FLAG_REPLACE_IF_EXISTS);
         fixed (byte* p = info)
