@@ -4,7 +4,10 @@
 #   1. the real patchtool.exe runs keygen -> build -> verify -> apply -> status -> verify-install on the sample game,
 #      Ed25519 signatures checked, each step's exit code printed, and the install's hash listing compared with the new
 #      version's (plus one refusal: apply trusting another key must exit 3 and change nothing);
-#   2. the held-open-file scenarios, through Patcher.Apply and through patchtool.exe apply (signatures checked too).
+#   2. the held-open-file scenarios, through Patcher.Apply and through patchtool.exe apply (signatures checked too), and
+#      the reparse-point scenarios: a directory of the install renamed away while a step holds it (refused), junctions
+#      planted in the install or swapped in during the layered commit (SKIP where the host cannot make a junction:
+#      Wine 8.0 answers FSCTL_SET_REPARSE_POINT with error 50 and CreateSymbolicLinkW makes nothing).
 # Ends with one line "N passed, N failed" (the end-to-end run counts as one). Exit status: non-zero when a step or a
 # scenario fails, and when Wine cannot be installed or cannot start: a Windows build nobody ran is a failure, not a skip.
 set -uo pipefail

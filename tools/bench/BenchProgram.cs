@@ -642,6 +642,10 @@ internal sealed partial class Bench(BenchOptions o)
         Log($"recover: patchtool recover {_recover.Describe()}; patchtool --version {_version.Describe()}; Patcher.Recover in-process {Fmt.Seconds(_recoverInProc.Median)}");
     }
 
+    /// <summary>Bytes of a patch's manifest, whichever format it was built in.</summary>
+    private static long ManifestBytes(string patch) =>
+        new FileInfo(Path.Join(patch, File.Exists(Path.Join(patch, "manifest.msgpack")) ? "manifest.msgpack" : "manifest.json")).Length;
+
     private void ScalingSection()
     {
         var runs = Math.Min(o.Runs, 3);
@@ -697,11 +701,11 @@ internal sealed partial class Bench(BenchOptions o)
                 var (res, peak) = Proc.RunWithPeakRss(_patchtool, ["apply", "--patch", patch, "--target", install, "--trust", Path.ChangeExtension(_keyFile, ".pub"), "--strategy", "swap"], o.Work);
                 if (res.ExitCode != 0) throw new InvalidOperationException($"patchtool apply failed: {res.Out}\n{res.Err}");
                 rss = peak;
-                Log($"  {n} files: patchtool apply (CLI) {Fmt.Seconds(res.Elapsed.TotalSeconds)}, peak RSS {Fmt.Bytes(peak)}, manifest {Fmt.Bytes(new FileInfo(Path.Join(patch, "manifest.json")).Length)}");
+                Log($"  {n} files: patchtool apply (CLI) {Fmt.Seconds(res.Elapsed.TotalSeconds)}, peak RSS {Fmt.Bytes(peak)}, manifest {Fmt.Bytes(ManifestBytes(patch))}");
                 TreeWriter.DeleteTree(parent);
             }
 
-            _scaling.Add((n, pair.OldBytes, pair.Written.Count, pair.WrittenBytes, patched, done, baseline, layered, rss, new FileInfo(Path.Join(patch, "manifest.json")).Length));
+            _scaling.Add((n, pair.OldBytes, pair.Written.Count, pair.WrittenBytes, patched, done, baseline, layered, rss, ManifestBytes(patch)));
             if (!o.Keep) TreeWriter.DeleteTree(dir);
         }
     }

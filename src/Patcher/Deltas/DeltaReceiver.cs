@@ -27,7 +27,7 @@ internal static class DeltaChecks
 /// reference (another operation's frame), which is then decoded instead. The payload is opened once, at the first
 /// frame, and closed with the receiver.
 /// </summary>
-internal sealed class DeltaReceiver(IFileOps fs, string installDir, IDeltaSource package, IReadOnlyDictionary<string, EntryInfo> walk) : IDisposable
+internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDeltaSource package, IReadOnlyDictionary<string, EntryInfo> walk) : IDisposable
 {
     private readonly Dictionary<string, BaseFile> _base = package.Manifest.Base.ToDictionary(b => b.Path, StringComparer.Ordinal);
     private readonly Lazy<IFrameReader> _frames = new(package.OpenFrames, LazyThreadSafetyMode.ExecutionAndPublication);
@@ -52,22 +52,24 @@ internal sealed class DeltaReceiver(IFileOps fs, string installDir, IDeltaSource
     /// </summary>
     public void Write(ContentRecipe recipe, Stream output, Action<long>? onBytes, CancellationToken ct)
     {
-        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var whole = WholeCheckNeeded(recipe) ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
+        var upcoming = UpcomingReferences(recipe);
         // Operations hold up to 16 MiB of output and 32 MiB of reference: the buffers are rented and returned, so a
         // large file's hundreds of operations reuse a few arrays instead of leaving each one to the collector.
         var pool = ArrayPool<byte>.Shared;
         (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length)? lastRef = null; // successive operations of one file often share their reference
         try
         {
-            foreach (var op in recipe.Ops)
+            for (var i = 0; i < recipe.Ops.Count; i++)
             {
+                var op = recipe.Ops[i];
                 ct.ThrowIfCancellationRequested();
                 var buffer = pool.Rent(checked((int)op.Length + 1));
                 try
                 {
                     try
                     {
-                        Produce(recipe, op, buffer, pool, ref lastRef);
+                        Produce(recipe, op, buffer, pool, upcoming[i], ref lastRef);
                     }
                     catch (PatcherException ex) when (ex.Code == PatchErrorCode.BaseMismatch && Shipped(op) is { } shipped)
                     {
@@ -77,7 +79,7 @@ internal sealed class DeltaReceiver(IFileOps fs, string installDir, IDeltaSource
 
                     var bytes = buffer.AsSpan(0, (int)op.Length);
                     output.Write(bytes);
-                    whole.AppendData(bytes);
+                    whole?.AppendData(bytes);
                     onBytes?.Invoke(bytes.Length);
                 }
                 finally
@@ -91,16 +93,18 @@ internal sealed class DeltaReceiver(IFileOps fs, string installDir, IDeltaSource
             if (lastRef is { } held) pool.Return(held.Bytes);
         }
 
+        if (whole is null) return;
         var hash = Convert.ToHexStringLower(whole.GetHashAndReset());
         if (hash != recipe.Sha256)
             throw new PatcherException(PatchErrorCode.DeltaOutputMismatch, $"content {recipe.Sha256} rebuilt from its operations has SHA-256 {hash}", recipe.Sha256);
     }
 
     /// <summary>Puts the output of <paramref name="op"/> into <paramref name="buffer"/>, checked against its SHA-256.</summary>
-    private void Produce(ContentRecipe recipe, DeltaOp op, byte[] buffer, ArrayPool<byte> pool, ref (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length)? lastRef)
+    private void Produce(ContentRecipe recipe, DeltaOp op, byte[] buffer, ArrayPool<byte> pool, IReadOnlyList<RefWindow>? upcoming, ref (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length)? lastRef)
     {
         if (op.Kind == DeltaOpKind.Copy)
         {
+            if (CopyFromReference(op, buffer, pool, upcoming, ref lastRef)) return;
             ReadBase(op.BasePath!, op.BaseOffset, buffer.AsSpan(0, (int)op.Length), op.Sha256);
             return;
         }

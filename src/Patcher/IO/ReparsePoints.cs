@@ -60,12 +60,13 @@ internal static class ReparsePoints
     /// <summary>
     /// Opens the confined root of <paramref name="path"/> (with <paramref name="openRoot"/>, following it: it is the
     /// user's choice) and then each component below it, outermost first, with <paramref name="open"/>, which must not
-    /// follow it; keeps every handle open until the result is disposed. Stops at the first component that does not
+    /// follow it (its second argument is true for the entry itself, false for a directory on the way); keeps every
+    /// handle open until the result is disposed. Stops at the first component that does not
     /// exist (the step reports it). Throws <see cref="PatchErrorCode.SymlinkEscape"/> naming the first component that
     /// redirects, after closing everything it opened. A path below no confined root, and the root itself, hold nothing (a
     /// held root could not be renamed or removed by the step itself).
     /// </summary>
-    public static Held<T> Hold<T>(string path, bool includeLast, Func<string, T?> openRoot, Func<string, Opened<T>> open)
+    public static Held<T> Hold<T>(string path, bool includeLast, Func<string, T?> openRoot, Func<string, bool, Opened<T>> open)
         where T : class, IDisposable
     {
         var components = OnTheWay(path, includeLast, out var root);
@@ -74,13 +75,13 @@ internal static class ReparsePoints
         try
         {
             if (openRoot(root) is { } r) held.Add(r);
-            foreach (var component in components)
+            for (var i = 0; i < components.Count; i++)
             {
-                var (handle, what) = open(component);
+                var component = components[i];
+                var (handle, what) = open(component, includeLast && i == components.Count - 1);
                 if (handle is not null) held.Add(handle);
                 if (!what.Exists) break;
-                if (what.Redirects)
-                    throw new PatcherException(PatchErrorCode.SymlinkEscape, $"'{component}' is a reparse point (a symlink or junction); refusing to reach '{path}' through it", path);
+                if (what.Redirects) throw Refusal(component, path);
             }
 
             return held;
@@ -91,6 +92,10 @@ internal static class ReparsePoints
             throw;
         }
     }
+
+    /// <summary>The <see cref="PatchErrorCode.SymlinkEscape"/> of a step on <paramref name="path"/> that would pass through <paramref name="at"/>.</summary>
+    public static PatcherException Refusal(string at, string path) =>
+        new(PatchErrorCode.SymlinkEscape, $"'{at}' is a reparse point (a symlink or junction); refusing to reach '{path}' through it", path);
 
     /// <summary>The handles of the components on a path's way, closed innermost first when disposed.</summary>
     internal sealed class Held<T> : IDisposable

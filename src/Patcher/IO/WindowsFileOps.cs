@@ -18,7 +18,7 @@ namespace Patching.IO;
 /// While they are held no directory on the way can be renamed, deleted or replaced by a junction (Windows answers such
 /// an attempt with a sharing violation), so the full path the Win32 call then resolves again passes through exactly the
 /// directories that were checked. Opens and creates open the entry itself without following it and check it on the
-/// handle they return; the source of a hard link is held too.
+/// handle they return; the source of a hard link is checked on a handle too (not pinned, see <see cref="CheckAccess"/>).
 /// </para>
 /// <para>
 /// The limits: the root itself and the directories above it are opened by path, following links (they are the user's
@@ -61,37 +61,54 @@ internal sealed class WindowsFileOps : PortableFileOps
     /// <paramref name="includeLast"/>), refusing a junction or symlink among them; nothing for a path below no root.
     /// </summary>
     private static ReparsePoints.Held<SafeFileHandle> Hold(string path, bool includeLast) =>
-        ReparsePoints.Hold(path, includeLast, OpenRoot, OpenComponent);
+        ReparsePoints.Hold(path, includeLast, OpenRoot, (component, entry) => OpenComponent(component, pin: !entry));
+
+    /// <summary>As <see cref="Hold"/> with the entry included, for a directory that is itself pinned (listed).</summary>
+    private static ReparsePoints.Held<SafeFileHandle> HoldDirectory(string path) =>
+        ReparsePoints.Hold(path, includeLast: true, OpenRoot, (component, _) => OpenComponent(component, pin: true));
 
     /// <summary>Runs the test hook, if any, once every handle of a step is held.</summary>
     private void Held(string path) => _whileHeld?.Invoke(path);
 
+    /// <summary>
+    /// The access a pinning handle asks for. Windows checks and records share modes only for opens asking for data or
+    /// delete access: a handle with attribute access alone denies nobody anything (Wine behaves the same), so a directory
+    /// is held with <c>FILE_LIST_DIRECTORY</c> too.
+    /// </summary>
+    private const uint PinAccess = Kernel32.FILE_LIST_DIRECTORY | Kernel32.FILE_READ_ATTRIBUTES | Kernel32.SYNCHRONIZE;
+
+    /// <summary>
+    /// The access with which the entry itself (a hard link's source file) is opened for its check: attributes only, so
+    /// it takes part in no sharing check and a file another process holds without sharing can still be backed up. It is
+    /// checked on the handle but not pinned: a link put at its name between the check and CreateHardLink is not excluded
+    /// (the directories on the way are pinned, so only a process able to replace that file in the install could do it).
+    /// </summary>
+    private const uint CheckAccess = Kernel32.FILE_READ_ATTRIBUTES | Kernel32.SYNCHRONIZE;
+
     /// <summary>The confined root, following it (the user's choice), held without delete sharing; null when missing.</summary>
-    private static SafeFileHandle? OpenRoot(string root)
+    private static SafeFileHandle? OpenRoot(string root) => OpenHeld(root, PinAccess, Kernel32.FILE_FLAG_BACKUP_SEMANTICS);
+
+    /// <summary>Opens an existing entry to hold it (sharing read and write, not delete); null when it is missing.</summary>
+    private static SafeFileHandle? OpenHeld(string path, uint access, uint flags)
     {
-        var handle = Kernel32.CreateFile(root, Kernel32.FILE_READ_ATTRIBUTES | Kernel32.SYNCHRONIZE, HeldDirectoryShare, IntPtr.Zero,
-            Kernel32.OPEN_EXISTING, Kernel32.FILE_FLAG_BACKUP_SEMANTICS, IntPtr.Zero);
+        var handle = Kernel32.CreateFile(path, access, HeldDirectoryShare, IntPtr.Zero, Kernel32.OPEN_EXISTING, flags, IntPtr.Zero);
         if (!handle.IsInvalid) return handle;
         var error = Marshal.GetLastPInvokeError();
         handle.Dispose();
         if (NativeErrors.IsNotFoundWin32(error)) return null;
-        throw NativeErrors.FromWin32(error, "hold the directory", root);
+        throw NativeErrors.FromWin32(error, "hold the directory", path);
     }
 
-    /// <summary>A component opened without following it, with what its handle says it is.</summary>
-    private static ReparsePoints.Opened<SafeFileHandle> OpenComponent(string path)
+    /// <summary>
+    /// A component opened without following it, with what its handle says it is; pinned (renames and deletes of it
+    /// refused while held) when <paramref name="pin"/>, only checked otherwise.
+    /// </summary>
+    private static ReparsePoints.Opened<SafeFileHandle> OpenComponent(string path, bool pin)
     {
-        var handle = Kernel32.CreateFile(path, Kernel32.FILE_READ_ATTRIBUTES | Kernel32.SYNCHRONIZE, HeldDirectoryShare, IntPtr.Zero,
-            Kernel32.OPEN_EXISTING, Kernel32.FILE_FLAG_BACKUP_SEMANTICS | Kernel32.FILE_FLAG_OPEN_REPARSE_POINT, IntPtr.Zero);
-        if (handle.IsInvalid)
-        {
-            var error = Marshal.GetLastPInvokeError();
-            handle.Dispose();
-            if (NativeErrors.IsNotFoundWin32(error)) return new(null, new ReparsePoints.Component(false, false));
-            throw NativeErrors.FromWin32(error, "hold the directory", path);
-        }
-
-        return new(handle, new ReparsePoints.Component(true, RedirectsOrClose(handle, path)));
+        var handle = OpenHeld(path, pin ? PinAccess : CheckAccess, Kernel32.FILE_FLAG_BACKUP_SEMANTICS | Kernel32.FILE_FLAG_OPEN_REPARSE_POINT);
+        return handle is null
+            ? new(null, new ReparsePoints.Component(false, false))
+            : new(handle, new ReparsePoints.Component(true, RedirectsOrClose(handle, path)));
     }
 
     /// <summary>Whether the open handle is a junction or symlink (closing it and throwing when Windows cannot say).</summary>
@@ -123,7 +140,7 @@ internal sealed class WindowsFileOps : PortableFileOps
         if (RedirectsOrClose(handle, path))
         {
             handle.Dispose();
-            throw new PatcherException(PatchErrorCode.SymlinkEscape, $"'{path}' is a reparse point (a symlink or junction); refusing to {operation} through it", path);
+            throw ReparsePoints.Refusal(path, path);
         }
 
         try
@@ -154,7 +171,7 @@ internal sealed class WindowsFileOps : PortableFileOps
 
     public override IEnumerable<string> ListNames(string directory)
     {
-        using var held = Hold(directory, includeLast: true);
+        using var held = HoldDirectory(directory);
         Held(directory);
         return base.ListNames(directory);
     }
@@ -267,8 +284,7 @@ internal sealed class WindowsFileOps : PortableFileOps
         using var handle = Kernel32.CreateFile(from, Kernel32.DELETE | Kernel32.GENERIC_WRITE | Kernel32.SYNCHRONIZE,
             Kernel32.FILE_SHARE_READ | Kernel32.FILE_SHARE_DELETE, IntPtr.Zero, Kernel32.OPEN_EXISTING, Kernel32.FILE_FLAG_OPEN_REPARSE_POINT, IntPtr.Zero);
         if (handle.IsInvalid) throw NativeErrors.FromWin32(Marshal.GetLastPInvokeError(), "open staged file for rename", from);
-        if (RedirectsOrClose(handle, from))
-            throw new PatcherException(PatchErrorCode.SymlinkEscape, $"'{from}' is a reparse point (a symlink or junction); refusing to rename it into place", from);
+        if (RedirectsOrClose(handle, from)) throw ReparsePoints.Refusal(from, from);
         if (!Kernel32.FlushFileBuffers(handle)) throw NativeErrors.FromWin32(Marshal.GetLastPInvokeError(), "FlushFileBuffers", from);
         var info = Kernel32.RenameInfo(Path.GetFullPath(to), Kernel32.FILE_RENAME_FLAG_POSIX_SEMANTICS | Kernel32.FILE_RENAME_FLAG_REPLACE_IF_EXISTS);
         fixed (byte* p = info)

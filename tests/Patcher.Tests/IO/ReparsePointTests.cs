@@ -35,9 +35,12 @@ public sealed class ReparsePointTests
             return new FakeHandle(root, Closed);
         }
 
-        public ReparsePoints.Opened<FakeHandle> Open(string path)
+        public List<string> OpenedAsEntry { get; } = [];
+
+        public ReparsePoints.Opened<FakeHandle> Open(string path, bool entry)
         {
             Opened.Add(path);
+            if (entry) OpenedAsEntry.Add(path);
             if (missing?.Contains(path) == true) return new(null, new ReparsePoints.Component(false, false));
             return new(new FakeHandle(path, Closed), new ReparsePoints.Component(true, redirecting.Contains(path)));
         }
@@ -54,6 +57,7 @@ public sealed class ReparsePointTests
         {
             Assert.That(disk.Opened, Is.EqualTo(new[] { Root, Path.Join(Root, "data"), Path.Join(Root, "data", "maps") }), "outermost first");
             Assert.That(held.Count, Is.EqualTo(3));
+            Assert.That(disk.OpenedAsEntry, Is.Empty, "all of them are directories on the way");
             Assert.That(disk.Closed, Is.Empty, "every handle stays open while the step runs");
         }
 
@@ -89,7 +93,9 @@ public sealed class ReparsePointTests
         var link = Path.Join(Root, "data", "level1.pak");
         using (var held = new Disk([link]).Hold(link, includeLast: false))
             Assert.That(held.Count, Is.EqualTo(2), "deleting or renaming a link acts on the link: only the root and data/ are held");
-        Assert.Throws<PatcherException>(() => new Disk([link]).Hold(link, includeLast: true), "opening it would follow it");
+        var disk = new Disk([link]);
+        Assert.Throws<PatcherException>(() => disk.Hold(link, includeLast: true), "opening it would follow it");
+        Assert.That(disk.OpenedAsEntry, Is.EqualTo(new[] { link }), "the opener is told which component is the entry itself");
     }
 
     [Test]

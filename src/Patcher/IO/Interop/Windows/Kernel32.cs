@@ -25,6 +25,7 @@ internal static partial class Kernel32
     internal const uint OPEN_EXISTING = 3;
     internal const uint FILE_FLAG_BACKUP_SEMANTICS = 0x02000000;
     internal const uint FILE_READ_ATTRIBUTES = 0x80;
+    internal const uint FILE_LIST_DIRECTORY = 0x1;
     internal const uint GENERIC_READ = 0x80000000;
     internal const uint CREATE_ALWAYS = 2;
     internal const uint FILE_FLAG_OPEN_REPARSE_POINT = 0x00200000;
