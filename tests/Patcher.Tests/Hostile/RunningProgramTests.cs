@@ -240,6 +240,52 @@ public sealed class RunningProgramTests
     }
 
     [Test]
+    public void Recover_KeptTreeWithoutItsList_NothingMovedAndKeptAsUnswept()
+    {
+        RequireLinux();
+        using var s = new PatchScenario("running-nolist").WithSmallGame().Install();
+        s.BuildPatch();
+        var layout = new StateLayout(s.InstallDir, null);
+        using var game = RunIn(s.InstallDir);
+        string txId;
+        try
+        {
+            txId = Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = CommitStrategy.Swap }).TransactionId!;
+        }
+        finally
+        {
+            End(game);
+        }
+
+        File.Delete(Path.Join(layout.InUseDir, txId + ".owned"));
+
+        Patcher.Recover(s.InstallDir, s.Options).Cleanup.GetAwaiter().GetResult();
+
+        Assert.That(File.ReadAllText(Path.Join(layout.UnsweptDir(txId), "data", "old-only.txt")), Is.EqualTo("removed in v2"), "kept, never deleted");
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)), "no old-version file taken for the player's");
+        Assert.That(Directory.Exists(layout.InUseDir), Is.False);
+    }
+
+    [Test]
+    public void Recover_ListLeftWithoutItsTree_ListRemoved()
+    {
+        RequireLinux();
+        using var s = new PatchScenario("running-orphan-list").WithSmallGame().Install();
+        s.BuildPatch();
+        var layout = new StateLayout(s.InstallDir, null);
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = CommitStrategy.Swap });
+        // A crash after the released tree went to the trash, before its list was deleted.
+        Directory.CreateDirectory(layout.InUseDir);
+        File.WriteAllText(Path.Join(layout.InUseDir, "20260101000000-0badc0de.owned"), "game.exe");
+
+        var result = Patcher.Recover(s.InstallDir, s.Options);
+
+        Assert.That(result.Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
+        Assert.That(Directory.Exists(layout.InUseDir), Is.False);
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+    }
+
+    [Test]
     public void Apply_SwapWithNobodyInInstall_OldTreeDeletedNothingKept()
     {
         RequireLinux();
