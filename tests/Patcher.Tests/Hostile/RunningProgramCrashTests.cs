@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Patching.State;
 using Patching.Tests.Recovery;
 using Patching.Tests.TestHelpers;
@@ -25,16 +24,6 @@ public sealed class RunningProgramCrashTests
         return install;
     }
 
-    private static Process RunIn(string directory) =>
-        Process.Start(new ProcessStartInfo("sleep", ["120"]) { WorkingDirectory = directory, UseShellExecute = false })!;
-
-    private static void End(Process p)
-    {
-        if (p.HasExited) return;
-        p.Kill();
-        p.WaitForExit();
-    }
-
     [Test]
     public void Apply_KilledAtEveryCrashPointWithProgramInInstall_OldOrNewAndKeptTreeGoneAfterExit()
     {
@@ -49,10 +38,10 @@ public sealed class RunningProgramCrashTests
         var countInstall = PrepareInstall(s, Path.Join(s.Root, "count"));
         var log = Path.Join(s.Root, "points.log");
         int n;
-        using (var counted = RunIn(Path.Join(countInstall, "data")))
+        using (var counted = new ProgramInInstall(Path.Join(countInstall, "data")))
         {
             var dry = CrashHost.Start(["apply", countInstall, s.PatchDir, trust, "swap"], crashLog: log);
-            End(counted);
+            counted.End();
             Assert.That(dry.ExitCode, Is.EqualTo(0), dry.StdErr);
             n = File.ReadAllLines(log).Length;
         }
@@ -64,41 +53,34 @@ public sealed class RunningProgramCrashTests
             var runDir = Path.Join(s.Root, "k" + k);
             var install = PrepareInstall(s, runDir);
             var layout = new StateLayout(install, null);
-            using var game = RunIn(Path.Join(install, "data"));
-            try
+            using var game = new ProgramInInstall(Path.Join(install, "data"));
+            var run = CrashHost.Start(["apply", install, s.PatchDir, trust, "swap"], crashAt: k);
+            if (!run.Killed)
             {
-                var run = CrashHost.Start(["apply", install, s.PatchDir, trust, "swap"], crashAt: k);
-                if (!run.Killed)
-                {
-                    failures.Add($"point {k}: child was not killed (exit {run.ExitCode}: {run.StdErr.Trim()})");
-                    continue;
-                }
-
-                Patcher.Recover(install).Cleanup.GetAwaiter().GetResult();
-                var listing = PatchScenario.Listing(install, IsUserPath);
-                if (listing.SequenceEqual(oldListing)) endedOld++;
-                else if (listing.SequenceEqual(newListing)) endedNew++;
-                else failures.Add($"point {k}: tree is neither old nor new: {string.Join(" | ", listing.Except(newListing).Take(5))}");
-                foreach (var f in UserFiles)
-                {
-                    var path = Path.Join(install, f);
-                    if (!File.Exists(path) || File.ReadAllText(path) != "user " + f) failures.Add($"point {k}: user file {f} lost or changed");
-                }
-
-                var cwd = new DirectoryInfo($"/proc/{game.Id}/cwd").LinkTarget;
-                if (cwd is null || !Directory.Exists(cwd)) failures.Add($"point {k}: the program's working directory was deleted under it ({cwd})");
-                if (Directory.Exists(layout.InUseDir)) keptWhileRunning++;
-
-                End(game);
-                Patcher.Recover(install).Cleanup.GetAwaiter().GetResult();
-                if (Directory.Exists(layout.InUseDir)) failures.Add($"point {k}: the kept tree outlived the program");
-                var leftovers = CrashHarnessTests.StateLeftovers(layout.StateDir).Where(x => x != "trash" || Directory.EnumerateFileSystemEntries(layout.TrashDir).Any()).ToList();
-                if (leftovers.Count > 0) failures.Add($"point {k}: leftovers {string.Join(",", leftovers)}");
+                failures.Add($"point {k}: child was not killed (exit {run.ExitCode}: {run.StdErr.Trim()})");
+                continue;
             }
-            finally
+
+            Patcher.Recover(install).Cleanup.GetAwaiter().GetResult();
+            var listing = PatchScenario.Listing(install, IsUserPath);
+            if (listing.SequenceEqual(oldListing)) endedOld++;
+            else if (listing.SequenceEqual(newListing)) endedNew++;
+            else failures.Add($"point {k}: tree is neither old nor new: {string.Join(" | ", listing.Except(newListing).Take(5))}");
+            foreach (var f in UserFiles)
             {
-                End(game);
+                var path = Path.Join(install, f);
+                if (!File.Exists(path) || File.ReadAllText(path) != "user " + f) failures.Add($"point {k}: user file {f} lost or changed");
             }
+
+            var cwd = game.WorkingDirectory;
+            if (cwd is null || !Directory.Exists(cwd)) failures.Add($"point {k}: the program's working directory was deleted under it ({cwd})");
+            if (Directory.Exists(layout.InUseDir)) keptWhileRunning++;
+
+            game.End();
+            Patcher.Recover(install).Cleanup.GetAwaiter().GetResult();
+            if (Directory.Exists(layout.InUseDir)) failures.Add($"point {k}: the kept tree outlived the program");
+            var leftovers = CrashHarnessTests.StateLeftovers(layout.StateDir).Where(x => x != "trash" || Directory.EnumerateFileSystemEntries(layout.TrashDir).Any()).ToList();
+            if (leftovers.Count > 0) failures.Add($"point {k}: leftovers {string.Join(",", leftovers)}");
 
             Directory.Delete(runDir, recursive: true);
         }
