@@ -86,18 +86,16 @@ internal sealed partial class SwapStrategy
         // A list whose tree is gone (released above, or a crash after the tree moved) is of no use.
         foreach (var name in names.Where(n => n.EndsWith(OwnedSuffix, StringComparison.Ordinal)))
         {
-            if (_fs.Stat(Path.Join(dir, name[..^OwnedSuffix.Length])).Kind == EntryKind.Missing) _fs.DeleteFile(Path.Join(dir, name));
+            if (_fs.Stat(Path.Join(dir, name[..^OwnedSuffix.Length])).Kind != EntryKind.Missing) continue;
+            _fs.DeleteFile(Path.Join(dir, name));
+            released = true;
         }
 
         if (!released) return;
         _fs.SyncDirectory(dir);
-        _fs.SyncDirectory(_layout.StateDir);
         if (_fs.Stat(_layout.TrashDir).Kind == EntryKind.Directory) Trash.Sync(_fs, _layout);
-        if (!_fs.ListNames(dir).Any())
-        {
-            _fs.DeleteDirectory(dir);
-            _fs.SyncDirectory(_layout.StateDir);
-        }
+        if (!_fs.ListNames(dir).Any()) _fs.DeleteDirectory(dir);
+        _fs.SyncDirectory(_layout.StateDir);
     }
 
     private HashSet<string> ReadOwned(string path)

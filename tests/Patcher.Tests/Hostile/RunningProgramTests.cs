@@ -12,19 +12,6 @@ namespace Patching.Tests.Hostile;
 [Category("Hostile")]
 public sealed class RunningProgramTests
 {
-    private static Process RunIn(string directory) =>
-        Process.Start(new ProcessStartInfo("sleep", ["120"]) { WorkingDirectory = directory, UseShellExecute = false })!;
-
-    private static void End(Process p)
-    {
-        if (p.HasExited) return;
-        p.Kill();
-        p.WaitForExit();
-    }
-
-    /// <summary>Where the process works now (after a swap: inside the old tree, wherever that was moved).</summary>
-    private static string WorkingDirectoryOf(Process p) => new DirectoryInfo($"/proc/{p.Id}/cwd").LinkTarget!;
-
     private static void RequireLinux()
     {
         if (!OperatingSystem.IsLinux()) Assert.Ignore("programs are found through /proc (Linux)");
@@ -37,19 +24,12 @@ public sealed class RunningProgramTests
         using var s = new PatchScenario("running-refuse").WithSmallGame().Install();
         s.BuildPatch();
         var before = HashListing.Of(s.Root);
-        using var game = RunIn(Path.Join(s.InstallDir, "data"));
-        try
-        {
-            var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { RunningPrograms = RunningProgramPolicy.Refuse }));
+        using var game = new ProgramInInstall(Path.Join(s.InstallDir, "data"));
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { RunningPrograms = RunningProgramPolicy.Refuse }));
 
-            Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.InstallInUse), ex.Message);
-            Assert.That(ex.Message, Does.Contain($"pid {game.Id}").And.Contain("working directory"));
-            Assert.That(HashListing.Of(s.Root), Is.EqualTo(before));
-        }
-        finally
-        {
-            End(game);
-        }
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.InstallInUse), ex.Message);
+        Assert.That(ex.Message, Does.Contain($"pid {game.Id}").And.Contain("working directory"));
+        Assert.That(HashListing.Of(s.Root), Is.EqualTo(before));
     }
 
     [Test]
@@ -58,19 +38,12 @@ public sealed class RunningProgramTests
         RequireLinux();
         using var s = new PatchScenario("running-layered").WithSmallGame().Install();
         s.BuildPatch();
-        using var game = RunIn(s.InstallDir);
-        try
-        {
-            var result = Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { RunningPrograms = RunningProgramPolicy.UseLayered });
+        using var game = new ProgramInInstall(s.InstallDir);
+        var result = Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { RunningPrograms = RunningProgramPolicy.UseLayered });
 
-            Assert.That(result.Strategy, Is.EqualTo(CommitStrategy.Layered));
-            Assert.That(WorkingDirectoryOf(game), Is.EqualTo(s.InstallDir), "the program is still in the install, not in an old tree");
-            Assert.That(PatchScenario.Listing(s.InstallDir, p => p.StartsWith(".patcher", StringComparison.Ordinal)), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
-        }
-        finally
-        {
-            End(game);
-        }
+        Assert.That(result.Strategy, Is.EqualTo(CommitStrategy.Layered));
+        Assert.That(game.WorkingDirectory!, Is.EqualTo(s.InstallDir), "the program is still in the install, not in an old tree");
+        Assert.That(PatchScenario.Listing(s.InstallDir, p => p.StartsWith(".patcher", StringComparison.Ordinal)), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
     }
 
     [Test]
@@ -79,29 +52,22 @@ public sealed class RunningProgramTests
         RequireLinux();
         using var s = new PatchScenario("running-wait").WithSmallGame().Install();
         s.BuildPatch();
-        using var game = RunIn(Path.Join(s.InstallDir, "data"));
+        using var game = new ProgramInInstall(Path.Join(s.InstallDir, "data"));
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         // The game exits during the second wait: the third look finds nobody.
         clock.OnTimer = n =>
         {
-            if (n == 2) End(game);
+            if (n == 2) game.End();
         };
         var progress = new ProgressRecorder();
-        try
-        {
-            var result = Patcher.ApplyAsync(s.InstallDir, s.PatchDir, s.Options with { RunningPrograms = RunningProgramPolicy.Wait, TimeProvider = clock }, progress)
-                .GetAwaiter().GetResult();
+        var result = Patcher.ApplyAsync(s.InstallDir, s.PatchDir, s.Options with { RunningPrograms = RunningProgramPolicy.Wait, TimeProvider = clock }, progress)
+            .GetAwaiter().GetResult();
 
-            Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
-            Assert.That(clock.Delays.Take(2), Is.EqualTo(new[] { TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1) }), "waited two polls on the options' clock");
-            Assert.That(progress.Reports.Select(r => r.CurrentItem ?? "").Count(i => i.Contains("waiting for 1 program(s)", StringComparison.Ordinal) && i.Contains($"pid {game.Id}", StringComparison.Ordinal)),
-                Is.EqualTo(2), "each wait is reported with the program");
-            Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
-        }
-        finally
-        {
-            End(game);
-        }
+        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That(clock.Delays.Take(2), Is.EqualTo(new[] { TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1) }), "waited two polls on the options' clock");
+        Assert.That(progress.Reports.Select(r => r.CurrentItem ?? "").Count(i => i.Contains("waiting for 1 program(s)", StringComparison.Ordinal) && i.Contains($"pid {game.Id}", StringComparison.Ordinal)),
+            Is.EqualTo(2), "each wait is reported with the program");
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
     }
 
     [Test]
@@ -111,22 +77,15 @@ public sealed class RunningProgramTests
         using var s = new PatchScenario("running-wait-timeout").WithSmallGame().Install();
         s.BuildPatch();
         var before = HashListing.Of(s.Root);
-        using var game = RunIn(s.InstallDir);
+        using var game = new ProgramInInstall(s.InstallDir);
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        try
-        {
-            var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir,
-                s.Options with { RunningPrograms = RunningProgramPolicy.Wait, RunningProgramsWait = TimeSpan.FromSeconds(5.5), TimeProvider = clock }));
+        var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir,
+            s.Options with { RunningPrograms = RunningProgramPolicy.Wait, RunningProgramsWait = TimeSpan.FromSeconds(5.5), TimeProvider = clock }));
 
-            Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.InstallInUse), ex.Message);
-            Assert.That(ex.Message, Does.Contain($"pid {game.Id}").And.Contain("after waiting 5.5 s"));
-            Assert.That(clock.Delays, Is.EqualTo(Enumerable.Repeat(TimeSpan.FromSeconds(1), 5).Append(TimeSpan.FromSeconds(0.5))), "waits exactly the bound");
-            Assert.That(HashListing.Of(s.Root), Is.EqualTo(before));
-        }
-        finally
-        {
-            End(game);
-        }
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.InstallInUse), ex.Message);
+        Assert.That(ex.Message, Does.Contain($"pid {game.Id}").And.Contain("after waiting 5.5 s"));
+        Assert.That(clock.Delays, Is.EqualTo(Enumerable.Repeat(TimeSpan.FromSeconds(1), 5).Append(TimeSpan.FromSeconds(0.5))), "waits exactly the bound");
+        Assert.That(HashListing.Of(s.Root), Is.EqualTo(before));
     }
 
     [Test]
@@ -136,25 +95,18 @@ public sealed class RunningProgramTests
         using var s = new PatchScenario("running-wait-cancel").WithSmallGame().Install();
         s.BuildPatch();
         var before = HashListing.Of(s.Root);
-        using var game = RunIn(s.InstallDir);
+        using var game = new ProgramInInstall(s.InstallDir);
         using var cts = new CancellationTokenSource();
         var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         clock.OnTimer = n =>
         {
             if (n == 3) cts.Cancel();
         };
-        try
-        {
-            var apply = Patcher.ApplyAsync(s.InstallDir, s.PatchDir, s.Options with { RunningPrograms = RunningProgramPolicy.Wait, TimeProvider = clock }, null, cts.Token);
+        var apply = Patcher.ApplyAsync(s.InstallDir, s.PatchDir, s.Options with { RunningPrograms = RunningProgramPolicy.Wait, TimeProvider = clock }, null, cts.Token);
 
-            Assert.That(() => apply.GetAwaiter().GetResult(), Throws.InstanceOf<OperationCanceledException>());
-            Assert.That(clock.Delays, Has.Count.EqualTo(3), "stopped at the wait that was cancelled");
-            Assert.That(HashListing.Of(s.Root), Is.EqualTo(before));
-        }
-        finally
-        {
-            End(game);
-        }
+        Assert.That(() => apply.GetAwaiter().GetResult(), Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(clock.Delays, Has.Count.EqualTo(3), "stopped at the wait that was cancelled");
+        Assert.That(HashListing.Of(s.Root), Is.EqualTo(before));
     }
 
     [Test]
@@ -164,36 +116,29 @@ public sealed class RunningProgramTests
         using var s = new PatchScenario("running-kept").WithSmallGame().Install();
         s.BuildPatch();
         var layout = new StateLayout(s.InstallDir, null);
-        using var game = RunIn(Path.Join(s.InstallDir, "data"));
-        try
-        {
-            var result = Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = CommitStrategy.Swap });
+        using var game = new ProgramInInstall(Path.Join(s.InstallDir, "data"));
+        var result = Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = CommitStrategy.Swap });
 
-            var kept = Path.Join(layout.InUseDir, result.TransactionId!);
-            Assert.That(WorkingDirectoryOf(game), Is.EqualTo(Path.Join(kept, "data")), "the program works in the kept old tree");
-            Assert.That(File.ReadAllText(Path.Join(kept, "data", "old-only.txt")), Is.EqualTo("removed in v2"), "the old tree was not deleted under it");
-            Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        var kept = Path.Join(layout.InUseDir, result.TransactionId!);
+        Assert.That(game.WorkingDirectory!, Is.EqualTo(Path.Join(kept, "data")), "the program works in the kept old tree");
+        Assert.That(File.ReadAllText(Path.Join(kept, "data", "old-only.txt")), Is.EqualTo("removed in v2"), "the old tree was not deleted under it");
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
 
-            // The game saves after the exchange, by a path relative to where it works.
-            File.WriteAllText(Path.Join(WorkingDirectoryOf(game), "late.sav"), "saved after the exchange");
-            var stillRunning = Patcher.Recover(s.InstallDir, s.Options);
-            stillRunning.Cleanup.GetAwaiter().GetResult();
+        // The game saves after the exchange, by a path relative to where it works.
+        File.WriteAllText(Path.Join(game.WorkingDirectory!, "late.sav"), "saved after the exchange");
+        var stillRunning = Patcher.Recover(s.InstallDir, s.Options);
+        stillRunning.Cleanup.GetAwaiter().GetResult();
 
-            Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "data", "late.sav")), Is.EqualTo("saved after the exchange"), "the late save reached the new install");
-            Assert.That(Directory.Exists(kept), Is.True, "still used: still kept");
+        Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "data", "late.sav")), Is.EqualTo("saved after the exchange"), "the late save reached the new install");
+        Assert.That(Directory.Exists(kept), Is.True, "still used: still kept");
 
-            End(game);
-            var afterExit = Patcher.Recover(s.InstallDir, s.Options);
-            afterExit.Cleanup.GetAwaiter().GetResult();
+        game.End();
+        var afterExit = Patcher.Recover(s.InstallDir, s.Options);
+        afterExit.Cleanup.GetAwaiter().GetResult();
 
-            Assert.That(Directory.Exists(layout.InUseDir), Is.False, "nobody uses it any more: deleted");
-            Assert.That(Directory.Exists(layout.TrashDir) && Directory.EnumerateFileSystemEntries(layout.TrashDir).Any(), Is.False, "and the trash emptied");
-            Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "data", "late.sav")), Is.EqualTo("saved after the exchange"));
-        }
-        finally
-        {
-            End(game);
-        }
+        Assert.That(Directory.Exists(layout.InUseDir), Is.False, "nobody uses it any more: deleted");
+        Assert.That(Directory.Exists(layout.TrashDir) && Directory.EnumerateFileSystemEntries(layout.TrashDir).Any(), Is.False, "and the trash emptied");
+        Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "data", "late.sav")), Is.EqualTo("saved after the exchange"));
     }
 
     [Test]
@@ -204,39 +149,70 @@ public sealed class RunningProgramTests
         s.BuildPatch();
         PatchScenario.Write(s.InstallDir, "saves/slot1.sav", "before the update");
         var layout = new StateLayout(s.InstallDir, null);
-        using var game = RunIn(s.InstallDir);
-        try
-        {
-            // The default options: the launcher did not close the game, and the background cleanup runs to its end.
-            var result = Patcher.Apply(s.InstallDir, s.PatchDir, new PatcherOptions { TrustedKeys = [s.PublicKey], Strategy = CommitStrategy.Swap });
-            result.Cleanup.GetAwaiter().GetResult();
-            var gameDir = WorkingDirectoryOf(game);
-            // Saved as games do: a new file renamed over the old one (a write in place would reach the install at once,
-            // through the link staging made).
-            File.WriteAllText(Path.Join(gameDir, "saves", "slot1.sav.tmp"), "saved after the exchange");
-            File.Move(Path.Join(gameDir, "saves", "slot1.sav.tmp"), Path.Join(gameDir, "saves", "slot1.sav"), overwrite: true);
-            File.WriteAllText(Path.Join(gameDir, "saves", "slot2.sav"), "a new slot");
-            End(game);
+        using var game = new ProgramInInstall(s.InstallDir);
+        // The default options: the launcher did not close the game, and the background cleanup runs to its end.
+        var result = Patcher.Apply(s.InstallDir, s.PatchDir, new PatcherOptions { TrustedKeys = [s.PublicKey], Strategy = CommitStrategy.Swap });
+        result.Cleanup.GetAwaiter().GetResult();
+        var gameDir = game.WorkingDirectory!;
+        // Saved as games do: a new file renamed over the old one (a write in place would reach the install at once,
+        // through the link staging made).
+        File.WriteAllText(Path.Join(gameDir, "saves", "slot1.sav.tmp"), "saved after the exchange");
+        File.Move(Path.Join(gameDir, "saves", "slot1.sav.tmp"), Path.Join(gameDir, "saves", "slot1.sav"), overwrite: true);
+        File.WriteAllText(Path.Join(gameDir, "saves", "slot2.sav"), "a new slot");
+        game.End();
 
-            Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "saves", "slot1.sav")), Is.EqualTo("before the update"), "the sweep carried the save over, before the late one");
-            Assert.That(gameDir, Is.EqualTo(Path.Join(layout.InUseDir, result.TransactionId!)));
+        Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "saves", "slot1.sav")), Is.EqualTo("before the update"), "the sweep carried the save over, before the late one");
+        Assert.That(gameDir, Is.EqualTo(Path.Join(layout.InUseDir, result.TransactionId!)));
 
-            // The next apply (to a version 3) first sweeps the kept tree: the newer saves win.
-            var v3 = s.Dir("v3");
-            PatchScenario.CopyTree(s.NewTree, v3);
-            PatchScenario.Write(v3, "game.exe", "engine v3", executable: true);
-            var patch3 = Path.Join(s.Root, "patch3");
-            s.BuildPatch("3.0.0", "2.0.0", patch3, s.NewTree, v3);
-            Assert.That(Patcher.Apply(s.InstallDir, patch3, s.Options).Status, Is.EqualTo(ApplyStatus.Applied));
+        // The next apply (to a version 3) first sweeps the kept tree: the newer saves win.
+        var v3 = s.Dir("v3");
+        PatchScenario.CopyTree(s.NewTree, v3);
+        PatchScenario.Write(v3, "game.exe", "engine v3", executable: true);
+        var patch3 = Path.Join(s.Root, "patch3");
+        s.BuildPatch("3.0.0", "2.0.0", patch3, s.NewTree, v3);
+        Assert.That(Patcher.Apply(s.InstallDir, patch3, s.Options).Status, Is.EqualTo(ApplyStatus.Applied));
 
-            Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "saves", "slot1.sav")), Is.EqualTo("saved after the exchange"));
-            Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "saves", "slot2.sav")), Is.EqualTo("a new slot"));
-            Assert.That(Directory.Exists(layout.InUseDir), Is.False, "the game exited: the kept tree is gone");
-        }
-        finally
-        {
-            End(game);
-        }
+        Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "saves", "slot1.sav")), Is.EqualTo("saved after the exchange"));
+        Assert.That(File.ReadAllText(Path.Join(s.InstallDir, "saves", "slot2.sav")), Is.EqualTo("a new slot"));
+        Assert.That(Directory.Exists(layout.InUseDir), Is.False, "the game exited: the kept tree is gone");
+    }
+
+    [Test]
+    public void Recover_KeptTreeWithoutItsList_NothingMovedAndKeptAsUnswept()
+    {
+        RequireLinux();
+        using var s = new PatchScenario("running-nolist").WithSmallGame().Install();
+        s.BuildPatch();
+        var layout = new StateLayout(s.InstallDir, null);
+        using var game = new ProgramInInstall(s.InstallDir);
+        var txId = Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = CommitStrategy.Swap }).TransactionId!;
+        game.End();
+        File.Delete(Path.Join(layout.InUseDir, txId + ".owned"));
+
+        Patcher.Recover(s.InstallDir, s.Options).Cleanup.GetAwaiter().GetResult();
+
+        Assert.That(File.ReadAllText(Path.Join(layout.UnsweptDir(txId), "data", "old-only.txt")), Is.EqualTo("removed in v2"), "kept, never deleted");
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)), "no old-version file taken for the player's");
+        Assert.That(Directory.Exists(layout.InUseDir), Is.False);
+    }
+
+    [Test]
+    public void Recover_ListLeftWithoutItsTree_ListRemoved()
+    {
+        RequireLinux();
+        using var s = new PatchScenario("running-orphan-list").WithSmallGame().Install();
+        s.BuildPatch();
+        var layout = new StateLayout(s.InstallDir, null);
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = CommitStrategy.Swap });
+        // A crash after the released tree went to the trash, before its list was deleted.
+        Directory.CreateDirectory(layout.InUseDir);
+        File.WriteAllText(Path.Join(layout.InUseDir, "20260101000000-0badc0de.owned"), "game.exe");
+
+        var result = Patcher.Recover(s.InstallDir, s.Options);
+
+        Assert.That(result.Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
+        Assert.That(Directory.Exists(layout.InUseDir), Is.False);
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
     }
 
     [Test]
