@@ -128,7 +128,16 @@ internal sealed partial class SwapStrategy(CommitContext context) : ICommitStrat
         var oldTree = swap.OldTree(tx.Id);
         if (oldTree is not null)
         {
-            left = swap.SweepUserFiles(tx.Id, oldTree, plan?.OldVersionPaths ?? OldVersionPaths(manifest), ApplyPlan.TargetPaths(manifest));
+            IReadOnlySet<string> oldPaths = plan?.OldVersionPaths ?? OldVersionPaths(manifest), newPaths = ApplyPlan.TargetPaths(manifest);
+            if (VolumeCase.IgnoresCase(_fs, _layout.InstallDir))
+            {
+                // There a player's file named like a version's file but for case is one entry with it: compared ignoring
+                // case, it is kept aside instead of replacing the new version's file.
+                oldPaths = oldPaths.ToHashSet(StringComparer.OrdinalIgnoreCase);
+                newPaths = newPaths.ToHashSet(StringComparer.OrdinalIgnoreCase);
+            }
+
+            left = swap.SweepUserFiles(tx.Id, oldTree, oldPaths, newPaths);
             // Renames only, within the state directory: fsyncs of it and of the trash make them durable. A crash in
             // between reruns this with less to do (the old tree stays at its staging/old path until it moved).
             Trash.TakeKeptPrevious(_fs, _layout, tx.Id);
