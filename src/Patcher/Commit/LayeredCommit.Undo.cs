@@ -1,6 +1,7 @@
 using Patching.IO;
 using Patching.Journal;
 using Patching.Manifests;
+using Patching.State;
 
 namespace Patching.Commit;
 
@@ -70,6 +71,9 @@ internal sealed partial class LayeredCommit
         }
     }
 
+    /// <summary>Whether the install's volume ignores case, probed at the first undo step that needs it.</summary>
+    private bool? _namesIgnoreCase;
+
     /// <summary>
     /// Whether the entry found at <paramref name="target"/> has exactly that name. Where names ignore case, a stat of
     /// 'maps/desert.map' also finds the old 'Maps/Desert.map' (a case-only rename): an undo must not take the old
@@ -77,7 +81,7 @@ internal sealed partial class LayeredCommit
     /// only the exact name, and nothing is listed.
     /// </summary>
     private bool SpeltAs(string target) =>
-        !PathRules.PlatformIgnoresCase || fs.ListNames(Path.GetDirectoryName(target)!).Contains(Path.GetFileName(target), StringComparer.Ordinal);
+        !(_namesIgnoreCase ??= VolumeCase.IgnoresCase(fs, layout.InstallDir)) || fs.ListNames(Path.GetDirectoryName(target)!).Contains(Path.GetFileName(target), StringComparer.Ordinal);
 
     private bool UndoPlace(string txId, OpRow op, string target, StepsByPath steps)
     {

@@ -175,6 +175,7 @@ internal sealed partial class LayeredCommit(IFileOps fs, StateLayout layout, Jou
                 if (kind != EntryKind.Missing)
                     throw new PatcherException(PatchErrorCode.IOFailure, $"'{op.Path}' appeared during the commit where the new version needs a directory", target);
                 fs.CreateDirectory(target);
+                WalkedScope.Tree?.Forget(op.Path, below: true); // made by this update, after the walk
                 InstallOwner.ApplyOne(fs, layout.InstallDir, target);
                 fs.SyncDirectory(parent);
                 return null;
@@ -190,6 +191,7 @@ internal sealed partial class LayeredCommit(IFileOps fs, StateLayout layout, Jou
                 }
 
                 var layer = retry.Run(op.Path, "remove directory", null, () => fs.DeleteDirectory(target), null);
+                WalkedScope.Tree?.Forget(op.Path, below: false); // a directory made here later is rightly another one
                 fs.SyncDirectory(parent);
                 return layer;
             }
@@ -227,6 +229,7 @@ internal sealed partial class LayeredCommit(IFileOps fs, StateLayout layout, Jou
 
         if (moved.Kind != EntryKind.Missing || here.Kind == EntryKind.Missing) return null;
         var layer = retry.Run(op.Path, "move aside", null, () => fs.Rename(target, to), null);
+        WalkedScope.Tree?.Forget(op.Path, below: true); // what is made at this path later is rightly another directory
         unsynced.Add(parent);
         unsynced.Add(BackupDir(layout, txId));
         return layer;
@@ -309,24 +312,46 @@ internal sealed partial class LayeredCommit(IFileOps fs, StateLayout layout, Jou
     /// <summary>
     /// After the commit: the user's displaced entries go to the preserved folder, then the backups and the staging
     /// area go (<see cref="DeleteLeftovers"/>). Idempotent. A backup that cannot be deleted (an old executable still running on
-    /// Windows) is left with a warning; the next update removes it.
+    /// Windows) is left with a warning; the next update removes it. A displaced entry Patcher may not move (immutable,
+    /// append-only, in a directory of another user: no retry changes that) stays in the backup area, which is then kept
+    /// as <see cref="StateLayout.UnsweptDir"/>, never trashed, so the transaction still reaches done; those are returned.
     /// </summary>
-    public void Finish(string txId)
+    public IReadOnlyList<string> Finish(string txId)
     {
         var touched = new HashSet<string>(StringComparer.Ordinal);
+        var left = new List<string>();
         foreach (var op in journal.Ops(txId).Where(o => o.User && o.Kind == LayeredOpKind.Displace))
         {
             var backup = Backup(txId, op);
             if (fs.Stat(backup).Kind == EntryKind.Missing) continue;
             var keep = PathRules.Join(layout.PreservedDir(txId), op.Path);
             TreeOps.CreateDirectoriesDurably(fs, Path.GetDirectoryName(keep)!);
-            fs.Rename(backup, keep);
+            try
+            {
+                fs.Rename(backup, keep);
+            }
+            catch (PatcherException ex) when (ex.Code is PatchErrorCode.AccessDenied)
+            {
+                left.Add(op.Path);
+                log.LogWarning("User entry '{Path}' could not be moved out of the backup area ({Reason}); it stays there, kept", op.Path, ex.Message);
+                continue;
+            }
+
             touched.Add(Path.GetDirectoryName(keep)!);
             log.LogWarning("User entry '{Path}' was where the new version puts a file or directory; kept it at {Kept}", op.Path, keep);
         }
 
         TreeOps.SyncDirectories(fs, touched);
+        if (left.Count > 0)
+        {
+            fs.Rename(BackupDir(layout, txId), layout.UnsweptDir(txId));
+            fs.SyncDirectory(layout.StateDir);
+            log.LogWarning("{Count} of the player's entries could not be moved out of the backup area; they are kept with it in {Kept}",
+                left.Count, layout.UnsweptDir(txId));
+        }
+
         DeleteLeftovers(txId);
+        return left;
     }
 
     /// <summary>

@@ -30,7 +30,7 @@ internal sealed class LayeredStrategy(CommitContext context) : ICommitStrategy
         var tx = session.Tx;
         var plan = session.Plan;
         RemoveStaleBackups(tx.Id);
-        var (ops, toStage) = LayeredCommit.Plan(_fs, _layout, plan);
+        var (ops, toStage) = LayeredCommit.Plan(_fs, _layout, plan, VolumeCase.IgnoresCase(_fs, _layout.InstallDir));
         var restaged = toStage.Select(t => t.File.Path).ToHashSet(StringComparer.Ordinal);
         var stagePlan = new ApplyPlan
         {
@@ -54,7 +54,7 @@ internal sealed class LayeredStrategy(CommitContext context) : ICommitStrategy
         InstallOwner.Apply(_fs, _layout.InstallDir, staging);
         // Last point at which cancelling is honoured without touching the install.
         session.Cancellation.ThrowIfCancellationRequested();
-        _commit.PrepareBackups(tx.Id, ops);
+        using (WalkedScope.Enter(plan.Walked)) _commit.PrepareBackups(tx.Id, ops);
         return new StagedUpdate(tx, built, toStage.Count, plan.Files.Count - built.Written);
     }
 
@@ -62,6 +62,8 @@ internal sealed class LayeredStrategy(CommitContext context) : ICommitStrategy
     {
         var txId = staged.Tx.Id;
         session.Progress?.Report(new PatchProgress(PatchPhase.Committing, 0, staged.Changed, 0, 0));
+        // Every step below the install, and their undo, must still find the directories the plan's walk found.
+        using var walked = WalkedScope.Enter(session.Plan.Walked);
         try
         {
             _commit.Forward(txId, session.Progress is null ? null : new FilesPlaced(session.Progress, staged.Changed));
@@ -141,10 +143,10 @@ internal sealed class LayeredStrategy(CommitContext context) : ICommitStrategy
         _log.LogInformation("Transaction {Tx} rolled back file by file; the old version is intact", txId);
     }
 
-    /// <summary>After patched: preserve displaced user entries, remove backups and staging, mark done.</summary>
+    /// <summary>After patched: preserve displaced user entries, remove backups and staging, mark done; returns the entries left (see <see cref="LayeredCommit.Finish"/>).</summary>
     public IReadOnlyList<string> Finish(TxRecord tx, ApplyPlan? plan)
     {
-        _commit.Finish(tx.Id);
+        var left = _commit.Finish(tx.Id);
         // A tree an earlier swap kept (KeepPreviousVersion) is no longer the version before this one: the installed row
         // now names this update's base as the previous version, and the layered strategy keeps no old tree. Left in
         // place, a rollback would put that older tree back under the wrong version number.
@@ -156,7 +158,7 @@ internal sealed class LayeredStrategy(CommitContext context) : ICommitStrategy
 
         _journal.SetState(tx.Id, TxState.Done);
         PendingMarker.Remove(_fs, _layout);
-        return [];
+        return left;
     }
 
     /// <summary>

@@ -132,8 +132,16 @@ internal sealed partial class SwapStrategy(CommitContext context) : ICommitStrat
             // Asked before the sweep: a program that used the old tree at the exchange and exits during the sweep may
             // have written a save there after the sweep passed it.
             var users = RunningPrograms.Using(oldTree);
-            var oldVersionPaths = plan?.OldVersionPaths ?? OldVersionPaths(manifest);
-            left = swap.SweepUserFiles(tx.Id, oldTree, oldVersionPaths, ApplyPlan.TargetPaths(manifest));
+            IReadOnlySet<string> oldPaths = plan?.OldVersionPaths ?? OldVersionPaths(manifest), newPaths = ApplyPlan.TargetPaths(manifest);
+            if (VolumeCase.IgnoresCase(_fs, _layout.InstallDir))
+            {
+                // There a player's file named like a version's file but for case is one entry with it: compared ignoring
+                // case, it is kept aside instead of replacing the new version's file.
+                oldPaths = oldPaths.ToHashSet(StringComparer.OrdinalIgnoreCase);
+                newPaths = newPaths.ToHashSet(StringComparer.OrdinalIgnoreCase);
+            }
+
+            left = swap.SweepUserFiles(tx.Id, oldTree, oldPaths, newPaths);
             // Renames only, within the state directory: fsyncs of it and of the trash make them durable. A crash in
             // between reruns this with less to do (the old tree stays at its staging/old path until it moved).
             Trash.TakeKeptPrevious(_fs, _layout, tx.Id);
@@ -144,7 +152,7 @@ internal sealed partial class SwapStrategy(CommitContext context) : ICommitStrat
                     left.Count, _layout.UnsweptDir(tx.Id));
             }
             else if (tx.KeepPrevious) _fs.Rename(oldTree, _layout.PreviousDir);
-            else if (users.Count > 0) KeepInUse(tx.Id, oldTree, oldVersionPaths, users);
+            else if (users.Count > 0) KeepInUse(tx.Id, oldTree, oldPaths, users);
             else Trash.Move(_fs, _layout, oldTree, tx.Id);
             _fs.SyncDirectory(_layout.StateDir);
             if (_fs.Stat(_layout.TrashDir).Kind == EntryKind.Directory) Trash.Sync(_fs, _layout);

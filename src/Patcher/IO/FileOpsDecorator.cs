@@ -13,6 +13,9 @@ internal abstract class FileOpsDecorator(IFileOps inner) : IFileOps
 
     public virtual EntryInfo Stat(string path) => Inner.Stat(path);
     public virtual IEnumerable<string> ListNames(string directory) => Inner.ListNames(directory);
+
+    public virtual IReadOnlyList<(string Name, EntryInfo Info)> ReadDirectory(string root, string relative, Func<string, (ulong Device, ulong Inode)?> walked) =>
+        Inner.ReadDirectory(root, relative, walked);
     public virtual Stream OpenRead(string path) => Inner.OpenRead(path);
     public virtual Stream Create(string path) => Inner.Create(path);
     public virtual void Sync(Stream stream) => Inner.Sync(stream);

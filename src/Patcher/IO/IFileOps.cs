@@ -33,6 +33,19 @@ internal interface IFileOps
 
     IEnumerable<string> ListNames(string directory);
 
+    /// <summary>
+    /// One directory of a walk: the entries of the directory at <paramref name="relative"/> below <paramref name="root"/>
+    /// ("" for the root itself), in no particular order, each stat-ed without following a symlink (an entry removed since
+    /// the listing is reported <see cref="EntryKind.Missing"/>). Implementations with directory handles open the directory
+    /// from the root one component at a time without following a symlink, and compare each directory they pass with
+    /// <paramref name="walked"/> (the identity the walk recorded for a relative path, null when unknown), so a directory
+    /// swapped for a symlink during the walk is refused (<see cref="PatchErrorCode.SymlinkEscape"/>) and one swapped for
+    /// another directory too (<see cref="PatchErrorCode.InstallEntryReplaced"/>): the walk never lists anything outside the
+    /// root. By default the directory is listed and its entries stat-ed by path.
+    /// </summary>
+    IReadOnlyList<(string Name, EntryInfo Info)> ReadDirectory(string root, string relative, Func<string, (ulong Device, ulong Inode)?> walked) =>
+        TreeOps.ReadDirectoryByPath(this, root, relative);
+
     Stream OpenRead(string path);
 
     /// <summary>Creates a new file (truncating any old one) for writing.</summary>

@@ -183,6 +183,9 @@ internal abstract class PortableFileOps : IFileOps
 
     public virtual bool TryLinkOpenFile(SafeFileHandle file, string path, string newPath, bool executable) => false;
 
+    public virtual IReadOnlyList<(string Name, EntryInfo Info)> ReadDirectory(string root, string relative, Func<string, (ulong Device, ulong Inode)?> walked) =>
+        TreeOps.ReadDirectoryByPath(this, root, relative);
+
     public virtual bool TryLinkWalkedFile(WalkedTree tree, string relative, EntryInfo walked, string newPath) =>
         TryHardLink(RelativePath.Join(tree.Root, relative), newPath);
 

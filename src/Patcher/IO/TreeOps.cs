@@ -8,7 +8,10 @@ internal static class TreeOps
 {
     /// <summary>
     /// Lists every entry below <paramref name="root"/>, parents before children. Symlinks are reported, not
-    /// followed, so nothing outside the root is ever visited.
+    /// followed, so nothing outside the root is ever visited: each directory is read through
+    /// <see cref="IFileOps.ReadDirectory"/>, which (with directory handles) opens it from the root without following a
+    /// symlink and checks it is the directory its parent's listing found, so one swapped for a symlink while the walk
+    /// runs fails the walk instead of listing what the link points to.
     /// </summary>
     /// <remarks>
     /// Listing directories and stat-ing their entries is kernel work on cached metadata, bound by the CPU (about 3 µs per
@@ -22,16 +25,19 @@ internal static class TreeOps
     public static List<TreeEntry> Walk(IFileOps fs, string root, Func<string, bool>? exclude = null)
     {
         var children = new System.Collections.Concurrent.ConcurrentDictionary<string, List<TreeEntry>>(StringComparer.Ordinal);
+        var directories = new System.Collections.Concurrent.ConcurrentDictionary<string, (ulong Device, ulong Inode)>(StringComparer.Ordinal);
+        (ulong Device, ulong Inode)? Walked(string rel) => directories.TryGetValue(rel, out var id) ? id : null;
         void Read(string rel)
         {
-            var names = fs.ListNames(rel.Length == 0 ? root : RelativePath.Join(root, rel)).ToList();
-            names.Sort(StringComparer.Ordinal);
-            var entries = new List<TreeEntry>(names.Count);
-            foreach (var name in names)
+            var listed = fs.ReadDirectory(root, rel, Walked).ToList();
+            listed.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
+            var entries = new List<TreeEntry>(listed.Count);
+            foreach (var (name, info) in listed)
             {
                 var childRel = rel.Length == 0 ? name : rel + "/" + name;
                 if (exclude?.Invoke(childRel) == true) continue;
-                entries.Add(new TreeEntry(childRel, fs.Stat(RelativePath.Join(root, childRel))));
+                entries.Add(new TreeEntry(childRel, info));
+                if (info.Kind == EntryKind.Directory && info.Inode != 0) directories[childRel] = (info.Device, info.Inode);
             }
 
             children[rel] = entries;
@@ -60,6 +66,13 @@ internal static class TreeOps
         }
 
         return result;
+    }
+
+    /// <summary>What <see cref="IFileOps.ReadDirectory"/> does without directory handles: lists by path and stats each entry by path.</summary>
+    public static IReadOnlyList<(string Name, EntryInfo Info)> ReadDirectoryByPath(IFileOps fs, string root, string relative)
+    {
+        var directory = relative.Length == 0 ? root : RelativePath.Join(root, relative);
+        return fs.ListNames(directory).Select(name => (name, fs.Stat(RelativePath.Join(directory, name)))).ToList();
     }
 
     /// <summary>Reads every directory of a level; if some fail, rethrows the failure of the first in the level's order.</summary>

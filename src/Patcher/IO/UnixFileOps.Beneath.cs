@@ -88,6 +88,9 @@ internal partial class UnixFileOps
 
         var handle = Libc.open(root, DirectoryFlags);
         var at = root;
+        var walked = WalkedScope.Tree is { } tree && Path.TrimEndingDirectorySeparator(tree.Root) == root ? tree : null;
+        var relative = "";
+        if (walked is not null && !handle.IsInvalid) CheckWalkedDirectory(walked, handle, relative);
         if (!handle.IsInvalid && parent.Length > root.Length)
         {
             foreach (var component in parent[(root.Length + 1)..].Split('/', StringSplitOptions.RemoveEmptyEntries))
@@ -102,6 +105,9 @@ internal partial class UnixFileOps
                     Marshal.SetLastPInvokeError(errno);
                     break;
                 }
+
+                relative = relative.Length == 0 ? component : relative + "/" + component;
+                if (walked is not null) CheckWalkedDirectory(walked, handle, relative);
             }
         }
 
@@ -111,6 +117,15 @@ internal partial class UnixFileOps
         if (IsSymlinkRefusal(failure, at)) throw Escape(at, path);
         // Missing, not a directory, not searchable: the plain call reports it as it always has.
         return new Beneath(null, name, path);
+    }
+
+    /// <summary>
+    /// With a walk in scope (<see cref="WalkedScope"/>): throws <see cref="PatchErrorCode.InstallEntryReplaced"/>, closing
+    /// <paramref name="dir"/>, when the directory opened at <paramref name="relative"/> is not the one the walk found
+    /// there. Nothing where the system reports no identities.
+    /// </summary>
+    private protected virtual void CheckWalkedDirectory(WalkedTree tree, SafeFileHandle dir, string relative)
+    {
     }
 
     /// <summary>

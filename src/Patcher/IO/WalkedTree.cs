@@ -34,14 +34,59 @@ internal sealed class WalkedTree
         return tree;
     }
 
+    /// <summary>
+    /// Stops comparing the directory at <paramref name="relative"/> (and, with <paramref name="below"/>, every directory
+    /// under it): a step of this update removed or moved it, so a directory made there later is rightly another one.
+    /// </summary>
+    public void Forget(string relative, bool below)
+    {
+        lock (_directories)
+        {
+            _directories.Remove(relative);
+            if (!below) return;
+            var prefix = relative + "/";
+            foreach (var key in _directories.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList()) _directories.Remove(key);
+        }
+    }
+
     /// <summary>The walked identity of the directory at <paramref name="relative"/> ("" for the root), or null when unknown.</summary>
     public (ulong Device, ulong Inode)? Directory(string relative)
     {
         if (relative.Length == 0) return RootIdentity.Inode == 0 ? null : RootIdentity;
-        return _directories.TryGetValue(relative, out var id) ? id : null;
+        lock (_directories) return _directories.TryGetValue(relative, out var id) ? id : null;
     }
 
     /// <summary>The refusal of a step that found another entry than the walk at <paramref name="path"/>.</summary>
-    public static PatcherException Replaced(string path, string what) =>
-        new(PatchErrorCode.InstallEntryReplaced, $"'{path}' was replaced since the install was examined ({what}); nothing was linked from it", path);
+    public static PatcherException Replaced(string path, string what, string outcome) =>
+        new(PatchErrorCode.InstallEntryReplaced, $"'{path}' was replaced since the install was examined ({what}); {outcome}", path);
+}
+
+/// <summary>
+/// The walk whose directories the file-system steps below its root must still find, while an update changes the install
+/// in place (the layered commit's backups, moves aside, placements and their undo). Each step opens the directories on
+/// its way from the root one at a time without following symlinks (<c>UnixFileOps.OpenBeneath</c>); with a scope open,
+/// each of them is also compared with the walk's identity of it, so a real directory moved into the install since the walk
+/// (holding look-alike files, or to receive the new ones) fails the step instead of being written into. Flows with the
+/// execution context, so concurrent updates of other installs (and tests) do not see each other's scope.
+/// </summary>
+internal static class WalkedScope
+{
+    private static readonly AsyncLocal<WalkedTree?> Current = new();
+
+    /// <summary>The walk in scope, or null.</summary>
+    public static WalkedTree? Tree => Current.Value;
+
+    /// <summary>Puts <paramref name="tree"/> in scope (nothing when null) until the result is disposed.</summary>
+    public static Scope Enter(WalkedTree? tree)
+    {
+        var before = Current.Value;
+        if (tree is not null) Current.Value = tree;
+        return new Scope(before);
+    }
+
+    /// <summary>Ends a scope, restoring the one before.</summary>
+    public readonly struct Scope(WalkedTree? before) : IDisposable
+    {
+        public void Dispose() => Current.Value = before;
+    }
 }

@@ -133,9 +133,12 @@ internal sealed partial class ShadowTreeBuilder(IFileOps fs, JournalStore journa
         }
         else
         {
+            // A reused file copied because it could not be linked (a volume without hard links) is not in the plan's
+            // bytes to write, the phase's announced total: its bytes are written but not counted as progress.
+            var planned = src.ReuseFrom is null;
             var observed = WriteContent(staged, src, n =>
             {
-                Interlocked.Add(ref _bytesDone, n);
+                if (planned) Interlocked.Add(ref _bytesDone, n);
                 Interlocked.Add(ref _bytesWritten, n);
             }, ct);
             Record(new FileRow(f.Path, f.Sha256, observed, FileState.Staged));

@@ -149,7 +149,10 @@ internal static partial class ApplyPipeline
     private static ApplyPlan CreatePlan(ApplySession session, Manifest? installedManifest, bool unknownInstall)
     {
         var layout = session.Layout;
-        var input = new PlanInput(layout.InstallDir, session.Package.Manifest, installedManifest) { FullHash = session.Options.VerifyBaseHashes || unknownInstall };
+        var input = new PlanInput(layout.InstallDir, session.Package.Manifest, installedManifest) {
+            FullHash = session.Options.VerifyBaseHashes || unknownInstall,
+            NamesIgnoreCase = VolumeCase.IgnoresCase(session.Fs, layout.InstallDir),
+        };
         var plan = ApplyPlan.Create(session.Fs, input, session.Progress, session.Cancellation);
         if (!layout.IsInsideInstall) return plan;
         return new ApplyPlan

@@ -1,3 +1,4 @@
+using Patching.IO;
 using System.Diagnostics;
 using Patching.Tests.TestHelpers;
 using Patching.State;
@@ -88,5 +89,31 @@ public sealed class StuckStateTests
             foreach (var f in Directory.EnumerateFiles(s.Root, "old-only.txt", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
                 Chattr("-i", f);
         }
+    }
+
+    [Test]
+    public void Apply_LayeredPlayerEntryThatMayNotBeMoved_TransactionDoneAndEntryKeptAndReported()
+    {
+        // The player's own data/level3.pak is where the new version adds one: the layered commit moves it into its
+        // backup area, and after the commit to the preserved folder. That last move is refused as an immutable or
+        // append-only file refuses it (EPERM): before, Finish failed, apply said "new version in place" and every
+        // recovery failed the same way.
+        using var s = new PatchScenario("layered-stuck").WithSmallGame().Install();
+        s.BuildPatch();
+        PatchScenario.Write(s.InstallDir, "data/level3.pak", "my own level");
+        var refusing = new SwappingFileOps(FileOps.Instance, "rename", p => p.Contains("/preserved-", StringComparison.Ordinal),
+            () => throw NativeErrors.FromErrno(NativeErrors.EPERM, "rename", "data/level3.pak"));
+
+        var result = TransactionEngine.Apply(new EngineSettings(refusing), s.InstallDir, s.PatchDir, s.Options with { Strategy = CommitStrategy.Layered }, null, CancellationToken.None);
+
+        Assert.That(refusing.FiredAt, Is.Not.Null, "the move was refused");
+        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That(result.EntriesLeftBehind, Is.EqualTo(new[] { "data/level3.pak" }));
+        Assert.That(Patcher.Status(s.InstallDir).PendingTransactionId, Is.Null, "the transaction reached done");
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)), "exactly the new version");
+        result.Cleanup.GetAwaiter().GetResult();
+        var unswept = new StateLayout(s.InstallDir, null).UnsweptDir(result.TransactionId!);
+        Assert.That(Directory.EnumerateFiles(unswept).Select(File.ReadAllText), Does.Contain("my own level"), "kept, never deleted");
+        Assert.That(Patcher.Recover(s.InstallDir, s.Options).Outcome, Is.EqualTo(RecoveryOutcome.NothingPending));
     }
 }

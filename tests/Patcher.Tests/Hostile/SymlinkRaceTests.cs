@@ -52,6 +52,94 @@ public sealed class SymlinkRaceTests
             Assert.That(LinkCount(f), Is.EqualTo("1"), $"{f} was linked into a tree");
     }
 
+    /// <summary>A tree <paramref name="name"/>/a/{one,two}, b/three and an outside folder holding other files.</summary>
+    private static (string Root, string Outside) WalkedTreeWithOutside(TempDir temp, string name = "tree")
+    {
+        var root = temp[name];
+        var outside = temp[name + "-outside"];
+        foreach (var f in new[] { "a/one", "a/two", "b/three" }) TreeFactory.WriteFile(root, f, System.Text.Encoding.UTF8.GetBytes(f));
+        foreach (var f in new[] { "secret", "one" }) TreeFactory.WriteFile(outside, f, System.Text.Encoding.UTF8.GetBytes("outside " + f));
+        return (root, outside);
+    }
+
+    /// <summary>Walks a new tree through <paramref name="fs"/> while a mod tool swaps a/ for a symlink just before it is read.</summary>
+    private static List<TreeEntry> WalkWhileASwapped(TempDir temp, string name, IFileOps fs)
+    {
+        var (root, outside) = WalkedTreeWithOutside(temp, name);
+        var a = Path.Join(root, "a");
+        var racing = new SwappingFileOps(fs, "read", p => p == a, () => SwappingFileOps.ReplaceBySymlink(a, temp[name + "-a-moved"], outside));
+        try
+        {
+            return TreeOps.Walk(racing, root);
+        }
+        finally
+        {
+            Assert.That(racing.FiredAt, Is.EqualTo(a), "the race happened");
+        }
+    }
+
+    [Test]
+    public void Walk_DirectorySwappedForSymlinkWhileWalking_RefusedWithoutListingOutside()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the walk reads directories through handles on Linux");
+        using var temp = TempDir.ForCurrentTest();
+
+        var ex = Assert.Throws<PatcherException>(() => WalkWhileASwapped(temp, "handles", FileOps.Instance));
+
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.SymlinkEscape), ex.ToString());
+        // By path, the same race makes the walk report the outside folder's files as the tree's.
+        Assert.That(WalkWhileASwapped(temp, "by-path", new ByPathFileOps()).Select(e => e.Path), Does.Contain("a/secret"));
+    }
+
+    [Test]
+    public void Walk_DirectorySwappedForAnotherDirectoryWhileWalking_Refused()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the walk reads directories through handles on Linux");
+        using var temp = TempDir.ForCurrentTest();
+        var (root, _) = WalkedTreeWithOutside(temp);
+        var a = Path.Join(root, "a");
+        var racing = new SwappingFileOps(FileOps.Instance, "read", p => p == a, () =>
+        {
+            Directory.Move(a, temp["a-moved"]);
+            TreeFactory.WriteFile(root, "a/planted", "planted"u8.ToArray());
+        });
+
+        var ex = Assert.Throws<PatcherException>(() => TreeOps.Walk(racing, root));
+
+        Assert.That(racing.FiredAt, Is.EqualTo(a), "the race happened");
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.InstallEntryReplaced), ex.ToString());
+    }
+
+    [TestCase(CommitStrategy.Layered)]
+    [TestCase(CommitStrategy.Swap)]
+    public void Apply_InstallDirectorySwappedForSymlinkDuringWalk_RefusedAndNothingOutsideTouched(CommitStrategy strategy)
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the walk reads directories through handles on Linux");
+        using var s = new PatchScenario("walk-race").WithSmallGame().Install();
+        s.BuildPatch();
+        var outside = Outside(s);
+        var before = HashListing.Of(outside);
+        var data = Path.Join(s.InstallDir, "data");
+        // The outside folder holds files of data/'s names and sizes: walked through the link, they pass for the base.
+        var racing = new SwappingFileOps(FileOps.Instance, "read", p => p == data, () => SwappingFileOps.ReplaceBySymlink(data, Path.Join(s.Root, "data-moved"), outside));
+
+        var ex = Assert.Throws<PatcherException>(() =>
+            TransactionEngine.Apply(new EngineSettings(racing), s.InstallDir, s.PatchDir, s.Options with { Strategy = strategy }, null, CancellationToken.None));
+
+        Assert.That(racing.FiredAt, Is.EqualTo(data), "the race happened");
+        Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.SymlinkEscape), ex.ToString());
+        Assert.That(HashListing.Of(outside), Is.EqualTo(before), "no outside file written, replaced or deleted");
+        foreach (var f in Directory.EnumerateFiles(outside))
+            Assert.That(LinkCount(f), Is.EqualTo("1"), $"{f} was linked into a tree");
+    }
+
+    /// <summary>The real file system read by path, as every directory was read before directory handles.</summary>
+    private sealed class ByPathFileOps() : FileOpsDecorator(FileOps.Instance)
+    {
+        public override IReadOnlyList<(string Name, EntryInfo Info)> ReadDirectory(string root, string relative, Func<string, (ulong Device, ulong Inode)?> walked) =>
+            TreeOps.ReadDirectoryByPath(this, root, relative);
+    }
+
     [Test]
     public void EmptyTrash_OldTreeDirectorySwappedForSymlink_DeletesTheLinkNotWhatItPointsTo()
     {

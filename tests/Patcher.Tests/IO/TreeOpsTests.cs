@@ -85,12 +85,13 @@ public sealed class TreeOpsTests
     /// <summary>Listing one directory fails after a pause, listing another fails at once.</summary>
     private sealed class UnreadableFileOps(IFileOps inner, string failSlowly, string failAtOnce) : FileOpsDecorator(inner)
     {
-        public override IEnumerable<string> ListNames(string directory)
+        public override IReadOnlyList<(string Name, EntryInfo Info)> ReadDirectory(string root, string relative, Func<string, (ulong Device, ulong Inode)?> walked)
         {
+            var directory = relative.Length == 0 ? root : RelativePath.Join(root, relative);
             if (directory == failSlowly) Thread.Sleep(200);
             if (directory == failSlowly || directory == failAtOnce)
                 throw new PatcherException(PatchErrorCode.AccessDenied, "cannot list (test)", directory);
-            return base.ListNames(directory);
+            return base.ReadDirectory(root, relative, walked);
         }
     }
 }

@@ -9,4 +9,7 @@ namespace Patching.Tests.TestHelpers;
 internal sealed class NoInodeFileOps() : FileOpsDecorator(FileOps.Instance)
 {
     public override EntryInfo Stat(string path) => base.Stat(path) with { Device = 0, Inode = 0 };
+
+    public override IReadOnlyList<(string Name, EntryInfo Info)> ReadDirectory(string root, string relative, Func<string, (ulong Device, ulong Inode)?> walked) =>
+        base.ReadDirectory(root, relative, walked).Select(e => (e.Name, e.Info with { Device = 0, Inode = 0 })).ToList();
 }

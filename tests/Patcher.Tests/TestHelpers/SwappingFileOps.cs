@@ -4,7 +4,7 @@ namespace Patching.Tests.TestHelpers;
 
 /// <summary>
 /// The real file system, with another process acting once, just before the first call of one kind on a path the
-/// predicate picks: replacing a directory by a symlink to an outside folder, or deleting something. Makes the races
+/// predicate picks ("read" is a walk reading a directory): replacing a directory by a symlink to an outside folder, or deleting something. Makes the races
 /// of a mod tool or a running game with Patcher's steps deterministic.
 /// </summary>
 internal sealed class SwappingFileOps(IFileOps inner, string call, Func<string, bool> at, Action act) : FileOpsDecorator(inner)
@@ -26,6 +26,12 @@ internal sealed class SwappingFileOps(IFileOps inner, string call, Func<string, 
     {
         Directory.Move(directory, movedTo);
         Directory.CreateSymbolicLink(directory, outside);
+    }
+
+    public override IReadOnlyList<(string Name, EntryInfo Info)> ReadDirectory(string root, string relative, Func<string, (ulong Device, ulong Inode)?> walked)
+    {
+        Before("read", relative.Length == 0 ? root : RelativePath.Join(root, relative));
+        return base.ReadDirectory(root, relative, walked);
     }
 
     public override void Rename(string from, string to)

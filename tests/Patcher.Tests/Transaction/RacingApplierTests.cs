@@ -68,15 +68,15 @@ public sealed class RacingApplierTests
     {
         public bool Raced { get; private set; }
 
-        public override IEnumerable<string> ListNames(string directory)
+        public override IReadOnlyList<(string Name, EntryInfo Info)> ReadDirectory(string root, string relative, Func<string, (ulong Device, ulong Inode)?> walked)
         {
-            if (!Raced && directory == installDir)
+            if (!Raced && root == installDir && relative.Length == 0)
             {
                 Raced = true;
                 race();
             }
 
-            return base.ListNames(directory);
+            return base.ReadDirectory(root, relative, walked);
         }
     }
 }
