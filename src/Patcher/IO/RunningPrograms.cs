@@ -37,30 +37,24 @@ internal static class RunningPrograms
         foreach (var entry in SafeList(() => Directory.EnumerateDirectories("/proc")))
         {
             if (!int.TryParse(Path.GetFileName(entry), out var pid) || pid == self) continue;
-            var name = Safe(() => File.ReadAllText(Path.Join(entry, "comm")).Trim()) ?? "?";
-            var cwd = Safe(() => new DirectoryInfo(Path.Join(entry, "cwd")).LinkTarget);
-            if (Inside(cwd))
-            {
-                found.Add(new ProgramUse(pid, name, "working directory", cwd!));
-                continue;
-            }
-
-            var file = SafeList(() => Directory.EnumerateFileSystemEntries(Path.Join(entry, "fd")))
-                .Select(fd => Safe(() => new FileInfo(fd).LinkTarget)).FirstOrDefault(Inside);
-            if (file is not null)
-            {
-                found.Add(new ProgramUse(pid, name, "open file", file));
-                continue;
-            }
-
-            // /proc/<pid>/maps: the path, when there is one, starts at the first '/' of the line.
-            var mapped = SafeList(() => File.ReadLines(Path.Join(entry, "maps")))
-                .Select(l => l.IndexOf('/', StringComparison.Ordinal) is var i and >= 0 ? l[i..] : null).FirstOrDefault(Inside);
-            if (mapped is not null) found.Add(new ProgramUse(pid, name, "mapped file", mapped));
+            if ((Cwd(entry, Inside) ?? OpenFile(entry, Inside) ?? MappedFile(entry, Inside)) is { } use)
+                found.Add(new ProgramUse(pid, Safe(() => File.ReadAllText(Path.Join(entry, "comm")).Trim()) ?? "?", use.Item1, use.Item2));
         }
 
         return found;
     }
+
+    private static (string, string)? Cwd(string entry, Func<string?, bool> inside) =>
+        Safe(() => new DirectoryInfo(Path.Join(entry, "cwd")).LinkTarget) is var cwd && inside(cwd) ? ("working directory", cwd!) : null;
+
+    private static (string, string)? OpenFile(string entry, Func<string?, bool> inside) =>
+        SafeList(() => Directory.EnumerateFileSystemEntries(Path.Join(entry, "fd"))).Select(fd => Safe(() => new FileInfo(fd).LinkTarget))
+            .FirstOrDefault(inside) is { } file ? ("open file", file) : null;
+
+    /// <summary>/proc/&lt;pid&gt;/maps: the path, when a line has one, starts at its first '/'.</summary>
+    private static (string, string)? MappedFile(string entry, Func<string?, bool> inside) =>
+        SafeList(() => File.ReadLines(Path.Join(entry, "maps"))).Select(l => l.IndexOf('/', StringComparison.Ordinal) is var i and >= 0 ? l[i..] : null)
+            .FirstOrDefault(inside) is { } mapped ? ("mapped file", mapped) : null;
 
     /// <summary>"name (pid N, how path)" for the first few, for a message or a log line.</summary>
     public static string Describe(IReadOnlyCollection<ProgramUse> users) =>

@@ -33,6 +33,31 @@ public sealed class RunningProgramTests
     }
 
     [Test]
+    public void Apply_ProgramStartedFromInstallWorkingElsewhereAndRefuse_RefusedNamingItsMappedImage()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("programs are found through /proc (Linux)");
+        using var s = new PatchScenario("running-mapped").WithSmallGame().Install();
+        s.BuildPatch();
+        // The game's own executable, run with its working directory outside: only its mapping is in the install.
+        var image = Path.Join(s.InstallDir, "bin", "game-server");
+        Directory.CreateDirectory(Path.GetDirectoryName(image)!);
+        File.Copy(File.Exists("/usr/bin/sleep") ? "/usr/bin/sleep" : "/bin/sleep", image);
+        using var game = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(image, ["120"]) { WorkingDirectory = s.Root, UseShellExecute = false })!;
+        try
+        {
+            var ex = Assert.Throws<PatcherException>(() => Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { RunningPrograms = RunningProgramPolicy.Refuse }));
+
+            Assert.That(ex!.Code, Is.EqualTo(PatchErrorCode.InstallInUse), ex.Message);
+            Assert.That(ex.Message, Does.Contain($"pid {game.Id}, mapped file {image}"));
+        }
+        finally
+        {
+            game.Kill();
+            game.WaitForExit();
+        }
+    }
+
+    [Test]
     public void Apply_ProgramRunningInInstallAndUseLayered_AppliedInPlaceUnderTheProgram()
     {
         RequireLinux();
