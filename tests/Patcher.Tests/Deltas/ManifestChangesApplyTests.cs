@@ -134,6 +134,50 @@ public sealed class ManifestChangesApplyTests
         RefusedWithoutBaseFile(s, PatchErrorCode.BaseManifestMismatch, "another build");
     }
 
+    [Test]
+    public void ReadPatchInfo_ChangesOnlyWithoutBaseManifest_ReportsTheVerifiedSignatureAndTheListedChanges()
+    {
+        using var s = ManyFiles(new PatchScenario().WithFormat(2));
+        s.BuildPatch();
+        File.Delete(BaseFile(s));
+
+        var info = Patcher.ReadPatchInfo(s.PatchDir, s.Options);
+
+        Assert.That(info.SignatureVerified, Is.True);
+        Assert.That(info.SigningKeyIds, Is.Not.Empty);
+        Assert.That(info.BaseNeededToApply, Is.True);
+        Assert.That((info.Product, info.FromVersion, info.Version), Is.EqualTo(("demo-game", "1.0.0", "2.0.0")));
+        Assert.That(info.FilesAdded, Is.EqualTo(new[] { "icons/new.svg" }));
+        Assert.That(info.FilesChanged, Is.EqualTo(new[] { "icons/icon-0007.svg" }));
+        Assert.That(info.FilesRemoved, Is.EqualTo(new[] { "icons/old.svg" }));
+        Assert.That(info.ManifestSha256, Is.EqualTo(ManifestCodec.Hash(File.ReadAllBytes(Path.Join(s.PatchDir, ManifestCodec.BinaryManifestFileName)))));
+    }
+
+    [Test]
+    public void ReadPatchInfo_ChangesOnlyWithoutBaseManifestSignedByAnotherKey_SignatureInvalid()
+    {
+        using var s = ManyFiles(new PatchScenario().WithFormat(2));
+        s.BuildPatch();
+        File.Delete(BaseFile(s));
+        var (_, otherKey) = Patching.Signing.SigningKeys.Generate();
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.ReadPatchInfo(s.PatchDir, s.Options with { TrustedKeys = [otherKey] }));
+
+        Assert.That(ex!.Code, Is.Not.EqualTo(PatchErrorCode.BaseManifestMissing), "the signature is checked before the base is needed");
+    }
+
+    [Test]
+    public void ReadPatchInfo_ChangesOnlyWithBaseManifestBeside_BaseNotNeeded()
+    {
+        using var s = ManyFiles(new PatchScenario().WithFormat(2));
+        s.BuildPatch();
+
+        var info = Patcher.ReadPatchInfo(s.PatchDir, s.Options);
+
+        Assert.That(info.BaseNeededToApply, Is.False);
+        Assert.That(info.FilesChanged, Is.EqualTo(new[] { "icons/icon-0007.svg" }));
+    }
+
     /// <summary>Builds the patch, removes base.msgpack beside it, and checks the apply is refused with nothing changed beside the install either.</summary>
     private static void RefusedWithoutBaseFile(PatchScenario s, PatchErrorCode code, string message)
     {
