@@ -18,6 +18,12 @@ public static class PatcherLogEvents
     /// <summary>Information: an interrupted staging of the same patch is continued rather than restarted.</summary>
     public static readonly EventId StagingResumed = new(1003, nameof(StagingResumed));
 
+    /// <summary>
+    /// Information: a large content partly rebuilt by an interrupted apply of the same patch is continued after its
+    /// verified prefix instead of being rebuilt from its start; the message names the content and the bytes kept.
+    /// </summary>
+    public static readonly EventId ContentResumed = new(1005, nameof(ContentResumed));
+
     /// <summary>Warning: nothing beside the install can be written, so the update's state lives inside it (layered strategy).</summary>
     public static readonly EventId StateInsideInstall = new(1004, nameof(StateInsideInstall));
 

@@ -198,4 +198,13 @@ public sealed record PatchInfo(
 {
     /// <summary>True for a full package (no <see cref="FromVersion"/>).</summary>
     public bool IsFullPackage => FromVersion is null;
+
+    /// <summary>
+    /// True when the patch lists only its changes from <see cref="FromVersion"/> and that version's file list (the
+    /// journal's record of the installed version, or <c>base.msgpack</c> beside the patch) was not at hand: the files
+    /// are shown as the patch lists them, <see cref="InstalledBytes"/> counts only the added and changed files, and
+    /// <see cref="ManifestSha256"/> is the SHA-256 of the signed manifest itself. The signature and the changes are
+    /// checked all the same; only applying needs the base.
+    /// </summary>
+    public bool BaseNeededToApply { get; init; }
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Hashing;
 using System.Security.Cryptography;
 using Patching.IO;
 using Patching.Manifests;
@@ -18,6 +19,40 @@ internal static class DeltaChecks
 }
 
 /// <summary>
+/// What the first <see cref="Ops"/> operations of a content wrote: <see cref="Length"/> bytes, hashed as they were
+/// written (or read back when a partial file is resumed) with SHA-256 (checked against the signed hash when the
+/// content is complete) and XxHash128 (the journal's cheap fingerprint of a verified prefix, <c>ContentProgress</c>).
+/// </summary>
+internal sealed class ContentPrefix(bool sha256 = true) : IDisposable
+{
+    // Without it: a content of one data operation whose own signed hash is the content's, checked as it is decoded.
+    private readonly IncrementalHash? _sha256 = sha256 ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
+    private readonly XxHash128 _xx = new();
+
+    public int Ops { get; private set; }
+
+    public long Length { get; private set; }
+
+    /// <summary>Hashes bytes that are already in the output, without counting an operation.</summary>
+    public void Append(ReadOnlySpan<byte> bytes)
+    {
+        _sha256?.AppendData(bytes);
+        _xx.Append(bytes);
+        Length += bytes.Length;
+    }
+
+    /// <summary>Counts the operations the appended bytes came from (a resumed prefix, or one operation just written).</summary>
+    public void Completed(int ops) => Ops += ops;
+
+    public byte[] XxHash128 => _xx.GetCurrentHash();
+
+    /// <summary>The SHA-256 of the bytes so far; null when this prefix was made without it.</summary>
+    public string? Sha256 => _sha256 is null ? null : Convert.ToHexStringLower(_sha256.GetCurrentHash());
+
+    public void Dispose() => _sha256?.Dispose();
+}
+
+/// <summary>
 /// Rebuilds format 2 contents from the install (the base) and the patch's payload. Every operation's output is
 /// held in memory (at most <see cref="DeltaLimits.MaxDataLength"/> bytes), checked against its signed SHA-256 and only
 /// then written; a reference window is read and checked against its signed SHA-256 before it is decoded against.
@@ -25,7 +60,8 @@ internal static class DeltaChecks
 /// saw a regular file of the declared size (never through a symlink), and a base range that hashes otherwise is
 /// <see cref="PatchErrorCode.BaseMismatch"/> naming the file, unless the patch ships the same output without a
 /// reference (another operation's frame), which is then decoded instead. The payload is opened once, at the first
-/// frame, and closed with the receiver.
+/// frame, and closed with the receiver. A content may be continued after a verified prefix (<see cref="ContentPrefix"/>):
+/// the operations that wrote it are not run again.
 /// </summary>
 internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDeltaSource package, IReadOnlyDictionary<string, EntryInfo> walk) : IDisposable
 {
@@ -46,13 +82,29 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
         if (_frames.IsValueCreated) _frames.Value.Dispose();
     }
 
+    private long _opsRun;
+    private long _bytesRun;
+
+    /// <summary>Operations this receiver ran (decoded or copied from the base), and the bytes they produced.</summary>
+    public (long Ops, long Bytes) Produced => (Interlocked.Read(ref _opsRun), Interlocked.Read(ref _bytesRun));
+
     /// <summary>
     /// Writes recipe <paramref name="recipe"/> to <paramref name="output"/>, operation by operation, and checks the whole
     /// against the content's SHA-256. <paramref name="onBytes"/> is told of each operation's bytes once written.
     /// </summary>
     public void Write(ContentRecipe recipe, Stream output, Action<long>? onBytes, CancellationToken ct)
     {
-        using var whole = WholeCheckNeeded(recipe) ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
+        using var prefix = new ContentPrefix(sha256: WholeCheckNeeded(recipe));
+        Write(recipe, output, prefix, null, onBytes, ct);
+    }
+
+    /// <summary>
+    /// Writes the operations of <paramref name="recipe"/> after the <paramref name="prefix"/> already in
+    /// <paramref name="output"/>, appending each to the prefix; <paramref name="afterOp"/> sees the prefix after each
+    /// operation but the last. The whole content (prefix included) is checked against its SHA-256.
+    /// </summary>
+    public void Write(ContentRecipe recipe, Stream output, ContentPrefix prefix, Action<ContentPrefix>? afterOp, Action<long>? onBytes, CancellationToken ct)
+    {
         var upcoming = UpcomingReferences(recipe);
         // Operations hold up to 16 MiB of output and 32 MiB of reference: the buffers are rented and returned, so a
         // large file's hundreds of operations reuse a few arrays instead of leaving each one to the collector.
@@ -60,10 +112,10 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
         (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length)? lastRef = null; // successive operations of one file often share their reference
         try
         {
-            for (var i = 0; i < recipe.Ops.Count; i++)
+            for (var i = prefix.Ops; i < recipe.Ops.Count; i++)
             {
-                var op = recipe.Ops[i];
                 ct.ThrowIfCancellationRequested();
+                var op = recipe.Ops[i];
                 var buffer = pool.Rent(checked((int)op.Length + 1));
                 try
                 {
@@ -79,13 +131,18 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
 
                     var bytes = buffer.AsSpan(0, (int)op.Length);
                     output.Write(bytes);
-                    whole?.AppendData(bytes);
+                    prefix.Append(bytes);
+                    prefix.Completed(1);
+                    Interlocked.Increment(ref _opsRun);
+                    Interlocked.Add(ref _bytesRun, bytes.Length);
                     onBytes?.Invoke(bytes.Length);
                 }
                 finally
                 {
                     pool.Return(buffer);
                 }
+
+                if (i + 1 < recipe.Ops.Count) afterOp?.Invoke(prefix);
             }
         }
         finally
@@ -93,8 +150,7 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
             if (lastRef is { } held) pool.Return(held.Bytes);
         }
 
-        if (whole is null) return;
-        var hash = Convert.ToHexStringLower(whole.GetHashAndReset());
+        if (prefix.Sha256 is not { } hash) return;
         if (hash != recipe.Sha256)
             throw new PatcherException(PatchErrorCode.DeltaOutputMismatch, $"content {recipe.Sha256} rebuilt from its operations has SHA-256 {hash}", recipe.Sha256);
     }

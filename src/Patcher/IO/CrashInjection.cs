@@ -51,6 +51,12 @@ internal sealed class CrashingFileOps(IFileOps inner) : FileOpsDecorator(inner)
         return Inner.Create(path);
     }
 
+    public override Stream OpenToContinue(string path, long length)
+    {
+        CrashInjection.Point("continue " + path);
+        return Inner.OpenToContinue(path, length);
+    }
+
     public override void Sync(Stream stream)
     {
         CrashInjection.Point("fsync");

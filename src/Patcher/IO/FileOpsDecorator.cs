@@ -18,6 +18,7 @@ internal abstract class FileOpsDecorator(IFileOps inner) : IFileOps
         Inner.ReadDirectory(root, relative, walked);
     public virtual Stream OpenRead(string path) => Inner.OpenRead(path);
     public virtual Stream Create(string path) => Inner.Create(path);
+    public virtual Stream OpenToContinue(string path, long length) => Inner.OpenToContinue(path, length);
     public virtual void Sync(Stream stream) => Inner.Sync(stream);
     public virtual void SyncDirectory(string path) => Inner.SyncDirectory(path);
     public virtual void CreateDirectory(string path) => Inner.CreateDirectory(path);

@@ -51,6 +51,12 @@ internal interface IFileOps
     /// <summary>Creates a new file (truncating any old one) for writing.</summary>
     Stream Create(string path);
 
+    /// <summary>
+    /// Opens an existing file for writing after its first <paramref name="length"/> bytes, cutting off the rest: a
+    /// partly written file is continued where a verified prefix ends.
+    /// </summary>
+    Stream OpenToContinue(string path, long length);
+
     /// <summary>Makes the data written through <paramref name="stream"/> durable. Failure is fatal: never retry.</summary>
     void Sync(Stream stream);
 

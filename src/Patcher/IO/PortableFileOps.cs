@@ -70,6 +70,28 @@ internal abstract class PortableFileOps : IFileOps
         BufferSize = 0,
     });
 
+    public virtual Stream OpenToContinue(string path, long length)
+    {
+        var stream = Open(path, "open to continue", new FileStreamOptions
+        {
+            Mode = FileMode.Open,
+            Access = FileAccess.Write,
+            Share = FileShare.None,
+            BufferSize = 0,
+        });
+        try
+        {
+            stream.SetLength(length);
+            stream.Position = length;
+            return stream;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            stream.Dispose();
+            throw NativeErrors.FromException(ex, "cut", path);
+        }
+    }
+
     private static FileStream Open(string path, string operation, FileStreamOptions options)
     {
         try

@@ -215,8 +215,11 @@ internal sealed partial class JournalStore : IDisposable
             previousHash ??= ManifestCodec.Hash(previous);
         }
 
+        var progress = HasProgressTable();
         using var t = _db.BeginTransaction();
         UpdateState(txId, TxState.Patched, t);
+        // The rebuilt contents are in the committed tree: their progress records describe nothing any more.
+        if (progress) Exec(_db, "DELETE FROM content_progress", t);
         StoreManifest(t, installed.ManifestHash, installed.Manifest);
         if (installed.PreviousManifest is { } previousBytes) StoreManifest(t, previousHash!, previousBytes);
         Exec(_db, """

@@ -178,7 +178,7 @@ internal static class ManifestValidator
         }
     }
 
-    private static void CheckPath(string path)
+    internal static void CheckPath(string path)
     {
         var reason = PathRules.Check(path);
         if (reason is not null)

@@ -2,6 +2,12 @@ using Patching.Manifests;
 
 namespace Patching.Sources;
 
+/// <summary>
+/// The manifests an install's journal records that a patch listing only changes may name as its base: the installed
+/// version's, and the one an interrupted transaction installs if recovery rolls it forward (null: none).
+/// </summary>
+internal sealed record RecordedManifests(byte[]? Installed, byte[]? Pending);
+
 /// <summary>A format 2 manifest that lists only changes: finding the base version it names, and composing over it.</summary>
 internal sealed partial class PatchPackage
 {
@@ -36,10 +42,14 @@ internal sealed partial class PatchPackage
     private (VersionListing Listing, byte[] Bytes) FindBase(RawManifest raw)
     {
         var want = raw.BaseManifest!;
-        var installed = _installedManifest?.Invoke() is { } record ? ManifestCodec.Deserialize(record) : null;
-        if (installed is not null)
+        var recorded = _installedManifest?.Invoke();
+        var installed = recorded?.Installed is { } record ? ManifestCodec.Deserialize(record) : null;
+        // A pending transaction's version is a candidate too: the apply recovers it before anything else, and if that
+        // rolls back instead, the check against the installed version after recovery refuses the patch.
+        foreach (var candidate in new[] { installed, recorded?.Pending is { } pending ? ManifestCodec.Deserialize(pending) : null })
         {
-            var bytes = VersionManifest.Serialize(VersionListing.TargetOf(installed));
+            if (candidate is null) continue;
+            var bytes = VersionManifest.Serialize(VersionListing.TargetOf(candidate));
             // Read back from the canonical bytes: the listing is then the same whichever way the base was found.
             if (ManifestCodec.Hash(bytes) == want) return (VersionManifest.Deserialize(bytes, null), bytes);
         }

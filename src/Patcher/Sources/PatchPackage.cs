@@ -19,9 +19,9 @@ internal sealed partial class PatchPackage
     private readonly Lazy<string> _manifestHash;
     private readonly Lazy<Dictionary<string, BlobEntry>> _blobs;
     private readonly ManifestLimits _limits;
-    private readonly Func<byte[]?>? _installedManifest;
+    private readonly Func<RecordedManifests>? _installedManifest;
 
-    private PatchPackage(string dir, string manifestPath, byte[] bytes, SignatureEnvelope? envelope, ManifestLimits limits, Func<byte[]?>? installedManifest)
+    private PatchPackage(string dir, string manifestPath, byte[] bytes, SignatureEnvelope? envelope, ManifestLimits limits, Func<RecordedManifests>? installedManifest)
     {
         Directory = dir;
         ManifestPath = manifestPath;
@@ -64,11 +64,12 @@ internal sealed partial class PatchPackage
     public static PatchPackage Open(string dir, ManifestLimits limits) => Open(dir, limits, null);
 
     /// <summary>
-    /// Opens a patch directory. <paramref name="installedManifest"/> gives the manifest the journal records for the
-    /// installed version (null: none); it is asked only for a manifest that lists only changes, once its signature is
-    /// checked, as the first place to find the base version (<see cref="FindBase"/>).
+    /// Opens a patch directory. <paramref name="installedManifest"/> gives the manifests the journal records (the
+    /// installed version's, and the one a pending transaction installs if recovery rolls it forward); it is asked only
+    /// for a manifest that lists only changes, once its signature is checked, as the first place to find the base
+    /// version (<see cref="FindBase"/>).
     /// </summary>
-    public static PatchPackage Open(string dir, ManifestLimits limits, Func<byte[]?>? installedManifest)
+    public static PatchPackage Open(string dir, ManifestLimits limits, Func<RecordedManifests>? installedManifest)
     {
         if (!System.IO.Directory.Exists(dir))
             throw new PatcherException(PatchErrorCode.PatchNotFound, $"patch directory '{dir}' does not exist", dir);

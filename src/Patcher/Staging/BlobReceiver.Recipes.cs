@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Patching.Deltas;
 using Patching.IO;
 using Patching.Manifests;
@@ -32,26 +33,79 @@ internal sealed partial class BlobReceiver
             lock (reporting) progress.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref done), recipes.Count, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
         }
 
+        var checkpoints = Checkpoints;
+        checkpoints?.Open();
         StagingWorkers.ForEach(recipes, ct, recipe =>
         {
             var x = executable[recipe.Sha256];
-            var path = ReceivedBlobs.PathOf(incomingDir, recipe.Sha256);
-            using (var output = fs.Create(path))
+            var path = checkpoints?.PathOf(recipe.Sha256) ?? ReceivedBlobs.PathOf(incomingDir, recipe.Sha256);
+            void OnBytes(long n)
             {
-                receiver.Write(recipe, output, n =>
-                {
-                    Interlocked.Add(ref bytesDone, n);
-                    Interlocked.Add(ref _bytesWritten, n);
-                    Report();
-                }, ct);
-                // The mode is inode metadata: set before the fsync, or a power cut could lose it.
-                if (x) fs.SetExecutable(path, true);
-                fs.Sync(output);
+                Interlocked.Add(ref bytesDone, n);
+                Interlocked.Add(ref _bytesWritten, n);
+                Report();
+            }
+
+            if (checkpoints is null)
+            {
+                using var output = fs.Create(path);
+                receiver.Write(recipe, output, OnBytes, ct);
+                Finish(path, output, x);
+            }
+            else
+            {
+                RebuildResumable(receiver, checkpoints, recipe, path, x, OnBytes, ct);
+                _rebuilt[recipe.Sha256] = path;
             }
 
             _received[recipe.Sha256] = x;
             Interlocked.Increment(ref done);
             Report();
         });
+
+        var (ops, bytes) = receiver.Produced;
+        var (keptBytes, kept) = checkpoints?.Resumed ?? (0, 0);
+        log.LogInformation("Rebuilt {Count} contents: {Ops} operations run ({Bytes} bytes); {Kept} bytes of {Resumed} contents kept from an earlier attempt",
+            recipes.Count, ops, bytes, keptBytes, kept);
+    }
+
+    /// <summary>
+    /// Rebuilds <paramref name="recipe"/> into its partial file, continuing a verified prefix an earlier attempt recorded.
+    /// A continued content whose whole does not hash to its signed SHA-256 is rebuilt once more from its start, trusting
+    /// nothing of the earlier attempt (a hostile delta fails again, with its own error).
+    /// </summary>
+    private void RebuildResumable(DeltaReceiver receiver, ContentCheckpoints checkpoints, ContentRecipe recipe, string path, bool x, Action<long> onBytes, CancellationToken ct)
+    {
+        for (var mayResume = true; ; mayResume = false)
+        {
+            var (output, prefix) = checkpoints.OpenOutput(recipe, mayResume, ct);
+            using (output)
+            using (prefix)
+            {
+                var resumed = prefix.Ops > 0;
+                var wasComplete = prefix.Ops == recipe.Ops.Count;
+                var recorded = prefix.Length;
+                try
+                {
+                    receiver.Write(recipe, output, prefix, p => checkpoints.AfterOperation(recipe, output, p, ref recorded), onBytes, ct);
+                }
+                catch (PatcherException ex) when (resumed && ex.Code == PatchErrorCode.DeltaOutputMismatch)
+                {
+                    log.LogWarning("Content {Content} continued after an earlier attempt does not verify ({Reason}); rebuilding it from its start", recipe.Sha256, ex.Message);
+                    continue;
+                }
+
+                Finish(path, output, x);
+                checkpoints.Completed(recipe, prefix, wasComplete);
+                return;
+            }
+        }
+    }
+
+    /// <summary>The mode is inode metadata: set before the fsync, or a power cut could lose it.</summary>
+    private void Finish(string path, Stream output, bool executable)
+    {
+        if (executable) fs.SetExecutable(path, true);
+        fs.Sync(output);
     }
 }

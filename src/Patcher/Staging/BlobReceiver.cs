@@ -28,7 +28,19 @@ internal sealed partial class BlobReceiver(IFileOps fs, ILogger log, PatchPackag
     /// <summary>Received files open for writing or waiting for their fsync; at most two batches (writers wait for the older one's fsyncs).</summary>
     private readonly ConcurrentDictionary<Stream, byte> _open = new();
     private readonly SemaphoreSlim _openSlots = new(2 * SyncBatch);
+
+    /// <summary>Contents rebuilt into the partial directory (<see cref="Checkpoints"/>), by hash: where each lies.</summary>
+    private readonly ConcurrentDictionary<string, string> _rebuilt = new(StringComparer.Ordinal);
     private long _bytesWritten;
+
+    /// <summary>Where rebuilt contents go, resumably; null: into the incoming directory, rebuilt from the start after a crash.</summary>
+    public ContentCheckpoints? Checkpoints { get; init; }
+
+    /// <summary>
+    /// Files (by path) that a resumed transaction already staged, verified and journaled: staging keeps them, so their
+    /// content is not written or rebuilt again (blobs are still read and checked).
+    /// </summary>
+    public IReadOnlySet<string> AlreadyStaged { get; init; } = new HashSet<string>();
 
     public ReceivedBlobs Receive(ApplyPlan plan, bool linkBlobs, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
@@ -38,14 +50,14 @@ internal sealed partial class BlobReceiver(IFileOps fs, ILogger log, PatchPackag
         var executable = new Dictionary<string, bool>(StringComparer.Ordinal);
         foreach (var src in plan.Files)
         {
-            if (src.ReuseFrom is null && src.File.Parts.Count == 1) executable.TryAdd(src.File.Parts[0].Sha256, src.File.Executable);
+            if (src.ReuseFrom is null && src.File.Parts.Count == 1 && !AlreadyStaged.Contains(src.File.Path)) executable.TryAdd(src.File.Parts[0].Sha256, src.File.Executable);
         }
 
         foreach (var fan in executable.Keys.Select(ReceivedBlobs.FanOut).Distinct(StringComparer.Ordinal)) fs.CreateDirectory(Path.Join(incomingDir, fan));
         ReceiveRecipes(plan, executable, progress, ct);
         var linked = ReceiveBlobs(plan, executable, linkBlobs, progress, ct);
         log.LogInformation("Received {Count} blobs into {Incoming}: {Linked} linked from the patch, {Bytes} bytes written", _received.Count, incomingDir, linked, Interlocked.Read(ref _bytesWritten));
-        return new ReceivedBlobs(incomingDir, _received, Interlocked.Read(ref _bytesWritten), linked);
+        return new ReceivedBlobs(incomingDir, _received, Interlocked.Read(ref _bytesWritten), linked) { Rebuilt = _rebuilt };
     }
 
     /// <summary>Receives the blobs, largest first; returns how many were linked from the patch.</summary>

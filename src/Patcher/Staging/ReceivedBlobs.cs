@@ -16,13 +16,16 @@ internal sealed class ReceivedBlobs(string incomingDir, IReadOnlyDictionary<stri
     /// <summary>Bytes written into the incoming directory (linked blobs write none).</summary>
     public long BytesWritten => bytesWritten;
 
+    /// <summary>Contents rebuilt into the partial directory rather than the incoming one, by hash: where each lies.</summary>
+    public IReadOnlyDictionary<string, string> Rebuilt { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Blobs hard-linked from the patch instead of copied.</summary>
     public int Linked => linked;
 
     /// <summary>The received file of <paramref name="sha256"/> and its executable bit; false once released or when never received.</summary>
     public bool TryGet(string sha256, out string path, out bool executable)
     {
-        path = PathOf(incomingDir, sha256);
+        path = Rebuilt.GetValueOrDefault(sha256) ?? PathOf(incomingDir, sha256);
         executable = false;
         return !_released && executableByHash.TryGetValue(sha256, out executable);
     }
@@ -37,14 +40,21 @@ internal sealed class ReceivedBlobs(string incomingDir, IReadOnlyDictionary<stri
     public static string PathOf(string incomingDir, string sha256) => Path.Join(incomingDir, FanOut(sha256), sha256);
 
     /// <summary>
-    /// After staging, the received files live on as links in the shadow tree; the incoming directory goes to the trash
-    /// (one rename) and is deleted with the old tree, off the critical path. On Windows it is deleted at once (below).
-    /// Runs once; later calls do nothing.
+    /// After staging, the received files live on as links in the shadow tree; the incoming directory (and the partial
+    /// directory of rebuilt contents) goes to the trash (one rename each) and is deleted with the old tree, off the
+    /// critical path. On Windows they are deleted at once (below). Runs once; later calls do nothing.
     /// </summary>
     public void Release(IFileOps fs, StateLayout layout, string txId, ILogger log)
     {
-        if (_released || fs.Stat(incomingDir).Kind != EntryKind.Directory) return;
+        if (_released) return;
         _released = true;
+        Drop(fs, layout, incomingDir, txId + "-incoming", log);
+        Drop(fs, layout, layout.PartialDir, txId + "-partial", log);
+    }
+
+    private static void Drop(IFileOps fs, StateLayout layout, string dir, string trashName, ILogger log)
+    {
+        if (fs.Stat(dir).Kind != EntryKind.Directory) return;
         if (OperatingSystem.IsWindows())
         {
             // A received file is another name of a file the update installs (staging linked it). On Windows, deleting a
@@ -55,15 +65,15 @@ internal sealed class ReceivedBlobs(string incomingDir, IReadOnlyDictionary<stri
             // the trash.
             try
             {
-                TreeOps.DeleteTree(fs, incomingDir);
+                TreeOps.DeleteTree(fs, dir);
                 return;
             }
             catch (PatcherException ex)
             {
-                log.LogInformation("Could not delete the received blobs in {Incoming} now ({Reason}); moving them to the trash", incomingDir, ex.Message);
+                log.LogInformation("Could not delete the received blobs in {Incoming} now ({Reason}); moving them to the trash", dir, ex.Message);
             }
         }
 
-        Trash.Move(fs, layout, incomingDir, txId + "-incoming");
+        Trash.Move(fs, layout, dir, trashName);
     }
 }

@@ -113,8 +113,7 @@ internal sealed partial class ShadowTreeBuilder(IFileOps fs, JournalStore journa
         var f = src.File;
         var staged = PathRules.Join(_stagingDir, f.Path);
         var existing = fresh ? default : fs.Stat(staged);
-        if (existing.Kind == EntryKind.File && existing.Size == f.Size &&
-            request.VerifiedRows.TryGetValue(f.Path, out var row) && row.Observed == f.Sha256)
+        if (StagedEarlier(existing, f, request.VerifiedRows))
         {
             // Resumed: this file was staged, verified and made durable by an earlier attempt.
             Interlocked.Increment(ref _reused);
@@ -143,6 +142,29 @@ internal sealed partial class ShadowTreeBuilder(IFileOps fs, JournalStore journa
             }, ct);
             Record(new FileRow(f.Path, f.Sha256, observed, FileState.Staged));
         }
+    }
+
+    /// <summary>
+    /// Whether the file an earlier attempt of the transaction staged at <paramref name="f"/>'s path (seen as
+    /// <paramref name="existing"/>) is kept: its row says it was verified and made durable, and it has the right size.
+    /// </summary>
+    private static bool StagedEarlier(EntryInfo existing, TargetFile f, IReadOnlyDictionary<string, FileRow> rows) =>
+        existing.Kind == EntryKind.File && existing.Size == f.Size && rows.TryGetValue(f.Path, out var row) && row.Observed == f.Sha256;
+
+    /// <summary>
+    /// The files written from the patch (not reused from the install) that an earlier attempt of the transaction
+    /// staged in <paramref name="stagingDir"/> and that staging will keep: their content need not be received again.
+    /// </summary>
+    public static HashSet<string> KeptFromEarlierAttempt(IFileOps fs, string stagingDir, ApplyPlan plan, IReadOnlyDictionary<string, FileRow> rows)
+    {
+        var kept = new HashSet<string>(StringComparer.Ordinal);
+        if (rows.Count == 0) return kept;
+        foreach (var src in plan.Files)
+        {
+            if (src.ReuseFrom is null && StagedEarlier(fs.Stat(PathRules.Join(stagingDir, src.File.Path)), src.File, rows)) kept.Add(src.File.Path);
+        }
+
+        return kept;
     }
 
     private void Record(FileRow row)

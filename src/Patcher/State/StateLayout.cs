@@ -55,6 +55,12 @@ internal sealed class StateLayout
     public string IncomingDir => Path.Join(StateDir, "incoming");
 
     /// <summary>
+    /// Large contents being rebuilt from the base and the patch's deltas, one file per content, continued after a crash
+    /// from the progress the journal records (only touched under the lock).
+    /// </summary>
+    public string PartialDir => Path.Join(StateDir, "partial");
+
+    /// <summary>
     /// Old trees of finished transactions, waiting to be deleted (<c>trash/&lt;tx&gt;</c>, and <c>trash/&lt;tx&gt;-previous</c> for a
     /// kept previous version that a newer one replaced). Nothing in it belongs to any version. One fixed name, so that
     /// <see cref="Patcher.Recover"/> notices a cleanup a launcher did not finish with one more existence check.

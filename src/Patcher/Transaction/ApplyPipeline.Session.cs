@@ -106,6 +106,10 @@ internal static partial class ApplyPipeline
         var context = new CommitContext(fs, layout, session.OpenJournal, LockRetry.For(fs, session.Options, layout.InstallDir), session.Log);
         session.Resumable = Recoverer.RecoverPending(context, RollForwardTrust.From(session.Options),
             new ResumeCandidate(session.Package.ManifestHash, session.Strategy));
+        // Contents rebuilt for a transaction that was committed since (its records went with the patched row), or for
+        // another patch, are of no use; a power cut may also have undone their move to the trash.
+        if (fs.Stat(layout.PartialDir).Kind != EntryKind.Missing && session.OpenJournal.ProgressOf(session.Package.ManifestHash).Count == 0)
+            TreeOps.DeleteTree(fs, layout.PartialDir);
     }
 
     /// <summary>

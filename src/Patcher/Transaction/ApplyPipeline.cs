@@ -68,7 +68,7 @@ internal static partial class ApplyPipeline
         };
         var state = OpenState(session, engine);
         if (state is null) return Busy(session.Strategy);
-        var txId = Receive(session, state);
+        var txId = Receive(session, state, engine.ProgressRecordBytes);
         try
         {
             return Transact(session, txId);
@@ -84,9 +84,11 @@ internal static partial class ApplyPipeline
     /// <summary>
     /// Every blob is read, hashed and written once, before the transaction's first journal row: a corrupt or hostile
     /// blob is refused with nothing to undo but what was received, the marker (and a state directory made just now).
-    /// The marker comes first, so that a crash while receiving is cleaned up by Recover. Returns the transaction's id.
+    /// The marker comes first, so that a crash while receiving is cleaned up by Recover. Large contents are rebuilt
+    /// resumably (<see cref="ContentCheckpoints"/>, a record every <paramref name="recordBytes"/>), and a resumed
+    /// transaction receives nothing for the files its earlier attempt staged. Returns the transaction's id.
     /// </summary>
-    private static string Receive(ApplySession session, OpenedState state)
+    private static string Receive(ApplySession session, OpenedState state, long recordBytes)
     {
         var (fs, layout, plan) = (session.Fs, session.Layout, session.Plan);
         var txId = session.Resumable?.Id ?? NewTxId(session.Options.TimeProvider);
@@ -95,7 +97,14 @@ internal static partial class ApplyPipeline
         {
             var manifest = session.Package.Manifest;
             session.Progress?.Report(new PatchProgress(PatchPhase.Staging, 0, manifest.Blobs.Count + manifest.Recipes.Count, 0, plan.BytesToWrite));
-            session.Received = new BlobReceiver(fs, session.Log, session.Package, layout.IncomingDir).Receive(plan, session.Options.LinkPatchBlobs, session.Progress, session.Cancellation);
+            var journal = session.OpenJournal;
+            session.Received = new BlobReceiver(fs, session.Log, session.Package, layout.IncomingDir)
+            {
+                Checkpoints = new ContentCheckpoints(fs, journal, session.Log, session.Package.ManifestHash, layout.PartialDir, recordBytes),
+                AlreadyStaged = session.Resumable is { } resumable
+                    ? ShadowTreeBuilder.KeptFromEarlierAttempt(fs, layout.StagingDir(resumable.Id), plan, journal.Files(resumable.Id))
+                    : new HashSet<string>(),
+            }.Receive(plan, session.Options.LinkPatchBlobs, session.Progress, session.Cancellation);
             return txId;
         }
         catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
@@ -108,13 +117,15 @@ internal static partial class ApplyPipeline
         }
     }
 
-    /// <summary>After a refused receive: what was received, the marker, and a state directory this apply made and nobody used.</summary>
+    /// <summary>After a refused receive: what was received or rebuilt (and its progress records), the marker, and a state directory this apply made and nobody used.</summary>
     private static void RemoveReceived(ApplySession session, OpenedState state)
     {
         var (fs, layout) = (session.Fs, session.Layout);
         try
         {
             TreeOps.DeleteTree(fs, layout.IncomingDir);
+            TreeOps.DeleteTree(fs, layout.PartialDir);
+            session.Journal?.ForgetProgress();
             if (!session.Resumed) PendingMarker.Remove(fs, layout);
             // The state directory goes too if this apply made it and nobody else has used it since: another
             // applier may have created it between our check and our mkdir, installed, and released the lock.

@@ -9,5 +9,8 @@ namespace Patching.Transaction;
 /// </summary>
 internal sealed record EngineSettings(IFileOps FileSystem, string? JournalDirectory = null)
 {
+    /// <summary>Bytes rebuilt between two progress records of a large content (<see cref="Staging.ContentCheckpoints"/>).</summary>
+    public long ProgressRecordBytes { get; init; } = Staging.ContentCheckpoints.ConfiguredRecordBytes;
+
     public StateLayout Layout(string installDir, PatcherOptions options) => new(installDir, options.StateDirectory, JournalDirectory);
 }

@@ -3,6 +3,7 @@ using Patching.Commit;
 using Patching.IO;
 using Patching.Journal;
 using Patching.Manifests;
+using Patching.Sources;
 using Patching.State;
 
 namespace Patching.Transaction;
@@ -27,20 +28,23 @@ internal static class StatePlacement
     }
 
     /// <summary>
-    /// The manifest the journal records for the installed version (null: none, or another applier holds the lock): a
-    /// patch listing only changes may name it as its base. Read under the lock with the journal opened as the apply
+    /// The manifests the journal records for the installed version and for a pending transaction (none when another
+    /// applier holds the lock): a patch listing only changes may name either as its base; the apply recovers the pending
+    /// one first and checks the patch against the version installed after that. Read under the lock with the journal opened as the apply
     /// opens it, so a refusal leaves the state directory's files as they were.
     /// </summary>
-    public static byte[]? InstalledManifest(EngineSettings engine, string installDir, PatcherOptions options)
+    public static RecordedManifests InstalledManifest(EngineSettings engine, string installDir, PatcherOptions options)
     {
         var fs = engine.FileSystem;
+        var none = new RecordedManifests(null, null);
         var layout = Resolve(engine, Path.TrimEndingDirectorySeparator(installDir), options);
-        if (fs.Stat(layout.StateDir).Kind != EntryKind.Directory || !File.Exists(layout.JournalPath)) return null;
+        if (fs.Stat(layout.StateDir).Kind != EntryKind.Directory || !File.Exists(layout.JournalPath)) return none;
         StateTrust.Require(fs, layout);
         using var held = TransactionLock.TryAcquire(layout.LockPath);
-        if (held is null) return null;
-        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, PendingMarker.Exists(fs, layout), options.Logger, options.TimeProvider);
-        return journal.Installed()?.Manifest;
+        if (held is null) return none;
+        var pending = PendingMarker.Exists(fs, layout);
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, pending, options.Logger, options.TimeProvider);
+        return new RecordedManifests(journal.Installed()?.Manifest, pending ? journal.Pending()?.Manifest : null);
     }
 
     public static StateLayout Inside(EngineSettings engine, string installDir) =>

@@ -81,6 +81,9 @@ internal static class TransactionEngine
         // received for a transaction that never began are of no use (under the lock, no apply is using them).
         Trash.Empty(fs, layout, options.Logger);
         TreeOps.DeleteTree(fs, layout.IncomingDir);
+        // Contents partly rebuilt for an apply that will now start over (recovery rolled back or finished its transaction).
+        TreeOps.DeleteTree(fs, layout.PartialDir);
+        journal.ForgetProgress();
         var version = journal.Installed()?.Version;
         options.Logger.LogInformation(PatcherLogEvents.RecoveryOutcome, "Recovery of {Install}: {Outcome} (transaction {Tx}); installed version {Version}",
             layout.InstallDir, outcome, pending?.Id ?? "none", version ?? "unknown");

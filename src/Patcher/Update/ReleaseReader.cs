@@ -60,7 +60,7 @@ internal sealed class ReleaseReader(IUpdateSource source, PatcherOptions options
     /// <paramref name="installedManifest"/> supplies the installed version's manifest that a delta listing only changes
     /// names as its base (a store's deltas ship no base.msgpack).
     /// </summary>
-    public PatchPackage OpenVerified(string dir, Func<byte[]?>? installedManifest = null)
+    public PatchPackage OpenVerified(string dir, Func<RecordedManifests>? installedManifest = null)
     {
         var package = PatchPackage.Open(dir, options.Limits, installedManifest);
         using (var policy = TrustPolicy.FromPems(options.TrustedKeys, options.SignatureThreshold))

@@ -30,6 +30,44 @@ public sealed class VerifyCommandTests
     }
 
     [Test]
+    public void Verify_ChangesOnlyWithoutBaseManifest_ReportsSignatureAndChangesAndThatTheBaseIsNeededOnlyToApply()
+    {
+        using var s = new PatchScenario("verify-changes").WithFormat(2);
+        for (var i = 0; i < 20; i++)
+        {
+            PatchScenario.Write(s.OldTree, $"data/{i}.txt", $"file {i}");
+            PatchScenario.Write(s.NewTree, $"data/{i}.txt", i == 3 ? "file 3, changed" : $"file {i}");
+        }
+
+        PatchScenario.Write(s.NewTree, "data/new.txt", "added in 2.0.0");
+        s.BuildPatch();
+        File.Delete(Path.Join(s.PatchDir, VersionManifest.FileName));
+        var trust = Path.Join(s.Root, "trust.pub");
+        File.WriteAllText(trust, s.PublicKey);
+
+        var result = CliRunner.Expect(0, "verify", "--patch", s.PatchDir, "--trust", trust);
+
+        Assert.That(result.Out, Does.Contain("signature   ok: 1 trusted key(s)"));
+        Assert.That(result.Out, Does.Contain("1.0.0 -> 2.0.0"));
+        Assert.That(result.Out, Does.Contain("1 added, 1 changed, 0 removed"));
+        Assert.That(result.Out, Does.Contain("needed only to apply"));
+    }
+
+    [Test]
+    public void Verify_ChangesOnlyWithoutBaseManifestAndAnotherKey_SignatureInvalid()
+    {
+        using var s = new PatchScenario("verify-changes-key").WithFormat(2);
+        PatchScenario.Write(s.OldTree, "a.txt", "one");
+        PatchScenario.Write(s.NewTree, "a.txt", "two");
+        s.BuildPatch();
+        File.Delete(Path.Join(s.PatchDir, VersionManifest.FileName));
+
+        var result = CliRunner.Expect(3, "verify", "--patch", s.PatchDir, "--trust", RepoPaths.TestPub2);
+
+        Assert.That(result.Err, Does.StartWith("patchtool: error SignatureInvalid"));
+    }
+
+    [Test]
     public void Verify_FailureWithJson_PrintsErrorDocumentAndStderrLine()
     {
         var result = CliRunner.Expect(3, "verify", "--patch", _patch, "--trust", RepoPaths.TestPub2, "--json");

@@ -134,6 +134,91 @@ public sealed class ManifestChangesApplyTests
         RefusedWithoutBaseFile(s, PatchErrorCode.BaseManifestMismatch, "another build");
     }
 
+    [Test]
+    public void ReadPatchInfo_ChangesOnlyWithoutBaseManifest_ReportsTheVerifiedSignatureAndTheListedChanges()
+    {
+        using var s = ManyFiles(new PatchScenario().WithFormat(2));
+        s.BuildPatch();
+        File.Delete(BaseFile(s));
+
+        var info = Patcher.ReadPatchInfo(s.PatchDir, s.Options);
+
+        Assert.That(info.SignatureVerified, Is.True);
+        Assert.That(info.SigningKeyIds, Is.Not.Empty);
+        Assert.That(info.BaseNeededToApply, Is.True);
+        Assert.That((info.Product, info.FromVersion, info.Version), Is.EqualTo(("demo-game", "1.0.0", "2.0.0")));
+        Assert.That(info.FilesAdded, Is.EqualTo(new[] { "icons/new.svg" }));
+        Assert.That(info.FilesChanged, Is.EqualTo(new[] { "icons/icon-0007.svg" }));
+        Assert.That(info.FilesRemoved, Is.EqualTo(new[] { "icons/old.svg" }));
+        Assert.That(info.ManifestSha256, Is.EqualTo(ManifestCodec.Hash(File.ReadAllBytes(Path.Join(s.PatchDir, ManifestCodec.BinaryManifestFileName)))));
+    }
+
+    [Test]
+    public void ReadPatchInfo_ChangesOnlyWithoutBaseManifestSignedByAnotherKey_SignatureInvalid()
+    {
+        using var s = ManyFiles(new PatchScenario().WithFormat(2));
+        s.BuildPatch();
+        File.Delete(BaseFile(s));
+        var (_, otherKey) = Patching.Signing.SigningKeys.Generate();
+
+        var ex = Assert.Throws<PatcherException>(() => Patcher.ReadPatchInfo(s.PatchDir, s.Options with { TrustedKeys = [otherKey] }));
+
+        Assert.That(ex!.Code, Is.Not.EqualTo(PatchErrorCode.BaseManifestMissing), "the signature is checked before the base is needed");
+    }
+
+    [Test]
+    public void ReadPatchInfo_ChangesOnlyWithBaseManifestBeside_BaseNotNeeded()
+    {
+        using var s = ManyFiles(new PatchScenario().WithFormat(2));
+        s.BuildPatch();
+
+        var info = Patcher.ReadPatchInfo(s.PatchDir, s.Options);
+
+        Assert.That(info.BaseNeededToApply, Is.False);
+        Assert.That(info.FilesChanged, Is.EqualTo(new[] { "icons/icon-0007.svg" }));
+    }
+
+    /// <summary>
+    /// An update to 1.1.0 killed after its exchange but before its patched row: the journal still says 1.0.0 is installed
+    /// while the install holds 1.1.0. A patch listing only its changes from 1.1.0 (no base.msgpack) finds its base in the
+    /// pending transaction; the apply recovers that transaction (forward) and then applies.
+    /// </summary>
+    [Test]
+    [Category("Crash")]
+    public void Apply_ChangesOnlyFromAVersionAPendingTransactionInstalls_BaseFoundAndAppliedAfterRecovery()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the crash host kills a swap apply, which needs Linux");
+        using var s = ManyFiles(new PatchScenario().WithFormat(2)).InstallThroughPatcher();
+        s.BuildPatch("1.1.0", "1.0.0");
+        var v12 = s.Dir("v1.2");
+        PatchScenario.CopyTree(s.NewTree, v12);
+        PatchScenario.Write(v12, "icons/icon-0042.svg", "<svg>forty-two, in 1.2.0</svg>");
+        var p2 = Path.Join(s.Root, "patch-1.2.0");
+        s.BuildPatch("1.2.0", "1.1.0", outDir: p2, fromDir: s.NewTree, toDir: v12);
+        File.Delete(BaseFile(s, p2));
+        var trust = Path.Join(s.Root, "trust.pub");
+        File.WriteAllText(trust, s.PublicKey);
+
+        // Where is the patched row? A dry run, then the same install of 1.0.0 through Patcher again.
+        var log = Path.Join(s.Root, "points.log");
+        var dry = CrashHost.Start(["apply", s.InstallDir, s.PatchDir, trust, "swap"], crashLog: log);
+        Assert.That(dry.ExitCode, Is.EqualTo(0), dry.StdErr);
+        var patched = Array.FindIndex(File.ReadAllLines(log), p => p.Contains(" journal patched ", StringComparison.Ordinal)) + 1;
+        Assert.That(patched, Is.GreaterThan(0));
+        Directory.Delete(s.ParentDir, recursive: true);
+        Directory.CreateDirectory(s.InstallDir);
+        Patcher.Apply(s.InstallDir, Path.Join(s.Root, "full-v1"), s.Options);
+        var killed = CrashHost.Start(["apply", s.InstallDir, s.PatchDir, trust, "swap"], crashAt: patched);
+        Assert.That(killed.Killed, Is.True, killed.StdErr);
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)), "the exchange happened before the kill");
+
+        var result = Patcher.Apply(s.InstallDir, p2, s.Options);
+
+        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That((result.FromVersion, result.ToVersion), Is.EqualTo(("1.1.0", "1.2.0")));
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(v12)));
+    }
+
     /// <summary>Builds the patch, removes base.msgpack beside it, and checks the apply is refused with nothing changed beside the install either.</summary>
     private static void RefusedWithoutBaseFile(PatchScenario s, PatchErrorCode code, string message)
     {

@@ -29,7 +29,7 @@ public sealed class FaultInjectionTests
         var expectedCode = NativeErrors.CodeForErrno(errno);
 
         var dry = FaultyFileOps.Recording(FileOps.Instance);
-        TransactionEngine.Apply(new EngineSettings(dry), w.NewInstall(), w.S.PatchDir, options, null, CancellationToken.None);
+        TransactionEngine.Apply(w.Engine(dry), w.NewInstall(), w.S.PatchDir, options, null, CancellationToken.None);
         var calls = dry.Calls;
         // The last call of the transaction proper: the fsync after the pending marker is removed.
         var markerRemoved = calls.ToList().FindLastIndex(c => c.Contains(" DeleteFile ", StringComparison.Ordinal) && c.EndsWith("/pending", StringComparison.Ordinal));
@@ -46,7 +46,7 @@ public sealed class FaultInjectionTests
             Exception? thrown = null;
             try
             {
-                TransactionEngine.Apply(new EngineSettings(faulty), install, w.S.PatchDir, options, null, CancellationToken.None);
+                TransactionEngine.Apply(w.Engine(faulty), install, w.S.PatchDir, options, null, CancellationToken.None);
             }
             catch (Exception ex)
             {

@@ -27,6 +27,13 @@ internal sealed class FaultWorld : IDisposable
     public List<string> OldListing { get; }
     public List<string> NewListing { get; }
 
+    /// <summary>
+    /// The engine over <paramref name="fs"/>. Format 2: a progress record every 64 KiB of a rebuilt content, so faults hit
+    /// the records' fsyncs and the rebuilt file between them too.
+    /// </summary>
+    public Patching.Transaction.EngineSettings Engine(Patching.IO.IFileOps fs) =>
+        S.Format == 2 ? new Patching.Transaction.EngineSettings(fs) { ProgressRecordBytes = 64 * 1024 } : new Patching.Transaction.EngineSettings(fs);
+
     public static bool IsUserPath(string rel) => UserFiles.Contains(rel) || rel is "saves" or "legacy";
 
     public PatcherOptions Options(string strategy = "swap") =>
@@ -79,7 +86,7 @@ internal sealed class FaultWorld : IDisposable
         return Directory.Exists(state)
             ? Directory.EnumerateFileSystemEntries(state).Select(p => Path.GetFileName(p)!)
                 .Where(x => x.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal)
-                    || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "trash" or "incoming").ToList()
+                    || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "trash" or "incoming" or "partial").ToList()
             : [];
     }
 

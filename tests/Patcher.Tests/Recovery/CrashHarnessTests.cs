@@ -60,9 +60,12 @@ public sealed class CrashHarnessTests
         var countRun = Path.Join(s.Root, "count");
         var countInstall = PrepareInstall(s, countRun, collision);
         var log = Path.Join(s.Root, "points.log");
-        var dry = CrashHost.Start(["apply", countInstall, s.PatchDir, trust, strategy], crashLog: log);
+        // Format 2: progress records inside the 600 KB rebuilt file, so kills land between them too.
+        var recordBytes = format == 2 ? 64 * 1024 : 0;
+        var dry = CrashHost.Start(["apply", countInstall, s.PatchDir, trust, strategy], crashLog: log, resumeRecordBytes: recordBytes);
         Assert.That(dry.ExitCode, Is.EqualTo(0), dry.StdErr);
         var points = File.ReadAllLines(log);
+        if (format == 2) Assert.That(points.Count(p => p.Contains("journal progress", StringComparison.Ordinal)), Is.GreaterThan(1), "progress records inside a rebuilt file");
         var n = points.Length;
         string[] expectedPoints = strategy switch
         {
@@ -82,7 +85,7 @@ public sealed class CrashHarnessTests
             var failuresBefore = failures.Count;
             var runDir = Path.Join(s.Root, "k" + k);
             var install = PrepareInstall(s, runDir, collision);
-            var run = CrashHost.Start(["apply", install, s.PatchDir, trust, strategy], crashAt: k);
+            var run = CrashHost.Start(["apply", install, s.PatchDir, trust, strategy], crashAt: k, resumeRecordBytes: recordBytes);
             if (!run.Killed)
             {
                 failures.Add($"point {k} ({points[k - 1]}): child was not killed (exit {run.ExitCode}: {run.StdErr.Trim()})");
@@ -112,7 +115,7 @@ public sealed class CrashHarnessTests
             // Whatever recovery chose, the launcher can carry on: the next apply ends on the new version.
             if (!listing.SequenceEqual(newListing))
             {
-                var again = CrashHost.Start(["apply", install, s.PatchDir, trust, strategy]);
+                var again = CrashHost.Start(["apply", install, s.PatchDir, trust, strategy], resumeRecordBytes: recordBytes);
                 if (again.ExitCode != 0 || !PatchScenario.Listing(install, IsUserPath).SequenceEqual(newListing))
                     failures.Add($"point {k} ({points[k - 1]}): apply after recovery failed: {again.StdErr.Trim()}");
             }
@@ -195,7 +198,7 @@ public sealed class CrashHarnessTests
 
     /// <summary>What a finished or recovered transaction must not leave in the state directory.</summary>
     internal static List<string?> StateLeftovers(string stateDir) => Directory.Exists(stateDir)
-        ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName).Where(x => x!.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "incoming" or "trash").ToList()
+        ? Directory.EnumerateFileSystemEntries(stateDir).Select(Path.GetFileName).Where(x => x!.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal) || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "incoming" or "partial" or "trash").ToList()
         : [];
 
     private static string PrepareInstall(PatchScenario s, string runDir, bool collision = false)

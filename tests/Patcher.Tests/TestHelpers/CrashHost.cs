@@ -13,7 +13,11 @@ internal static class CrashHost
 
     private static string HostDll => Path.Join(AppContext.BaseDirectory, "Patcher.CrashHost.dll");
 
-    public static Run Start(IEnumerable<string> args, int crashAt = 0, string? crashLog = null)
+    /// <param name="args">The host's command line.</param>
+    /// <param name="crashAt">The crash point to die at (0: none).</param>
+    /// <param name="crashLog">Where to list the crash points passed.</param>
+    /// <param name="resumeRecordBytes">Bytes between progress records of a rebuilt content (0: the library's default).</param>
+    public static Run Start(IEnumerable<string> args, int crashAt = 0, string? crashLog = null, long resumeRecordBytes = 0)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(HostDll);
@@ -22,6 +26,8 @@ internal static class CrashHost
         psi.Environment.Remove("PATCHER_TEST_CRASH_LOG");
         if (crashAt > 0) psi.Environment["PATCHER_TEST_CRASH_AT"] = crashAt.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (crashLog is not null) psi.Environment["PATCHER_TEST_CRASH_LOG"] = crashLog;
+        psi.Environment.Remove("PATCHER_TEST_RESUME_RECORD_BYTES");
+        if (resumeRecordBytes > 0) psi.Environment["PATCHER_TEST_RESUME_RECORD_BYTES"] = resumeRecordBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

@@ -82,6 +82,12 @@ internal sealed class FaultyFileOps : FileOpsDecorator
         return new FaultyStream(this, Inner.Create(path), path);
     }
 
+    public override Stream OpenToContinue(string path, long length)
+    {
+        Before(FileOpKind.Create, "open to continue", path);
+        return new FaultyStream(this, Inner.OpenToContinue(path, length), path);
+    }
+
     public override void Sync(Stream stream)
     {
         var faulty = (FaultyStream)stream;

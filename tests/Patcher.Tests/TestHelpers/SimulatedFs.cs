@@ -228,6 +228,21 @@ internal sealed class SimulatedFileSystem : IFileOps
         }
     }
 
+    public Stream OpenToContinue(string path, long length)
+    {
+        lock (_gate)
+        {
+            Mutation("continue " + path);
+            var node = TryResolve(path) ?? throw Errno(2, "open to continue", path);
+            if (node.Kind != EntryKind.File) throw Errno(21, "open to continue", path);
+            // ftruncate keeps the inode: the cut-off bytes stay durable until the next fsync.
+            if (node.Data.Length > length) node.Data = node.Data[..(int)length];
+            else if (node.Data.Length < length) node.Data = [.. node.Data, .. new byte[length - node.Data.Length]];
+            AfterMutation();
+            return new WriteStream(this, node, path);
+        }
+    }
+
     public void Sync(Stream stream)
     {
         if (stream is not WriteStream ws || !ReferenceEquals(ws.Owner, this))

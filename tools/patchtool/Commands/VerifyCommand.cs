@@ -48,7 +48,16 @@ internal sealed class VerifyCommand : IToolCommand
         var limits = ManifestLimits.Default;
         using var policy = TrustPolicy.FromPems(pems, s.Threshold);
         var package = PatchPackage.Open(patch, limits);
-        var keys = package.VerifySignature(policy, limits, (s.Time ?? TimeProvider.System).GetUtcNow());
+        IReadOnlyList<string> keys;
+        try
+        {
+            keys = package.VerifySignature(policy, limits, (s.Time ?? TimeProvider.System).GetUtcNow());
+        }
+        catch (PatcherException ex) when (ex.Code == PatchErrorCode.BaseManifestMissing && package.ListsChangesOnly && target is null)
+        {
+            return ChangesOnly(ctx, s, patch, pems);
+        }
+
         package.VerifyAllBlobs(ct);
         var m = package.Manifest;
         var blobBytes = m.Blobs.Sum(b => b.StoredSize) + m.PayloadSize;
@@ -87,6 +96,37 @@ internal sealed class VerifyCommand : IToolCommand
         if (mismatch is null) return ExitCodes.Ok;
         ctx.Err.WriteLine(CommandRunner.ErrorLine(mismatch.Code, mismatch.Message, mismatch.Path));
         return ExitCodes.For(mismatch.Code);
+    }
+
+    /// <summary>
+    /// A patch listing only its changes, without its base version's manifest here: the signature, expiry and listed paths
+    /// are checked as <see cref="Patcher.ReadPatchInfo"/> checks them, the payload's length against the manifest, and the
+    /// changes are reported as listed. Frames and base files need the base: they are checked when the patch is applied.
+    /// </summary>
+    private static int ChangesOnly(ToolContext ctx, Settings s, string patch, IReadOnlyList<string> pems)
+    {
+        var info = Patcher.ReadPatchInfo(patch, new PatcherOptions { TrustedKeys = pems, SignatureThreshold = s.Threshold, TimeProvider = s.Time ?? TimeProvider.System });
+        var payloadPath = Path.Join(patch, Patching.Manifests.DeltaLimits.PayloadFileName);
+        var payload = new FileInfo(payloadPath);
+        if (!payload.Exists)
+            throw new PatcherException(PatchErrorCode.BlobMissing, $"{Patching.Manifests.DeltaLimits.PayloadFileName} is missing from the patch", payloadPath);
+        if (payload.Length != info.DownloadBytes)
+            throw new PatcherException(PatchErrorCode.BlobSizeMismatch, $"{Patching.Manifests.DeltaLimits.PayloadFileName} is {payload.Length} bytes, the manifest declares {info.DownloadBytes}", payloadPath);
+        if (s.Json)
+        {
+            JsonOutput.Write(ctx.Out, new VerifyDocument(true, patch, info.Product, info.Version, info.FromVersion, info.ManifestSha256,
+                info.SigningKeyIds, 0, info.DownloadBytes, null, null));
+            return ExitCodes.Ok;
+        }
+
+        ctx.Out.WriteLine($"verified {patch}");
+        ctx.Out.WriteLine($"  product     {info.Product} {info.FromVersion} -> {info.Version}");
+        ctx.Out.WriteLine($"  manifest    sha256 {info.ManifestSha256} (lists only the changes from {info.FromVersion})");
+        ctx.Out.WriteLine($"  signature   ok: {info.SigningKeyIds.Count} trusted key(s), threshold {s.Threshold} ({string.Join(", ", info.SigningKeyIds.Select(ToolOptions.ShortId))})");
+        ctx.Out.WriteLine($"  changes     {info.FilesAdded.Count} added, {info.FilesChanged.Count} changed, {info.FilesRemoved.Count} removed");
+        ctx.Out.WriteLine($"  payload     {ToolOptions.Bytes(info.DownloadBytes)}, length as declared");
+        ctx.Out.WriteLine($"  base        no {Patching.Manifests.VersionManifest.FileName} here: needed only to apply (an install Patcher updated has it in its journal); frames are checked when applied");
+        return ExitCodes.Ok;
     }
 
     private static void PrintTarget(TextWriter output, string target, int baseCount, List<BaseDifference> differences)
