@@ -37,6 +37,12 @@ internal sealed class BenchOptions
                                   file, build throughput (written to its own region of the report)
           --f2-total-mb X         bytes of the compressible text-like tree (full 128, quick 32)
           --f2-big-mb X           size of the large file edited in places (full 4096, quick 256; 0 skips)
+          --build                 instead, build throughput: a generated tree (four large pack files and many small
+                                  files, text-like and incompressible) with --change-pct of its bytes changed, built at
+                                  the default level and --build-levels, against cp -a + sync of the new tree and
+                                  zstd -19 --long -T0 of exactly the changed bytes
+          --build-total-gb X      bytes of the old tree (full 2, quick 0.25)
+          --build-levels A,B,C    levels measured besides the default (default none)
           --update                instead, the update checks: bytes downloaded from a release store before (raw pieces)
                                   and after (zstd pieces, deltas) on fixtures/sample and a four-version series, and an
                                   update over loopback HTTP against curl + the same update from a local directory
@@ -74,6 +80,10 @@ internal sealed class BenchOptions
     public double F2TotalMb { get; private set; }
     public double F2BigMb { get; private set; }
     public bool Update { get; private set; }
+    public bool Build { get; private set; }
+    public double BuildTotalGb { get; private set; }
+    public int[] BuildLevels { get; private set; } = [];
+    public long BuildTotalBytes => (long)(BuildTotalGb * (1L << 30));
     public double UpTotalMb { get; private set; }
     public int UpLevel { get; private set; } = 19;
     public string[] UpSeries { get; private set; } = [];
@@ -91,7 +101,7 @@ internal sealed class BenchOptions
     public long ScaleTotalBytes => (long)(ScaleTotalGb * (1L << 30));
     public long ScaleChangedBytes => (long)(ScaleChangedMb * (1L << 20));
 
-    public string Mode => UpdateReal ? (UpSeries.Length > 0 && UpRepairMb > 0 ? "update-real" : UpSeries.Length > 0 ? "update-series" : "update-repair") : (Format2 ? "format2-" : Update ? "update-" : "") + (Quick ? "quick" : "full");
+    public string Mode => UpdateReal ? (UpSeries.Length > 0 && UpRepairMb > 0 ? "update-real" : UpSeries.Length > 0 ? "update-series" : "update-repair") : (Format2 ? "format2-" : Update ? "update-" : Build ? "build-" : "") + (Quick ? "quick" : "full");
 
     public static BenchOptions Parse(string[] args)
     {
@@ -110,6 +120,7 @@ internal sealed class BenchOptions
             o.F2TotalMb = 32;
             o.F2BigMb = 256;
             o.UpTotalMb = 32;
+            o.BuildTotalGb = 0.25;
         }
         else
         {
@@ -125,6 +136,7 @@ internal sealed class BenchOptions
             o.F2TotalMb = 128;
             o.F2BigMb = 4096;
             o.UpTotalMb = 256;
+            o.BuildTotalGb = 2;
         }
 
         for (var i = 0; i < args.Length; i++)
@@ -162,6 +174,9 @@ internal sealed class BenchOptions
                 case "--f2-total-mb": o.F2TotalMb = Dbl(); break;
                 case "--f2-big-mb": o.F2BigMb = Dbl(); break;
                 case "--update": o.Update = true; break;
+                case "--build": o.Build = true; break;
+                case "--build-total-gb": o.BuildTotalGb = Dbl(); break;
+                case "--build-levels": o.BuildLevels = Value().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); break;
                 case "--up-total-mb": o.UpTotalMb = Dbl(); break;
                 case "--up-level": o.UpLevel = Int(); break;
                 case "--update-series": o.UpSeries = [.. Value().Split(',').Select(Path.GetFullPath)]; break;

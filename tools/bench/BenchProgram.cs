@@ -155,6 +155,12 @@ internal sealed partial class Bench(BenchOptions o)
             return;
         }
 
+        if (o.Build)
+        {
+            BuildRun();
+            return;
+        }
+
         if (o.UpdateReal)
         {
             UpdateRealRun();

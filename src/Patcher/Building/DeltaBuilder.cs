@@ -27,13 +27,37 @@ internal sealed record DeltaStats(long ReusedBytes, long DeltaBytes, long DeltaC
 /// Identical frames (same output, same reference) are stored once. Memory is bounded by the segment sizes of
 /// <see cref="DeltaLimits"/>, whatever the file sizes.
 /// </summary>
-internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int level)
+/// <param name="fromDir">The base tree's directory.</param>
+/// <param name="baseTree">The base tree, scanned.</param>
+/// <param name="level">zstd level of the frames.</param>
+/// <param name="large">
+/// An update of more than <see cref="PatchBuilder.LargeUpdateBytes"/>: reference windows follow the length of each run
+/// and incompressible runs keep their level-1 frame, so the build time follows the changed bytes (docs/decisions.md).
+/// Smaller updates give every run the whole reference budget and the requested level: the smallest patch.
+/// </param>
+internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int level, bool large)
 {
     /// <summary>Longest run of new bytes compressed as one frame (half the applier's limit: a frame of it fits well).</summary>
     public const int MaxRun = 8 * 1024 * 1024;
 
-    /// <summary>Bytes of the reference window placed before the position the new bytes correspond to.</summary>
-    private const int RefBefore = 4 * 1024 * 1024;
+    /// <summary>Frames of one file compressed at once (<see cref="RecipeWriter"/>): one per core.</summary>
+    private static readonly int MaxPending = Math.Max(1, Environment.ProcessorCount);
+
+    /// <summary>
+    /// In a large update, reference bytes per byte of a run, and the least reference a run gets: an edit of a few KiB inside a large file
+    /// is compressed against a window around the bytes it replaced, not 32 MiB of the file. Loading a reference costs
+    /// about as much as compressing it at high levels (docs/decisions.md), so the window follows the run.
+    /// </summary>
+    private const int RefPerRunByte = 8;
+
+    private const int MinRefLength = 1024 * 1024;
+
+    /// <summary>
+    /// In a large update, runs at least this long are first compressed at level 1: when that saves under 1/64 of the run (incompressible
+    /// content, nothing like it in the reference), that frame is kept, since a higher level would spend tens of times
+    /// longer to save about as little.
+    /// </summary>
+    private const int TrialMinLength = 64 * 1024;
 
     private readonly Dictionary<UInt128, (int File, long Offset, int Length)> _index = new();
     private readonly Dictionary<string, int> _basePath = baseTree.Files.Select((f, i) => (f.Path, i)).ToDictionary(x => x.Path, x => x.i, StringComparer.Ordinal);
@@ -166,6 +190,14 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     {
         private readonly Dictionary<(string Output, string? Ref), (long Offset, long Length)> _written = new();
         private readonly List<DeltaOp> _ops = new();
+
+        /// <summary>
+        /// Frames being compressed, in op order: the data op's index, its key, and the compression (null when an earlier
+        /// frame with the same key is written or queued: that one is reused). Drained in order, so the frames land in
+        /// the same order whatever finishes first.
+        /// </summary>
+        private readonly Queue<(int Op, (string Output, string? Ref) Key, Task<byte[]>? Compressing)> _pending = new();
+        private readonly HashSet<(string Output, string? Ref)> _queued = new();
         private readonly MemoryStream _run = new();
         private (int File, long Offset, long Length, IncrementalHash Sha)? _copy;
         private (int File, long End)? _lastCopy;
@@ -201,7 +233,23 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
         {
             FlushCopy();
             FlushRun(null);
+            while (_pending.Count > 0) WriteOldest();
             return _ops;
+        }
+
+        /// <summary>Waits for the oldest queued frame, writes it unless an identical one is written, and gives its op the frame's place.</summary>
+        private void WriteOldest()
+        {
+            var (index, key, compressing) = _pending.Dequeue();
+            if (compressing is not null && !_written.ContainsKey(key))
+            {
+                var compressed = compressing.GetAwaiter().GetResult();
+                _written[key] = (payload.Position, compressed.Length);
+                payload.Write(compressed);
+            }
+
+            var frame = _written[key];
+            _ops[index] = _ops[index] with { PayloadOffset = frame.Offset, StoredLength = frame.Length };
         }
 
         private void FlushCopy()
@@ -227,25 +275,30 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
         }
 
         /// <summary>
-        /// Compresses one run of new bytes against reference windows of the base (<see cref="ReferencePoints"/>) and
-        /// writes the frame unless an identical one (same output, same references) is already written.
+        /// Queues the compression of one run of new bytes against reference windows of the base
+        /// (<see cref="ReferencePoints"/>) unless an identical frame (same output, same references) is written or queued.
+        /// Up to <see cref="MaxPending"/> frames of one file compress at once, so a single large file keeps every core busy;
+        /// each holds its run and reference (at most <see cref="MaxRun"/> + <see cref="DeltaLimits.MaxRefLength"/> bytes).
         /// </summary>
         private DeltaOp Frame(ReadOnlySpan<byte> bytes, (int File, long Offset)? next)
         {
-            var windows = owner.Windows(ReferencePoints(bytes.Length, next));
+            var windows = owner.Windows(ReferencePoints(bytes.Length, next), bytes.Length);
             var (reference, refs) = owner.ReadReference(windows);
             var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
             var key = FrameKey(sha, refs);
-            if (!_written.TryGetValue(key, out var frame))
+            Task<byte[]>? compressing = null;
+            if (!_written.ContainsKey(key) && _queued.Add(key))
             {
-                var compressed = owner.Compress(reference, bytes);
-                frame = (payload.Position, compressed.Length);
-                payload.Write(compressed);
-                _written[key] = frame;
+                var input = bytes.ToArray();
+                compressing = Task.Factory.StartNew(() => owner.Compress(reference, input), CancellationToken.None,
+                    TaskCreationOptions.LongRunning, TaskScheduler.Default);
             }
 
             Interlocked.Add(ref refs.Count == 0 ? ref owner._wholeContent : ref owner._deltaContent, bytes.Length);
-            return new DeltaOp { Kind = DeltaOpKind.Data, Length = bytes.Length, Sha256 = sha, PayloadOffset = frame.Offset, StoredLength = frame.Length, Refs = refs };
+            _pending.Enqueue((_ops.Count, key, compressing));
+            var op = new DeltaOp { Kind = DeltaOpKind.Data, Length = bytes.Length, Sha256 = sha, Refs = refs };
+            while (_pending.Count > MaxPending) WriteOldest();
+            return op;
         }
 
         /// <summary>
@@ -266,15 +319,26 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
 
     private string BasePath(int file) => baseTree.Files[file].Path;
 
-    private byte[] Compress(byte[] reference, ReadOnlySpan<byte> bytes) => ZstdPatch.Compress(reference, bytes, level);
+    private byte[] Compress(byte[] reference, byte[] bytes)
+    {
+        if (large && bytes.Length >= TrialMinLength && level > 1)
+        {
+            var quick = ZstdPatch.Compress(reference, bytes, 1);
+            if (quick.Length > bytes.Length - (bytes.Length / 64)) return quick;
+        }
+
+        return ZstdPatch.Compress(reference, bytes, level);
+    }
 
     /// <summary>
-    /// The reference windows centred on <paramref name="points"/>, sharing <see cref="DeltaLimits.MaxRefLength"/>;
+    /// The reference windows centred on <paramref name="points"/>, sharing <see cref="DeltaLimits.MaxRefLength"/> (in a
+    /// large update <see cref="RefPerRunByte"/> bytes per byte of the run, at least <see cref="MinRefLength"/>);
     /// windows of one file that overlap are merged.
     /// </summary>
-    private List<(int File, long Start, long Length)> Windows(List<(int File, long At)> points)
+    private List<(int File, long Start, long Length)> Windows(List<(int File, long At)> points, int runLength)
     {
-        var budget = points.Count == 0 ? 0 : DeltaLimits.MaxRefLength / points.Count;
+        var total = large ? (int)Math.Clamp((long)runLength * RefPerRunByte, MinRefLength, DeltaLimits.MaxRefLength) : DeltaLimits.MaxRefLength;
+        var budget = points.Count == 0 ? 0 : total / points.Count;
         var windows = new List<(int File, long Start, long Length)>();
         foreach (var (file, at) in points)
         {
@@ -286,7 +350,7 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
             {
                 // One window of the union when it fits the whole budget, else two.
                 var union = (Start: Math.Min(windows[same].Start, start), End: Math.Max(windows[same].Start + windows[same].Length, start + length));
-                if (union.End - union.Start <= DeltaLimits.MaxRefLength)
+                if (union.End - union.Start <= total)
                 {
                     windows[same] = (file, union.Start, union.End - union.Start);
                     continue;

@@ -25,8 +25,8 @@ internal sealed record BuildRequest
     /// <summary>Manifest format: 2 (MessagePack, chunk reuse and zstd deltas) by default, 1 (JSON, whole-file Brotli blobs).</summary>
     public int Format { get; init; } = MessagePackManifest.Format;
 
-    /// <summary>zstd level of format 2's frames (1..22).</summary>
-    public int Level { get; init; } = PatchBuilder.DefaultLevel;
+    /// <summary>zstd level of format 2's frames (1..22), or <see cref="PatchBuilder.AutoLevel"/> to let the size of the update choose.</summary>
+    public int Level { get; init; } = PatchBuilder.AutoLevel;
 
     /// <summary>
     /// Format 2 delta: list both trees whole, as the first format 2 builds did, instead of only what changes from the
@@ -47,7 +47,8 @@ internal sealed record BuildRequest
 /// <param name="BlobBytes">Bytes to download besides the manifest: format 1's blobs, format 2's payload.</param>
 /// <param name="ManifestBytes">Length of the manifest file.</param>
 /// <param name="Deltas">Format 2: what was reused and shipped, in bytes.</param>
-internal sealed record BuildResult(string ManifestPath, Manifest Manifest, int BlobCount, long BlobBytes, long ManifestBytes = 0, DeltaStats? Deltas = null);
+/// <param name="Level">Format 2: the zstd level the frames were compressed at.</param>
+internal sealed record BuildResult(string ManifestPath, Manifest Manifest, int BlobCount, long BlobBytes, long ManifestBytes = 0, DeltaStats? Deltas = null, int Level = 0);
 
 /// <summary>Scans two trees, writes content-addressed blobs for content the base lacks, and the manifest.</summary>
 internal static class PatchBuilder
@@ -58,6 +59,27 @@ internal static class PatchBuilder
     /// </summary>
     public const int DefaultLevel = 19;
 
+    /// <summary>
+    /// The level a build uses when none is given: <see cref="DefaultLevel"/> while the contents to rebuild total at most
+    /// <see cref="LargeUpdateBytes"/>, else <see cref="LargeUpdateLevel"/>. Level 19 costs about as much per byte of
+    /// reference as per byte compressed, so on an update of gigabytes it would take many minutes for a payload a few
+    /// percent smaller; the level/size/time table behind these numbers is in docs/decisions.md.
+    /// </summary>
+    public const int AutoLevel = 0;
+
+    /// <summary>
+    /// Contents to rebuild (bytes of the target files that need a recipe) above which an update is large: the automatic
+    /// level drops and reference windows follow each run (<see cref="DeltaBuilder"/>).
+    /// </summary>
+    public const long LargeUpdateBytes = 64L * 1024 * 1024;
+
+    /// <summary>The automatic level for updates larger than <see cref="LargeUpdateBytes"/>.</summary>
+    public const int LargeUpdateLevel = 9;
+
+    /// <summary>The level a build of <paramref name="contentBytes"/> of contents to rebuild uses for <paramref name="requested"/>.</summary>
+    public static int ResolveLevel(int requested, long contentBytes) =>
+        requested != AutoLevel ? requested : contentBytes <= LargeUpdateBytes ? DefaultLevel : LargeUpdateLevel;
+
     /// <summary>Input bytes of format 2 contents built in parallel at once (their frames are held in memory until appended).</summary>
     private const long BatchBytes = 256L * 1024 * 1024;
 
@@ -65,7 +87,7 @@ internal static class PatchBuilder
     {
         if (request.Format is not (Manifest.CurrentFormat or MessagePackManifest.Format))
             throw new ArgumentException($"format {request.Format} cannot be built (1 or 2)");
-        if (request.Level is < 1 or > 22) throw new ArgumentException($"zstd level {request.Level} is out of range (1 to 22)");
+        if (request.Level != AutoLevel && request.Level is < 1 or > 22) throw new ArgumentException($"zstd level {request.Level} is out of range (1 to 22)");
         if (request.FromDir is not null && request.FromVersion is null)
             throw new ArgumentException("--from-version is required when building from an old tree");
         _ = PatchVersion.Parse(request.Version, "version");
@@ -118,15 +140,20 @@ internal static class PatchBuilder
     private static BuildResult BuildFormat2(BuildRequest request, ScannedTree target, ScannedTree baseTree, CancellationToken ct)
     {
         var baseContent = baseTree.Files.Select(f => (f.Sha256, f.Size)).ToHashSet();
-        var builder = new DeltaBuilder(request.FromDir ?? "", baseTree, request.Level);
         var needed = new List<ScannedFile>();
         var recipeFor = new HashSet<string>(StringComparer.Ordinal);
+        long reused = 0;
         foreach (var f in target.Files)
         {
             if (f.Size == 0) continue;
-            if (baseContent.Contains((f.Sha256, f.Size))) builder.CountReused(f.Size);
+            if (baseContent.Contains((f.Sha256, f.Size))) reused += f.Size;
             else if (recipeFor.Add(f.Sha256)) needed.Add(f);
         }
+
+        var contentBytes = needed.Sum(f => f.Size);
+        var level = ResolveLevel(request.Level, contentBytes);
+        var builder = new DeltaBuilder(request.FromDir ?? "", baseTree, level, large: contentBytes > LargeUpdateBytes);
+        builder.CountReused(reused);
 
         if (needed.Count > 0 && baseTree.Files.Count > 0) builder.IndexBase(ct);
         // Files are built in parallel, in batches of at most BatchBytes of input, each file's frames into a buffer of its
@@ -168,7 +195,7 @@ internal static class PatchBuilder
         var manifest = NewManifest(request, target, baseTree, []) with { Format = MessagePackManifest.Format, Recipes = recipes, PayloadSize = payloadSize };
         manifest = ListChangesOnly(request, baseTree, manifest);
         var manifestPath = WriteManifest(request, manifest);
-        return new BuildResult(manifestPath, manifest, frames, payloadSize, new FileInfo(manifestPath).Length, builder.Stats);
+        return new BuildResult(manifestPath, manifest, frames, payloadSize, new FileInfo(manifestPath).Length, builder.Stats, level);
     }
 
     /// <summary>

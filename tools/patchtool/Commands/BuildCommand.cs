@@ -32,9 +32,9 @@ internal sealed class BuildCommand : IToolCommand
 
     private readonly Option<int> _level = new("--level")
     {
-        Description = $"zstd level of format 2 (1 to 22; default {PatchBuilder.DefaultLevel}: smallest downloads at a build speed still practical)",
+        Description = $"zstd level of format 2 (1 to 22; default: {PatchBuilder.DefaultLevel}, the smallest downloads at a build speed still practical, or {PatchBuilder.LargeUpdateLevel} when over {PatchBuilder.LargeUpdateBytes >> 20} MiB of files need rebuilding)",
         HelpName = "N",
-        DefaultValueFactory = _ => PatchBuilder.DefaultLevel,
+        DefaultValueFactory = _ => PatchBuilder.AutoLevel,
     };
 
     private readonly Option<bool> _fullManifest = new("--full-manifest")
@@ -73,7 +73,7 @@ internal sealed class BuildCommand : IToolCommand
         string? Expires, bool Compress, bool Force, TimeProvider? Time = null)
     {
         public int Format { get; init; } = MessagePackManifest.Format;
-        public int Level { get; init; } = PatchBuilder.DefaultLevel;
+        public int Level { get; init; } = PatchBuilder.AutoLevel;
         public bool FullManifest { get; init; }
         public bool BaseManifest { get; init; } = true;
         public bool Json { get; init; }
@@ -121,9 +121,9 @@ internal sealed class BuildCommand : IToolCommand
         });
 
         var summary = PatchSummary.Of(result.Manifest);
-        var doc = Document(outDir, result, summary, s.Format == MessagePackManifest.Format ? s.Level : null);
+        var doc = Document(outDir, result, summary, s.Format == MessagePackManifest.Format ? result.Level : null);
         if (s.Json) JsonOutput.Write(ctx.Out, doc);
-        else PrintSummary(ctx.Out, result, summary, doc, s.Level, signed: privatePem is not null);
+        else PrintSummary(ctx.Out, result, summary, doc, result.Level, signed: privatePem is not null);
         return ExitCodes.Ok;
     }
 
@@ -138,7 +138,7 @@ internal sealed class BuildCommand : IToolCommand
             throw new UsageException($"--from-version '{s.FromVersion}' is not a version (1 to 4 dot-separated numbers, e.g. 1.4.2)");
         if (string.IsNullOrWhiteSpace(s.Product)) throw new UsageException("--product must not be empty");
         if (s.Format is not (1 or 2)) throw new UsageException($"--format {s.Format} is not a patch format (1 or 2)");
-        if (s.Level is < 1 or > 22) throw new UsageException($"--level {s.Level} is not a zstd level (1 to 22)");
+        if (s.Level != PatchBuilder.AutoLevel && s.Level is < 1 or > 22) throw new UsageException($"--level {s.Level} is not a zstd level (1 to 22)");
     }
 
     /// <summary>The <c>--expires</c> time, which must lie in the future; null without the option.</summary>
