@@ -98,7 +98,7 @@ public sealed record PatcherOptions
 
     /// <summary>
     /// What to do when a process has its working directory, an open file or a mapped file inside the install (a running
-    /// game, a mod tool). Linux; elsewhere nothing is found. Default <see cref="RunningProgramPolicy.Ignore"/>: the
+    /// game, a mod tool). Linux (<c>/proc</c>) and Windows (Restart Manager); elsewhere nothing is found. Default <see cref="RunningProgramPolicy.Ignore"/>: the
     /// launcher is expected to close the game first.
     /// </summary>
     public RunningProgramPolicy RunningPrograms { get; init; }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Patching.Manifests;
 using Patching.Tests.TestHelpers;
 
@@ -112,6 +113,24 @@ public sealed class EngineCommandTests
         Assert.That(result.Err, Does.StartWith("patchtool: error SignatureInvalid (111)"));
         Assert.That(HashListing.Of(_install), Is.EqualTo(before));
     }
+
+    [Test]
+    public void Apply_RunningProgramsRefuseWithProgramInInstall_ExitsNamingItAndLeavesInstallUntouched()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("programs are found through /proc (Linux)");
+        var before = HashListing.Of(_install);
+        using var program = new ProgramInInstall(_install);
+
+        var result = CliRunner.Run(Apply("--running-programs", "refuse"));
+
+        Assert.That(result.ExitCode, Is.EqualTo(4), result.ToString);
+        Assert.That(result.Err, Does.StartWith("patchtool: error InstallInUse (222)").And.Contain(program.Id.ToString(CultureInfo.InvariantCulture)));
+        Assert.That(HashListing.Of(_install), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void Apply_RunningProgramsUnknownValue_IsUsageError() =>
+        CliRunner.Expect(2, Apply("--running-programs", "sometimes"));
 
     [Test]
     public void Apply_UntrustedKey_ExitsRefusedAndLeavesInstallUntouched()

@@ -29,6 +29,18 @@ internal sealed class ApplyCommand : IToolCommand
         Description = "Hard-link the patch's uncompressed blobs into the install instead of copying them (same volume, Linux); delete the patch afterwards",
     };
 
+    private readonly Option<string> _runningPrograms = new Option<string>("--running-programs")
+    {
+        Description = "When programs use the install: ignore; refuse (exit naming them); wait (then refuse); layered (replace files in place)",
+        DefaultValueFactory = _ => "ignore",
+    }.AcceptOnlyFromAmong("ignore", "refuse", "wait", "layered");
+
+    private readonly Option<int> _waitSeconds = new("--wait-seconds")
+    {
+        Description = "How long --running-programs wait waits for them to exit",
+        DefaultValueFactory = _ => 60,
+    };
+
     private readonly Option<string?> _stateDir = ToolOptions.StateDir();
     private readonly Option<bool> _json = ToolOptions.Json();
 
@@ -36,14 +48,18 @@ internal sealed class ApplyCommand : IToolCommand
     {
         var command = new Command("apply", "Apply a patch to an install, transactionally (the install ends as the old or the new version, never a mix)")
         {
-            _patch, _target, _trust, _threshold, _strategy, _allowDowngrade, _fullBaseHash, _keepPrevious, _linkBlobs, _stateDir, _json,
+            _patch, _target, _trust, _threshold, _strategy, _allowDowngrade, _fullBaseHash, _keepPrevious, _linkBlobs, _runningPrograms, _waitSeconds, _stateDir, _json,
         };
         command.SetAction((pr, ct) =>
         {
             var verbose = ToolOptions.Flag(pr, global.Verbose);
             var settings = new Settings(pr.GetValue(_patch)!, pr.GetValue(_target)!, pr.GetValue(_trust) ?? [], pr.GetValue(_threshold),
                 ParseStrategy(pr.GetValue(_strategy)), ToolOptions.Flag(pr, _allowDowngrade), ToolOptions.Flag(pr, _fullBaseHash), ToolOptions.Flag(pr, _keepPrevious),
-                ToolOptions.Flag(pr, _linkBlobs), pr.GetValue(_stateDir), ToolOptions.Flag(pr, _json), verbose);
+                ToolOptions.Flag(pr, _linkBlobs), pr.GetValue(_stateDir), ToolOptions.Flag(pr, _json), verbose)
+            {
+                RunningPrograms = ParseRunningPrograms(pr.GetValue(_runningPrograms)),
+                RunningProgramsWait = WaitSeconds(pr.GetValue(_waitSeconds)),
+            };
             return CommandRunner.RunAsync(ctx, settings.Json, verbose, () => RunAsync(ctx, settings, ct));
         });
         return command;
@@ -51,7 +67,24 @@ internal sealed class ApplyCommand : IToolCommand
 
     internal sealed record Settings(
         string Patch, string Target, IReadOnlyList<string> Trust, int Threshold, CommitStrategy Strategy,
-        bool AllowDowngrade, bool FullBaseHash, bool KeepPrevious, bool LinkBlobs, string? StateDir, bool Json, bool Verbose);
+        bool AllowDowngrade, bool FullBaseHash, bool KeepPrevious, bool LinkBlobs, string? StateDir, bool Json, bool Verbose)
+    {
+        public RunningProgramPolicy RunningPrograms { get; init; }
+
+        public TimeSpan RunningProgramsWait { get; init; } = TimeSpan.FromSeconds(60);
+    }
+
+    internal static RunningProgramPolicy ParseRunningPrograms(string? value) => value switch
+    {
+        null or "ignore" => RunningProgramPolicy.Ignore,
+        "refuse" => RunningProgramPolicy.Refuse,
+        "wait" => RunningProgramPolicy.Wait,
+        "layered" => RunningProgramPolicy.UseLayered,
+        _ => throw new UsageException($"--running-programs '{value}' is not one of ignore, refuse, wait, layered"),
+    };
+
+    private static TimeSpan WaitSeconds(int seconds) =>
+        seconds is >= 0 and <= 86_400 ? TimeSpan.FromSeconds(seconds) : throw new UsageException($"--wait-seconds {seconds} is not between 0 and 86400");
 
     internal static CommitStrategy ParseStrategy(string? value) => value switch
     {
@@ -77,6 +110,8 @@ internal sealed class ApplyCommand : IToolCommand
             VerifyBaseHashes = s.FullBaseHash,
             KeepPreviousVersion = s.KeepPrevious,
             LinkPatchBlobs = s.LinkBlobs,
+            RunningPrograms = s.RunningPrograms,
+            RunningProgramsWait = s.RunningProgramsWait,
         };
         var target = Path.GetFullPath(s.Target);
         var patch = Path.GetFullPath(s.Patch);
