@@ -480,7 +480,12 @@ internal sealed class World : IDisposable
     public ApplyResult? Apply(ScenarioLog log, TimeSpan? budget, string? patchDir = null, IProgress<PatchProgress>? progress = null)
     {
         var options = new PatcherOptions { Strategy = CommitStrategy.Layered, Logger = log, FileLockTimeout = budget, TrustedKeys = [PublicKey] };
-        return Patcher.ApplyAsync(InstallDir, patchDir ?? PatchDir, options, progress).GetAwaiter().GetResult();
+        var result = Patcher.ApplyAsync(InstallDir, patchDir ?? PatchDir, options, progress).GetAwaiter().GetResult();
+        // The old files are deleted in the background. Deleting a backup that is a hard link of a file still installed
+        // (kept by an earlier rolled-back attempt) opens that file for deletion, and the checks below read it without
+        // sharing delete: waiting here, as patchtool does before it exits, keeps them from racing that deletion.
+        result.Cleanup.GetAwaiter().GetResult();
+        return result;
     }
 
     /// <summary>
