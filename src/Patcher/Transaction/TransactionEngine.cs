@@ -63,19 +63,19 @@ internal static class TransactionEngine
         if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
         using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: true, options.Logger, options.TimeProvider);
         var pending = journal.Pending();
+        var context = new CommitContext(fs, layout, journal, LockRetry.For(fs, options, layout.InstallDir), options.Logger);
         var outcome = RecoveryOutcome.NothingPending;
         if (pending is not null)
         {
-            var context = new CommitContext(fs, layout, journal, LockRetry.For(fs, options, layout.InstallDir), options.Logger);
             var forward = Recoverer.Recover(context, pending, RollForwardTrust.From(options));
             outcome = forward ? RecoveryOutcome.RolledForward : RecoveryOutcome.RolledBack;
-            new SwapStrategy(context).SweepTreesInUse();
         }
         else
         {
             Recoverer.ResolveWithoutJournalRow(fs, layout, options.Logger);
-            new SwapStrategy(new CommitContext(fs, layout, journal, LockRetry.For(fs, options, layout.InstallDir), options.Logger)).SweepTreesInUse();
         }
+
+        new SwapStrategy(context).SweepTreesInUse();
 
         // A cleanup interrupted after the done row (the marker could not be removed) left its trash too, and blobs
         // received for a transaction that never began are of no use (under the lock, no apply is using them).
