@@ -52,8 +52,23 @@ internal sealed record DeltaOp
     public IReadOnlyList<RefWindow> Refs { get; init; } = [];
 }
 
-/// <summary>A window of a base file used as (part of) a data operation's reference, with its signed SHA-256.</summary>
-internal sealed record RefWindow(string Path, long Offset, long Length, string Sha256);
+/// <summary>
+/// A window used as (part of) a data operation's reference, with its signed SHA-256: <see cref="Length"/> bytes from
+/// <see cref="Offset"/> of base file <see cref="Path"/>, or, when <see cref="Content"/> is set, of a content the same
+/// patch rebuilds by an earlier recipe (content only the new version has, such as several builds of one bundle).
+/// </summary>
+internal sealed record RefWindow(string Path, long Offset, long Length, string Sha256)
+{
+    /// <summary>
+    /// The SHA-256 of the earlier recipe's content the window lies in; null: the window lies in base file
+    /// <see cref="Path"/>. A content window's <see cref="Path"/> is empty.
+    /// </summary>
+    public string? Content { get; init; }
+
+    /// <summary>A window of the content with SHA-256 <paramref name="content"/>, rebuilt earlier by the same patch.</summary>
+    public static RefWindow InContent(string content, long offset, long length, string sha256) =>
+        new("", offset, length, sha256) { Content = content };
+}
 
 /// <summary>Bounds of format 2 that both the builder and the applier hold to (documented in docs/format.md).</summary>
 internal static class DeltaLimits
