@@ -24,6 +24,7 @@ public static class ErrorMessages
         PatchErrorCode.ManifestExpired => "this update has expired; check for a newer one",
         PatchErrorCode.BlobMissing or PatchErrorCode.BlobSizeMismatch or PatchErrorCode.BlobHashMismatch
             or PatchErrorCode.DeltaOutputMismatch or PatchErrorCode.DeltaOutputTooLong or PatchErrorCode.DeltaReferenceOutsideBase
+            or PatchErrorCode.DeltaReferenceNotEarlier
             or PatchErrorCode.DeltaCorrupt or PatchErrorCode.DeltaWindowTooLarge or PatchErrorCode.PatchFileNotRegular =>
             "the update's download is incomplete or corrupt; download it again",
         PatchErrorCode.SourceUnavailable => "the update server cannot be reached right now; check the connection and try again (what was downloaded is kept)",

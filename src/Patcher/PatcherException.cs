@@ -69,6 +69,12 @@ public enum PatchErrorCode
     /// the patch) is not the one the patch names by its SHA-256. Nothing was changed.
     /// </summary>
     BaseManifestMismatch = 161,
+    /// <summary>
+    /// A format 2 delta's reference window lies in a content the patch does not rebuild before it: the content itself,
+    /// a later one, or one the manifest does not list. Windows may only name earlier contents, so that no content waits
+    /// on itself. Nothing was changed.
+    /// </summary>
+    DeltaReferenceNotEarlier = 162,
 
     // ---- updates from a server (nothing in the install was changed) ----
     /// <summary>The update source could not be reached, or kept failing (errors, timeouts, short answers) after its retries.</summary>

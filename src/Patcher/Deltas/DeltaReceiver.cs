@@ -202,7 +202,7 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
             var at = 0;
             foreach (var window in refs)
             {
-                ReadBase(window.Path, window.Offset, buffer.AsSpan(at, (int)window.Length), window.Sha256);
+                ReadWindow(window, buffer.AsSpan(at, (int)window.Length));
                 at += (int)window.Length;
             }
         }

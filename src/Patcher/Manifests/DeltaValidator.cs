@@ -2,7 +2,7 @@ namespace Patching.Manifests;
 
 /// <summary>
 /// Structural checks on format 2's recipes, before anything is read: lengths add up, every range lies inside the
-/// base file or the payload it names, and nothing exceeds the bounds the applier holds in memory.
+/// base file, earlier content or payload it names, and nothing exceeds the bounds the applier holds in memory.
 /// </summary>
 internal static class DeltaValidator
 {
@@ -13,11 +13,15 @@ internal static class DeltaValidator
             throw new PatcherException(PatchErrorCode.LimitExceeded, $"the payload declares {m.PayloadSize} bytes, out of bounds");
         var baseSizes = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var b in m.Base) baseSizes[b.Path] = b.Size;
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        // Contents by SHA-256 with their size, each added once its recipe is checked: a content window may only name
+        // one already here, an earlier recipe. That makes the graph of references acyclic, so rebuilding a content
+        // never waits on itself, directly or through others.
+        var earlier = new Dictionary<string, long>(StringComparer.Ordinal);
+        var all = new HashSet<string>(StringComparer.Ordinal);
         long ops = 0;
         foreach (var r in m.Recipes)
         {
-            if (!seen.Add(r.Sha256)) throw Malformed($"content {r.Sha256} has two recipes");
+            if (!all.Add(r.Sha256)) throw Malformed($"content {r.Sha256} has two recipes");
             if (r.Size == 0) throw Malformed($"content {r.Sha256} is empty and needs no recipe");
             ops += r.Ops.Count;
             if (ops > limits.MaxFiles) throw new PatcherException(PatchErrorCode.LimitExceeded, $"the recipes hold more than {limits.MaxFiles} operations");
@@ -49,13 +53,26 @@ internal static class DeltaValidator
                         if (refTotal > DeltaLimits.MaxRefLength)
                             throw new PatcherException(PatchErrorCode.LimitExceeded, $"the reference of a delta of content {r.Sha256} is over {DeltaLimits.MaxRefLength} bytes");
                         if (!ManifestValidator.IsSha256Hex(window.Sha256)) throw Malformed($"a reference window of content {r.Sha256} has a malformed sha256");
-                        InsideBase(window.Path, window.Offset, window.Length, baseSizes, r.Sha256);
+                        if (window.Content is null) InsideBase(window.Path, window.Offset, window.Length, baseSizes, r.Sha256);
+                        else InsideContent(window, earlier, r.Sha256);
                     }
                 }
             }
 
             if (total != r.Size) throw Malformed($"the operations of content {r.Sha256} add up to {total} bytes, declared {r.Size}");
+            earlier.Add(r.Sha256, r.Size);
         }
+    }
+
+    private static void InsideContent(RefWindow window, Dictionary<string, long> earlier, string content)
+    {
+        if (window.Path.Length != 0) throw Malformed($"a reference window of content {content} names both a content and base file '{window.Path}'");
+        if (!earlier.TryGetValue(window.Content!, out var size))
+            throw new PatcherException(PatchErrorCode.DeltaReferenceNotEarlier,
+                $"a delta of content {content} reads content {window.Content}, which no earlier recipe rebuilds (itself, a later one, or none)", window.Content);
+        if (window.Offset < 0 || window.Offset > size - window.Length)
+            throw new PatcherException(PatchErrorCode.DeltaReferenceOutsideBase,
+                $"content {content} reads {window.Length} bytes at {window.Offset} of content {window.Content}, outside it", window.Content);
     }
 
     private static void InsideBase(string? path, long offset, long length, Dictionary<string, long> baseSizes, string content)

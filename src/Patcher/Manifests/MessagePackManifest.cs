@@ -23,6 +23,9 @@ internal static class MessagePackManifest
         KBaseDirectories = "baseDirectories", KPayload = "payload", KContents = "contents",
         KBaseManifest = "baseManifest", KTargetManifest = "targetManifest", KAdded = "added", KChanged = "changed", KRemoved = "removed";
 
+    /// <summary>The first element of a 5-element reference window, which lies in a content rather than a base file.</summary>
+    internal const int ContentWindowTag = 1;
+
     public static byte[] Serialize(Manifest m)
     {
         var buffer = new ArrayBufferWriter<byte>();
@@ -92,6 +95,8 @@ internal static class MessagePackManifest
         // A hash the reader can derive is written as nil: an operation's when it is the recipe's only one (its output is
         // the content), a range's when it is a whole base file (its hash is the base file's).
         bool WholeBase(string path, long offset, long length) => offset == 0 && m.Base[baseIndex[path]].Size == length;
+        var contentIndex = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < m.Recipes.Count; i++) contentIndex.TryAdd(m.Recipes[i].Sha256, i);
         w.Write(KContents);
         w.WriteArrayHeader(m.Recipes.Count);
         foreach (var r in m.Recipes)
@@ -121,6 +126,19 @@ internal static class MessagePackManifest
                 w.WriteArrayHeader(op.Refs.Count);
                 foreach (var window in op.Refs)
                 {
+                    if (window.Content is { } content)
+                    {
+                        // [1, content, offset, length, sha256]: a window of a content rebuilt by an earlier entry.
+                        var index = contentIndex[content];
+                        w.WriteArrayHeader(5);
+                        w.Write(ContentWindowTag);
+                        w.Write(index);
+                        w.Write(window.Offset);
+                        w.Write(window.Length);
+                        WriteHashOrNil(ref w, window.Sha256, window.Offset == 0 && window.Length == m.Recipes[index].Size);
+                        continue;
+                    }
+
                     w.WriteArrayHeader(4);
                     w.Write(baseIndex[window.Path]);
                     w.Write(window.Offset);
@@ -183,13 +201,19 @@ internal static class MessagePackManifest
 
         // A content is rebuilt only for a file whose content the base lacks as a whole file: one added or changed.
         var files = raw.BaseManifest is null ? trees.Files : ManifestChanges.Listed(raw.Added!, raw.Changed!);
-        var recipes = new List<ContentRecipe>(raw.Contents.Count);
-        foreach (var (file, ops) in raw.Contents)
+        var contents = new List<TargetFile>(raw.Contents.Count);
+        foreach (var (file, _) in raw.Contents)
         {
             if (file < 0 || file >= files.Count) throw Malformed($"a content names file {file}, which the manifest does not list", path);
-            var target = files[file];
-            var recipe = new ContentRecipe { Sha256 = target.Sha256, Size = target.Size, Ops = ops.Select(o => o.Op).ToList() };
-            recipes.Add(recipe with { Ops = ops.Select(o => o.Resolve(trees.Base, recipe, path)).ToList() });
+            contents.Add(files[file]);
+        }
+
+        var recipes = new List<ContentRecipe>(raw.Contents.Count);
+        for (var i = 0; i < raw.Contents.Count; i++)
+        {
+            var ops = raw.Contents[i].Ops;
+            var recipe = new ContentRecipe { Sha256 = contents[i].Sha256, Size = contents[i].Size, Ops = ops.Select(o => o.Op).ToList() };
+            recipes.Add(recipe with { Ops = ops.Select(o => o.Resolve(trees.Base, contents, recipe, path)).ToList() });
         }
 
         return trees with { Recipes = recipes, PayloadSize = raw.Payload };

@@ -129,11 +129,23 @@ internal sealed class RawManifest
     };
 }
 
-/// <summary>An operation as read: base files by index, resolved once the base list is known.</summary>
+/// <summary>
+/// A reference window as read: <see cref="Index"/> is a base file's index, or (with <see cref="InContent"/>) an index
+/// in the manifest's contents.
+/// </summary>
+internal readonly record struct RawWindow(bool InContent, int Index, long Offset, long Length, string? Sha);
+
+/// <summary>An operation as read: base files and contents by index, resolved once the base list is known.</summary>
 /// <remarks>An empty <see cref="DeltaOp.Sha256"/> stands for nil until resolved.</remarks>
-internal sealed record RawOp(DeltaOp Op, int BaseIndex, List<(int File, long Offset, long Length, string? Sha)> Refs)
+internal sealed record RawOp(DeltaOp Op, int BaseIndex, List<RawWindow> Refs)
 {
-    public DeltaOp Resolve(IReadOnlyList<BaseFile> baseFiles, ContentRecipe recipe, string? path)
+    /// <summary>
+    /// The operation with base files named by path and content windows by their content's SHA-256;
+    /// <paramref name="contents"/> are the files the manifest's contents name, in order. A content window's index is
+    /// resolved whatever it is when it names a listed content: whether that content comes earlier is the validator's
+    /// rule (<see cref="PatchErrorCode.DeltaReferenceNotEarlier"/>).
+    /// </summary>
+    public DeltaOp Resolve(IReadOnlyList<BaseFile> baseFiles, IReadOnlyList<TargetFile> contents, ContentRecipe recipe, string? path)
     {
         BaseFile Base(int index) => index >= 0 && index < baseFiles.Count
             ? baseFiles[index]
@@ -155,10 +167,24 @@ internal sealed record RawOp(DeltaOp Op, int BaseIndex, List<(int File, long Off
             Sha256 = Op.Sha256.Length > 0 ? Op.Sha256 : recipe.Sha256,
             Refs = Refs.Select(r =>
             {
-                var b = Base(r.File);
+                if (r.InContent) return ContentWindow(r, contents, recipe, path);
+                var b = Base(r.Index);
                 return new RefWindow(b.Path, r.Offset, r.Length, r.Sha ?? WholeBaseHash(b, r.Offset, r.Length));
             }).ToList(),
         };
+    }
+
+    /// <summary>A window of content <c>window.Index</c>; a nil hash stands for the whole content's.</summary>
+    private static RefWindow ContentWindow(RawWindow window, IReadOnlyList<TargetFile> contents, ContentRecipe recipe, string? path)
+    {
+        if (window.Index < 0 || window.Index >= contents.Count)
+            throw new PatcherException(PatchErrorCode.DeltaReferenceNotEarlier,
+                $"a delta of content {recipe.Sha256} reads content {window.Index}, which the manifest does not list", path);
+        var source = contents[window.Index];
+        var sha = window.Sha ?? (window.Offset == 0 && window.Length == source.Size
+            ? source.Sha256
+            : throw Malformed($"a window of content {source.Sha256} has no hash but is not the whole content", path));
+        return RefWindow.InContent(source.Sha256, window.Offset, window.Length, sha);
     }
 
     public static RawOp Read(ref MessagePackReader r, string? path)
@@ -183,12 +209,8 @@ internal sealed record RawOp(DeltaOp Op, int BaseIndex, List<(int File, long Off
                     Kind = DeltaOpKind.Data, Length = r.ReadInt64(), Sha256 = ReadHashOrNil(ref r) ?? "", PayloadOffset = r.ReadInt64(), StoredLength = r.ReadInt64(),
                 };
                 var count = ReadArrayHeader(ref r);
-                var refs = new List<(int, long, long, string?)>(count);
-                for (var i = 0; i < count; i++)
-                {
-                    ExpectArray(ref r, 4, "a reference window");
-                    refs.Add((r.ReadInt32(), r.ReadInt64(), r.ReadInt64(), ReadHashOrNil(ref r)));
-                }
+                var refs = new List<RawWindow>(count);
+                for (var i = 0; i < count; i++) refs.Add(ReadWindow(ref r, path));
 
                 return new RawOp(op, -1, refs);
             }
@@ -196,5 +218,19 @@ internal sealed record RawOp(DeltaOp Op, int BaseIndex, List<(int File, long Off
             default:
                 throw Malformed($"an operation has kind {kind} with {n} fields", path);
         }
+    }
+
+    /// <summary>
+    /// <c>[base, offset, length, sha256]</c>, or <c>[1, content, offset, length, sha256]</c> for a window of a content
+    /// the patch rebuilds; any other length or tag is malformed.
+    /// </summary>
+    private static RawWindow ReadWindow(ref MessagePackReader r, string? path)
+    {
+        var n = ReadArrayHeader(ref r);
+        if (n == 4) return new RawWindow(false, r.ReadInt32(), r.ReadInt64(), r.ReadInt64(), ReadHashOrNil(ref r));
+        if (n != 5) throw Malformed($"a reference window has {n} fields", path);
+        var tag = r.ReadInt32();
+        if (tag != ContentWindowTag) throw Malformed($"a reference window has tag {tag}", path);
+        return new RawWindow(true, r.ReadInt32(), r.ReadInt64(), r.ReadInt64(), ReadHashOrNil(ref r));
     }
 }

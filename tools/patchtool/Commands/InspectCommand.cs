@@ -109,6 +109,9 @@ internal sealed class InspectCommand : IToolCommand
         var files = ManifestChanges.Listed(raw.Added!, raw.Changed!);
         // A hash left out because it is a whole base file's is shown as that: the base's hashes are not at hand.
         const string WholeBaseFile = "(the whole base file's)";
+        string ContentAt(int index) => index >= 0 && index < raw.Contents.Count && raw.Contents[index].File is var f && f >= 0 && f < files.Count
+            ? files[f].Sha256
+            : $"(content {index}, not listed)";
         var recipes = raw.Contents.Where(c => c.File >= 0 && c.File < files.Count).Select(c => new ContentRecipe
         {
             Sha256 = files[c.File].Sha256,
@@ -117,7 +120,9 @@ internal sealed class InspectCommand : IToolCommand
             {
                 Sha256 = o.Op.Sha256.Length > 0 ? o.Op.Sha256 : c.Ops.Count == 1 ? files[c.File].Sha256 : WholeBaseFile,
                 BasePath = o.Op.Kind == DeltaOpKind.Copy ? $"#{o.BaseIndex}" : null,
-                Refs = o.Refs.Select(r => new RefWindow($"#{r.File}", r.Offset, r.Length, r.Sha ?? WholeBaseFile)).ToList(),
+                Refs = o.Refs.Select(r => r.InContent
+                    ? RefWindow.InContent(ContentAt(r.Index), r.Offset, r.Length, r.Sha ?? ContentAt(r.Index))
+                    : new RefWindow($"#{r.Index}", r.Offset, r.Length, r.Sha ?? WholeBaseFile)).ToList(),
             }).ToList(),
         }).ToList();
         // Checked before printing as far as it can be without the base: paths, sizes and hashes of what is listed (each
@@ -137,10 +142,15 @@ internal sealed class InspectCommand : IToolCommand
     private static List<InspectContent> Contents(Manifest m)
     {
         var files = m.Files.GroupBy(f => f.Sha256, StringComparer.Ordinal).ToDictionary(g => g.Key, g => (IReadOnlyList<string>)g.Select(f => f.Path).ToList(), StringComparer.Ordinal);
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < m.Recipes.Count; i++) index.TryAdd(m.Recipes[i].Sha256, i);
+        InspectReference Reference(RefWindow x) => x.Content is { } content
+            ? new InspectReference(null, x.Offset, x.Length, x.Sha256, index.TryGetValue(content, out var i) ? i : null, content)
+            : new InspectReference(x.Path, x.Offset, x.Length, x.Sha256, null, null);
         return m.Recipes.Select(r => new InspectContent(r.Sha256, r.Size, files.GetValueOrDefault(r.Sha256, []), r.Ops.Select(op => op.Kind == DeltaOpKind.Copy
             ? new InspectOperation("copy", op.Length, op.Sha256, op.BasePath, op.BaseOffset, null, null, null)
             : new InspectOperation("data", op.Length, op.Sha256, null, null, op.PayloadOffset, op.StoredLength,
-                op.Refs.Select(x => new InspectReference(x.Path, x.Offset, x.Length, x.Sha256)).ToList())).ToList())).ToList();
+                op.Refs.Select(Reference).ToList())).ToList())).ToList();
     }
 
     private static void List(TextWriter o, char mark, IReadOnlyList<string> paths)

@@ -54,7 +54,8 @@ internal sealed record InspectContent(string Sha256, long Size, IReadOnlyList<st
 internal sealed record InspectOperation(
     string Kind, long Length, string Sha256, string? Base, long? BaseOffset, long? PayloadOffset, long? StoredLength, IReadOnlyList<InspectReference>? References);
 
-internal sealed record InspectReference(string Base, long Offset, long Length, string Sha256);
+/// <summary>A reference window: of base file <c>Base</c>, or (<c>Base</c> null) of the content rebuilt by entry <c>ContentIndex</c> of the contents, whose SHA-256 is <c>Content</c>.</summary>
+internal sealed record InspectReference(string? Base, long Offset, long Length, string Sha256, int? ContentIndex, string? Content);
 
 /// <summary>What <c>patchtool build --json</c> prints: where the patch is and what its bytes are made of.</summary>
 /// <param name="ReusedBytes">Target bytes taken from the installed version (whole files and copied ranges).</param>
