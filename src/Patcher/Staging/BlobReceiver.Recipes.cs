@@ -18,46 +18,62 @@ internal sealed partial class BlobReceiver
     /// </summary>
     private void ReceiveRecipes(ApplyPlan plan, IReadOnlyDictionary<string, bool> executable, IProgress<PatchProgress>? progress, CancellationToken ct)
     {
-        var recipes = package.Manifest.Recipes.Where(r => executable.ContainsKey(r.Sha256)).OrderByDescending(r => r.Size).ToList();
+        var recipes = InDependencyOrder(package.Manifest.Recipes, executable.ContainsKey);
         if (recipes.Count == 0) return;
+        var placedCount = recipes.Count(r => executable.ContainsKey(r.Sha256));
+        var fans = executable.Keys.Select(ReceivedBlobs.FanOut).ToHashSet(StringComparer.Ordinal);
+        foreach (var r in recipes)
+            if (fans.Add(ReceivedBlobs.FanOut(r.Sha256))) fs.CreateDirectory(Path.Join(incomingDir, ReceivedBlobs.FanOut(r.Sha256)));
         package.CheckPayloadPresent();
         var walk = new Dictionary<string, EntryInfo>(StringComparer.Ordinal);
         foreach (var e in plan.InstallEntries ?? TreeOps.Walk(fs, plan.InstallDir)) walk[e.Path] = e.Info;
-        using var receiver = new DeltaReceiver(fs, plan.InstallDir, package, walk);
+        var completions = new ContentCompletions(recipes);
+        using var receiver = new DeltaReceiver(fs, plan.InstallDir, package, walk) { ContentPath = sha => completions.Wait(sha, ct) };
         long bytesDone = 0;
         var done = 0;
         var reporting = new object();
         void Report()
         {
             if (progress is null) return;
-            lock (reporting) progress.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref done), recipes.Count, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
+            lock (reporting) progress.Report(new PatchProgress(PatchPhase.Staging, Volatile.Read(ref done), placedCount, Interlocked.Read(ref bytesDone), plan.BytesToWrite));
         }
 
         var checkpoints = Checkpoints;
         checkpoints?.Open();
         StagingWorkers.ForEach(recipes, ct, recipe =>
         {
-            var x = executable[recipe.Sha256];
+            // A content only other contents read is rebuilt but not placed: it counts in no progress the plan announced.
+            var placed = executable.TryGetValue(recipe.Sha256, out var x);
             var path = checkpoints?.PathOf(recipe.Sha256) ?? ReceivedBlobs.PathOf(incomingDir, recipe.Sha256);
             void OnBytes(long n)
             {
-                Interlocked.Add(ref bytesDone, n);
+                if (placed) Interlocked.Add(ref bytesDone, n);
                 Interlocked.Add(ref _bytesWritten, n);
                 Report();
             }
 
-            if (checkpoints is null)
+            try
             {
-                using var output = fs.Create(path);
-                receiver.Write(recipe, output, OnBytes, ct);
-                Finish(path, output, x);
+                if (checkpoints is null)
+                {
+                    using var output = fs.Create(path);
+                    receiver.Write(recipe, output, OnBytes, ct);
+                    Finish(path, output, x);
+                }
+                else
+                {
+                    RebuildResumable(receiver, checkpoints, recipe, path, x, OnBytes, ct);
+                }
             }
-            else
+            catch (Exception ex)
             {
-                RebuildResumable(receiver, checkpoints, recipe, path, x, OnBytes, ct);
-                _rebuilt[recipe.Sha256] = path;
+                completions.Failed(recipe.Sha256, ex);
+                throw;
             }
 
+            completions.Completed(recipe.Sha256, path);
+            if (!placed) return;
+            if (checkpoints is not null) _rebuilt[recipe.Sha256] = path;
             _received[recipe.Sha256] = x;
             Interlocked.Increment(ref done);
             Report();
