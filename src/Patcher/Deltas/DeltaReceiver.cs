@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.IO.Hashing;
 using System.Security.Cryptography;
 using Patching.IO;
@@ -92,10 +93,23 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
     /// </summary>
     internal static readonly int OpsInFlight = Math.Clamp(Environment.ProcessorCount, 2, 4);
 
-    /// <summary>Contents with fewer bytes left to write are produced one operation at a time on the writing thread.</summary>
-    internal const long DefaultParallelFromBytes = 16L << 20;
+    /// <summary>
+    /// Contents with fewer bytes left to write are produced one operation at a time on the writing thread: below a
+    /// single operation's maximum there is little to share, and a tree of small files already keeps every core busy.
+    /// </summary>
+    internal const long DefaultParallelFromBytes = DeltaLimits.MaxDataLength;
 
-    internal long ParallelFromBytes { get; init; } = DefaultParallelFromBytes;
+    /// <summary>
+    /// The threshold a receiver uses. Only a process that opted in to the crash-test hooks (<see cref="CrashInjection.OptInSwitch"/>)
+    /// may lower it with <c>PATCHER_TEST_PARALLEL_FROM_BYTES</c>, so that a small test patch is produced several operations at once.
+    /// </summary>
+    internal static long ConfiguredParallelFromBytes { get; } =
+        AppContext.TryGetSwitch(CrashInjection.OptInSwitch, out var on) && on &&
+        long.TryParse(Environment.GetEnvironmentVariable("PATCHER_TEST_PARALLEL_FROM_BYTES"), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : DefaultParallelFromBytes;
+
+    internal long ParallelFromBytes { get; init; } = ConfiguredParallelFromBytes;
 
     /// <summary>Operations this receiver ran (decoded or copied from the base), and the bytes they produced.</summary>
     public (long Ops, long Bytes) Produced => (Interlocked.Read(ref _opsRun), Interlocked.Read(ref _bytesRun));
