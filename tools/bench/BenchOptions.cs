@@ -37,6 +37,14 @@ internal sealed class BenchOptions
                                   file, build throughput (written to its own region of the report)
           --f2-total-mb X         bytes of the compressible text-like tree (full 128, quick 32)
           --f2-big-mb X           size of the large file edited in places (full 4096, quick 256; 0 skips)
+          --large-delta           instead, one large file edited in many places: patchtool apply (wall, CPU, peak RSS)
+                                  against zstd -d --patch-from + sync of the same file (its own region of the report)
+          --ld-mb X               size of that file (default 1024)
+          --ld-edits N            places edited (default 1000)
+          --ld-pct P              share of the file replaced by new bytes (default 5)
+          --ld-level N            zstd level of the patch and of zstd's delta (default 3: decoding costs the same at
+                                  any level, and level 19 on a 1 GiB file takes a long time)
+          --patchtool-before PATH also apply with this patchtool (e.g. a build of an earlier commit), same patch, same runs
           --build                 instead, build throughput: a generated tree (four large pack files and many small
                                   files, text-like and incompressible) with --change-pct of its bytes changed, built at
                                   the default level and --build-levels, against cp -a + sync of the new tree and
@@ -80,6 +88,13 @@ internal sealed class BenchOptions
     public double F2TotalMb { get; private set; }
     public double F2BigMb { get; private set; }
     public bool Update { get; private set; }
+    public bool LargeDelta { get; private set; }
+    public double LdMb { get; private set; } = 1024;
+    public int LdEdits { get; private set; } = 1000;
+    public double LdPct { get; private set; } = 5;
+    public int LdLevel { get; private set; } = 3;
+    public string? PatchToolBefore { get; private set; }
+    public long LdBytes => (long)(LdMb * (1L << 20));
     public bool Build { get; private set; }
     public double BuildTotalGb { get; private set; }
     public int[] BuildLevels { get; private set; } = [];
@@ -101,7 +116,7 @@ internal sealed class BenchOptions
     public long ScaleTotalBytes => (long)(ScaleTotalGb * (1L << 30));
     public long ScaleChangedBytes => (long)(ScaleChangedMb * (1L << 20));
 
-    public string Mode => UpdateReal ? (UpSeries.Length > 0 && UpRepairMb > 0 ? "update-real" : UpSeries.Length > 0 ? "update-series" : "update-repair") : (Format2 ? "format2-" : Update ? "update-" : Build ? "build-" : "") + (Quick ? "quick" : "full");
+    public string Mode => UpdateReal ? (UpSeries.Length > 0 && UpRepairMb > 0 ? "update-real" : UpSeries.Length > 0 ? "update-series" : "update-repair") : (LargeDelta ? "large-delta-" : Format2 ? "format2-" : Update ? "update-" : Build ? "build-" : "") + (Quick ? "quick" : "full");
 
     public static BenchOptions Parse(string[] args)
     {
@@ -174,6 +189,12 @@ internal sealed class BenchOptions
                 case "--f2-total-mb": o.F2TotalMb = Dbl(); break;
                 case "--f2-big-mb": o.F2BigMb = Dbl(); break;
                 case "--update": o.Update = true; break;
+                case "--large-delta": o.LargeDelta = true; break;
+                case "--ld-mb": o.LdMb = Dbl(); break;
+                case "--ld-edits": o.LdEdits = Int(); break;
+                case "--ld-pct": o.LdPct = Dbl(); break;
+                case "--ld-level": o.LdLevel = Int(); break;
+                case "--patchtool-before": o.PatchToolBefore = Path.GetFullPath(Value()); break;
                 case "--build": o.Build = true; break;
                 case "--build-total-gb": o.BuildTotalGb = Dbl(); break;
                 case "--build-levels": o.BuildLevels = Value().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); break;

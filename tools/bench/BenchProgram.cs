@@ -149,6 +149,12 @@ internal sealed partial class Bench(BenchOptions o)
         Log("WARNING: built in Debug; run with -c Release for meaningful numbers");
         _notes.AppendLine("- WARNING: this run used a Debug build.");
 #endif
+        if (o.LargeDelta)
+        {
+            LargeDeltaRun();
+            return;
+        }
+
         if (o.Format2)
         {
             Format2Run();

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.ExceptionServices;
 using Patching.Manifests;
 
 namespace Patching.Deltas;
@@ -33,32 +34,73 @@ internal sealed partial class DeltaReceiver
     }
 
     /// <summary>
-    /// Puts copy operation <paramref name="op"/>'s bytes into <paramref name="buffer"/> from a verified reference, when
-    /// its base range lies inside one: the one held, or <paramref name="upcoming"/>, which the next data operation reads
-    /// anyway and is then read now. False when neither covers it (the caller reads and checks the range itself).
+    /// For each operation from <paramref name="from"/> on, the reference it is served from (null: none): a data
+    /// operation's own windows; for a copy, the reference last needed, or else the next data operation's (read now,
+    /// since that operation reads it anyway), when its base range lies inside one. Decided before any operation runs,
+    /// so that operations produced at once agree with the order they are written in.
     /// </summary>
-    private bool CopyFromReference(DeltaOp op, byte[] buffer, ArrayPool<byte> pool, IReadOnlyList<RefWindow>? upcoming, ref (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length)? lastRef)
+    private static IReadOnlyList<RefWindow>?[] ReferencesServed(ContentRecipe recipe, int from)
     {
-        if ((lastRef is not { } held || Within(held.Refs, op) < 0) && upcoming is not null && Within(upcoming, op) >= 0)
+        var upcoming = UpcomingReferences(recipe);
+        var served = new IReadOnlyList<RefWindow>?[recipe.Ops.Count];
+        IReadOnlyList<RefWindow>? held = null;
+        for (var i = from; i < recipe.Ops.Count; i++)
         {
-            if (lastRef is { } stale) pool.Return(stale.Bytes);
-            lastRef = null; // returned: if the read throws, the caller must not return it again
-            try
+            var op = recipe.Ops[i];
+            if (op.Kind == DeltaOpKind.Copy)
             {
-                lastRef = ReadReference(upcoming, pool);
+                if ((held is null || Within(held, op) < 0) && upcoming[i] is { } next && Within(next, op) >= 0) held = next;
+                served[i] = held is not null && Within(held, op) >= 0 ? held : null;
             }
-            catch (PatcherException ex) when (ex.Code == PatchErrorCode.BaseMismatch)
+            else if (op.Refs.Count > 0)
             {
-                // A damaged window is the data operation's to meet (it may fall back to shipped output); this copy
-                // reads and checks its own range, which may well be intact.
-                return false;
+                held = op.Refs;
+                served[i] = held;
             }
         }
 
-        if (lastRef is not { } verified) return false;
-        var at = Within(verified.Refs, op);
+        return served;
+    }
+
+    /// <summary>
+    /// A count of the reference with windows <paramref name="refs"/>: <paramref name="held"/> when it has the same
+    /// windows, else a new one that becomes <paramref name="held"/> (the one held before loses the count holding kept).
+    /// </summary>
+    private SharedReference Acquire(ref SharedReference? held, IReadOnlyList<RefWindow> refs)
+    {
+        if (held is null || !held.Refs.SequenceEqual(refs))
+        {
+            held?.Release(ArrayPool<byte>.Shared);
+            held = new SharedReference(this, refs);
+        }
+
+        held.AddCount();
+        return held;
+    }
+
+    /// <summary>
+    /// Puts copy operation <paramref name="op"/>'s bytes into <paramref name="buffer"/> from the verified
+    /// <paramref name="reference"/> it is served from. False when it has none or the reference does not verify (the
+    /// caller reads and checks the range itself).
+    /// </summary>
+    private static bool CopyFromReference(DeltaOp op, byte[] buffer, SharedReference? reference)
+    {
+        if (reference is null) return false;
+        var at = Within(reference.Refs, op);
         if (at < 0) return false;
-        verified.Bytes.AsSpan((int)at, (int)op.Length).CopyTo(buffer);
+        ReadOnlySpan<byte> verified;
+        try
+        {
+            verified = reference.Bytes();
+        }
+        catch (PatcherException ex) when (ex.Code == PatchErrorCode.BaseMismatch)
+        {
+            // A damaged window is the data operation's to meet (it may fall back to shipped output); this copy
+            // reads and checks its own range, which may well be intact.
+            return false;
+        }
+
+        verified.Slice((int)at, (int)op.Length).CopyTo(buffer);
         return true;
     }
 
@@ -74,5 +116,51 @@ internal sealed partial class DeltaReceiver
         }
 
         return -1;
+    }
+
+    /// <summary>
+    /// A reference shared by the operations served from it: read and checked once, by the first of them to need it
+    /// (the others wait for it), and its buffer returned to the pool when the last count is released. A read that
+    /// fails fails the same way for every operation that needs it.
+    /// </summary>
+    private sealed class SharedReference(DeltaReceiver receiver, IReadOnlyList<RefWindow> refs)
+    {
+        private readonly Lock _gate = new();
+        private int _counts = 1;
+        private (byte[] Bytes, int Length)? _read;
+        private ExceptionDispatchInfo? _failed;
+
+        public IReadOnlyList<RefWindow> Refs => refs;
+
+        public void AddCount() => Interlocked.Increment(ref _counts);
+
+        /// <summary>The windows' bytes, concatenated and checked; rethrows the read's error when it failed.</summary>
+        public ReadOnlySpan<byte> Bytes()
+        {
+            lock (_gate)
+            {
+                if (_read is null && _failed is null)
+                {
+                    try
+                    {
+                        var (_, bytes, length) = receiver.ReadReference(refs, ArrayPool<byte>.Shared);
+                        _read = (bytes, length);
+                    }
+                    catch (Exception ex)
+                    {
+                        _failed = ExceptionDispatchInfo.Capture(ex);
+                    }
+                }
+
+                _failed?.Throw();
+                return _read!.Value.Bytes.AsSpan(0, _read.Value.Length);
+            }
+        }
+
+        /// <summary>Drops a count; the last returns the buffer (every operation holding a count has finished by then).</summary>
+        public void Release(ArrayPool<byte> pool)
+        {
+            if (Interlocked.Decrement(ref _counts) == 0 && _read is { } read) pool.Return(read.Bytes);
+        }
     }
 }

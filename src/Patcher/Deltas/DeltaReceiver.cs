@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.IO.Hashing;
 using System.Security.Cryptography;
 using Patching.IO;
@@ -84,6 +85,31 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
 
     private long _opsRun;
     private long _bytesRun;
+    private int _pooled;
+
+    /// <summary>
+    /// Operations of one content produced at once, and pooled operations of all contents together: with more, a
+    /// large file's operations would wait on the cores anyway while each held up to 48 MiB (docs/decisions.md).
+    /// </summary>
+    internal static readonly int OpsInFlight = Math.Clamp(Environment.ProcessorCount, 2, 4);
+
+    /// <summary>
+    /// Contents with fewer bytes left to write are produced one operation at a time on the writing thread: below a
+    /// single operation's maximum there is little to share, and a tree of small files already keeps every core busy.
+    /// </summary>
+    internal const long DefaultParallelFromBytes = DeltaLimits.MaxDataLength;
+
+    /// <summary>
+    /// The threshold a receiver uses. Only a process that opted in to the crash-test hooks (<see cref="CrashInjection.OptInSwitch"/>)
+    /// may lower it with <c>PATCHER_TEST_PARALLEL_FROM_BYTES</c>, so that a small test patch is produced several operations at once.
+    /// </summary>
+    internal static long ConfiguredParallelFromBytes { get; } =
+        AppContext.TryGetSwitch(CrashInjection.OptInSwitch, out var on) && on &&
+        long.TryParse(Environment.GetEnvironmentVariable("PATCHER_TEST_PARALLEL_FROM_BYTES"), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? n
+            : DefaultParallelFromBytes;
+
+    internal long ParallelFromBytes { get; init; } = ConfiguredParallelFromBytes;
 
     /// <summary>Operations this receiver ran (decoded or copied from the base), and the bytes they produced.</summary>
     public (long Ops, long Bytes) Produced => (Interlocked.Read(ref _opsRun), Interlocked.Read(ref _bytesRun));
@@ -103,33 +129,44 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
     /// <paramref name="output"/>, appending each to the prefix; <paramref name="afterOp"/> sees the prefix after each
     /// operation but the last. The whole content (prefix included) is checked against its SHA-256.
     /// </summary>
+    /// <remarks>
+    /// A large content's operations are produced (read, decoded, checked) several at once on the thread pool, at most
+    /// <see cref="OpsInFlight"/> of them, while this thread writes the finished ones in order: the output, the prefix's
+    /// hashes, <paramref name="onBytes"/> and <paramref name="afterOp"/> see exactly what a one-by-one loop would, and
+    /// the first operation in order that fails is the error thrown, with nothing after it written. Small contents, and
+    /// callers on a scheduler that admits one task at a time, produce each operation on this thread just before writing it.
+    /// </remarks>
     public void Write(ContentRecipe recipe, Stream output, ContentPrefix prefix, Action<ContentPrefix>? afterOp, Action<long>? onBytes, CancellationToken ct)
     {
-        var upcoming = UpcomingReferences(recipe);
+        var count = recipe.Ops.Count;
+        var references = ReferencesServed(recipe, prefix.Ops);
+        var parallel = !Parallelism.OneTaskAtATime && count - prefix.Ops > 1 && recipe.Size - prefix.Length >= ParallelFromBytes;
+        var inFlight = parallel ? OpsInFlight : 1;
         // Operations hold up to 16 MiB of output and 32 MiB of reference: the buffers are rented and returned, so a
         // large file's hundreds of operations reuse a few arrays instead of leaving each one to the collector.
         var pool = ArrayPool<byte>.Shared;
-        (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length)? lastRef = null; // successive operations of one file often share their reference
+        var pending = new Queue<Pending>();
+        SharedReference? held = null; // successive operations of one file often share their reference: kept until another is needed
+        var next = prefix.Ops;
         try
         {
-            for (var i = prefix.Ops; i < recipe.Ops.Count; i++)
+            while (pending.Count > 0 || next < count)
             {
+                while (next < count && pending.Count < inFlight)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    var reference = references[next] is { } refs ? Acquire(ref held, refs) : null;
+                    pending.Enqueue(Start(recipe, recipe.Ops[next], next, pool.Rent(checked((int)recipe.Ops[next].Length + 1)), reference, parallel, ct));
+                    next++;
+                }
+
                 ct.ThrowIfCancellationRequested();
-                var op = recipe.Ops[i];
-                var buffer = pool.Rent(checked((int)op.Length + 1));
+                var done = pending.Peek();
+                done.Produced.GetAwaiter().GetResult(); // the operation's own exception, as itself
+                pending.Dequeue();
                 try
                 {
-                    try
-                    {
-                        Produce(recipe, op, buffer, pool, upcoming[i], ref lastRef);
-                    }
-                    catch (PatcherException ex) when (ex.Code == PatchErrorCode.BaseMismatch && Shipped(op) is { } shipped)
-                    {
-                        // The base bytes this operation reads are damaged, but the patch ships the same output whole.
-                        Decode(recipe, shipped, [], buffer);
-                    }
-
-                    var bytes = buffer.AsSpan(0, (int)op.Length);
+                    var bytes = done.Buffer.AsSpan(0, (int)recipe.Ops[done.Index].Length);
                     output.Write(bytes);
                     prefix.Append(bytes);
                     prefix.Completed(1);
@@ -139,15 +176,31 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
                 }
                 finally
                 {
-                    pool.Return(buffer);
+                    Finish(done, pool);
                 }
 
-                if (i + 1 < recipe.Ops.Count) afterOp?.Invoke(prefix);
+                if (done.Index + 1 < count) afterOp?.Invoke(prefix);
             }
         }
         finally
         {
-            if (lastRef is { } held) pool.Return(held.Bytes);
+            // Operations still running after a failure or cancellation finish (each checks the token first) before
+            // their buffers go back to the pool and before the caller may close the output or the install.
+            foreach (var left in pending)
+            {
+                try
+                {
+                    left.Produced.Wait(CancellationToken.None);
+                }
+                catch (AggregateException)
+                {
+                    // Past the operation that failed or the cancellation: never written, its error is not the one reported.
+                }
+
+                Finish(left, pool);
+            }
+
+            held?.Release(pool);
         }
 
         if (prefix.Sha256 is not { } hash) return;
@@ -155,30 +208,75 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
             throw new PatcherException(PatchErrorCode.DeltaOutputMismatch, $"content {recipe.Sha256} rebuilt from its operations has SHA-256 {hash}", recipe.Sha256);
     }
 
+    /// <summary>
+    /// Produces operation <paramref name="index"/> into <paramref name="buffer"/>: on the thread pool when
+    /// <paramref name="parallel"/> and the receiver's budget of <see cref="OpsInFlight"/> pooled operations (shared by
+    /// the contents rebuilt at once) has room, else here and now.
+    /// </summary>
+    private Pending Start(ContentRecipe recipe, DeltaOp op, int index, byte[] buffer, SharedReference? reference, bool parallel, CancellationToken ct)
+    {
+        void Run()
+        {
+            ct.ThrowIfCancellationRequested();
+            try
+            {
+                Produce(recipe, op, buffer, reference);
+            }
+            catch (PatcherException ex) when (ex.Code == PatchErrorCode.BaseMismatch && Shipped(op) is { } shipped)
+            {
+                // The base bytes this operation reads are damaged, but the patch ships the same output whole.
+                Decode(recipe, shipped, [], buffer);
+            }
+        }
+
+        if (parallel && Interlocked.Increment(ref _pooled) <= OpsInFlight)
+        {
+            return new Pending(index, buffer, reference, Task.Run(() =>
+            {
+                try
+                {
+                    Run();
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref _pooled);
+                }
+            }, CancellationToken.None));
+        }
+
+        if (parallel) Interlocked.Decrement(ref _pooled);
+        try
+        {
+            Run();
+            return new Pending(index, buffer, reference, Task.CompletedTask);
+        }
+        catch (Exception ex)
+        {
+            return new Pending(index, buffer, reference, Task.FromException(ex));
+        }
+    }
+
+    /// <summary>Gives back what a produced (or abandoned) operation held.</summary>
+    private static void Finish(Pending done, ArrayPool<byte> pool)
+    {
+        pool.Return(done.Buffer);
+        done.Reference?.Release(pool);
+    }
+
+    /// <summary>An operation started: its index, its output buffer, the reference it holds a count of, and its completion.</summary>
+    private sealed record Pending(int Index, byte[] Buffer, SharedReference? Reference, Task Produced);
+
     /// <summary>Puts the output of <paramref name="op"/> into <paramref name="buffer"/>, checked against its SHA-256.</summary>
-    private void Produce(ContentRecipe recipe, DeltaOp op, byte[] buffer, ArrayPool<byte> pool, IReadOnlyList<RefWindow>? upcoming, ref (IReadOnlyList<RefWindow> Refs, byte[] Bytes, int Length)? lastRef)
+    private void Produce(ContentRecipe recipe, DeltaOp op, byte[] buffer, SharedReference? reference)
     {
         if (op.Kind == DeltaOpKind.Copy)
         {
-            if (CopyFromReference(op, buffer, pool, upcoming, ref lastRef)) return;
+            if (CopyFromReference(op, buffer, reference)) return;
             ReadBase(op.BasePath!, op.BaseOffset, buffer.AsSpan(0, (int)op.Length), op.Sha256);
             return;
         }
 
-        ReadOnlySpan<byte> reference = default;
-        if (op.Refs.Count > 0)
-        {
-            if (lastRef is not { } last || !last.Refs.SequenceEqual(op.Refs))
-            {
-                if (lastRef is { } stale) pool.Return(stale.Bytes);
-                lastRef = null; // returned: if the next read throws, the caller must not return it again
-                lastRef = ReadReference(op.Refs, pool);
-            }
-
-            reference = lastRef.Value.Bytes.AsSpan(0, lastRef.Value.Length);
-        }
-
-        Decode(recipe, op, reference, buffer);
+        Decode(recipe, op, reference is null ? default : reference.Bytes(), buffer);
     }
 
     /// <summary>Decodes the frame of data operation <paramref name="op"/> against <paramref name="reference"/> and checks its output.</summary>

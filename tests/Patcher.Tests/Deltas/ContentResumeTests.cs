@@ -71,15 +71,18 @@ public sealed partial class ContentResumeTests
         return (result, int.Parse(line.Groups[2].Value, CultureInfo.InvariantCulture), log);
     }
 
-    [Test]
-    public void Apply_KilledAtEveryPointInsideALargeDeltaFile_NextApplyRunsOnlyTheOperationsAfterTheRecordedPrefix()
+    /// <param name="parallel">The killed process produces the file's operations several at once (its threshold lowered to 1 byte).</param>
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Apply_KilledAtEveryPointInsideALargeDeltaFile_NextApplyRunsOnlyTheOperationsAfterTheRecordedPrefix(bool parallel)
     {
         if (!OperatingSystem.IsLinux()) Assert.Ignore("the crash host's kill points are counted on Linux");
-        var (s, recipe, trust) = LargeDeltaGame("resume-every");
+        var (s, recipe, trust) = LargeDeltaGame(parallel ? "resume-every-parallel" : "resume-every");
+        var parallelFromBytes = parallel ? 1 : 0;
         using var _ = s;
         var newListing = PatchScenario.Listing(s.NewTree);
         var log = Path.Join(s.Root, "points.log");
-        var dry = CrashHost.Start(["apply", FreshInstall(s, "dry"), s.PatchDir, trust, "auto"], crashLog: log, resumeRecordBytes: RecordBytes);
+        var dry = CrashHost.Start(["apply", FreshInstall(s, "dry"), s.PatchDir, trust, "auto"], crashLog: log, resumeRecordBytes: RecordBytes, parallelFromBytes: parallelFromBytes);
         Assert.That(dry.ExitCode, Is.EqualTo(0), dry.StdErr);
         var points = File.ReadAllLines(log);
         var partial = "partial" + Path.DirectorySeparatorChar + recipe.Sha256;
@@ -95,7 +98,7 @@ public sealed partial class ContentResumeTests
         for (var k = first; k <= complete + 1; k++)
         {
             var install = FreshInstall(s, "k" + k);
-            var run = CrashHost.Start(["apply", install, s.PatchDir, trust, "auto"], crashAt: k, resumeRecordBytes: RecordBytes);
+            var run = CrashHost.Start(["apply", install, s.PatchDir, trust, "auto"], crashAt: k, resumeRecordBytes: RecordBytes, parallelFromBytes: parallelFromBytes);
             if (!run.Killed)
             {
                 failures.Add($"point {k} ({points[k - 1]}): not killed (exit {run.ExitCode}: {run.StdErr.Trim()})");

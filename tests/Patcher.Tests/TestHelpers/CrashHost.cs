@@ -17,7 +17,8 @@ internal static class CrashHost
     /// <param name="crashAt">The crash point to die at (0: none).</param>
     /// <param name="crashLog">Where to list the crash points passed.</param>
     /// <param name="resumeRecordBytes">Bytes between progress records of a rebuilt content (0: the library's default).</param>
-    public static Run Start(IEnumerable<string> args, int crashAt = 0, string? crashLog = null, long resumeRecordBytes = 0)
+    /// <param name="parallelFromBytes">Bytes a content must have for its operations to be produced several at once (0: the library's default).</param>
+    public static Run Start(IEnumerable<string> args, int crashAt = 0, string? crashLog = null, long resumeRecordBytes = 0, long parallelFromBytes = 0)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(HostDll);
@@ -28,6 +29,8 @@ internal static class CrashHost
         if (crashLog is not null) psi.Environment["PATCHER_TEST_CRASH_LOG"] = crashLog;
         psi.Environment.Remove("PATCHER_TEST_RESUME_RECORD_BYTES");
         if (resumeRecordBytes > 0) psi.Environment["PATCHER_TEST_RESUME_RECORD_BYTES"] = resumeRecordBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        psi.Environment.Remove("PATCHER_TEST_PARALLEL_FROM_BYTES");
+        if (parallelFromBytes > 0) psi.Environment["PATCHER_TEST_PARALLEL_FROM_BYTES"] = parallelFromBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

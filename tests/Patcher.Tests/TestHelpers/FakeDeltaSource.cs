@@ -8,11 +8,18 @@ internal sealed class FakeDeltaSource(Manifest manifest, byte[] payload) : IDelt
 {
     public Manifest Manifest { get; } = manifest;
 
-    public IFrameReader OpenFrames() => new Reader(payload);
+    /// <summary>Called on the reading thread before each frame is read (e.g. to watch how many operations decode at once).</summary>
+    public Action<DeltaOp>? OnReadFrame { get; init; }
 
-    private sealed class Reader(byte[] payload) : IFrameReader
+    public IFrameReader OpenFrames() => new Reader(payload, OnReadFrame);
+
+    private sealed class Reader(byte[] payload, Action<DeltaOp>? onRead) : IFrameReader
     {
-        public byte[] ReadFrame(DeltaOp op) => payload.AsSpan((int)op.PayloadOffset, (int)op.StoredLength).ToArray();
+        public byte[] ReadFrame(DeltaOp op)
+        {
+            onRead?.Invoke(op);
+            return payload.AsSpan((int)op.PayloadOffset, (int)op.StoredLength).ToArray();
+        }
 
         public void Dispose()
         {
