@@ -140,4 +140,31 @@ public sealed class InspectCommandTests
                 "without the base, base files are shown by index");
         });
     }
+
+    [TestCase(true)]
+    [TestCase(false)]
+    public void Inspect_JsonOfContentWindows_ShowsTheContentIndexAndHashOfEachWindow(bool baseManifestBeside)
+    {
+        using var s = new PatchScenario().WithFormat(2);
+        ContentWindowPatch.AddBuilds(s);
+        s.BuildPatch();
+        var m = ContentWindowPatch.Rewrite(s);
+        if (!baseManifestBeside) File.Delete(Path.Join(s.PatchDir, VersionManifest.FileName));
+
+        var json = CliRunner.Expect(0, "inspect", "--patch", s.PatchDir, "--json").Json();
+
+        var b = ContentWindowPatch.Sha(File.ReadAllBytes(Path.Join(s.NewTree, ContentWindowPatch.B)));
+        var c = ContentWindowPatch.Sha(File.ReadAllBytes(Path.Join(s.NewTree, ContentWindowPatch.C)));
+        var contents = json.GetProperty("contents").EnumerateArray().ToList();
+        var window = contents.Single(x => x.GetProperty("sha256").GetString() == c).GetProperty("operations")[1].GetProperty("references")[0];
+        Assert.Multiple(() =>
+        {
+            Assert.That(window.GetProperty("base").ValueKind, Is.EqualTo(System.Text.Json.JsonValueKind.Null), "a content window names no base file");
+            Assert.That(window.GetProperty("content").GetString(), Is.EqualTo(b));
+            Assert.That(window.GetProperty("contentIndex").GetInt32(), Is.EqualTo(m.Recipes.ToList().FindIndex(r => r.Sha256 == b)));
+            Assert.That(window.GetProperty("offset").GetInt64(), Is.EqualTo(0));
+            Assert.That(window.GetProperty("length").GetInt64(), Is.EqualTo(new FileInfo(Path.Join(s.NewTree, ContentWindowPatch.B)).Length));
+            Assert.That(window.GetProperty("sha256").GetString(), Is.EqualTo(b), "a whole content's window has its hash");
+        });
+    }
 }

@@ -136,6 +136,18 @@ public sealed class ContentWindowApplyTests
     }
 
     [Test]
+    public void VerifyAllBlobs_ContentWindows_DecodesOnlyTheFramesWithoutAReference()
+    {
+        using var s = ChainGame(out var m);
+        var package = Sources.PatchPackage.Open(s.PatchDir, ManifestLimits.Default);
+
+        package.VerifyAllBlobs(CancellationToken.None);
+
+        var standalone = m.Recipes.SelectMany(r => r.Ops).Count(o => o.Kind == DeltaOpKind.Data && o.Refs.Count == 0);
+        Assert.That(package.BlobReads, Is.EqualTo(standalone), "a frame against an earlier content needs that content: it is checked when applied");
+    }
+
+    [Test]
     public void InDependencyOrder_LargerReaderAndIndependentContents_ReadersAfterTheirSourcesLargestFirstOtherwise()
     {
         static ContentRecipe R(string name, long size, params string[] reads) => new()

@@ -41,6 +41,19 @@ internal static class HostileCorpusFormat2
             Manifest = Manifest with { Recipes = Manifest.Recipes.Select(r => ReferenceEquals(r, recipe) ? r with { Ops = ops } : r).ToList() };
         }
 
+        /// <summary>
+        /// Puts the first recipe with a data operation first or last among the recipes, and adds to that operation the
+        /// reference window <paramref name="window"/> makes of the recipes in their new order.
+        /// </summary>
+        public void AddWindow(bool readerLast, Func<IReadOnlyList<ContentRecipe>, ContentRecipe, RefWindow> window)
+        {
+            var (r, i) = FirstData();
+            var others = Manifest.Recipes.Where(x => !ReferenceEquals(x, r)).ToList();
+            List<ContentRecipe> recipes = readerLast ? [.. others, r] : [r, .. others];
+            Manifest = Manifest with { Recipes = recipes };
+            Replace(r, i, r.Ops[i] with { Refs = [.. r.Ops[i].Refs, window(recipes, r)] });
+        }
+
         /// <summary>Appends a frame to the payload and returns the data operation reading it (no reference).</summary>
         public DeltaOp AppendFrame(DeltaOp op, byte[] frame)
         {
@@ -120,6 +133,22 @@ internal static class HostileCorpusFormat2
                 var (r, i) = w.FirstData();
                 w.Replace(r, i, r.Ops[i] with { PayloadOffset = w.Manifest.PayloadSize });
             }),
+        Case("format2-content-window-later", "a reference window into a content rebuilt after the one reading it (a cycle could deadlock the applier)",
+            PatchErrorCode.DeltaReferenceNotEarlier, "no earlier recipe rebuilds",
+            w => w.AddWindow(readerLast: false, (recipes, _) => RefWindow.InContent(recipes[1].Sha256, 0, 1, Marker))),
+        Case("format2-content-window-itself", "a reference window into the very content it rebuilds", PatchErrorCode.DeltaReferenceNotEarlier, "no earlier recipe rebuilds",
+            w => w.AddWindow(readerLast: true, (_, reader) => RefWindow.InContent(reader.Sha256, 0, 1, Marker))),
+        Case("format2-content-window-unlisted", "a reference window naming content 127 of a manifest listing four", PatchErrorCode.DeltaReferenceNotEarlier, "does not list",
+            w =>
+            {
+                w.AddWindow(readerLast: true, (recipes, _) => RefWindow.InContent(recipes[0].Sha256, 0, 1, Marker));
+                w.Rewrite = bytes => ContentIndexed(bytes, 127);
+            }),
+        Case("format2-content-window-outside", "a reference window past the end of the earlier content it names", PatchErrorCode.DeltaReferenceOutsideBase, "outside it",
+            w => w.AddWindow(readerLast: true, (recipes, _) => RefWindow.InContent(recipes[0].Sha256, recipes[0].Size - 1, 2, Marker))),
+        Case("format2-content-window-wrong-hash", "mix-and-match: a reference window into an earlier content, signed with a hash its bytes do not have",
+            PatchErrorCode.DeltaOutputMismatch, "reference window",
+            w => w.AddWindow(readerLast: true, (recipes, _) => RefWindow.InContent(recipes[0].Sha256, 0, recipes[0].Size - 1, Marker))),
         Case("format2-unknown-key", "a key the format does not define (could change meaning for a newer reader)", PatchErrorCode.ManifestMalformed, "unknown key",
             w => w.Rewrite = bytes => AddKey(bytes, "installScript", "rm -rf /")),
         Case("format2-repeated-key", "a key given twice (two readers could take different values)", PatchErrorCode.ManifestMalformed, "appears twice",
@@ -135,6 +164,24 @@ internal static class HostileCorpusFormat2
 
     internal static HostileCorpus.Case Case(string name, string attack, PatchErrorCode code, string message, Action<Workbench> mutate) =>
         new(name, attack, code, message, HostileCorpus.Setup.Fresh, _ => { }) { Format2 = mutate };
+
+    /// <summary>The signed hash of the hostile content windows: the SHA-256 of no bytes, which no window of them has.</summary>
+    private const string Marker = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    /// <summary>
+    /// The manifest with the content index of its one window of length 1 at offset 0 hashed <see cref="Marker"/>
+    /// (<c>[1, index, 0, 1, marker]</c>, index a positive fixint) replaced by <paramref name="index"/>.
+    /// </summary>
+    private static byte[] ContentIndexed(byte[] manifest, byte index)
+    {
+        byte[] tail = [0x00, 0x01, 0xc4, 0x20, .. Convert.FromHexString(Marker)];
+        var at = manifest.AsSpan().IndexOf(tail);
+        if (at < 3 || manifest[at - 3] != 0x95 || manifest[at - 2] != 0x01 || manifest[at - 1] > 0x7f)
+            throw new InvalidOperationException("the content window to rewrite is not where it was written");
+        var result = (byte[])manifest.Clone();
+        result[at - 1] = index;
+        return result;
+    }
 
     /// <summary>Appends a string key and value to the manifest's top map (its header is a fixmap: fewer than 16 keys).</summary>
     private static byte[] AddKey(byte[] manifest, string key, string value)
