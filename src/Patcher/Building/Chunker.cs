@@ -4,6 +4,18 @@ namespace Patching.Building;
 internal delegate void ChunkHandler(long offset, ReadOnlySpan<byte> chunk);
 
 /// <summary>
+/// The sizes of one chunking: minimum, maximum, and the two normalized-chunking masks around the average
+/// (2^<c>avgBits</c>): two bits harder before the average, two bits easier after it.
+/// </summary>
+internal readonly record struct ChunkSizes(int Min, int Avg, int Max, ulong MaskHard, ulong MaskEasy)
+{
+    public static ChunkSizes Of(int min, int avgBits, int max) => new(min, 1 << avgBits, max, HighBits(avgBits + 2), HighBits(avgBits - 2));
+
+    // The gear hash shifts left, so its high bits carry the most recent bytes: the masks take high bits.
+    private static ulong HighBits(int bits) => ((1UL << bits) - 1) << (64 - bits);
+}
+
+/// <summary>
 /// Content-defined chunking (FastCDC: a gear rolling hash with normalized chunking), so that an insertion or a
 /// deletion moves only the chunk boundaries near it and every later chunk is found again. Only the builder chunks:
 /// the format records byte ranges, not how they were found, so these parameters can change without a format change.
@@ -15,24 +27,33 @@ internal static class Chunker
     public const int AvgSize = 64 * 1024;
     public const int MaxSize = 256 * 1024;
 
-    // Normalized chunking (level 2): a harder mask (18 bits) before the average size, an easier one (14 bits) after,
-    // which narrows the spread of chunk sizes around the average. The gear hash shifts left, so its high bits carry
-    // the most recent bytes: the masks take high bits.
-    private const ulong MaskHard = ((1UL << 18) - 1) << (64 - 18);
-    private const ulong MaskEasy = ((1UL << 14) - 1) << (64 - 14);
+    /// <summary>
+    /// The chunks of the base and of the contents to rebuild. Normalized chunking (level 2): a harder mask (18 bits)
+    /// before the average size, an easier one (14 bits) after, which narrows the spread of chunk sizes around the average.
+    /// </summary>
+    public static readonly ChunkSizes Default = ChunkSizes.Of(MinSize, 16, MaxSize);
+
+    /// <summary>
+    /// Small chunks (256 B to 4 KiB, 1 KiB on average) that locate a run of new bytes inside another content: a source
+    /// file of a few KiB found again inside a bundle, where no whole default chunk repeats (docs/decisions.md).
+    /// </summary>
+    public static readonly ChunkSizes Fine = ChunkSizes.Of(256, 10, 4 * 1024);
 
     private static readonly ulong[] Gear = MakeGear();
 
-    /// <summary>Splits <paramref name="input"/> into chunks, in order, reading it once through a 1 MiB buffer.</summary>
-    public static void Split(Stream input, ChunkHandler onChunk, CancellationToken ct = default)
+    /// <summary>Splits <paramref name="input"/> into chunks of the <see cref="Default"/> sizes, in order, reading it once through a 1 MiB buffer.</summary>
+    public static void Split(Stream input, ChunkHandler onChunk, CancellationToken ct = default) => Split(input, Default, onChunk, ct);
+
+    /// <summary>Splits <paramref name="input"/> into chunks of <paramref name="sizes"/>, in order, reading it once.</summary>
+    public static void Split(Stream input, ChunkSizes sizes, ChunkHandler onChunk, CancellationToken ct)
     {
-        var buffer = new byte[4 * MaxSize];
+        var buffer = new byte[4 * sizes.Max];
         int start = 0, end = 0;
         long offset = 0;
         var eof = false;
         while (true)
         {
-            if (!eof && end - start < MaxSize)
+            if (!eof && end - start < sizes.Max)
             {
                 // Keep at least one maximal chunk ahead of the cut point.
                 if (start > 0)
@@ -57,31 +78,34 @@ internal static class Chunker
 
             if (end == start) return;
             ct.ThrowIfCancellationRequested();
-            var cut = Cut(buffer.AsSpan(start, Math.Min(end - start, MaxSize)));
+            var cut = Cut(buffer.AsSpan(start, Math.Min(end - start, sizes.Max)), sizes);
             onChunk(offset, buffer.AsSpan(start, cut));
             offset += cut;
             start += cut;
         }
     }
 
-    /// <summary>The length of the chunk that starts <paramref name="data"/> (all of it when shorter than the minimum).</summary>
-    public static int Cut(ReadOnlySpan<byte> data)
+    /// <summary>The length of the <see cref="Default"/> chunk that starts <paramref name="data"/> (all of it when shorter than the minimum).</summary>
+    public static int Cut(ReadOnlySpan<byte> data) => Cut(data, Default);
+
+    /// <summary>The length of the chunk of <paramref name="sizes"/> that starts <paramref name="data"/>.</summary>
+    public static int Cut(ReadOnlySpan<byte> data, ChunkSizes sizes)
     {
-        var n = Math.Min(data.Length, MaxSize);
-        if (n <= MinSize) return n;
-        var normal = Math.Min(n, AvgSize);
+        var n = Math.Min(data.Length, sizes.Max);
+        if (n <= sizes.Min) return n;
+        var normal = Math.Min(n, sizes.Avg);
         ulong fp = 0;
-        var i = MinSize;
+        var i = sizes.Min;
         for (; i < normal; i++)
         {
             fp = (fp << 1) + Gear[data[i]];
-            if ((fp & MaskHard) == 0) return i + 1;
+            if ((fp & sizes.MaskHard) == 0) return i + 1;
         }
 
         for (; i < n; i++)
         {
             fp = (fp << 1) + Gear[data[i]];
-            if ((fp & MaskEasy) == 0) return i + 1;
+            if ((fp & sizes.MaskEasy) == 0) return i + 1;
         }
 
         return n;

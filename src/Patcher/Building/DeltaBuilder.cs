@@ -12,7 +12,8 @@ namespace Patching.Building;
 /// <param name="DeltaContentBytes">Target bytes those frames decode to.</param>
 /// <param name="WholeBytes">Payload bytes of frames compressed without a reference.</param>
 /// <param name="WholeContentBytes">Target bytes those frames decode to.</param>
-internal sealed record DeltaStats(long ReusedBytes, long DeltaBytes, long DeltaContentBytes, long WholeBytes, long WholeContentBytes)
+/// <param name="EarlierContentBytes">Of <paramref name="DeltaBytes"/>, those of frames with a reference window in a content the patch rebuilds earlier.</param>
+internal sealed record DeltaStats(long ReusedBytes, long DeltaBytes, long DeltaContentBytes, long WholeBytes, long WholeContentBytes, long EarlierContentBytes = 0)
 {
     public long PayloadBytes => DeltaBytes + WholeBytes;
 }
@@ -24,6 +25,8 @@ internal sealed record DeltaStats(long ReusedBytes, long DeltaBytes, long DeltaC
 /// base becomes a copy of that range (consecutive ranges of one base file merge), and the chunks between are
 /// compressed with zstd against a reference window of the base (the window after the last copied range, or the same
 /// path's old file around the same offset), so a file edited in a few places costs a few hundred bytes per edit.
+/// Once <see cref="IndexContents"/> has run, a frame's reference also takes windows of contents the patch rebuilds
+/// earlier where the run's bytes occur there, so an edit repeated in several builds of one bundle ships once.
 /// Identical frames (same output, same reference) are stored once. Memory is bounded by the segment sizes of
 /// <see cref="DeltaLimits"/>, whatever the file sizes.
 /// </summary>
@@ -35,7 +38,7 @@ internal sealed record DeltaStats(long ReusedBytes, long DeltaBytes, long DeltaC
 /// and incompressible runs keep their level-1 frame, so the build time follows the changed bytes (docs/decisions.md).
 /// Smaller updates give every run the whole reference budget and the requested level: the smallest patch.
 /// </param>
-internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int level, bool large)
+internal sealed partial class DeltaBuilder(string fromDir, ScannedTree baseTree, int level, bool large)
 {
     /// <summary>Longest run of new bytes compressed as one frame (half the applier's limit: a frame of it fits well).</summary>
     public const int MaxRun = 8 * 1024 * 1024;
@@ -63,26 +66,33 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     private readonly Dictionary<string, int> _basePath = baseTree.Files.Select((f, i) => (f.Path, i)).ToDictionary(x => x.Path, x => x.i, StringComparer.Ordinal);
     private long _reused, _delta, _deltaContent, _whole, _wholeContent;
 
-    public DeltaStats Stats => new(Interlocked.Read(ref _reused), _delta, Interlocked.Read(ref _deltaContent), _whole, Interlocked.Read(ref _wholeContent));
+    public DeltaStats Stats => new(Interlocked.Read(ref _reused), _delta, Interlocked.Read(ref _deltaContent), _whole, Interlocked.Read(ref _wholeContent), _earlierContent);
 
-    /// <summary>Indexes every chunk of the base, files in parallel; a chunk in several places keeps the first in base order.</summary>
+    /// <summary>
+    /// Indexes every chunk of the base, files in parallel; a chunk in several places keeps the first in base order.
+    /// Unless the update is large, the base's small chunks are indexed too (<see cref="WhereFound"/>), before any content's.
+    /// </summary>
     public void IndexBase(CancellationToken ct)
     {
         var perFile = new List<(UInt128, long, int)>[baseTree.Files.Count];
+        var finePerFile = new List<(ulong Hash, long Offset)>[baseTree.Files.Count];
         Parallelism.ForEach(Enumerable.Range(0, baseTree.Files.Count), ct, i =>
         {
             var list = new List<(UInt128, long, int)>();
+            var path = PathRules.Join(fromDir, baseTree.Files[i].Path);
             if (baseTree.Files[i].Size > 0)
             {
-                using var input = FileOps.Instance.OpenRead(PathRules.Join(fromDir, baseTree.Files[i].Path));
+                using var input = FileOps.Instance.OpenRead(path);
                 Chunker.Split(input, (offset, chunk) => list.Add((XxHash128.HashToUInt128(chunk), offset, chunk.Length)), ct);
             }
 
             perFile[i] = list;
+            finePerFile[i] = large || baseTree.Files[i].Size == 0 ? [] : FineChunks(path, ct);
         });
         for (var i = 0; i < perFile.Length; i++)
         {
             foreach (var (hash, offset, length) in perFile[i]) _index.TryAdd(hash, (i, offset, length));
+            foreach (var (hash, offset) in finePerFile[i]) _fine.TryAdd(hash, (i, offset));
         }
     }
 
@@ -121,6 +131,7 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
                 _placed[key] = placed;
                 if (op.Refs.Count == 0) _whole += bytes.Length;
                 else _delta += bytes.Length;
+                if (op.Refs.Any(r => r.Content is not null)) _earlierContent += bytes.Length;
             }
 
             ops.Add(op with { PayloadOffset = placed.Offset, StoredLength = placed.Length });
@@ -130,10 +141,12 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     }
 
     /// <summary>
-    /// The base file a new file most likely evolved from, for content no chunk of the base matches: the same path; else
-    /// a file of the same name elsewhere (moved); else the file of the same extension closest in size (renamed). -1: none.
+    /// The source (<see cref="SourceSize"/>) a new file most likely evolved from, for content no chunk of the base matches:
+    /// the same path; else a base file of the same name elsewhere (moved); else an earlier content of the same name
+    /// (another build of it); else the base file or earlier content (for files of at least
+    /// <see cref="MinGuessedContentSize"/>) of the same extension closest in size. -1: none.
     /// </summary>
-    private int Likely(ScannedFile file)
+    private int Likely(ScannedFile file, int content)
     {
         if (_basePath.TryGetValue(file.Path, out var same) && baseTree.Files[same].Size > 0) return same;
         LazyInitializer.EnsureInitialized(ref _byName, () =>
@@ -147,13 +160,14 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
             return byName;
         });
         if (_byName.TryGetValue(Path.GetFileName(file.Path), out var moved)) return moved;
+        if (_contentByName.TryGetValue(Path.GetFileName(file.Path), out var build) && build < content) return ContentSource(build);
         var extension = Path.GetExtension(file.Path);
-        var best = -1;
+        var best = file.Size >= MinGuessedContentSize ? ClosestEarlierContent(extension, file.Size, content) : -1;
         for (var i = 0; i < baseTree.Files.Count; i++)
         {
             var b = baseTree.Files[i];
             if (b.Size == 0 || !string.Equals(Path.GetExtension(b.Path), extension, StringComparison.Ordinal)) continue;
-            if (best < 0 || Math.Abs(b.Size - file.Size) < Math.Abs(baseTree.Files[best].Size - file.Size)) best = i;
+            if (best < 0 || Math.Abs(b.Size - file.Size) < Math.Abs(SourceSize(best) - file.Size)) best = i;
         }
 
         return best;
@@ -169,7 +183,8 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     /// </summary>
     public ContentRecipe Build(ScannedFile file, string source, Stream frames, CancellationToken ct)
     {
-        var recipe = new RecipeWriter(this, Likely(file), frames);
+        var content = _contentOrder.GetValueOrDefault(file.Sha256);
+        var recipe = new RecipeWriter(this, content, Likely(file, content), frames);
         using var input = FileOps.Instance.OpenRead(source);
         Chunker.Split(input, (offset, chunk) =>
         {
@@ -177,144 +192,6 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
             else recipe.New(offset, chunk);
         }, ct);
         return new ContentRecipe { Sha256 = file.Sha256, Size = file.Size, Ops = recipe.Finish() };
-    }
-
-    /// <summary>
-    /// The ops of one file's recipe, built chunk by chunk in file order: chunks found in the base grow a copy of a base
-    /// range, and the new bytes between them gather into a run that becomes one compressed frame.
-    /// </summary>
-    /// <param name="owner">The builder whose base index, counters and compression level the recipe uses.</param>
-    /// <param name="samePath">The base file the new file most likely evolved from (<see cref="Likely"/>), or -1.</param>
-    /// <param name="payload">Where the frames are written, each identical frame once.</param>
-    private sealed class RecipeWriter(DeltaBuilder owner, int samePath, Stream payload)
-    {
-        private readonly Dictionary<(string Output, string? Ref), (long Offset, long Length)> _written = new();
-        private readonly List<DeltaOp> _ops = new();
-
-        /// <summary>
-        /// Frames being compressed, in op order: the data op's index, its key, and the compression (null when an earlier
-        /// frame with the same key is written or queued: that one is reused). Drained in order, so the frames land in
-        /// the same order whatever finishes first.
-        /// </summary>
-        private readonly Queue<(int Op, (string Output, string? Ref) Key, Task<byte[]>? Compressing)> _pending = new();
-        private readonly HashSet<(string Output, string? Ref)> _queued = new();
-        private readonly MemoryStream _run = new();
-        private (int File, long Offset, long Length, IncrementalHash Sha)? _copy;
-        private (int File, long End)? _lastCopy;
-        private long _runStart;
-
-        /// <summary>A chunk found at <paramref name="offset"/> of base file <paramref name="file"/>.</summary>
-        public void Found(int file, long offset, ReadOnlySpan<byte> chunk)
-        {
-            FlushRun((file, offset));
-            if (_copy is { } c && c.File == file && c.Offset + c.Length == offset && c.Length + chunk.Length <= DeltaLimits.MaxDataLength)
-            {
-                _copy = (c.File, c.Offset, c.Length + chunk.Length, c.Sha);
-            }
-            else
-            {
-                FlushCopy();
-                _copy = (file, offset, chunk.Length, IncrementalHash.CreateHash(HashAlgorithmName.SHA256));
-            }
-
-            _copy.Value.Sha.AppendData(chunk);
-        }
-
-        /// <summary>A chunk the base lacks, at <paramref name="offset"/> of the new file.</summary>
-        public void New(long offset, ReadOnlySpan<byte> chunk)
-        {
-            FlushCopy();
-            if (_run.Length + chunk.Length > MaxRun) FlushRun(null);
-            if (_run.Length == 0) _runStart = offset;
-            _run.Write(chunk);
-        }
-
-        public List<DeltaOp> Finish()
-        {
-            FlushCopy();
-            FlushRun(null);
-            while (_pending.Count > 0) WriteOldest();
-            return _ops;
-        }
-
-        /// <summary>Waits for the oldest queued frame, writes it unless an identical one is written, and gives its op the frame's place.</summary>
-        private void WriteOldest()
-        {
-            var (index, key, compressing) = _pending.Dequeue();
-            if (compressing is not null && !_written.ContainsKey(key))
-            {
-                var compressed = compressing.GetAwaiter().GetResult();
-                _written[key] = (payload.Position, compressed.Length);
-                payload.Write(compressed);
-            }
-
-            var frame = _written[key];
-            _ops[index] = _ops[index] with { PayloadOffset = frame.Offset, StoredLength = frame.Length };
-        }
-
-        private void FlushCopy()
-        {
-            if (_copy is not { } c) return;
-            _ops.Add(new DeltaOp
-            {
-                Kind = DeltaOpKind.Copy, Length = c.Length, Sha256 = Convert.ToHexStringLower(c.Sha.GetHashAndReset()),
-                BasePath = owner.BasePath(c.File), BaseOffset = c.Offset,
-            });
-            c.Sha.Dispose();
-            Interlocked.Add(ref owner._reused, c.Length);
-            _lastCopy = (c.File, c.Offset + c.Length);
-            _copy = null;
-        }
-
-        /// <param name="next">Where the matched chunk that ends the run lies in the base (the run's bytes likely precede it there too).</param>
-        private void FlushRun((int File, long Offset)? next)
-        {
-            if (_run.Length == 0) return;
-            _ops.Add(Frame(_run.GetBuffer().AsSpan(0, (int)_run.Length), next));
-            _run.SetLength(0);
-        }
-
-        /// <summary>
-        /// Queues the compression of one run of new bytes against reference windows of the base
-        /// (<see cref="ReferencePoints"/>) unless an identical frame (same output, same references) is written or queued.
-        /// Up to <see cref="MaxPending"/> frames of one file compress at once, so a single large file keeps every core busy;
-        /// each holds its run and reference (at most <see cref="MaxRun"/> + <see cref="DeltaLimits.MaxRefLength"/> bytes).
-        /// </summary>
-        private DeltaOp Frame(ReadOnlySpan<byte> bytes, (int File, long Offset)? next)
-        {
-            var windows = owner.Windows(ReferencePoints(bytes.Length, next), bytes.Length);
-            var (reference, refs) = owner.ReadReference(windows);
-            var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
-            var key = FrameKey(sha, refs);
-            Task<byte[]>? compressing = null;
-            if (!_written.ContainsKey(key) && _queued.Add(key))
-            {
-                var input = bytes.ToArray();
-                compressing = Task.Factory.StartNew(() => owner.Compress(reference, input), CancellationToken.None,
-                    TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            }
-
-            Interlocked.Add(ref refs.Count == 0 ? ref owner._wholeContent : ref owner._deltaContent, bytes.Length);
-            _pending.Enqueue((_ops.Count, key, compressing));
-            var op = new DeltaOp { Kind = DeltaOpKind.Data, Length = bytes.Length, Sha256 = sha, Refs = refs };
-            while (_pending.Count > MaxPending) WriteOldest();
-            return op;
-        }
-
-        /// <summary>
-        /// Where in the base a run of <paramref name="length"/> new bytes most likely came from: around the end of the
-        /// range copied just before the run (an edit continues where the copy stopped), and around the start of the range
-        /// copied just after it (content moved in from another file precedes it there); the same path's old file at the
-        /// same offset when neither exists.
-        /// </summary>
-        private List<(int File, long At)> ReferencePoints(int length, (int File, long Offset)? next)
-        {
-            var points = new List<(int File, long At)>();
-            if (_lastCopy is { } p) points.Add((p.File, p.End + (length / 2)));
-            if (next is { } n) points.Add((n.File, n.Offset - (length / 2)));
-            if (points.Count == 0 && samePath >= 0) points.Add((samePath, _runStart + (length / 2)));
-            return points;
-        }
     }
 
     private string BasePath(int file) => baseTree.Files[file].Path;
@@ -331,26 +208,29 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
     }
 
     /// <summary>
-    /// The reference windows centred on <paramref name="points"/>, sharing <see cref="DeltaLimits.MaxRefLength"/> (in a
-    /// large update <see cref="RefPerRunByte"/> bytes per byte of the run, at least <see cref="MinRefLength"/>);
-    /// windows of one file that overlap are merged.
+    /// The reference windows of a run: first the windows centred on <paramref name="points"/>, then the windows of earlier
+    /// contents the run's bytes were found in (<paramref name="found"/>, each cut to an equal share of the budget), closest
+    /// to the run since they hold the newest bytes. The budget is <see cref="DeltaLimits.MaxRefLength"/> (in a large
+    /// update <see cref="RefPerRunByte"/> bytes per byte of the run, at least <see cref="MinRefLength"/>); the points share
+    /// what the found windows leave, and windows of one source that overlap are merged.
     /// </summary>
-    private List<(int File, long Start, long Length)> Windows(List<(int File, long At)> points, int runLength)
+    private List<(int File, long Start, long Length)> Windows(List<(int File, long At)> points, List<(int File, long Start, long Length)> found, int runLength)
     {
         var total = large ? (int)Math.Clamp((long)runLength * RefPerRunByte, MinRefLength, DeltaLimits.MaxRefLength) : DeltaLimits.MaxRefLength;
-        var budget = points.Count == 0 ? 0 : total / points.Count;
+        var share = total / Math.Max(1, points.Count + found.Count);
+        var fixedWindows = found.Select(f => Centred(f.File, f.Start + (f.Length / 2), Math.Min(f.Length, share))).ToList();
+        var room = total - fixedWindows.Sum(w => w.Length);
+        var budget = points.Count == 0 ? 0 : room / points.Count;
         var windows = new List<(int File, long Start, long Length)>();
         foreach (var (file, at) in points)
         {
-            var size = baseTree.Files[file].Size;
-            var length = Math.Min(size, budget);
-            var start = Math.Clamp(at - (length / 2), 0, size - length);
+            var (_, start, length) = Centred(file, at, budget);
             var same = windows.FindIndex(w => w.File == file);
             if (same >= 0)
             {
-                // One window of the union when it fits the whole budget, else two.
+                // One window of the union when it fits what the points share, else two.
                 var union = (Start: Math.Min(windows[same].Start, start), End: Math.Max(windows[same].Start + windows[same].Length, start + length));
-                if (union.End - union.Start <= total)
+                if (union.End - union.Start <= room)
                 {
                     windows[same] = (file, union.Start, union.End - union.Start);
                     continue;
@@ -360,25 +240,34 @@ internal sealed class DeltaBuilder(string fromDir, ScannedTree baseTree, int lev
             windows.Add((file, start, length));
         }
 
+        windows.AddRange(fixedWindows.Where(f => !windows.Any(w => w.File == f.File && w.Start <= f.Start && f.Start + f.Length <= w.Start + w.Length)));
         return windows;
     }
 
-    /// <summary>The bytes of <paramref name="windows"/> read from the base, one after the other, and their descriptions.</summary>
+    /// <summary>A window of at most <paramref name="length"/> bytes of <paramref name="source"/> centred on <paramref name="at"/>, inside it.</summary>
+    private (int File, long Start, long Length) Centred(int source, long at, long length)
+    {
+        var size = SourceSize(source);
+        length = Math.Min(size, length);
+        return (source, Math.Clamp(at - (length / 2), 0, size - length), length);
+    }
+
+    /// <summary>The bytes of <paramref name="windows"/> read from their sources, one after the other, and their descriptions.</summary>
     private (byte[] Reference, List<RefWindow> Refs) ReadReference(List<(int File, long Start, long Length)> windows)
     {
         var reference = new byte[windows.Sum(w => w.Length)];
         var refs = new List<RefWindow>(windows.Count);
         var filled = 0;
-        foreach (var (file, start, length) in windows)
+        foreach (var (source, start, length) in windows)
         {
             var span = reference.AsSpan(filled, (int)length);
-            using (var input = FileOps.Instance.OpenRead(PathRules.Join(fromDir, baseTree.Files[file].Path)))
+            using (var input = FileOps.Instance.OpenRead(SourceFile(source)))
             {
                 input.Seek(start, SeekOrigin.Begin);
                 input.ReadExactly(span);
             }
 
-            refs.Add(new RefWindow(baseTree.Files[file].Path, start, length, Convert.ToHexStringLower(SHA256.HashData(span))));
+            refs.Add(Window(source, start, length, Convert.ToHexStringLower(SHA256.HashData(span))));
             filled += (int)length;
         }
 

@@ -39,6 +39,12 @@ internal sealed record BuildRequest
     /// (<see cref="VersionManifest.FileName"/>), for installs whose journal does not record that version.
     /// </summary>
     public bool WriteBaseManifest { get; init; } = true;
+
+    /// <summary>
+    /// Format 2: frames may also reference contents the patch rebuilds earlier (several builds of one bundle, changed
+    /// alike, ship their common edit once). Off: references into the base only, as a baseline to measure against.
+    /// </summary>
+    public bool ContentWindows { get; init; } = true;
 }
 
 /// <param name="ManifestPath">The manifest file written.</param>
@@ -156,6 +162,7 @@ internal static class PatchBuilder
         builder.CountReused(reused);
 
         if (needed.Count > 0 && baseTree.Files.Count > 0) builder.IndexBase(ct);
+        if (needed.Count > 1 && request.ContentWindows) builder.IndexContents(request.ToDir, needed, ct);
         // Files are built in parallel, in batches of at most BatchBytes of input, each file's frames into a buffer of its
         // own; the buffers are then appended to the payload in file order, so the bytes do not depend on scheduling and
         // memory stays bounded by the batch.

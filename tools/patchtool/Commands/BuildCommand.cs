@@ -162,7 +162,8 @@ internal sealed class BuildCommand : IToolCommand
         {
             output.WriteLine($"  format     2, zstd level {level}");
             output.WriteLine($"  reused     {ToolOptions.Bytes(doc.ReusedBytes)} ({doc.ReusedBytes} bytes) from the old version, not downloaded");
-            output.WriteLine($"  deltas     {ToolOptions.Bytes(doc.DeltaBytes)} ({doc.DeltaBytes} bytes) for {doc.DeltaContentBytes} bytes of changed content");
+            output.WriteLine($"  deltas     {ToolOptions.Bytes(doc.DeltaBytes)} ({doc.DeltaBytes} bytes) for {doc.DeltaContentBytes} bytes of changed content"
+                + (doc.EarlierContentBytes > 0 ? $"; {doc.EarlierContentBytes} bytes of them also against files the patch rebuilds earlier" : ""));
             output.WriteLine($"  whole      {ToolOptions.Bytes(doc.WholeBytes)} ({doc.WholeBytes} bytes) for {doc.WholeContentBytes} bytes of new content");
         }
         else
@@ -194,7 +195,7 @@ internal sealed class BuildCommand : IToolCommand
             true, outDir, m.Format, level, m.Product, m.Version, m.FromVersion, m.Files.Count, summary.TargetBytes,
             reused, d?.DeltaBytes ?? 0, d?.DeltaContentBytes ?? 0, d?.WholeBytes ?? result.BlobBytes, d?.WholeContentBytes ?? m.Blobs.Sum(b => b.Size),
             result.ManifestBytes, signature, result.BlobBytes, result.ManifestBytes + signature + result.BlobBytes, signature > 0,
-            File.Exists(basePath) ? new FileInfo(basePath).Length : 0);
+            File.Exists(basePath) ? new FileInfo(basePath).Length : 0, d?.EarlierContentBytes ?? 0);
     }
 
     private static void PrepareOutput(string outDir, bool force)

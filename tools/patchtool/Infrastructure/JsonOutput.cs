@@ -65,6 +65,7 @@ internal sealed record InspectReference(string? Base, long Offset, long Length, 
 /// <param name="WholeContentBytes">Target bytes that content decodes to.</param>
 /// <param name="TotalBytes">What every install downloads: manifest, signature, payload or blobs.</param>
 /// <param name="BaseManifestBytes">The old version's manifest beside a format 2 patch listing only changes (base.msgpack), downloaded only by installs whose journal does not record that version; 0 when absent.</param>
+/// <param name="EarlierContentBytes">Of <paramref name="DeltaBytes"/>, those of frames that also reference a content the patch rebuilds earlier (format 2).</param>
 internal sealed record BuildDocument(
     bool Ok,
     string Patch,
@@ -85,7 +86,8 @@ internal sealed record BuildDocument(
     long PayloadBytes,
     long TotalBytes,
     bool Signed,
-    long BaseManifestBytes = 0);
+    long BaseManifestBytes = 0,
+    long EarlierContentBytes = 0);
 
 internal sealed record InspectCounts(int Added, int Changed, int Removed, int Unchanged, int TargetFiles, int BaseFiles);
 
