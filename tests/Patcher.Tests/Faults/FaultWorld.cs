@@ -18,7 +18,9 @@ internal sealed class FaultWorld : IDisposable
     {
         S = new PatchScenario(name).WithSmallGame(extraFiles: extraFiles).WithFormat(format);
         if (format == 2) Deltas.Format2ApplyTests.AddDeltaContent(S);
+        if (format == 2) ContentWindowPatch.AddBuilds(S, 20_000);
         S.BuildPatch();
+        if (format == 2) ContentWindowPatch.Rewrite(S); // deltas reading contents the patch rebuilds earlier
         OldListing = PatchScenario.Listing(S.OldTree, IsUserPath);
         NewListing = PatchScenario.Listing(S.NewTree, IsUserPath);
     }

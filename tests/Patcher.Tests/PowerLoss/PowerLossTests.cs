@@ -509,12 +509,14 @@ public sealed class PowerLossTests
             S = new PatchScenario("powerloss").WithSmallGame(extraFiles, changeEvery).WithFormat(format);
             // Format 2: content rebuilt with copies of base chunks and deltas, received through the simulated file system.
             if (format == 2) Deltas.Format2ApplyTests.AddDeltaContent(S);
+            if (format == 2) ContentWindowPatch.AddBuilds(S, 20_000);
             more?.Invoke(S);
             // The journal is real SQLite doing real fsyncs, thousands of times: on tmpfs when there is one, so the
             // suite measures the engine's ordering, not the disk's flush latency.
             var fast = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
             _journals = Path.Join(fast, "patcher-tests", "powerloss-" + Guid.NewGuid().ToString("N")[..8]);
             S.BuildPatch();
+            if (format == 2) ContentWindowPatch.Rewrite(S); // deltas reading contents the patch rebuilds earlier
             OldListing = PatchScenario.Listing(S.OldTree, Excluded);
             NewListing = PatchScenario.Listing(S.NewTree, Excluded);
             Options = new PatcherOptions { TrustedKeys = [S.PublicKey], Strategy = strategy };

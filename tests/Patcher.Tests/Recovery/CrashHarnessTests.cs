@@ -31,6 +31,7 @@ public sealed class CrashHarnessTests
         if (strategy != "layered" && !OperatingSystem.IsLinux()) Assert.Ignore("the swap strategy (and linking blobs) needs Linux");
         using var s = new PatchScenario("crash").WithSmallGame(extraFiles: 3).WithFormat(format);
         if (format == 2) Deltas.Format2ApplyTests.AddDeltaContent(s);
+        if (format == 2) ContentWindowPatch.AddBuilds(s, 20_000);
         if (strategy == "swap-link")
         {
             // Incompressible content is stored raw, so these blobs are hard-linked (LinkPatchBlobs) instead of copied.
@@ -44,6 +45,7 @@ public sealed class CrashHarnessTests
         var built = s.BuildPatch();
         if (format == 2)
         {
+            ContentWindowPatch.Rewrite(s); // deltas reading contents the patch rebuilds earlier
             var ops = built.Manifest.Recipes.SelectMany(r => r.Ops).ToList();
             Assert.That(ops.Any(o => o.Kind == DeltaOpKind.Copy) && ops.Any(o => o.Refs.Count > 0), Is.True, "the patch reuses chunks and ships deltas");
         }
