@@ -72,20 +72,47 @@ internal sealed partial class DeltaBuilder
         return list;
     }
 
+    /// <summary>The hashes of the small chunks of <paramref name="windows"/>' bytes: what a reference of them already holds.</summary>
+    private HashSet<ulong> FineHashes(List<(int File, long Start, long Length)> windows)
+    {
+        var hashes = new HashSet<ulong>();
+        if (_fine.Count == 0) return hashes;
+        foreach (var (source, start, length) in windows)
+        {
+            var bytes = new byte[length];
+            using (var input = FileOps.Instance.OpenRead(SourceFile(source)))
+            {
+                input.Seek(start, SeekOrigin.Begin);
+                input.ReadExactly(bytes);
+            }
+
+            for (var pos = 0; pos < bytes.Length;)
+            {
+                var n = Chunker.Cut(bytes.AsSpan(pos), Chunker.Fine);
+                hashes.Add(XxHash3.HashToUInt64(bytes.AsSpan(pos, n)));
+                pos += n;
+            }
+        }
+
+        return hashes;
+    }
+
     /// <summary>
-    /// The sources holding most of <paramref name="run"/>'s bytes (base files, and contents ranked before
-    /// <paramref name="content"/>), at most <paramref name="most"/>, each as the window where the run would lie
-    /// along its matches there (plus <see cref="ContentSlack"/>); only sources where at least <see cref="MinFoundMatch"/>
-    /// bytes matched.
+    /// The sources holding most of the bytes of <paramref name="run"/> that <paramref name="covered"/> lacks (base files,
+    /// and contents ranked before <paramref name="content"/>), at most <paramref name="most"/>, each as the window where
+    /// the run would lie along its matches there (plus <see cref="ContentSlack"/>); only sources where at least
+    /// <see cref="MinFoundMatch"/> such bytes matched. Bytes the windows around the copies already hold are not counted:
+    /// a window of another file holding them too would cost its manifest entry for nothing.
     /// </summary>
-    private List<(int File, long Start, long Length)> WhereFound(int content, ReadOnlySpan<byte> run, int most)
+    private List<(int File, long Start, long Length)> WhereFound(int content, ReadOnlySpan<byte> run, int most, HashSet<ulong> covered)
     {
         if (_fine.Count == 0) return [];
         var found = new Dictionary<int, (long Matched, long Start, long End)>();
         for (var pos = 0; pos < run.Length;)
         {
             var n = Chunker.Cut(run[pos..], Chunker.Fine);
-            if (_fine.TryGetValue(XxHash3.HashToUInt64(run.Slice(pos, n)), out var at) && at.Source < ContentSource(content))
+            var hash = XxHash3.HashToUInt64(run.Slice(pos, n));
+            if (!covered.Contains(hash) && _fine.TryGetValue(hash, out var at) && at.Source < ContentSource(content))
             {
                 var (start, end) = (at.Offset - pos, at.Offset - pos + run.Length);
                 found[at.Source] = found.TryGetValue(at.Source, out var f)

@@ -109,9 +109,10 @@ internal sealed partial class DeltaBuilder
         /// </summary>
         private DeltaOp Frame(ReadOnlySpan<byte> bytes, (int File, long Offset)? next)
         {
-            // The windows around the copies come first; the sources the run's bytes are found in take the other windows.
+            // The windows around the copies come first; the sources holding the bytes those lack take the other windows.
             var points = ReferencePoints(bytes.Length, next);
-            var windows = owner.Windows(points, owner.WhereFound(content, bytes, DeltaLimits.MaxRefs - points.Count), bytes.Length);
+            var covered = owner.FineHashes(owner.Windows(points, [], bytes.Length));
+            var windows = owner.Windows(points, owner.WhereFound(content, bytes, DeltaLimits.MaxRefs - points.Count, covered), bytes.Length);
             var (reference, refs) = owner.ReadReference(windows);
             var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
             var key = FrameKey(sha, refs);

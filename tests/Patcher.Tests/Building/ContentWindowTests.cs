@@ -52,14 +52,7 @@ public sealed class ContentWindowTests
     public void Build_NearIdenticalAddedFiles_LaterOnesReferenceTheFirst()
     {
         var (from, to) = Folders();
-        var rng = new Random(22);
-        var bundle = Bytes(rng, 300 * 1024);
-        for (var k = 0; k < 4; k++)
-        {
-            var variant = (byte[])bundle.Clone();
-            rng.NextBytes(variant.AsSpan(1000 + (k * 70_000), 64));
-            File.WriteAllBytes(Path.Join(to, "build", $"bundle{k}.js"), variant);
-        }
+        WriteVariants(to, new Random(22), count: 4, size: 300 * 1024, spacing: 70_000, edit: 64);
 
         var with = BuildAll(from, to, contentWindows: true);
         var without = BuildAll(from, to, contentWindows: false);
@@ -99,14 +92,7 @@ public sealed class ContentWindowTests
     public void Build_RecipesBuiltInAnyOrder_SamePayload()
     {
         var (from, to) = Folders();
-        var rng = new Random(24);
-        var bundle = Bytes(rng, 200 * 1024);
-        for (var k = 0; k < 6; k++)
-        {
-            var variant = (byte[])bundle.Clone();
-            rng.NextBytes(variant.AsSpan(500 + (k * 30_000), 200));
-            File.WriteAllBytes(Path.Join(to, "build", $"bundle{k}.js"), variant);
-        }
+        WriteVariants(to, new Random(24), count: 6, size: 200 * 1024, spacing: 30_000, edit: 200);
 
         var inOrder = BuildAll(from, to, contentWindows: true);
         var reversed = BuildAll(from, to, contentWindows: true, reverse: true);
@@ -154,6 +140,18 @@ public sealed class ContentWindowTests
         Directory.CreateDirectory(Path.Join(from, "build"));
         foreach (var dir in new[] { "build", "build/a", "build/b" }) Directory.CreateDirectory(Path.Join(to, dir));
         return (from, to);
+    }
+
+    /// <summary>Writes <paramref name="count"/> variants of one random bundle under build/, variant k with <paramref name="edit"/> random bytes at k × <paramref name="spacing"/> + 1000.</summary>
+    private static void WriteVariants(string to, Random rng, int count, int size, int spacing, int edit)
+    {
+        var bundle = Bytes(rng, size);
+        for (var k = 0; k < count; k++)
+        {
+            var variant = (byte[])bundle.Clone();
+            rng.NextBytes(variant.AsSpan(1000 + (k * spacing), edit));
+            File.WriteAllBytes(Path.Join(to, "build", $"bundle{k}.js"), variant);
+        }
     }
 
     private static byte[] Bytes(Random rng, int length)
