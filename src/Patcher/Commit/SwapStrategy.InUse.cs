@@ -51,7 +51,8 @@ internal sealed partial class SwapStrategy
     {
         var dir = _layout.InUseDir;
         if (_fs.Stat(dir).Kind != EntryKind.Directory || _journal.Installed() is not { } installed) return;
-        var newVersionPaths = ApplyPlan.TargetPaths(ManifestCodec.Deserialize(installed.Manifest));
+        var ignoreCase = NamesIgnoreCase();
+        var newVersionPaths = AsTheVolumeCompares(ApplyPlan.TargetPaths(ManifestCodec.Deserialize(installed.Manifest)), ignoreCase);
         var swap = new SwapCommit(_fs, _layout, _log);
         var names = _fs.ListNames(dir).ToHashSet(StringComparer.Ordinal);
         var released = false;
@@ -59,7 +60,7 @@ internal sealed partial class SwapStrategy
         {
             var tree = Path.Join(dir, name);
             if (_fs.Stat(tree).Kind != EntryKind.Directory) continue;
-            var owned = names.Contains(name + OwnedSuffix) ? ReadOwned(tree + OwnedSuffix) : null;
+            var owned = names.Contains(name + OwnedSuffix) ? AsTheVolumeCompares(ReadOwned(tree + OwnedSuffix), ignoreCase) : null;
             // Without its list nothing tells the old version's files from the player's: nothing is moved, and the tree
             // is never deleted.
             var left = owned is null ? ["(the list of the old version's files is missing)"] : swap.SweepUserFiles(name, tree, owned, newVersionPaths);

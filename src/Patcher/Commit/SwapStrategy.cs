@@ -132,15 +132,9 @@ internal sealed partial class SwapStrategy(CommitContext context) : ICommitStrat
             // Asked before the sweep: a program that used the old tree at the exchange and exits during the sweep may
             // have written a save there after the sweep passed it.
             var users = RunningPrograms.Using(oldTree);
-            IReadOnlySet<string> oldPaths = plan?.OldVersionPaths ?? OldVersionPaths(manifest), newPaths = ApplyPlan.TargetPaths(manifest);
-            if (VolumeCase.IgnoresCase(_fs, _layout.InstallDir))
-            {
-                // There a player's file named like a version's file but for case is one entry with it: compared ignoring
-                // case, it is kept aside instead of replacing the new version's file.
-                oldPaths = oldPaths.ToHashSet(StringComparer.OrdinalIgnoreCase);
-                newPaths = newPaths.ToHashSet(StringComparer.OrdinalIgnoreCase);
-            }
-
+            var ignoreCase = NamesIgnoreCase();
+            var oldPaths = AsTheVolumeCompares(plan?.OldVersionPaths ?? OldVersionPaths(manifest), ignoreCase);
+            var newPaths = AsTheVolumeCompares(ApplyPlan.TargetPaths(manifest), ignoreCase);
             left = swap.SweepUserFiles(tx.Id, oldTree, oldPaths, newPaths);
             // Renames only, within the state directory: fsyncs of it and of the trash make them durable. A crash in
             // between reruns this with less to do (the old tree stays at its staging/old path until it moved).
@@ -162,6 +156,17 @@ internal sealed partial class SwapStrategy(CommitContext context) : ICommitStrat
         PendingMarker.Remove(_fs, _layout);
         return left;
     }
+
+    /// <summary>Whether the install's volume compares names without case (<see cref="VolumeCase"/>), whatever the operating system.</summary>
+    private bool NamesIgnoreCase() => VolumeCase.IgnoresCase(_fs, _layout.InstallDir);
+
+    /// <summary>
+    /// A version's paths compared as the install's volume compares names. Where it ignores case, a player's file named like
+    /// a version's file but for case is one entry with it: compared ignoring case, it is kept aside instead of replacing
+    /// the new version's file, and an old version's file spelt otherwise on disk is still recognised as the version's.
+    /// </summary>
+    private static IReadOnlySet<string> AsTheVolumeCompares(IReadOnlySet<string> paths, bool ignoreCase) =>
+        ignoreCase ? paths.ToHashSet(StringComparer.OrdinalIgnoreCase) : paths;
 
     /// <summary>What the old version owned, from the journal: the patch's base, plus the version installed before.</summary>
     private HashSet<string> OldVersionPaths(Manifest manifest)

@@ -224,7 +224,7 @@ internal partial class UnixFileOps
 
         try
         {
-            return new FileStream(handle, create ? FileAccess.Write : FileAccess.Read, bufferSize: 0);
+            return new NamedFileStream(handle, create ? FileAccess.Write : FileAccess.Read, path);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

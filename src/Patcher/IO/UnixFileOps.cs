@@ -39,7 +39,7 @@ internal partial class UnixFileOps : PortableFileOps
     {
         var fs = (FileStream)stream;
         fs.Flush(flushToDisk: false);
-        SyncData(fs.SafeFileHandle, fs.Name);
+        SyncData(fs.SafeFileHandle, NamedFileStream.PathOf(fs));
     }
 
     /// <summary>Makes the open file's data and metadata durable (fsync).</summary>

@@ -125,7 +125,7 @@ internal sealed class WindowsFileOps : PortableFileOps
     /// Opens the entry itself without following it (CreateFile with <c>FILE_FLAG_OPEN_REPARSE_POINT</c>) while the
     /// directories on its way are held, and refuses it when the handle turns out to be a junction or symlink.
     /// </summary>
-    private FileStream OpenBeneath(string path, uint access, uint share, uint disposition, uint flags, FileAccess streamAccess, string operation)
+    private NamedFileStream OpenBeneath(string path, uint access, uint share, uint disposition, uint flags, FileAccess streamAccess, string operation)
     {
         using var held = Hold(path, includeLast: false);
         Held(path);
@@ -145,7 +145,7 @@ internal sealed class WindowsFileOps : PortableFileOps
 
         try
         {
-            return new FileStream(handle, streamAccess, bufferSize: 0);
+            return new NamedFileStream(handle, streamAccess, path);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -228,7 +228,7 @@ internal sealed class WindowsFileOps : PortableFileOps
         }
         catch (IOException ex)
         {
-            throw NativeErrors.FromException(ex, "FlushFileBuffers", fs.Name);
+            throw NativeErrors.FromException(ex, "FlushFileBuffers", NamedFileStream.PathOf(fs));
         }
     }
 

@@ -55,6 +55,18 @@ internal sealed partial class JournalStore
         return result;
     }
 
+    /// <summary>The contents (by SHA-256) some progress record describes, of whichever patch: the partial files worth keeping.</summary>
+    public HashSet<string> RecordedContents()
+    {
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        if (!HasProgressTable()) return result;
+        using var cmd = _db.CreateCommand();
+        cmd.CommandText = "SELECT sha256 FROM content_progress";
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) result.Add(r.GetString(0));
+        return result;
+    }
+
     /// <summary>Deletes every progress record: what they describe was used, discarded or refused.</summary>
     public void ForgetProgress()
     {

@@ -104,12 +104,16 @@ internal static partial class ApplyPipeline
     {
         var (fs, layout) = (session.Fs, session.Layout);
         var context = new CommitContext(fs, layout, session.OpenJournal, LockRetry.For(fs, session.Options, layout.InstallDir), session.Log);
+        // The blobs an interrupted attempt received are of no use (the receive starts afresh, and this apply may not get
+        // that far, refused as not newer once the recovery below rolled forward); a power cut may have undone their move
+        // to the trash. Deleted before the recovery may remove the marker, after which Recover would not look.
+        ReceiveLeftovers.DeleteIncoming(fs, layout);
         session.Resumable = Recoverer.RecoverPending(context, RollForwardTrust.From(session.Options),
             new ResumeCandidate(session.Package.ManifestHash, session.Strategy));
-        // Contents rebuilt for a transaction that was committed since (its records went with the patched row), or for
-        // another patch, are of no use; a power cut may also have undone their move to the trash.
-        if (fs.Stat(layout.PartialDir).Kind != EntryKind.Missing && session.OpenJournal.ProgressOf(session.Package.ManifestHash).Count == 0)
-            TreeOps.DeleteTree(fs, layout.PartialDir);
+        // Contents rebuilt for a transaction that was committed since (its records went with the patched row) are of no
+        // use. Another patch's recorded contents stay until this patch's receive starts: this apply may still be refused
+        // before it.
+        ReceiveLeftovers.KeepRecordedPartials(fs, layout, session.OpenJournal);
     }
 
     /// <summary>

@@ -110,26 +110,40 @@ internal static partial class ApplyPipeline
         catch (Exception ex) when (ex is OperationCanceledException or PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {
             session.Log.LogWarning(PatcherLogEvents.StagingFailed, "Receiving the patch's blobs failed ({Reason}); nothing was changed", ex.Message);
-            RemoveReceived(session, state);
+            RemoveReceived(session, state, keepRebuilt: ex is OperationCanceledException);
             if (ex is OperationCanceledException)
                 throw Cancelled(ex);
             throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "receive the patch into", layout.IncomingDir);
         }
     }
 
-    /// <summary>After a refused receive: what was received or rebuilt (and its progress records), the marker, and a state directory this apply made and nobody used.</summary>
-    private static void RemoveReceived(ApplySession session, OpenedState state)
+    /// <summary>
+    /// After a failed receive: what was received, the marker, and a state directory this apply made and nobody used. What
+    /// was rebuilt (and its progress records) goes too, unless <paramref name="keepRebuilt"/>: a cancelled apply (a
+    /// launcher's pause) keeps the recorded prefixes for the next apply of the same patch. A refused patch's go (its
+    /// data was hostile or damaged), and so do those of a full disk or an I/O error: the space is what the player must
+    /// get back, and the next apply's free-space check counts every byte it writes, kept prefix or not.
+    /// </summary>
+    private static void RemoveReceived(ApplySession session, OpenedState state, bool keepRebuilt)
     {
         var (fs, layout) = (session.Fs, session.Layout);
         try
         {
             TreeOps.DeleteTree(fs, layout.IncomingDir);
-            TreeOps.DeleteTree(fs, layout.PartialDir);
-            session.Journal?.ForgetProgress();
+            if (keepRebuilt && session.Journal is { } open) ReceiveLeftovers.KeepRecordedPartials(fs, layout, open);
+            else
+            {
+                // The files first: on a full disk that frees what the journal's delete needs. Either half left behind
+                // is harmless: a record without its file makes the next receive rebuild that content from its start.
+                TreeOps.DeleteTree(fs, layout.PartialDir);
+                session.Journal?.ForgetProgress();
+            }
+
             if (!session.Resumed) PendingMarker.Remove(fs, layout);
             // The state directory goes too if this apply made it and nobody else has used it since: another
-            // applier may have created it between our check and our mkdir, installed, and released the lock.
-            if (state.Created && session.Journal is { } journal && !journal.HasHistory())
+            // applier may have created it between our check and our mkdir, installed, and released the lock. Kept
+            // rebuilt contents keep it.
+            if (state.Created && session.Journal is { } journal && !journal.HasHistory() && !ReceiveLeftovers.AnyPartialKept(fs, layout))
             {
                 journal.Dispose();
                 session.Journal = null;
@@ -199,7 +213,7 @@ internal static partial class ApplyPipeline
                 session.Log.LogWarning("Rolling back {Tx} failed too ({Reason}); recovery will finish it", tx.Id, rollbackFailure.Message);
             }
 
-            ReleaseReceivedAfterRollback(session);
+            ReleaseReceivedAfterRollback(session, keepRebuilt: ex is OperationCanceledException);
             if (ex is OperationCanceledException)
                 throw Cancelled(ex);
             throw ex is PatcherException ? ex : NativeErrors.FromException(ex, "stage", session.Layout.StagingDir(tx.Id));
@@ -208,14 +222,17 @@ internal static partial class ApplyPipeline
 
     /// <summary>
     /// After staging failed and was rolled back: what was received goes to the trash (emptied when the error leaves), so
-    /// nothing of the update is left behind. Best effort: the next Apply or Recover removes it otherwise, and the launcher
-    /// needs the staging failure's reason, not this one.
+    /// nothing of the update is left behind, except, when the apply was cancelled (<paramref name="keepRebuilt"/>), the
+    /// rebuilt contents and their progress records, which the next apply of the same patch continues
+    /// (<see cref="RemoveReceived"/>). Best effort: the next Apply or Recover removes it otherwise, and the launcher needs
+    /// the staging failure's reason, not this one.
     /// </summary>
-    private static void ReleaseReceivedAfterRollback(ApplySession session)
+    private static void ReleaseReceivedAfterRollback(ApplySession session, bool keepRebuilt)
     {
         try
         {
-            session.Received.Release(session.Fs, session.Layout, session.Tx.Id, session.Log);
+            if (keepRebuilt) TreeOps.DeleteTree(session.Fs, session.Layout.IncomingDir);
+            else session.Received.Release(session.Fs, session.Layout, session.Tx.Id, session.Log);
         }
         catch (Exception ex) when (ex is PatcherException || NativeErrors.IsEnvironmentFailure(ex))
         {

@@ -56,57 +56,67 @@ internal static class TransactionEngine
     /// inlined, so that compiling the cheap path does not load the lock and journal (SQLite) types.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static RecoveryResult RecoverPending(IFileOps fs, StateLayout layout, PatcherOptions options)
-    {
-        StateTrust.Require(fs, layout);
-        using var txLock = TransactionLock.TryAcquire(layout.LockPath);
-        if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
-        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: true, options.Logger, options.TimeProvider);
-        var pending = journal.Pending();
-        var context = new CommitContext(fs, layout, journal, LockRetry.For(fs, options, layout.InstallDir), options.Logger);
-        var outcome = RecoveryOutcome.NothingPending;
-        if (pending is not null)
+    private static RecoveryResult RecoverPending(IFileOps fs, StateLayout layout, PatcherOptions options) =>
+        UnderLock(fs, layout, options, transactionPending: true, context =>
         {
-            var forward = Recoverer.Recover(context, pending, RollForwardTrust.From(options));
-            outcome = forward ? RecoveryOutcome.RolledForward : RecoveryOutcome.RolledBack;
-        }
-        else
-        {
-            Recoverer.ResolveWithoutJournalRow(fs, layout, options.Logger);
-        }
+            // Blobs received for the interrupted transaction are never used again; gone before the marker can go.
+            ReceiveLeftovers.DeleteIncoming(fs, layout);
+            var journal = context.Journal;
+            var pending = journal.Pending();
+            var outcome = RecoveryOutcome.NothingPending;
+            if (pending is not null)
+            {
+                var forward = Recoverer.Recover(context, pending, RollForwardTrust.From(options));
+                outcome = forward ? RecoveryOutcome.RolledForward : RecoveryOutcome.RolledBack;
+            }
+            else
+            {
+                Recoverer.ResolveWithoutJournalRow(fs, layout, options.Logger);
+            }
 
-        new SwapStrategy(context).SweepTreesInUse();
+            new SwapStrategy(context).SweepTreesInUse();
 
-        // A cleanup interrupted after the done row (the marker could not be removed) left its trash too, and blobs
-        // received for a transaction that never began are of no use (under the lock, no apply is using them).
-        Trash.Empty(fs, layout, options.Logger);
-        TreeOps.DeleteTree(fs, layout.IncomingDir);
-        // Contents partly rebuilt for an apply that will now start over (recovery rolled back or finished its transaction).
-        TreeOps.DeleteTree(fs, layout.PartialDir);
-        journal.ForgetProgress();
-        var version = journal.Installed()?.Version;
-        options.Logger.LogInformation(PatcherLogEvents.RecoveryOutcome, "Recovery of {Install}: {Outcome} (transaction {Tx}); installed version {Version}",
-            layout.InstallDir, outcome, pending?.Id ?? "none", version ?? "unknown");
-        return new RecoveryResult(outcome, pending?.Id, version);
-    }
+            // A cleanup interrupted after the done row (the marker could not be removed) left its trash too.
+            Trash.Empty(fs, layout, options.Logger);
+            // Contents partly rebuilt by the interrupted apply stay for the launcher's next apply of the same patch, which
+            // continues them after their recorded prefixes; the rest (a committed patch's, whose records went with its
+            // patched row) goes.
+            ReceiveLeftovers.KeepRecordedPartials(fs, layout, journal);
+            var version = journal.Installed()?.Version;
+            options.Logger.LogInformation(PatcherLogEvents.RecoveryOutcome, "Recovery of {Install}: {Outcome} (transaction {Tx}); installed version {Version}",
+                layout.InstallDir, outcome, pending?.Id ?? "none", version ?? "unknown");
+            return new RecoveryResult(outcome, pending?.Id, version);
+        });
 
     /// <summary>
     /// Nothing pending, but an old tree a running program used is kept: under the lock, what was written there since
-    /// goes into the install, and a tree nobody uses any more goes to the trash (deleted in the background).
+    /// goes into the install, and a tree nobody uses any more goes to the trash (deleted in the background, after the
+    /// lock is released).
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static RecoveryResult SweepTreesInUse(IFileOps fs, StateLayout layout, PatcherOptions options)
     {
-        StateTrust.Require(fs, layout);
-        using (var txLock = TransactionLock.TryAcquire(layout.LockPath))
+        var swept = UnderLock(fs, layout, options, transactionPending: false, context =>
         {
-            if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
-            using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending: false, options.Logger, options.TimeProvider);
-            new SwapStrategy(new CommitContext(fs, layout, journal, LockRetry.For(fs, options, layout.InstallDir), options.Logger)).SweepTreesInUse();
-        }
-
+            new SwapStrategy(context).SweepTreesInUse();
+            return new RecoveryResult(RecoveryOutcome.NothingPending, null, null);
+        });
+        if (swept.Outcome == RecoveryOutcome.Busy) return swept;
         var cleanup = fs.Stat(layout.TrashDir).Kind == EntryKind.Missing ? Task.CompletedTask : Trash.EmptyAfterwards(fs, layout, options);
-        return new RecoveryResult(RecoveryOutcome.NothingPending, null, null) { Cleanup = cleanup };
+        return swept with { Cleanup = cleanup };
+    }
+
+    /// <summary>
+    /// Runs <paramref name="recover"/> with the state trusted, the lock held and the journal open (the recoveries of
+    /// <see cref="Recover(EngineSettings, string, PatcherOptions)"/>); Busy, with nothing done, when another process holds the lock.
+    /// </summary>
+    private static RecoveryResult UnderLock(IFileOps fs, StateLayout layout, PatcherOptions options, bool transactionPending, Func<CommitContext, RecoveryResult> recover)
+    {
+        StateTrust.Require(fs, layout);
+        using var txLock = TransactionLock.TryAcquire(layout.LockPath);
+        if (txLock is null) return new RecoveryResult(RecoveryOutcome.Busy, null, null);
+        using var journal = JournalStore.Open(layout.JournalPath, layout.InstallDir, transactionPending, options.Logger, options.TimeProvider);
+        return recover(new CommitContext(fs, layout, journal, LockRetry.For(fs, options, layout.InstallDir), options.Logger));
     }
 
     public static InstallStatus Status(string installDir, PatcherOptions options) => Status(Default, installDir, options);

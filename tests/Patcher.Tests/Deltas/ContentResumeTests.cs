@@ -63,10 +63,10 @@ public sealed partial class ContentResumeTests
         return recorded;
     }
 
-    private static (ApplyResult Result, int OpsRun, ListLogger Log) ApplyHere(PatchScenario s, string install)
+    private static (ApplyResult Result, int OpsRun, ListLogger Log) ApplyHere(PatchScenario s, string install, CommitStrategy strategy = CommitStrategy.Auto)
     {
         var log = new ListLogger();
-        var result = Patcher.Apply(install, s.PatchDir, s.Options with { Logger = log });
+        var result = Patcher.Apply(install, s.PatchDir, s.Options with { Logger = log, Strategy = strategy });
         var line = log.Lines.Select(l => RebuiltLine().Match(l)).Single(m => m.Success);
         return (result, int.Parse(line.Groups[2].Value, CultureInfo.InvariantCulture), log);
     }

@@ -88,7 +88,8 @@ internal sealed class FaultWorld : IDisposable
         return Directory.Exists(state)
             ? Directory.EnumerateFileSystemEntries(state).Select(p => Path.GetFileName(p)!)
                 .Where(x => x.StartsWith("staging-", StringComparison.Ordinal) || x.StartsWith("old-", StringComparison.Ordinal)
-                    || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "trash" or "incoming" or "partial").ToList()
+                    || x.StartsWith("backup-", StringComparison.Ordinal) || x is "pending" or "trash" or "incoming"
+                    || (x == "partial" && RawJournal.PartialHoldsUnrecorded(Directory.EnumerateFileSystemEntries(Path.Join(state, x)).Select(p => Path.GetFileName(p)!), Path.Join(state, "journal.db")))).ToList()
             : [];
     }
 

@@ -59,4 +59,36 @@ public sealed class CaseInsensitiveVolumeTests
         var preserved = Path.Join(new StateLayout(s.InstallDir, null).PreservedDir(result.TransactionId!), "docs");
         Assert.That(Directory.EnumerateFiles(preserved).Select(File.ReadAllText), Is.EqualTo(new[] { "the player's own guide" }), "the player's file kept aside");
     }
+
+    /// <summary>
+    /// An old tree a program kept using after the exchange holds a file the player saved there, named like a file of the
+    /// new version but for case. When the next Recover sweeps it on a volume that ignores case, that is the new version's
+    /// entry: the player's file is kept aside, never moved over the new version's file.
+    /// </summary>
+    [Test]
+    public void Recover_KeptOldTreeHoldsPlayerFileDifferingOnlyInCaseOnCaseInsensitiveVolume_NewVersionFileKeptAndPlayersAside()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("the fake case-insensitive volume sits on a case-sensitive one (Linux)");
+        using var s = new PatchScenario("case-in-use").WithSmallGame().Install();
+        s.BuildPatch();
+        Patcher.Apply(s.InstallDir, s.PatchDir, s.Options with { Strategy = CommitStrategy.Swap });
+        // The old tree as a running program kept it (in-use/<tx>, with the list of what the old version owned), where the
+        // program saved docs/GUIDE.TXT after the exchange.
+        var layout = new StateLayout(s.InstallDir, null);
+        const string tx = "20260101000000-0badc0de";
+        var kept = Path.Join(layout.InUseDir, tx);
+        PatchScenario.CopyTree(s.OldTree, kept);
+        var owned = Directory.EnumerateFileSystemEntries(s.OldTree, "*", SearchOption.AllDirectories).Select(p => Path.GetRelativePath(s.OldTree, p).Replace('\\', '/'));
+        File.WriteAllText(Path.Join(layout.InUseDir, tx + ".owned"), string.Join('\n', owned));
+        PatchScenario.Write(kept, "docs/GUIDE.TXT", "the player's own guide");
+        File.SetLastWriteTimeUtc(Path.Join(kept, "docs", "GUIDE.TXT"), DateTime.UtcNow.AddHours(1));
+        var exfat = new CaseInsensitiveFileOps(FileOps.Instance, s.Root);
+
+        var result = TransactionEngine.Recover(new EngineSettings(exfat), s.InstallDir, s.Options);
+        result.Cleanup.GetAwaiter().GetResult();
+
+        Assert.That(Directory.Exists(layout.InUseDir), Is.False, "nobody uses the old tree: released");
+        Assert.That(PatchScenario.Listing(s.InstallDir), Is.EqualTo(PatchScenario.Listing(s.NewTree)), "the new version exactly, docs/guide.txt included");
+        Assert.That(File.ReadAllText(Path.Join(layout.PreservedDir(tx), "docs", "GUIDE.TXT")), Is.EqualTo("the player's own guide"), "the player's file kept aside");
+    }
 }

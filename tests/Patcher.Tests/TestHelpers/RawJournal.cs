@@ -58,6 +58,24 @@ internal static class RawJournal
         return result;
     }
 
+    /// <summary>The progress records of rebuilt contents, content (SHA-256) to how many operations wrote its recorded prefix.</summary>
+    public static Dictionary<string, int> ProgressRecords(string db)
+    {
+        if (!File.Exists(db) || Column(db, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name = 'content_progress'").Count == 0) return [];
+        return Column(db, "SELECT sha256 || ' ' || ops FROM content_progress").Select(r => r.Split(' '))
+            .ToDictionary(r => r[0], r => int.Parse(r[1], System.Globalization.CultureInfo.InvariantCulture), StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Whether a state directory's <c>partial/</c> (its entries' names) holds anything that is not a content kept for the
+    /// next apply, i.e. named by a progress record of the journal: only such contents may survive a recovery or a cancel.
+    /// </summary>
+    public static bool PartialHoldsUnrecorded(IEnumerable<string> partialNames, string db)
+    {
+        var recorded = ProgressRecords(db);
+        return recorded.Count == 0 || partialNames.Any(n => !recorded.ContainsKey(n));
+    }
+
     private static SqliteConnection Connect(string db)
     {
         var c = new SqliteConnection($"Data Source={db};Pooling=False");
