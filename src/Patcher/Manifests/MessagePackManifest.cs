@@ -126,16 +126,9 @@ internal static class MessagePackManifest
                 w.WriteArrayHeader(op.Refs.Count);
                 foreach (var window in op.Refs)
                 {
-                    if (window.Content is { } content)
+                    if (window.Content is not null)
                     {
-                        // [1, content, offset, length, sha256]: a window of a content rebuilt by an earlier entry.
-                        var index = contentIndex[content];
-                        w.WriteArrayHeader(5);
-                        w.Write(ContentWindowTag);
-                        w.Write(index);
-                        w.Write(window.Offset);
-                        w.Write(window.Length);
-                        WriteHashOrNil(ref w, window.Sha256, window.Offset == 0 && window.Length == m.Recipes[index].Size);
+                        WriteContentWindow(ref w, window, m.Recipes, contentIndex);
                         continue;
                     }
 
@@ -147,6 +140,18 @@ internal static class MessagePackManifest
                 }
             }
         }
+    }
+
+    /// <summary><c>[1, content, offset, length, sha256]</c>: a window of the content rebuilt by entry <c>content</c>, nil hash when it is all of it.</summary>
+    private static void WriteContentWindow(ref MessagePackWriter w, RefWindow window, IReadOnlyList<ContentRecipe> recipes, Dictionary<string, int> contentIndex)
+    {
+        var index = contentIndex[window.Content!];
+        w.WriteArrayHeader(5);
+        w.Write(ContentWindowTag);
+        w.Write(index);
+        w.Write(window.Offset);
+        w.Write(window.Length);
+        WriteHashOrNil(ref w, window.Sha256, window.Offset == 0 && window.Length == recipes[index].Size);
     }
 
     /// <summary>Whether <paramref name="bytes"/> start like a format 2 manifest (a MessagePack map) rather than JSON.</summary>

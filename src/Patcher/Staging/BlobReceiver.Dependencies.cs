@@ -60,6 +60,14 @@ internal sealed partial class BlobReceiver
         return order;
     }
 
+    /// <summary>The fan-out folders of the incoming directory the rebuilt contents no file needs placed go to (the others' exist).</summary>
+    private void CreateFanOuts(IReadOnlyList<ContentRecipe> recipes, IReadOnlyDictionary<string, bool> placed)
+    {
+        var fans = placed.Keys.Select(ReceivedBlobs.FanOut).ToHashSet(StringComparer.Ordinal);
+        foreach (var fan in recipes.Select(r => ReceivedBlobs.FanOut(r.Sha256)))
+            if (fans.Add(fan)) fs.CreateDirectory(Path.Join(incomingDir, fan));
+    }
+
     /// <summary>The contents <paramref name="recipe"/>'s windows lie in, each once.</summary>
     private static IEnumerable<string> ReadsFrom(ContentRecipe recipe) =>
         recipe.Ops.SelectMany(o => o.Refs).Select(w => w.Content).OfType<string>().Distinct(StringComparer.Ordinal);
@@ -77,9 +85,21 @@ internal sealed partial class BlobReceiver
             foreach (var read in recipes.SelectMany(ReadsFrom)) _done.TryAdd(read, new TaskCompletionSource<string>());
         }
 
-        public void Completed(string sha256, string path) => _done.GetValueOrDefault(sha256)?.TrySetResult(path);
+        /// <summary>Runs <paramref name="rebuild"/> of content <paramref name="sha256"/> into <paramref name="path"/>, then completes or fails its readers' wait.</summary>
+        public void Run(string sha256, string path, Action rebuild)
+        {
+            try
+            {
+                rebuild();
+            }
+            catch (Exception ex)
+            {
+                _done.GetValueOrDefault(sha256)?.TrySetException(ex);
+                throw;
+            }
 
-        public void Failed(string sha256, Exception ex) => _done.GetValueOrDefault(sha256)?.TrySetException(ex);
+            _done.GetValueOrDefault(sha256)?.TrySetResult(path);
+        }
 
         /// <summary>Waits for a content to be durable and returns its file; rethrows its failure, or stops at cancellation.</summary>
         public string Wait(string sha256, CancellationToken ct)

@@ -21,9 +21,7 @@ internal sealed partial class BlobReceiver
         var recipes = InDependencyOrder(package.Manifest.Recipes, executable.ContainsKey);
         if (recipes.Count == 0) return;
         var placedCount = recipes.Count(r => executable.ContainsKey(r.Sha256));
-        var fans = executable.Keys.Select(ReceivedBlobs.FanOut).ToHashSet(StringComparer.Ordinal);
-        foreach (var r in recipes)
-            if (fans.Add(ReceivedBlobs.FanOut(r.Sha256))) fs.CreateDirectory(Path.Join(incomingDir, ReceivedBlobs.FanOut(r.Sha256)));
+        CreateFanOuts(recipes, executable);
         package.CheckPayloadPresent();
         var walk = new Dictionary<string, EntryInfo>(StringComparer.Ordinal);
         foreach (var e in plan.InstallEntries ?? TreeOps.Walk(fs, plan.InstallDir)) walk[e.Path] = e.Info;
@@ -52,26 +50,7 @@ internal sealed partial class BlobReceiver
                 Report();
             }
 
-            try
-            {
-                if (checkpoints is null)
-                {
-                    using var output = fs.Create(path);
-                    receiver.Write(recipe, output, OnBytes, ct);
-                    Finish(path, output, x);
-                }
-                else
-                {
-                    RebuildResumable(receiver, checkpoints, recipe, path, x, OnBytes, ct);
-                }
-            }
-            catch (Exception ex)
-            {
-                completions.Failed(recipe.Sha256, ex);
-                throw;
-            }
-
-            completions.Completed(recipe.Sha256, path);
+            completions.Run(recipe.Sha256, path, () => Rebuild(receiver, checkpoints, recipe, path, x, OnBytes, ct));
             if (!placed) return;
             if (checkpoints is not null) _rebuilt[recipe.Sha256] = path;
             _received[recipe.Sha256] = x;
@@ -83,6 +62,20 @@ internal sealed partial class BlobReceiver
         var (keptBytes, kept) = checkpoints?.Resumed ?? (0, 0);
         log.LogInformation("Rebuilt {Count} contents: {Ops} operations run ({Bytes} bytes); {Kept} bytes of {Resumed} contents kept from an earlier attempt",
             recipes.Count, ops, bytes, keptBytes, kept);
+    }
+
+    /// <summary>Rebuilds <paramref name="recipe"/> into <paramref name="path"/>: resumably when there are checkpoints.</summary>
+    private void Rebuild(DeltaReceiver receiver, ContentCheckpoints? checkpoints, ContentRecipe recipe, string path, bool x, Action<long> onBytes, CancellationToken ct)
+    {
+        if (checkpoints is not null)
+        {
+            RebuildResumable(receiver, checkpoints, recipe, path, x, onBytes, ct);
+            return;
+        }
+
+        using var output = fs.Create(path);
+        receiver.Write(recipe, output, onBytes, ct);
+        Finish(path, output, x);
     }
 
     /// <summary>
