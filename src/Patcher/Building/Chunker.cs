@@ -44,8 +44,11 @@ internal static class Chunker
     /// <summary>Splits <paramref name="input"/> into chunks of the <see cref="Default"/> sizes, in order, reading it once through a 1 MiB buffer.</summary>
     public static void Split(Stream input, ChunkHandler onChunk, CancellationToken ct = default) => Split(input, Default, onChunk, ct);
 
-    /// <summary>Splits <paramref name="input"/> into chunks of <paramref name="sizes"/>, in order, reading it once.</summary>
-    public static void Split(Stream input, ChunkSizes sizes, ChunkHandler onChunk, CancellationToken ct)
+    /// <summary>
+    /// Splits <paramref name="input"/> into chunks of <paramref name="sizes"/>, in order, reading it once, up to its end
+    /// or <paramref name="limit"/> bytes from its position.
+    /// </summary>
+    public static void Split(Stream input, ChunkSizes sizes, ChunkHandler onChunk, CancellationToken ct, long limit = long.MaxValue)
     {
         var buffer = new byte[4 * sizes.Max];
         int start = 0, end = 0;
@@ -65,7 +68,7 @@ internal static class Chunker
 
                 while (end < buffer.Length)
                 {
-                    var n = input.Read(buffer, end, buffer.Length - end);
+                    var n = input.Read(buffer, end, (int)Math.Min(buffer.Length - end, limit - offset - end + start));
                     if (n == 0)
                     {
                         eof = true;

@@ -79,19 +79,9 @@ internal sealed partial class DeltaBuilder
         if (_fine.Count == 0) return hashes;
         foreach (var (source, start, length) in windows)
         {
-            var bytes = new byte[length];
-            using (var input = FileOps.Instance.OpenRead(SourceFile(source)))
-            {
-                input.Seek(start, SeekOrigin.Begin);
-                input.ReadExactly(bytes);
-            }
-
-            for (var pos = 0; pos < bytes.Length;)
-            {
-                var n = Chunker.Cut(bytes.AsSpan(pos), Chunker.Fine);
-                hashes.Add(XxHash3.HashToUInt64(bytes.AsSpan(pos, n)));
-                pos += n;
-            }
+            using var input = FileOps.Instance.OpenRead(SourceFile(source));
+            input.Seek(start, SeekOrigin.Begin);
+            Chunker.Split(input, Chunker.Fine, (_, chunk) => hashes.Add(XxHash3.HashToUInt64(chunk)), CancellationToken.None, length);
         }
 
         return hashes;

@@ -102,8 +102,9 @@ internal sealed partial class DeltaBuilder
         }
 
         /// <summary>
-        /// Queues the compression of one run of new bytes against reference windows of the base
-        /// (<see cref="ReferencePoints"/>) and of earlier contents holding its bytes unless an identical frame (same output, same references) is written or queued.
+        /// Queues the compression of one run of new bytes against reference windows around the copies
+        /// (<see cref="ReferencePoints"/>) and in the sources holding the bytes those lack (<see cref="WhereFound"/>),
+        /// unless an identical frame (same output, same references) is written or queued.
         /// Up to <see cref="MaxPending"/> frames of one file compress at once, so a single large file keeps every core busy;
         /// each holds its run and reference (at most <see cref="MaxRun"/> + <see cref="DeltaLimits.MaxRefLength"/> bytes).
         /// </summary>

@@ -25,8 +25,9 @@ internal sealed record DeltaStats(long ReusedBytes, long DeltaBytes, long DeltaC
 /// base becomes a copy of that range (consecutive ranges of one base file merge), and the chunks between are
 /// compressed with zstd against a reference window of the base (the window after the last copied range, or the same
 /// path's old file around the same offset), so a file edited in a few places costs a few hundred bytes per edit.
-/// Once <see cref="IndexContents"/> has run, a frame's reference also takes windows of contents the patch rebuilds
-/// earlier where the run's bytes occur there, so an edit repeated in several builds of one bundle ships once.
+/// A frame's reference also takes windows of other base files and (once <see cref="IndexContents"/> has run) of contents
+/// the patch rebuilds earlier where the run's bytes are found in small chunks, so an edit repeated in several builds of
+/// one bundle ships once.
 /// Identical frames (same output, same reference) are stored once. Memory is bounded by the segment sizes of
 /// <see cref="DeltaLimits"/>, whatever the file sizes.
 /// </summary>
