@@ -15,6 +15,29 @@ public sealed partial class ContentResumeTests
 
     private static string JournalOf(string install) => Path.Join(StateOf(install), "journal.db");
 
+    /// <summary>Runs an apply that <paramref name="fs"/> cancels; checks it left the old version and nothing received. Returns the progress records left.</summary>
+    private static Dictionary<string, int> ApplyCancelled(PatchScenario s, string install, IFileOps fs, CommitStrategy strategy, CancellationToken ct)
+    {
+        Assert.Catch<OperationCanceledException>(() =>
+            TransactionEngine.Apply(new EngineSettings(fs) { ProgressRecordBytes = RecordBytes }, install, s.PatchDir, s.Options with { Strategy = strategy }, null, ct));
+        Assert.That(PatchScenario.Listing(install), Is.EqualTo(PatchScenario.Listing(s.OldTree)), "a cancelled apply leaves the old version");
+        Assert.That(Directory.EnumerateFileSystemEntries(StateOf(install)).Select(Path.GetFileName), Has.No.Member("incoming").And.No.Member("pending")
+            .And.None.StartsWith("staging-"));
+        return RawJournal.ProgressRecords(JournalOf(install));
+    }
+
+    /// <summary>The launcher's next apply: the new version exactly, a recorded prefix continued, only <paramref name="opsExpected"/> operations run.</summary>
+    private static void NextApplyContinues(PatchScenario s, string install, CommitStrategy strategy, int opsExpected)
+    {
+        var (result, opsRun, applyLog) = ApplyHere(s, install, strategy);
+        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
+        Assert.That(PatchScenario.Listing(install), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
+        Assert.That(applyLog.Ids, Has.Member(PatcherLogEvents.ContentResumed.Id));
+        Assert.That(opsRun, Is.EqualTo(opsExpected), "only the operations after the recorded prefix run");
+        Assert.That(Directory.Exists(Path.Join(StateOf(install), "partial")), Is.False, "the installed patch's partial contents are gone");
+        Assert.That(RawJournal.ProgressRecords(JournalOf(install)), Is.Empty);
+    }
+
     /// <summary>
     /// Killed while receiving (after the third progress record) or while staging (after the transaction's first row, the
     /// content complete and recorded), then the app's start-up Recover, then the launcher's apply: the recorded
@@ -47,13 +70,7 @@ public sealed partial class ContentResumeTests
         Assert.That(RawJournal.ProgressRecords(JournalOf(install)), Is.EqualTo(new Dictionary<string, int> { [recipe.Sha256] = recorded }), "the record survives recovery");
         Assert.That(Directory.EnumerateFileSystemEntries(StateOf(install)).Select(Path.GetFileName), Has.No.Member("incoming").And.No.Member("pending")
             .And.None.StartsWith("staging-"));
-        var (result, opsRun, applyLog) = ApplyHere(s, install);
-        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
-        Assert.That(PatchScenario.Listing(install), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
-        Assert.That(applyLog.Ids, Has.Member(PatcherLogEvents.ContentResumed.Id));
-        Assert.That(opsRun, Is.EqualTo(recipe.Ops.Count - recorded), "only the operations after the recorded prefix run");
-        Assert.That(Directory.Exists(Path.Join(StateOf(install), "partial")), Is.False, "the installed patch's partial contents are gone");
-        Assert.That(RawJournal.ProgressRecords(JournalOf(install)), Is.Empty);
+        NextApplyContinues(s, install, CommitStrategy.Auto, recipe.Ops.Count - recorded);
     }
 
     /// <summary>A launcher's pause cancels the apply just after a progress record; the next apply continues after it.</summary>
@@ -66,26 +83,14 @@ public sealed partial class ContentResumeTests
         var install = FreshInstall(s, "paused");
         using var cts = new CancellationTokenSource();
         var fs = new SyncHookFileOps(FileOps.Instance, Path.Join(StateOf(install), "partial"), 3, cts.Cancel);
-        var options = s.Options with { Strategy = strategy };
 
-        Assert.Catch<OperationCanceledException>(() =>
-            TransactionEngine.Apply(new EngineSettings(fs) { ProgressRecordBytes = RecordBytes }, install, s.PatchDir, options, null, cts.Token));
+        var records = ApplyCancelled(s, install, fs, strategy, cts.Token);
 
         Assert.That(fs.Syncs, Is.GreaterThanOrEqualTo(3));
-        Assert.That(PatchScenario.Listing(install), Is.EqualTo(PatchScenario.Listing(s.OldTree)), "a cancelled apply leaves the old version");
-        var records = RawJournal.ProgressRecords(JournalOf(install));
         Assert.That(records.Keys, Is.EqualTo(new[] { recipe.Sha256 }), "the record survives the cancel");
         var recorded = records[recipe.Sha256];
         Assert.That(recorded, Is.InRange(1, recipe.Ops.Count - 1));
-        Assert.That(Directory.EnumerateFileSystemEntries(StateOf(install)).Select(Path.GetFileName), Has.No.Member("incoming").And.No.Member("pending"));
-
-        var (result, opsRun, applyLog) = ApplyHere(s, install, strategy);
-
-        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
-        Assert.That(PatchScenario.Listing(install), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
-        Assert.That(applyLog.Ids, Has.Member(PatcherLogEvents.ContentResumed.Id));
-        Assert.That(opsRun, Is.EqualTo(recipe.Ops.Count - recorded), "only the operations after the recorded prefix run");
-        Assert.That(RawJournal.ProgressRecords(JournalOf(install)), Is.Empty);
+        NextApplyContinues(s, install, strategy, recipe.Ops.Count - recorded);
     }
 
     /// <summary>
@@ -103,21 +108,11 @@ public sealed partial class ContentResumeTests
         var staging = Path.DirectorySeparatorChar + "staging-";
         var fs = new HardLinkHookFileOps(FileOps.Instance, p => p.Contains(staging, StringComparison.Ordinal) && p.EndsWith("huge.pak", StringComparison.Ordinal), cts.Cancel);
 
-        Assert.Catch<OperationCanceledException>(() =>
-            TransactionEngine.Apply(new EngineSettings(fs) { ProgressRecordBytes = RecordBytes }, install, s.PatchDir, s.Options with { Strategy = strategy }, null, cts.Token));
+        var records = ApplyCancelled(s, install, fs, strategy, cts.Token);
 
         Assert.That(fs.Fired, Is.True, "cancelled while staging");
-        Assert.That(PatchScenario.Listing(install), Is.EqualTo(PatchScenario.Listing(s.OldTree)));
-        Assert.That(RawJournal.ProgressRecords(JournalOf(install)), Is.EqualTo(new Dictionary<string, int> { [recipe.Sha256] = recipe.Ops.Count }));
-        Assert.That(Directory.EnumerateFileSystemEntries(StateOf(install)).Select(Path.GetFileName), Has.No.Member("incoming").And.No.Member("pending")
-            .And.None.StartsWith("staging-"));
-
-        var (result, opsRun, applyLog) = ApplyHere(s, install, strategy);
-
-        Assert.That(result.Status, Is.EqualTo(ApplyStatus.Applied));
-        Assert.That(PatchScenario.Listing(install), Is.EqualTo(PatchScenario.Listing(s.NewTree)));
-        Assert.That(applyLog.Ids, Has.Member(PatcherLogEvents.ContentResumed.Id));
-        Assert.That(opsRun, Is.Zero, "the complete content is not rebuilt");
+        Assert.That(records, Is.EqualTo(new Dictionary<string, int> { [recipe.Sha256] = recipe.Ops.Count }), "the complete content's record survives");
+        NextApplyContinues(s, install, strategy, 0);
     }
 
     /// <summary>
