@@ -1,5 +1,10 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Patching.Deltas;
+using Patching.IO;
+using Patching.Manifests;
+using Patching.Sources;
 
 namespace PatchBench;
 
@@ -54,7 +59,7 @@ internal sealed partial class Bench
         Proc.SyncFs(dir);
 
         var patch = Path.Join(dir, "patch");
-        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var sw = Stopwatch.StartNew();
         Proc.Check(_patchtool, ["build", "--from", old, "--to", next, "--out", patch, "--key", _keyFile,
             "--product", Product, "--version", "2.0.0", "--from-version", "1.0.0", "--level", o.LdLevel.ToString(CultureInfo.InvariantCulture)]);
         var build = sw.Elapsed.TotalSeconds;
@@ -67,6 +72,9 @@ internal sealed partial class Bench
         var expected = Proc.Check("sha256sum", [Path.Join(next, "huge.pak")]).Out.Split(' ')[0];
         TreeWriter.DeleteTree(next);
         Log($"large delta: {Fmt.Bytes(size)} file, {o.LdEdits} edits of {Fmt.Bytes(span)}; patch {Fmt.Bytes(patchBytes)} built in {Fmt.Seconds(build)} at level {o.LdLevel}; zstd's frame {Fmt.Bytes(new FileInfo(frame).Length)}");
+
+        var rebuilds = new[] { RebuildOnlyIn(old, patch, frame, windowLog, "the work directory (disk; this kernel pages cold file cache out)"), RebuildOnly(old, patch, frame, windowLog) }
+            .Where(r => r is not null).Select(r => r!.Value).ToList();
 
         var contenders = new List<(string Name, string Tool)> { ("patchtool", _patchtool) };
         if (o.PatchToolBefore is { } before) contenders.Insert(0, ("patchtool (before)", before));
@@ -128,11 +136,82 @@ internal sealed partial class Bench
             sb.AppendLine(ic, $"| `{name} apply` (default strategy, child process) | {wall[name].Describe()} | {Fmt.Ratio(wall[name].Median / zstd.Median)} | {cpu[name].Describe()} | {Fmt.Bytes(rss[name].Max())} |");
         if (o.PatchToolBefore is not null)
             sb.AppendLine(ic, $"| after / before | {Fmt.Ratio(wall["patchtool"].Median / wall["patchtool (before)"].Median)} | | {Fmt.Ratio(cpu["patchtool"].Median / cpu["patchtool (before)"].Median)} | |");
+        foreach (var rebuild in rebuilds)
+        {
+            sb.AppendLine();
+            sb.AppendLine(ic, $"Rebuilding the file alone, in this process, into `Stream.Null` (old tree, patch and frame in {rebuild.Where}: reading, verifying, decoding and hashing, no disk writes), against `zstd -d --patch-from=OLD -o /dev/null` of the same files:");
+            sb.AppendLine();
+            sb.AppendLine("| rebuild | wall | / `zstd -d` | CPU (this process) |");
+            sb.AppendLine("|---|---|---|---|");
+            sb.AppendLine(ic, $"| `zstd -d --long={windowLog} --patch-from=OLD -o /dev/null` | {rebuild.Zstd.Describe()} | 1.00× | — |");
+            sb.AppendLine(ic, $"| `DeltaReceiver.Write`, one operation at a time | {rebuild.Serial.Describe()} | {Fmt.Ratio(rebuild.Serial.Median / rebuild.Zstd.Median)} | {rebuild.SerialCpu.Describe()} |");
+            sb.AppendLine(ic, $"| `DeltaReceiver.Write`, up to {DeltaReceiver.OpsInFlight} runs of operations at once | {rebuild.Parallel.Describe()} | {Fmt.Ratio(rebuild.Parallel.Median / rebuild.Zstd.Median)} | {rebuild.ParallelCpu.Describe()} |");
+            sb.AppendLine(ic, $"| at once / one at a time | {Fmt.Ratio(rebuild.Parallel.Median / rebuild.Serial.Median)} | | {Fmt.Ratio(rebuild.ParallelCpu.Median / rebuild.SerialCpu.Median)} |");
+        }
+
         var report = sb.ToString();
         Console.WriteLine();
         Console.WriteLine(report);
         if (!o.NoWrite) WriteDoc(report);
         if (!o.Keep) TreeWriter.DeleteTree(dir);
+    }
+
+    /// <summary>
+    /// The receiver alone on the large file, produced one operation at a time and several at once (same patch, same
+    /// install, alternating), and the zstd CLI decoding its own delta of the same file to /dev/null.
+    /// </summary>
+    /// <remarks>
+    /// The old tree, the patch and zstd's frame are copied to tmpfs (<c>/dev/shm</c>) when it has room: this machine's
+    /// kernel pages cold file cache out (DAMON), so a file read from disk a minute after it was written measures the
+    /// disk, not the rebuild.
+    /// </remarks>
+    private (Samples Serial, Samples SerialCpu, Samples Parallel, Samples ParallelCpu, Samples Zstd, string Where)? RebuildOnly(string old, string patch, string frame, int windowLog)
+    {
+        if (!Directory.Exists("/dev/shm") || new DriveInfo("/dev/shm").AvailableFreeSpace < (2 * o.LdBytes) + (1L << 30)) return null;
+        var shm = Path.Join("/dev/shm", $"patcher-bench-{Environment.ProcessId}");
+        Directory.CreateDirectory(shm);
+        try
+        {
+            Proc.Check("cp", ["-a", old, patch, frame, shm]);
+            return RebuildOnlyIn(Path.Join(shm, Path.GetFileName(old)), Path.Join(shm, Path.GetFileName(patch)), Path.Join(shm, Path.GetFileName(frame)), windowLog, "tmpfs (`/dev/shm`)");
+        }
+        finally
+        {
+            TreeWriter.DeleteTree(shm);
+        }
+    }
+
+    private (Samples Serial, Samples SerialCpu, Samples Parallel, Samples ParallelCpu, Samples Zstd, string Where) RebuildOnlyIn(string old, string patch, string frame, int windowLog, string where)
+    {
+        var package = PatchPackage.Open(patch, Patching.ManifestLimits.Default);
+        var recipe = package.Manifest.Recipes.MaxBy(r => r.Size) ?? throw new InvalidOperationException("the patch rebuilds no content");
+        var walk = TreeOps.Walk(FileOps.Instance, old).ToDictionary(e => e.Path, e => e.Info, StringComparer.Ordinal);
+        var serial = new Samples();
+        var serialCpu = new Samples();
+        var parallel = new Samples();
+        var parallelCpu = new Samples();
+        var zstd = new Samples();
+        for (var run = 0; run <= o.Runs; run++)
+        {
+            foreach (var atOnce in run % 2 == 0 ? new[] { false, true } : [true, false])
+            {
+                using var receiver = new DeltaReceiver(FileOps.Instance, old, package, walk) { ParallelFromBytes = atOnce ? 0 : long.MaxValue };
+                var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+                var sw = Stopwatch.StartNew();
+                receiver.Write(recipe, Stream.Null, null, CancellationToken.None);
+                var (seconds, cpuSeconds) = (sw.Elapsed.TotalSeconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
+                Log($"  rebuild in {where}, run {run}: {(atOnce ? "several at once" : "one at a time")} {Fmt.Seconds(seconds)}, CPU {Fmt.Seconds(cpuSeconds)}{(run == 0 ? " (warm-up, not counted)" : "")}");
+                if (run == 0) continue;
+                (atOnce ? parallel : serial).Add(seconds);
+                (atOnce ? parallelCpu : serialCpu).Add(cpuSeconds);
+            }
+
+            var z = Stopwatch.StartNew();
+            Proc.Check("zstd", ["-q", "-d", "-f", $"--long={windowLog}", $"--patch-from={Path.Join(old, "huge.pak")}", frame, "-o", "/dev/null"]);
+            if (run > 0) zstd.Add(z.Elapsed.TotalSeconds);
+        }
+
+        return (serial, serialCpu, parallel, parallelCpu, zstd, where);
     }
 
     /// <summary>Runs a child under GNU time: wall seconds, CPU seconds (user + system) and peak RSS of the child.</summary>

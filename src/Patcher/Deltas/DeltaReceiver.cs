@@ -88,8 +88,8 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
     private int _pooled;
 
     /// <summary>
-    /// Operations of one content produced at once, and pooled operations of all contents together: with more, a
-    /// large file's operations would wait on the cores anyway while each held up to 48 MiB (docs/decisions.md).
+    /// Runs of operations of one content produced at once, and pooled runs of all contents together: with more, a large
+    /// file's runs would wait on the cores anyway while each held up to 16 MiB of output and a reference (docs/decisions.md).
     /// </summary>
     internal static readonly int OpsInFlight = Math.Clamp(Environment.ProcessorCount, 2, 4);
 
@@ -130,11 +130,12 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
     /// operation but the last. The whole content (prefix included) is checked against its SHA-256.
     /// </summary>
     /// <remarks>
-    /// A large content's operations are produced (read, decoded, checked) several at once on the thread pool, at most
-    /// <see cref="OpsInFlight"/> of them, while this thread writes the finished ones in order: the output, the prefix's
-    /// hashes, <paramref name="onBytes"/> and <paramref name="afterOp"/> see exactly what a one-by-one loop would, and
-    /// the first operation in order that fails is the error thrown, with nothing after it written. Small contents, and
-    /// callers on a scheduler that admits one task at a time, produce each operation on this thread just before writing it.
+    /// A large content's operations are produced (read, decoded, checked) on the thread pool, in runs of consecutive
+    /// operations (<see cref="RunEnd"/>), at most <see cref="OpsInFlight"/> runs at once, while this thread writes the
+    /// finished operations in order: the output, the prefix's hashes, <paramref name="onBytes"/> and
+    /// <paramref name="afterOp"/> see exactly what a one-by-one loop would, and the first operation in order that fails
+    /// is the error thrown, with nothing after it written. Small contents, and callers on a scheduler that admits one
+    /// task at a time, produce each operation on this thread just before writing it.
     /// </remarks>
     public void Write(ContentRecipe recipe, Stream output, ContentPrefix prefix, Action<ContentPrefix>? afterOp, Action<long>? onBytes, CancellationToken ct)
     {
@@ -146,23 +147,33 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
         // large file's hundreds of operations reuse a few arrays instead of leaving each one to the collector.
         var pool = ArrayPool<byte>.Shared;
         var pending = new Queue<Pending>();
+        var runs = 0;
         SharedReference? held = null; // successive operations of one file often share their reference: kept until another is needed
         var next = prefix.Ops;
         try
         {
             while (pending.Count > 0 || next < count)
             {
-                while (next < count && pending.Count < inFlight)
+                while (next < count && (pending.Count == 0 || runs - pending.Peek().Run < inFlight))
                 {
                     ct.ThrowIfCancellationRequested();
-                    var reference = references[next] is { } refs ? Acquire(ref held, refs) : null;
-                    pending.Enqueue(Start(recipe, recipe.Ops[next], next, pool.Rent(checked((int)recipe.Ops[next].Length + 1)), reference, parallel, ct));
-                    next++;
+                    var end = parallel ? RunEnd(recipe, references, next) : next + 1;
+                    var run = new List<Pending>(end - next);
+                    for (; next < end; next++)
+                    {
+                        var reference = references[next] is { } refs ? Acquire(ref held, refs) : null;
+                        var started = new Pending(runs, next, pool.Rent(checked((int)recipe.Ops[next].Length + 1)), reference, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+                        run.Add(started);
+                        pending.Enqueue(started);
+                    }
+
+                    Start(recipe, run, parallel, ct);
+                    runs++;
                 }
 
                 ct.ThrowIfCancellationRequested();
                 var done = pending.Peek();
-                done.Produced.GetAwaiter().GetResult(); // the operation's own exception, as itself
+                done.Produced.Task.GetAwaiter().GetResult(); // the operation's own exception, as itself
                 pending.Dequeue();
                 try
                 {
@@ -190,7 +201,7 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
             {
                 try
                 {
-                    left.Produced.Wait(CancellationToken.None);
+                    left.Produced.Task.Wait(CancellationToken.None);
                 }
                 catch (AggregateException)
                 {
@@ -209,29 +220,76 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
     }
 
     /// <summary>
-    /// Produces operation <paramref name="index"/> into <paramref name="buffer"/>: on the thread pool when
-    /// <paramref name="parallel"/> and the receiver's budget of <see cref="OpsInFlight"/> pooled operations (shared by
-    /// the contents rebuilt at once) has room, else here and now.
+    /// The end of the run of operations produced together from <paramref name="from"/>: consecutive operations of at
+    /// most <see cref="DeltaLimits.MaxDataLength"/> bytes together (at least one), served from one reference or none,
+    /// so that a file of many small operations hands work between threads per run, not per operation, and a run holds
+    /// no more than one operation's maximum of output and one reference.
     /// </summary>
-    private Pending Start(ContentRecipe recipe, DeltaOp op, int index, byte[] buffer, SharedReference? reference, bool parallel, CancellationToken ct)
+    private static int RunEnd(ContentRecipe recipe, IReadOnlyList<RefWindow>?[] references, int from)
+    {
+        long bytes = recipe.Ops[from].Length;
+        var reference = references[from];
+        var end = from + 1;
+        for (; end < recipe.Ops.Count && bytes + recipe.Ops[end].Length <= DeltaLimits.MaxDataLength; end++)
+        {
+            if (references[end] is { } next)
+            {
+                if (reference is null) reference = next;
+                else if (!ReferenceEquals(next, reference) && !next.SequenceEqual(reference)) break;
+            }
+
+            bytes += recipe.Ops[end].Length;
+        }
+
+        return end;
+    }
+
+    /// <summary>
+    /// Produces the operations of <paramref name="run"/> in order, completing each one's <see cref="Pending.Produced"/>
+    /// as soon as it is ready: on the thread pool when <paramref name="parallel"/> and the receiver's budget of
+    /// <see cref="OpsInFlight"/> pooled runs (shared by the contents rebuilt at once) has room, else here and now. After
+    /// an operation fails, the rest of the run is not produced (never written: the failure is thrown first).
+    /// </summary>
+    private void Start(ContentRecipe recipe, List<Pending> run, bool parallel, CancellationToken ct)
     {
         void Run()
         {
-            ct.ThrowIfCancellationRequested();
-            try
+            Exception? failed = null;
+            foreach (var p in run)
             {
-                Produce(recipe, op, buffer, reference);
-            }
-            catch (PatcherException ex) when (ex.Code == PatchErrorCode.BaseMismatch && Shipped(op) is { } shipped)
-            {
-                // The base bytes this operation reads are damaged, but the patch ships the same output whole.
-                Decode(recipe, shipped, [], buffer);
+                if (failed is not null)
+                {
+                    p.Produced.SetException(failed);
+                    continue;
+                }
+
+                try
+                {
+                    ct.ThrowIfCancellationRequested();
+                    var op = recipe.Ops[p.Index];
+                    try
+                    {
+                        Produce(recipe, op, p.Buffer, p.Reference);
+                    }
+                    catch (PatcherException ex) when (ex.Code == PatchErrorCode.BaseMismatch && Shipped(op) is { } shipped)
+                    {
+                        // The base bytes this operation reads are damaged, but the patch ships the same output whole.
+                        Decode(recipe, shipped, [], p.Buffer);
+                    }
+
+                    p.Produced.SetResult();
+                }
+                catch (Exception ex)
+                {
+                    failed = ex;
+                    p.Produced.SetException(ex);
+                }
             }
         }
 
         if (parallel && Interlocked.Increment(ref _pooled) <= OpsInFlight)
         {
-            return new Pending(index, buffer, reference, Task.Run(() =>
+            Task.Run(() =>
             {
                 try
                 {
@@ -241,19 +299,12 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
                 {
                     Interlocked.Decrement(ref _pooled);
                 }
-            }, CancellationToken.None));
+            }, CancellationToken.None);
+            return;
         }
 
         if (parallel) Interlocked.Decrement(ref _pooled);
-        try
-        {
-            Run();
-            return new Pending(index, buffer, reference, Task.CompletedTask);
-        }
-        catch (Exception ex)
-        {
-            return new Pending(index, buffer, reference, Task.FromException(ex));
-        }
+        Run();
     }
 
     /// <summary>Gives back what a produced (or abandoned) operation held.</summary>
@@ -263,8 +314,8 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
         done.Reference?.Release(pool);
     }
 
-    /// <summary>An operation started: its index, its output buffer, the reference it holds a count of, and its completion.</summary>
-    private sealed record Pending(int Index, byte[] Buffer, SharedReference? Reference, Task Produced);
+    /// <summary>An operation started: its run, its index, its output buffer, the reference it holds a count of, and its completion.</summary>
+    private sealed record Pending(int Run, int Index, byte[] Buffer, SharedReference? Reference, TaskCompletionSource Produced);
 
     /// <summary>Puts the output of <paramref name="op"/> into <paramref name="buffer"/>, checked against its SHA-256.</summary>
     private void Produce(ContentRecipe recipe, DeltaOp op, byte[] buffer, SharedReference? reference)

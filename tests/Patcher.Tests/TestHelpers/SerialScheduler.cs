@@ -8,8 +8,15 @@ internal sealed class SerialScheduler : TaskScheduler
     public override int MaximumConcurrencyLevel => 1;
 
     /// <summary>Runs <paramref name="body"/> as a task on this scheduler and waits for it, rethrowing its exception as itself.</summary>
-    public static void Run(Action body) =>
+    public static T Run<T>(Func<T> body) =>
         Task.Factory.StartNew(body, CancellationToken.None, TaskCreationOptions.None, Instance).GetAwaiter().GetResult();
+
+    /// <inheritdoc cref="Run{T}(Func{T})"/>
+    public static void Run(Action body) => Run(() =>
+    {
+        body();
+        return 0;
+    });
 
     protected override void QueueTask(Task task) => TryExecuteTask(task);
 

@@ -13,8 +13,7 @@ namespace Patching.Tests.TestHelpers;
 /// </remarks>
 internal static class SimulatedFsRunner
 {
-    public static T Run<T>(Func<T> action) =>
-        Task.Factory.StartNew(action, CancellationToken.None, TaskCreationOptions.None, InlineSerialScheduler.Instance).GetAwaiter().GetResult();
+    public static T Run<T>(Func<T> action) => SerialScheduler.Run(action);
 
     /// <summary>
     /// Runs <paramref name="action"/>, which must end in the simulated power cut. Returns normally only when the
@@ -48,17 +47,4 @@ internal static class SimulatedFsRunner
         AggregateException ae => ae.Flatten().InnerExceptions.All(IsCrash),
         _ => false,
     };
-
-    private sealed class InlineSerialScheduler : TaskScheduler
-    {
-        public static readonly InlineSerialScheduler Instance = new();
-
-        public override int MaximumConcurrencyLevel => 1;
-
-        protected override void QueueTask(Task task) => TryExecuteTask(task);
-
-        protected override bool TryExecuteTaskInline(Task task, bool taskWasPreviouslyQueued) => TryExecuteTask(task);
-
-        protected override IEnumerable<Task> GetScheduledTasks() => [];
-    }
 }
