@@ -548,7 +548,7 @@ if selected chain; then
     measure_pair chain-AB "${T[0]}" "${T[1]}" "\`$CHAIN_PACKAGE\` ${CHAIN[0]} → ${CHAIN[1]}"
     measure_pair chain-BC "${T[1]}" "${T[2]}" "\`$CHAIN_PACKAGE\` ${CHAIN[1]} → ${CHAIN[2]}"
     measure_pair chain-CD "${T[2]}" "${T[3]}" "\`$CHAIN_PACKAGE\` ${CHAIN[2]} → ${CHAIN[3]}"
-    full=$(full_package_bytes "${T[3]}"); read -r FULL_PAY _ _ FULL_WHOLE <<<"$full"
+    full=$(full_package_bytes "${T[3]}"); read -r FULL_PAY _ _ FULL_WHOLE _ <<<"$full"
     CHAIN_DONE=1
 fi
 ELAPSED=$(( $(date +%s) - START ))
@@ -558,7 +558,7 @@ chain_report() {
     for id in chain-AD chain-AB chain-BC chain-CD; do
         while IFS=$'\t' read -r i f counts nb pf w tz pb secs nums; do
             [[ $i == "$id" && $f == "$fmt" ]] || continue
-            read -r _ _ x3 x4 _ _ <<<"$pf"; read -r p _ _ wh <<<"$pb"
+            read -r _ _ x3 x4 _ _ <<<"$pf"; read -r p _ _ wh _ <<<"$pb"
             b2+=("$x4"); bs+=("$x3"); pay+=("$p"); whole+=("$wh")
             [[ $id == chain-AD ]] && wz=$w
         done <"$RESULTS"
