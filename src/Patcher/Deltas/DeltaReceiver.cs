@@ -175,48 +175,59 @@ internal sealed partial class DeltaReceiver(IFileOps fs, string installDir, IDel
                 var done = pending.Peek();
                 done.Produced.Task.GetAwaiter().GetResult(); // the operation's own exception, as itself
                 pending.Dequeue();
-                try
-                {
-                    var bytes = done.Buffer.AsSpan(0, (int)recipe.Ops[done.Index].Length);
-                    output.Write(bytes);
-                    prefix.Append(bytes);
-                    prefix.Completed(1);
-                    Interlocked.Increment(ref _opsRun);
-                    Interlocked.Add(ref _bytesRun, bytes.Length);
-                    onBytes?.Invoke(bytes.Length);
-                }
-                finally
-                {
-                    Finish(done, pool);
-                }
-
+                WriteProduced(recipe, done, output, prefix, onBytes, pool);
                 if (done.Index + 1 < count) afterOp?.Invoke(prefix);
             }
         }
         finally
         {
-            // Operations still running after a failure or cancellation finish (each checks the token first) before
-            // their buffers go back to the pool and before the caller may close the output or the install.
-            foreach (var left in pending)
-            {
-                try
-                {
-                    left.Produced.Task.Wait(CancellationToken.None);
-                }
-                catch (AggregateException)
-                {
-                    // Past the operation that failed or the cancellation: never written, its error is not the one reported.
-                }
-
-                Finish(left, pool);
-            }
-
+            Drain(pending, pool);
             held?.Release(pool);
         }
 
         if (prefix.Sha256 is not { } hash) return;
         if (hash != recipe.Sha256)
             throw new PatcherException(PatchErrorCode.DeltaOutputMismatch, $"content {recipe.Sha256} rebuilt from its operations has SHA-256 {hash}", recipe.Sha256);
+    }
+
+    /// <summary>Writes an operation's verified output and appends it to the prefix; its buffer goes back to the pool.</summary>
+    private void WriteProduced(ContentRecipe recipe, Pending done, Stream output, ContentPrefix prefix, Action<long>? onBytes, ArrayPool<byte> pool)
+    {
+        try
+        {
+            var bytes = done.Buffer.AsSpan(0, (int)recipe.Ops[done.Index].Length);
+            output.Write(bytes);
+            prefix.Append(bytes);
+            prefix.Completed(1);
+            Interlocked.Increment(ref _opsRun);
+            Interlocked.Add(ref _bytesRun, bytes.Length);
+            onBytes?.Invoke(bytes.Length);
+        }
+        finally
+        {
+            Finish(done, pool);
+        }
+    }
+
+    /// <summary>
+    /// Operations still running after a failure or cancellation finish (each checks the token first) before their
+    /// buffers go back to the pool and before the caller may close the output or the install.
+    /// </summary>
+    private static void Drain(Queue<Pending> pending, ArrayPool<byte> pool)
+    {
+        foreach (var left in pending)
+        {
+            try
+            {
+                left.Produced.Task.Wait(CancellationToken.None);
+            }
+            catch (AggregateException)
+            {
+                // Past the operation that failed or the cancellation: never written, its error is not the one reported.
+            }
+
+            Finish(left, pool);
+        }
     }
 
     /// <summary>
