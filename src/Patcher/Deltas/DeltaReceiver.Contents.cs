@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Patching.Manifests;
 
 namespace Patching.Deltas;
@@ -37,9 +36,6 @@ internal sealed partial class DeltaReceiver
             input.ReadExactly(buffer);
         }
 
-        var actual = Convert.ToHexStringLower(SHA256.HashData(buffer));
-        if (actual != window.Sha256)
-            throw new PatcherException(PatchErrorCode.DeltaOutputMismatch,
-                $"the reference window {window.Offset}..{window.Offset + buffer.Length} of content {content} has SHA-256 {actual}, the manifest signs {window.Sha256}", content);
+        DeltaChecks.Expect(buffer, window.Sha256, $"the reference window {window.Offset}..{window.Offset + buffer.Length} of content {content}");
     }
 }

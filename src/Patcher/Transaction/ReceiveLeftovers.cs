@@ -31,9 +31,10 @@ internal static class ReceiveLeftovers
     public static void KeepRecordedPartials(IFileOps fs, StateLayout layout, JournalStore journal)
     {
         var dir = layout.PartialDir;
-        if (fs.Stat(dir).Kind == EntryKind.Missing) return;
+        var kind = fs.Stat(dir).Kind;
+        if (kind == EntryKind.Missing) return;
         var recorded = journal.RecordedContents();
-        if (recorded.Count == 0 || fs.Stat(dir).Kind != EntryKind.Directory)
+        if (recorded.Count == 0 || kind != EntryKind.Directory)
         {
             TreeOps.DeleteTree(fs, dir);
             return;
